@@ -1,0 +1,242 @@
+import re
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from unsup.report import (
+    Report,
+    comparison_table,
+    confusion_matrix_plot,
+    curves_plot,
+    em_trace_plot,
+    embedding_plot,
+    flatten_dict,
+    format_value,
+    image_grid,
+    model_report,
+)
+
+
+def _history(n=5):
+    out = []
+    for i in range(n):
+        ll = -10.0 + 2.0 * (1 - 0.5**i)
+        kl = 0.1 * 0.5**i
+        out.append({"iter": i, "log_likelihood": ll, "bound": ll - kl, "kl": kl})
+    return out
+
+
+class FakeModel:
+    """A minimal duck-typed fitted clustering model on 4x4 images."""
+
+    def __init__(self, n_clusters=3):
+        self.n_clusters = n_clusters
+        rng = np.random.default_rng(0)
+        self.cluster_centers_ = rng.normal(size=(n_clusters, 16))
+        self.history_ = _history()
+        self.n_iter_ = 5
+        self.inertia_ = 12.5
+
+    def get_params(self, deep=True):
+        return {"n_clusters": self.n_clusters, "note": "<b>bold</b>"}
+
+    def predict(self, X):
+        d = ((np.asarray(X)[:, None, :] - self.cluster_centers_[None]) ** 2).sum(-1)
+        return d.argmin(1)
+
+
+def _data(n=60, d=16, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, size=n)
+    X = rng.normal(size=(n, d)) + 3.0 * y[:, None]
+    return X, y
+
+
+def _assert_self_contained(html):
+    for attr in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', html):
+        assert not attr.startswith(("http://", "https://", "//")), attr
+    assert "<script" not in html.lower()
+    assert "@import" not in html and "url(http" not in html
+
+
+# ---------------------------------------------------------------- Report
+
+
+def test_report_blocks_and_escaping(tmp_path):
+    r = Report("<script>alert(1)</script> results")
+    r.heading("Section & <stuff>")
+    r.text("a < b and c > d\n\nsecond paragraph")
+    r.table([{"name": "x<y", "value": 0.123456789, "n": 3}, {"name": "z", "extra": 1e-9}],
+            caption="Table <1>")
+    path = r.save(tmp_path / "sub" / "r.html")
+    html = (tmp_path / "sub" / "r.html").read_text(encoding="utf-8")
+    assert path.endswith("r.html")
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; results" in html
+    assert "<h2>Section &amp; &lt;stuff&gt;</h2>" in html
+    assert "<p>a &lt; b and c &gt; d</p>" in html and "<p>second paragraph</p>" in html
+    assert "<th>name</th><th>value</th><th>n</th><th>extra</th>" in html
+    assert "0.1235" in html and "0.123456" not in html
+    assert "1e-09" in html
+    assert "x&lt;y" in html
+    assert "<caption>Table &lt;1&gt;</caption>" in html
+    assert html.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in html
+    _assert_self_contained(html)
+
+
+def test_format_value():
+    assert format_value(3.14159265) == "3.142"
+    assert format_value(np.float32(1234567.0)) == "1.235e+06"
+    assert format_value(7) == "7"
+    assert format_value(np.int64(7)) == "7"
+    assert format_value(True) == "True"
+    assert format_value(None) == ""
+    assert format_value(float("nan")) == "nan"
+    assert format_value("s") == "s"
+
+
+def test_figure_is_embedded_and_closed(tmp_path):
+    r = Report("figs")
+    fig = curves_plot({"a": [1.0, 2.0, 3.0]}, "x", "y")
+    r.figure(fig, caption="cap <1>")
+    html = r.to_html()
+    assert html.count('<img src="data:image/png;base64,') == 1
+    assert "<figcaption>cap &lt;1&gt;</figcaption>" in html
+    assert len(fig.axes) == 0  # cleared after embedding
+    _assert_self_contained(html)
+
+
+def test_heading_level_validation():
+    with pytest.raises(ValueError):
+        Report("t").heading("x", level=7)
+
+
+# ---------------------------------------------------------------- plots
+
+
+def test_image_grid_axes():
+    imgs = np.random.default_rng(0).random((7, 12))
+    fig = image_grid(imgs, (3, 4), titles=[str(i) for i in range(7)], ncols=3)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 7
+    fig = image_grid(np.zeros((2, 12)), (3, 4))  # constant images do not divide by zero
+    assert len(fig.axes) == 2
+    with pytest.raises(ValueError, match="12"):
+        image_grid(imgs, (5, 5))
+
+
+def test_confusion_matrix_plot_diagonal_order():
+    y = np.array([0, 0, 1, 1, 2, 2, 2])
+    p = np.array([7, 7, 5, 5, 9, 9, 8])
+    fig = confusion_matrix_plot(y, p)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 1
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["7", "5", "9", "8"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "1", "2"]
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert texts == ["1", "2", "2", "2"]
+
+
+def test_em_trace_plot():
+    fig = em_trace_plot(_history())
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 2
+    assert "L(q" in fig._suptitle.get_text() and "KL" in fig._suptitle.get_text()
+    hist = [{"log_likelihood": -1.0, "bound": -1.5}, {"log_likelihood": -0.5, "bound": -0.6}]
+    fig = em_trace_plot(hist)  # iter and kl filled in
+    np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), [0.5, 0.1])
+    with pytest.raises(ValueError):
+        em_trace_plot([])
+
+
+def test_embedding_and_curves_plot():
+    Z = np.random.default_rng(0).normal(size=(50, 2))
+    assert len(embedding_plot(Z, None).axes) == 1
+    fig = embedding_plot(Z, np.arange(50) % 3, title="t")
+    assert len(fig.axes) == 1 and fig.axes[0].get_legend() is not None
+    assert len(embedding_plot(Z, np.arange(50)).axes) == 1  # many labels, no legend
+    with pytest.raises(ValueError):
+        embedding_plot(np.zeros((5, 3)), None)
+    fig = curves_plot({"train": [3, 2, 1], "val": [3.5, 2.5, 2.0]}, "epoch", "loss", logy=True)
+    assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 2
+
+
+# ---------------------------------------------------------------- model_report
+
+
+def test_model_report_fake_model(tmp_path):
+    X, y = _data()
+    model = FakeModel()
+    r = model_report(model, X, y, image_shape=(4, 4),
+                     metrics={"accuracy": 0.5, "extra": {"nmi": 0.25}},
+                     title="Fake <model>")
+    path = tmp_path / "report.html"
+    r.save(path)
+    assert path.exists()
+    html = path.read_text(encoding="utf-8")
+    assert '<img src="data:image/png;base64,' in html
+    for h in ["Parameters", "Metrics", "Cluster centres", "Confusion matrix", "EM trace",
+              "2-D projection"]:
+        assert f"<h2>{h}</h2>" in html, h
+    assert html.count('<img src="data:image/png;base64,') == 4
+    assert "extra.nmi" in html
+    assert "<title>Fake &lt;model&gt;</title>" in html
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html and "<b>bold</b>" not in html
+    assert "n_iter_" in html and "inertia_" in html
+    assert "Section skipped" not in html
+    _assert_self_contained(html)
+
+
+def test_model_report_sklearn_kmeans_appends(tmp_path):
+    from sklearn.cluster import KMeans
+
+    X, y = _data(n=80)
+    km = KMeans(n_clusters=3, n_init=1, random_state=0).fit(X)
+    km.history_ = _history(3)
+    r = Report("Comparison")
+    model_report(km, X, y, image_shape=(4, 4), report=r)
+    model_report(km, X, None, report=r, title="KMeans without labels")
+    html = r.to_html()
+    assert "<h2>KMeans</h2>" in html and "<h2>KMeans without labels</h2>" in html
+    assert "<h3>Confusion matrix</h3>" in html and "<h3>Cluster centres</h3>" in html
+    assert "accuracy" in html  # metrics computed from y and predict
+    assert html.count("<h3>Confusion matrix</h3>") == 1
+    _assert_self_contained(html)
+
+
+def test_model_report_unknown_and_broken_models():
+    X, y = _data(n=30)
+
+    class Bare:
+        pass
+
+    html = model_report(Bare(), X).to_html()
+    assert "<h2>2-D projection</h2>" in html
+    assert "Parameters" not in html
+
+    class Broken:
+        cluster_centers_ = np.zeros((2, 16))
+        history_ = [{"loss": 1.0}, {"loss": 0.5}]
+
+        def get_params(self, deep=True):
+            return {"a": np.arange(1000)}
+
+        def predict(self, X):
+            raise RuntimeError("boom")
+
+    with pytest.warns(RuntimeWarning, match="boom"):
+        r = model_report(Broken(), X, y, image_shape=(4, 4))
+    html = r.to_html()
+    assert "Section skipped" in html and "boom" in html
+    assert "<h2>Training history</h2>" in html
+    assert "<h2>2-D projection</h2>" in html
+    assert "array(1000,)" in html
+
+
+def test_flatten_and_comparison_table():
+    assert flatten_dict({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+    r = comparison_table([{"model": "A", "m": {"nmi": 0.5}}, {"model": "B", "m": {"nmi": 0.75}}])
+    html = r.to_html()
+    assert "<th>m.nmi</th>" in html and "0.75" in html

@@ -1,0 +1,7 @@
+"""Clustering and mixture models trained by (hard or soft) EM on sufficient statistics."""
+
+from unsup.cluster.gaussian_mixture import GaussianMixture
+from unsup.cluster.kmeans import KMeans
+from unsup.cluster.minibatch_kmeans import MiniBatchKMeans
+
+__all__ = ["KMeans", "MiniBatchKMeans", "GaussianMixture"]

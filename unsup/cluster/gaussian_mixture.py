@@ -1,0 +1,377 @@
+"""Gaussian mixture models fitted by the EM algorithm on sufficient statistics."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from unsup import distributed as ud
+from unsup.base import BaseEstimator, make_generator
+from unsup.cluster._lloyd import global_count, kmeans_plusplus, sample_rows
+from unsup.cluster.kmeans import KMeans, _check_float, _check_int
+from unsup.data.validation import check_min_samples
+from unsup.io import register
+from unsup.ops import chunk_rows, chunks, sq_distances
+
+__all__ = ["GaussianMixture"]
+
+_COV_TYPES = ("full", "tied", "diag", "spherical")
+_INITS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+class _Params:
+    """Mixture parameters in the centred coordinates used during fitting (float64)."""
+
+    def __init__(self, weights: torch.Tensor, means: torch.Tensor, cov: torch.Tensor,
+                 cov_type: str) -> None:
+        self.weights, self.means, self.cov, self.cov_type = weights, means, cov, cov_type
+        self.prec_chol = _precision_cholesky(cov, cov_type)
+        D = means.shape[1]
+        if cov_type == "full":
+            self.log_det = torch.log(torch.diagonal(self.prec_chol, dim1=1, dim2=2)).sum(1)
+            self.mu_p = torch.einsum("kd,kde->ke", means, self.prec_chol)
+        elif cov_type == "tied":
+            self.log_det = torch.log(torch.diagonal(self.prec_chol)).sum().expand(len(weights))
+            self.mu_p = means @ self.prec_chol
+        elif cov_type == "diag":
+            self.log_det = torch.log(self.prec_chol).sum(1)
+            self.prec = self.prec_chol**2
+        else:
+            self.log_det = D * torch.log(self.prec_chol)
+            self.prec = self.prec_chol**2
+        self.log_weights = torch.log(weights)
+
+    def weighted_log_prob(self, X: torch.Tensor) -> torch.Tensor:
+        r"""``ln π_k + ln N(x_n | μ_k, Σ_k)`` for every row and component (n×K)."""
+        N, D = X.shape
+        K = len(self.weights)
+        const = -0.5 * D * math.log(2 * math.pi)
+        if self.cov_type == "full":
+            P = self.prec_chol.permute(1, 0, 2).reshape(D, K * D)  # [P_1 | ... | P_K]
+            maha = torch.empty(N, K, dtype=X.dtype, device=X.device)
+            for s in chunks(N, chunk_rows(K * D, N, 2**22)):
+                Y = (X[s] @ P).reshape(-1, K, D) - self.mu_p
+                maha[s] = (Y * Y).sum(-1)
+        elif self.cov_type == "tied":
+            maha = sq_distances(X @ self.prec_chol, self.mu_p)
+        else:
+            prec = self.prec if self.cov_type == "diag" else self.prec.unsqueeze(1).expand(K, D)
+            maha = (torch.addmm(((self.means**2) * prec).sum(1).unsqueeze(0), X,
+                                (self.means * prec).T, alpha=-2)
+                    + (X * X) @ prec.T).clamp_(min=0)
+        return const - 0.5 * maha + self.log_det + self.log_weights
+
+
+def _precision_cholesky(cov: torch.Tensor, cov_type: str) -> torch.Tensor:
+    """Upper-triangular factors P with Σ⁻¹ = P Pᵀ (or 1/σ for diag / spherical)."""
+    msg = ("Fitting the mixture model failed because some components have ill-defined "
+           "empirical covariance (for instance caused by singleton or collapsed samples). "
+           "Try to decrease the number of components, or increase reg_covar.")
+    if cov_type in ("full", "tied"):
+        L, info = torch.linalg.cholesky_ex(cov)
+        if bool((info != 0).any()):
+            raise ValueError(msg)
+        eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device).expand_as(cov)
+        return torch.linalg.solve_triangular(L, eye, upper=False).transpose(-1, -2)
+    if bool((cov <= 0).any()):
+        raise ValueError(msg)
+    return 1.0 / torch.sqrt(cov)
+
+
+@register
+class GaussianMixture(DensityMixin, BaseEstimator):
+    r"""Gaussian mixture model fitted by expectation-maximisation.
+
+    The density is :math:`p(x) = \sum_k \pi_k \mathcal N(x \mid \mu_k, \Sigma_k)`. For any
+    distribution q over the component indicators,
+
+    .. math:: \ln p(X\mid\theta) = \mathcal L(q,\theta) + \mathrm{KL}(q \,\|\, p(Z\mid X,\theta)),
+              \quad \mathcal L(q,\theta) = \sum_n \sum_k q_{nk}
+              \big(\ln \pi_k + \ln\mathcal N(x_n\mid\mu_k,\Sigma_k) - \ln q_{nk}\big).
+
+    The E-step sets :math:`q_{nk} = \gamma_{nk} = p(k \mid x_n, \theta)` (computed with
+    log-sum-exp), which makes KL zero; the M-step maximises :math:`\mathcal L` over θ using the
+    sufficient statistics :math:`N_k=\sum_n\gamma_{nk}`, :math:`\sum_n \gamma_{nk} x_n` and
+    :math:`\sum_n \gamma_{nk} x_n x_n^\top`. Neither step lowers ln p(X|θ). Under ``torchrun``
+    the statistics are summed across ranks, so sharded data give the single-process fit.
+
+    ``history_`` records, for every iteration t, the mean per-sample log-likelihood at θ_t,
+    the bound :math:`\mathcal L(q_{t-1}, \theta_t)` with the responsibilities of the previous
+    E-step, and :math:`\mathrm{KL}(q_{t-1}\,\|\,p(Z\mid X,\theta_t))`, so the identity
+    above can be checked at every step (``log_likelihood == bound + kl``).
+
+    Parameters
+    ----------
+    n_components : int, default=1
+    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+    tol : float, default=1e-3
+        Stop when the mean log-likelihood improves by less than ``tol``.
+    reg_covar : float, default=1e-6
+        Added to the covariance diagonals, keeping them positive definite.
+    max_iter : int, default=100
+    n_init : int, default=1
+        Restarts; the one with the highest likelihood is kept.
+    init : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
+        Initial responsibilities: k-means labels, k-means++ seeds' nearest points, random
+        soft responsibilities, or K random data points as means.
+    device, random_state, verbose : as for :class:`~unsup.cluster.KMeans`.
+
+    Attributes
+    ----------
+    weights_ (K,), means_ (K, D), covariances_, precisions_, precisions_cholesky_
+        (shapes by ``covariance_type`` as in scikit-learn),
+    converged_ : bool, n_iter_ : int, lower_bound_ : float (mean log-likelihood of the
+    training data at the final parameters), history_ : list of dicts with keys
+    ``iter``, ``log_likelihood``, ``bound``, ``kl`` (per-sample means, nats),
+    n_features_in_ : int.
+
+    References
+    ----------
+    Dempster, Laird & Rubin (1977). Neal & Hinton (1998), A view of the EM algorithm that
+    justifies incremental, sparse, and other variants. Bishop (2006), PRML §9.2–9.4.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: str = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init: str = "kmeans",
+        device: str = "auto",
+        random_state: Any = None,
+        verbose: bool = False,
+    ) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init = init
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- EM pieces --------------------------------------------------------------------------
+    def _stats(self, X: torch.Tensor, resp: torch.Tensor, X2: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, ...]:
+        """Sufficient statistics (summed over ranks): N_k, Σγx, and Σγxxᵀ (or its diagonal)."""
+        nk = resp.sum(0)
+        sx = resp.T @ X
+        ct = self.covariance_type
+        if ct == "full":
+            sxx = torch.stack([(X * resp[:, k : k + 1]).T @ X for k in range(resp.shape[1])])
+        elif ct == "tied":
+            sxx = X.T @ X
+        else:
+            sxx = resp.T @ (X * X if X2 is None else X2)
+        ud.all_reduce_sum(nk, sx, sxx)
+        return nk, sx, sxx
+
+    def _m_step(self, nk: torch.Tensor, sx: torch.Tensor, sxx: torch.Tensor) -> _Params:
+        eps = 10 * torch.finfo(nk.dtype).eps
+        nk = nk + eps
+        n = nk.sum()
+        means = sx / nk[:, None]
+        D = means.shape[1]
+        reg = float(self.reg_covar)
+        ct = self.covariance_type
+        if ct == "full":
+            cov = sxx / nk[:, None, None] - means[:, :, None] * means[:, None, :]
+            cov = 0.5 * (cov + cov.transpose(1, 2))
+            cov = cov + reg * torch.eye(D, dtype=cov.dtype, device=cov.device)
+        elif ct == "tied":
+            cov = (sxx - (means * nk[:, None]).T @ means) / n
+            cov = 0.5 * (cov + cov.T) + reg * torch.eye(D, dtype=cov.dtype, device=cov.device)
+        else:
+            cov = (sxx / nk[:, None] - means**2).clamp(min=0) + reg
+            if ct == "spherical":
+                cov = cov.mean(1)
+        return _Params(nk / n, means, cov, ct)
+
+    def _init_resp(self, X: torch.Tensor, gen: torch.Generator, rs: np.random.RandomState
+                   ) -> torch.Tensor:
+        K, N = self.n_components, X.shape[0]
+        if self.init == "kmeans":
+            km = KMeans(K, n_init=1, random_state=rs, device=X.device.type).fit(X)
+            labels = torch.as_tensor(km.labels_, device=X.device)
+        elif self.init == "random":
+            r = torch.rand(N, K, generator=gen, dtype=X.dtype).to(X.device)
+            return r / r.sum(1, keepdim=True)
+        else:
+            if self.init == "k-means++":
+                C = kmeans_plusplus(X, K, 1, gen)[0]
+            else:
+                u = torch.rand(1, K, generator=gen, dtype=torch.float64).to(X.device)
+                C = sample_rows(X, torch.ones(1, N, device=X.device), u)[0]
+            labels = sq_distances(X, C).argmin(1)
+        resp = torch.zeros(N, K, dtype=X.dtype, device=X.device)
+        resp[torch.arange(N, device=X.device), labels] = 1.0
+        return resp
+
+    def _em(self, X: torch.Tensor, resp: torch.Tensor) -> tuple[_Params, list, bool, int, float]:
+        X2 = X * X if self.covariance_type in ("diag", "spherical") else None
+        params = self._m_step(*self._stats(X, resp, X2))
+        n_total = global_count(X.shape[0], X.device)
+        history: list[dict[str, float]] = []
+        q, neg_h = resp, torch.special.xlogy(resp, resp).sum()  # Σ q ln q (0 ln 0 = 0)
+        prev = -math.inf
+        converged = False
+        it = 0
+        for it in range(self.max_iter + 1):
+            wlp = params.weighted_log_prob(X)
+            log_norm = torch.logsumexp(wlp, 1, keepdim=True)
+            log_resp = wlp - log_norm
+            # ln p = L(q, θ) + KL(q || p(Z|X, θ)) with q from the previous E-step
+            sums = torch.stack([log_norm.sum(), (q * wlp).sum() - neg_h,
+                                neg_h - (q * log_resp).sum()])
+            ud.all_reduce_sum(sums)
+            ll, bound, kl = (sums / n_total).tolist()
+            history.append({"iter": it, "log_likelihood": ll, "bound": bound, "kl": kl})
+            if self.verbose:
+                print(f"EM iter {it}: log-likelihood {ll:.6f} (bound {bound:.6f}, KL {kl:.2e})")
+            if abs(ll - prev) < self.tol:
+                converged = True
+                break
+            if it == self.max_iter:
+                break
+            prev = ll
+            q = torch.exp(log_resp)
+            neg_h = (q * log_resp).sum()
+            params = self._m_step(*self._stats(X, q, X2))
+        return params, history, converged, it, history[-1]["log_likelihood"]
+
+    # -- public API -------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> GaussianMixture:
+        """Fit the mixture to ``X`` (N×D) by EM. Returns ``self``."""
+        K = _check_int("n_components", self.n_components, 1)
+        n_init = _check_int("n_init", self.n_init, 1)
+        _check_int("max_iter", self.max_iter, 0)
+        _check_float("tol", self.tol, 0.0)
+        _check_float("reg_covar", self.reg_covar, 0.0)
+        if self.covariance_type not in _COV_TYPES:
+            raise ValueError(f"covariance_type={self.covariance_type!r} is not one of {_COV_TYPES}")
+        if self.init not in _INITS:
+            raise ValueError(f"init={self.init!r} is not one of {_INITS}")
+        X = self._validate(X, reset=True, dtype=torch.float64)
+        check_min_samples(global_count(X.shape[0], X.device), K, "n_components")
+        # Work in centred coordinates (shift-invariant; keeps Σγxxᵀ − Nμμᵀ accurate).
+        mom = torch.cat([X.sum(0), torch.tensor([float(X.shape[0])], dtype=X.dtype,
+                                                device=X.device)])
+        ud.all_reduce_sum(mom)
+        shift = mom[:-1] / mom[-1]
+        Xc = X - shift
+        rs = check_random_state(self.random_state)
+        gen = make_generator(rs, torch.device("cpu"))
+        best = None
+        for _ in range(n_init):
+            resp = self._init_resp(Xc, gen, rs)
+            result = self._em(Xc, resp)
+            if best is None or result[-1] > best[-1]:
+                best = result
+        params, history, converged, n_iter, ll = best
+        if not converged and self.max_iter > 0:
+            warnings.warn(
+                f"GaussianMixture did not converge in max_iter={self.max_iter} iterations "
+                "(raise max_iter or tol, or check the initialisation)",
+                ConvergenceWarning, stacklevel=2,
+            )
+        self._store(params, shift)
+        self.converged_ = bool(converged)
+        self.n_iter_ = int(n_iter)
+        self.lower_bound_ = float(ll)
+        self.history_ = history
+        return self
+
+    def _store(self, p: _Params, shift: torch.Tensor) -> None:
+        ct = self.covariance_type
+        self.weights_ = p.weights.cpu().numpy()
+        self.means_ = (p.means + shift).cpu().numpy()
+        self.covariances_ = p.cov.cpu().numpy()
+        self.precisions_cholesky_ = p.prec_chol.cpu().numpy()
+        if ct == "full":
+            self.precisions_ = np.einsum("kij,klj->kil", self.precisions_cholesky_,
+                                         self.precisions_cholesky_)
+        elif ct == "tied":
+            self.precisions_ = self.precisions_cholesky_ @ self.precisions_cholesky_.T
+        else:
+            self.precisions_ = self.precisions_cholesky_**2
+
+    def _params(self, device: torch.device) -> _Params:
+        def t(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(a, dtype=np.float64), device=device)
+
+        return _Params(t(self.weights_), t(self.means_), t(self.covariances_),
+                       self.covariance_type)
+
+    def _wlp(self, X: Any) -> torch.Tensor:
+        X = self._validate(X, reset=False, dtype=torch.float64)
+        return self._params(X.device).weighted_log_prob(X)
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Exact log-density ln p(x) of each row, in nats."""
+        return torch.logsumexp(self._wlp(X), 1).cpu().numpy()
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean log-likelihood per sample (nats)."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Responsibilities p(k | x) (N×K)."""
+        return torch.softmax(self._wlp(X), 1).cpu().numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable component of each row."""
+        return self._wlp(X).argmax(1).cpu().numpy()
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        return self.fit(X).predict(X)
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n_samples`` points; returns ``(X, component labels)``."""
+        self._check_fitted()
+        n = _check_int("n_samples", n_samples, 1)
+        rs = check_random_state(self.random_state)
+        counts = rs.multinomial(n, self.weights_)
+        D = self.means_.shape[1]
+        out, labels = [], []
+        for k, c in enumerate(counts):
+            z = rs.standard_normal((c, D))
+            ct = self.covariance_type
+            if ct == "full":
+                x = self.means_[k] + z @ np.linalg.cholesky(self.covariances_[k]).T
+            elif ct == "tied":
+                x = self.means_[k] + z @ np.linalg.cholesky(self.covariances_).T
+            elif ct == "diag":
+                x = self.means_[k] + z * np.sqrt(self.covariances_[k])
+            else:
+                x = self.means_[k] + z * np.sqrt(self.covariances_[k])
+            out.append(x)
+            labels.append(np.full(c, k))
+        return np.concatenate(out), np.concatenate(labels)
+
+    def _n_parameters(self) -> int:
+        K, D = self.means_.shape
+        cov = {"full": K * D * (D + 1) / 2, "diag": K * D, "tied": D * (D + 1) / 2,
+               "spherical": K}[self.covariance_type]
+        return int(cov + K * D + K - 1)
+
+    def bic(self, X: Any) -> float:
+        """Bayesian information criterion, −2 ln p(X) + p ln N (lower is better)."""
+        n = len(X)
+        return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
+
+    def aic(self, X: Any) -> float:
+        """Akaike information criterion, −2 ln p(X) + 2p (lower is better)."""
+        return -2 * self.score(X) * len(X) + 2 * self._n_parameters()

@@ -1,0 +1,155 @@
+"""Safe model files: tensors in safetensors, parameters and metadata in JSON. Never pickle.
+
+One file per model. It is a standard safetensors file whose header metadata carries:
+
+- ``format`` = ``"unsup"`` and ``format_version``;
+- ``json``: the estimator class, its constructor parameters, its non-array fitted state and the
+  library version that wrote it;
+- ``sha256``: a digest of the JSON and every tensor's bytes, so a tampered file is refused.
+
+Loading looks the class up in a registry of unsup estimators (never an arbitrary import path)
+and restores attributes; nothing is ever executed from the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+__all__ = ["save", "load", "ModelFileError", "FORMAT_VERSION", "register"]
+
+FORMAT_VERSION = 1
+_REGISTRY: dict[str, type] = {}
+
+
+class ModelFileError(ValueError):
+    """The file is not a valid unsup model file (truncated, tampered, foreign or too new)."""
+
+
+def register(cls: type) -> type:
+    """Class decorator: make an estimator loadable by name."""
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def _digest(meta_json: str, arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256(meta_json.encode())
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(k.encode())
+        h.update(str(a.dtype).encode())
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _jsonable(v: Any, where: str) -> Any:
+    try:
+        json.dumps(v)
+    except TypeError as e:
+        raise TypeError(f"cannot save {where}: {type(v).__name__} is not JSON-serialisable") from e
+    return v
+
+
+def save(estimator: Any, path: str | os.PathLike) -> None:
+    """Write ``estimator`` to ``path`` atomically (write to a temporary file, then rename)."""
+    from safetensors.numpy import save_file
+
+    from unsup import __version__
+
+    cls = type(estimator)
+    if cls.__name__ not in _REGISTRY:
+        raise TypeError(f"{cls.__name__} is not a registered unsup estimator")
+    arrays, fitted = estimator._get_state()
+    tensors = {f"fitted.{k}": v for k, v in arrays.items()}
+    params: dict[str, Any] = {}
+    for k, v in estimator.get_params(deep=False).items():
+        if isinstance(v, np.ndarray):
+            tensors[f"param.{k}"] = v
+        else:
+            params[k] = _jsonable(v, f"parameter {k}")
+    for k, v in fitted.items():
+        _jsonable(v, f"fitted attribute {k}")
+    meta = {
+        "class": cls.__name__,
+        "library_version": __version__,
+        "params": params,
+        "fitted": fitted,
+    }
+    meta_json = json.dumps(meta, sort_keys=True)
+    tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    header = {
+        "format": "unsup",
+        "format_version": str(FORMAT_VERSION),
+        "json": meta_json,
+        "sha256": _digest(meta_json, tensors),
+    }
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    save_file(tensors, tmp, metadata=header)
+    os.replace(tmp, path)
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Load an estimator written by :func:`save`. Never unpickles.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ModelFileError
+        If the file is truncated, tampered with, not an unsup file, or from a newer format.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    import unsup.cluster  # noqa: F401  (registers the estimator classes)
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        cand = os.path.join(path, "model.safetensors")
+        if not os.path.exists(cand):
+            raise FileNotFoundError(f"{path} is a directory without a model.safetensors file")
+        path = cand
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no model file at {path}")
+    try:
+        with safe_open(path, framework="numpy") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, OverflowError) as e:
+        raise ModelFileError(
+            f"{path} is not a readable unsup model file (truncated or not safetensors): {e}"
+        ) from None
+    if header.get("format") != "unsup":
+        raise ModelFileError(f"{path} is a safetensors file but not an unsup model file")
+    try:
+        version = int(header.get("format_version", ""))
+    except ValueError:
+        raise ModelFileError(f"{path} has an invalid format_version") from None
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} uses model format {version}; this unsup reads up to {FORMAT_VERSION}: upgrade"
+        )
+    meta_json = header.get("json", "")
+    if _digest(meta_json, tensors) != header.get("sha256"):
+        raise ModelFileError(f"{path} failed its integrity check: the file was modified or damaged")
+    try:
+        meta = json.loads(meta_json)
+        cls = _REGISTRY[meta["class"]]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise ModelFileError(f"{path} names an unknown estimator class") from None
+    params = dict(meta["params"])
+    arrays = {}
+    for k, v in tensors.items():
+        kind, _, name = k.partition(".")
+        if kind == "param":
+            params[name] = v
+        elif kind == "fitted":
+            arrays[name] = v
+    est = cls(**params)
+    est._set_state(arrays, meta["fitted"])
+    return est
