@@ -12,6 +12,9 @@ On top of that every estimator takes ``device`` ("auto" | "cpu" | "cuda") and
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -22,7 +25,30 @@ from sklearn.utils import check_random_state
 
 from unsup.data.validation import check_array, check_n_features
 
-__all__ = ["BaseEstimator", "resolve_device", "make_generator", "NotFittedError"]
+__all__ = ["BaseEstimator", "resolve_device", "make_generator", "NotFittedError",
+           "progress_callback", "report_progress"]
+
+# A progress sink set by front ends (the CLI's progress bar); engines call report_progress.
+_PROGRESS: contextvars.ContextVar[Callable[..., None] | None] = contextvars.ContextVar(
+    "unsup_progress", default=None
+)
+
+
+@contextlib.contextmanager
+def progress_callback(fn: Callable[..., None]) -> Iterator[None]:
+    """Within the block, engines report ``fn(stage, step, total, **metrics)`` as they train."""
+    token = _PROGRESS.set(fn)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def report_progress(stage: str, step: int, total: int | None, **metrics: float) -> None:
+    """Tell the active progress sink (if any) that ``step`` of ``total`` is done."""
+    fn = _PROGRESS.get()
+    if fn is not None:
+        fn(stage, step, total, **metrics)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -58,12 +58,15 @@ def _jsonable(v: Any, where: str) -> Any:
 def save(estimator: Any, path: str | os.PathLike) -> None:
     """Write ``estimator`` to ``path`` atomically (write to a temporary file, then rename)."""
     from safetensors.numpy import save_file
+    from sklearn.utils.validation import check_is_fitted
 
     from unsup import __version__
 
     cls = type(estimator)
     if cls.__name__ not in _REGISTRY:
         raise TypeError(f"{cls.__name__} is not a registered unsup estimator")
+    # an unfitted estimator has no state to save: refuse rather than write an empty model
+    check_is_fitted(estimator)
     arrays, fitted = estimator._get_state()
     tensors = {f"fitted.{k}": v for k, v in arrays.items()}
     params: dict[str, Any] = {}
@@ -142,14 +145,28 @@ def load(path: str | os.PathLike) -> Any:
         cls = _REGISTRY[meta["class"]]
     except (json.JSONDecodeError, KeyError, TypeError):
         raise ModelFileError(f"{path} names an unknown estimator class") from None
-    params = dict(meta["params"])
-    arrays = {}
-    for k, v in tensors.items():
-        kind, _, name = k.partition(".")
-        if kind == "param":
-            params[name] = v
-        elif kind == "fitted":
-            arrays[name] = v
-    est = cls(**params)
-    est._set_state(arrays, meta["fitted"])
+    try:
+        params = dict(meta["params"])
+        fitted = dict(meta["fitted"])
+        arrays = {}
+        for k, v in tensors.items():
+            kind, _, name = k.partition(".")
+            if kind == "param":
+                params[name] = v
+            elif kind == "fitted":
+                arrays[name] = v
+            else:
+                raise ValueError(f"unexpected tensor {k!r}")
+        # only public fitted attributes (``name_``) are ever restored
+        bad = [k for k in [*fitted, *arrays] if not k.endswith("_") or k.startswith("_")]
+        if bad:
+            raise ValueError(f"unexpected fitted attributes {bad}")
+        valid = cls._get_param_names()
+        unknown = sorted(set(params) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown parameters {unknown} for {cls.__name__}")
+        est = cls(**params)
+        est._set_state(arrays, fitted)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{path} has malformed model metadata: {e}") from None
     return est

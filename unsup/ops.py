@@ -12,8 +12,11 @@ __all__ = ["chunks", "chunk_rows", "sq_norms", "sq_distances"]
 _BLOCK_ELEMS = 2**24
 
 
-def chunk_rows(n_cols: int, n_rows: int, block_elems: int = _BLOCK_ELEMS) -> int:
-    """Rows per chunk so that a chunk × ``n_cols`` temporary stays under ``block_elems``."""
+def chunk_rows(n_cols: int, n_rows: int, block_elems: int | None = None) -> int:
+    """Rows per chunk so that a chunk × ``n_cols`` temporary stays under ``block_elems``
+    (default: the module's ``_BLOCK_ELEMS``, read at call time so it can be tuned)."""
+    if block_elems is None:
+        block_elems = _BLOCK_ELEMS
     return max(1, min(n_rows, block_elems // max(1, n_cols)))
 
 

@@ -13,7 +13,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from unsup import distributed as ud
-from unsup.base import BaseEstimator, make_generator
+from unsup import ops
+from unsup.base import BaseEstimator, make_generator, report_progress
 from unsup.cluster._lloyd import global_count, kmeans_plusplus, sample_rows
 from unsup.cluster.kmeans import KMeans, _check_float, _check_int
 from unsup.data.validation import check_min_samples
@@ -56,7 +57,7 @@ class _Params:
         if self.cov_type == "full":
             P = self.prec_chol.permute(1, 0, 2).reshape(D, K * D)  # [P_1 | ... | P_K]
             maha = torch.empty(N, K, dtype=X.dtype, device=X.device)
-            for s in chunks(N, chunk_rows(K * D, N, 2**22)):
+            for s in chunks(N, chunk_rows(K * D, N, max(1, ops._BLOCK_ELEMS // 4))):
                 Y = (X[s] @ P).reshape(-1, K, D) - self.mu_p
                 maha[s] = (Y * Y).sum(-1)
         elif self.cov_type == "tied":
@@ -239,6 +240,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             ud.all_reduce_sum(sums)
             ll, bound, kl = (sums / n_total).tolist()
             history.append({"iter": it, "log_likelihood": ll, "bound": bound, "kl": kl})
+            report_progress("EM", it, self.max_iter, log_likelihood=ll)
             if self.verbose:
                 print(f"EM iter {it}: log-likelihood {ll:.6f} (bound {bound:.6f}, KL {kl:.2e})")
             if abs(ll - prev) < self.tol:

@@ -10,7 +10,7 @@ import torch
 from sklearn.base import ClusterMixin, TransformerMixin
 
 from unsup import distributed as ud
-from unsup.base import BaseEstimator, make_generator
+from unsup.base import BaseEstimator, make_generator, report_progress
 from unsup.cluster._lloyd import (
     farthest_points,
     global_count,
@@ -180,6 +180,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 same = (labels == prev_labels).all(1).to(torch.float64)
                 ud.all_reduce_sum(same)
                 done |= same >= ud.world_size()
+            report_progress("k-means", it, max_iter, inertia=float(inertia.min()))
             if self.verbose:
                 print(f"iter {it}: inertia {inertia.min().item():.6g}, active runs {len(active)}")
             keep = ~done

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from unsup.base import make_generator
+from unsup.base import make_generator, report_progress
 from unsup.cluster._lloyd import lloyd_pass
 from unsup.cluster.kmeans import KMeans, _check_float, _check_int, init_centers
 from unsup.data.validation import DataError, check_array, check_min_samples, check_n_features
@@ -22,7 +22,15 @@ def _rows(X: Any, idx: np.ndarray) -> Any:
     """Rows ``idx`` of an array, memmap or tensor, reading only those rows."""
     if isinstance(X, torch.Tensor):
         return X[torch.as_tensor(idx, device=X.device)]
-    return X[np.sort(idx)] if isinstance(X, np.memmap) else X[idx]
+    if isinstance(X, np.memmap):
+        # read in file order (sequential I/O), then restore the requested order, so a memmap
+        # gives the same batches, and the same fit, as the in-memory array
+        order = np.argsort(idx, kind="stable")
+        rows = np.asarray(X[idx[order]])
+        out = np.empty_like(rows)
+        out[order] = rows
+        return out
+    return X[idx]
 
 
 @register
@@ -156,8 +164,10 @@ class MiniBatchKMeans(KMeans):
         _check_float("reassignment_ratio", self.reassignment_ratio, 0.0)
         if not isinstance(X, (np.ndarray, torch.Tensor)):
             X = check_array(X, device="cpu").numpy()
-        if X.ndim != 2:
-            check_array(X[:1] if X.ndim > 0 else X)  # raises the standard message
+        if X.ndim != 2 or 0 in X.shape:
+            # raises the standard message; 0-, 1-D and empty inputs are small enough to pass
+            # whole (so the message reports their true shape), higher-D ones are sliced
+            check_array(X[:1] if X.ndim > 2 else X)
         N = X.shape[0]
         check_min_samples(N, K, "n_clusters")
         for attr in ("n_features_in_", "_C"):
@@ -190,6 +200,7 @@ class MiniBatchKMeans(KMeans):
                     stop = True
                     break
             self.n_iter_ = epoch
+            report_progress("mini-batch k-means", epoch, max_iter, inertia=ewa)
             if self.verbose:
                 print(f"epoch {epoch}: smoothed batch inertia {ewa:.6g}")
             if stop:

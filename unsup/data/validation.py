@@ -19,6 +19,11 @@ class DataError(ValueError):
     """Bad input data. A ``ValueError``, so scikit-learn-style callers catch it as usual."""
 
 
+class _NonNumericError(DataError, TypeError):
+    """Elements that are not numbers at all (dicts, objects): also a ``TypeError``, as numpy
+    and scikit-learn raise for them."""
+
+
 _TORCH_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -63,7 +68,8 @@ def check_array(
     if isinstance(X, torch.Tensor):
         t = X.detach()
         if t.is_complex():
-            raise DataError(f"{name} is complex-valued; expected real numbers")
+            raise DataError(f"Complex data not supported: {name} is complex-valued; "
+                            "expected real numbers")
         if t.dtype == torch.bool or not t.is_floating_point():
             t = t.to(torch.float32)
     else:
@@ -79,13 +85,15 @@ def check_array(
         if a.dtype == object or a.dtype.kind in "USV":
             try:
                 a = a.astype(np.float64)
-            except (TypeError, ValueError):
-                raise DataError(
-                    f"{name} contains non-numeric values (dtype {a.dtype}); "
+            except (TypeError, ValueError) as e:
+                err = _NonNumericError if isinstance(e, TypeError) else DataError
+                raise err(
+                    f"{name} contains non-numeric values (dtype {a.dtype}): {e}; "
                     "expected numbers only"
                 ) from None
         if a.dtype.kind == "c":
-            raise DataError(f"{name} is complex-valued; expected real numbers")
+            raise DataError(f"Complex data not supported: {name} is complex-valued; "
+                            "expected real numbers")
         if a.dtype.kind not in "fiub":
             raise DataError(f"{name} has unsupported dtype {a.dtype}")
         if a.dtype.kind != "f" or a.dtype == np.float16:
@@ -113,7 +121,9 @@ def check_array(
     if n == 0:
         raise DataError(f"{name} is empty: 0 samples (shape {tuple(t.shape)}); need at least 1")
     if d == 0:
-        raise DataError(f"{name} has 0 features (shape {tuple(t.shape)}); need at least 1")
+        raise DataError(
+            f"{name} has 0 feature(s) (shape=({n}, 0)) while a minimum of 1 is required."
+        )
     if n < min_samples:
         raise DataError(f"{name} has {n} sample(s), but at least {min_samples} are required")
     if dtype is not None and t.dtype != dtype:

@@ -9,8 +9,10 @@ from unsup.metrics.clustering import (
     nmi,
     silhouette,
 )
+from unsup.metrics.evaluate import evaluate_model
 
 __all__ = [
+    "evaluate_model",
     "ari",
     "clustering_accuracy",
     "clustering_report",

@@ -1,0 +1,130 @@
+"""The command line: fit / evaluate / report / datasets / demo, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import unsup
+from unsup.cli import main
+
+
+def run(args, capsys):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_fit_evaluate_report_roundtrip(tmp_path, capsys):
+    out = tmp_path / "km"
+    code, _, err = run(["fit", "kmeans", "--data", "gmm2d", "--out", out, "--n-clusters", 3,
+                        "--n-init", 2, "--random-state", 0, "-q"], capsys)
+    assert code == 0, err
+    model = unsup.load(out / "model.safetensors")
+    assert model.n_clusters == 3 and model.n_init == 2 and model.random_state == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    # gmm2d is three well-separated Gaussians: k-means recovers them almost perfectly
+    assert metrics["train"]["accuracy"] > 0.95
+    assert metrics["train"]["inertia"] == pytest.approx(model.inertia_, rel=1e-5)
+    code, text, err = run(["evaluate", out, "--json"], capsys)
+    assert code == 0, err
+    ev = json.loads(text)
+    assert ev["accuracy"] == pytest.approx(metrics["train"]["accuracy"])
+    code, _, err = run(["report", out], capsys)
+    assert code == 0, err
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "Confusion matrix" in html
+
+
+def test_fit_gmm_with_test_data_and_npy(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(-4, 1, (200, 3)), rng.normal(4, 1, (200, 3))])
+    np.save(tmp_path / "x.npy", X.astype(np.float32))
+    out = tmp_path / "g"
+    code, _, err = run(["fit", "gmm", "--data", tmp_path / "x.npy", "--out", out,
+                        "--n-components", 2, "--covariance-type", "diag",
+                        "--test-data", tmp_path / "x.npy", "--random-state", 1, "-q"], capsys)
+    assert code == 0, err
+    m = json.loads((out / "metrics.json").read_text())
+    model = unsup.load(out)
+    assert model.covariance_type == "diag"
+    assert m["test"]["log_likelihood"] == pytest.approx(model.score(X), rel=1e-6)
+    html_code, _, _ = run(["report", out], capsys)
+    assert html_code == 0
+    assert "EM trace" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["fit", "kmeans", "--data", "no-such-set", "--out", "{d}"], "Unknown dataset"),
+        (["fit", "kmeans", "--data", "digits", "--out", "{d}", "--n-clusters", "0"],
+         "n_clusters"),
+        (["fit", "kmeans", "--data", "digits", "--out", "{d}", "--n-clusters", "5000", "-q"],
+         "n_clusters=5000"),
+        (["fit", "gmm", "--data", "digits", "--out", "{d}", "--covariance-type", "bogus"],
+         "covariance_type"),
+        (["fit", "kmeans", "--data", "digits", "--out", "{d}", "--binarize", "maybe"],
+         "--binarize"),
+        (["evaluate", "{d}/missing"], "no run directory"),
+        (["fit", "nosuchmodel", "--data", "digits", "--out", "{d}"], "nosuchmodel"),
+    ],
+)
+def test_bad_input_one_line_error(tmp_path, capsys, args, needle):
+    code, _, err = run([a.replace("{d}", str(tmp_path / "o")) for a in args], capsys)
+    assert code != 0
+    assert needle in err
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1
+
+
+def test_corrupt_model_file_is_refused(tmp_path, capsys):
+    (tmp_path / "model.safetensors").write_bytes(b"\x00" * 100)
+    code, _, err = run(["evaluate", tmp_path, "--data", "digits"], capsys)
+    assert code == 2 and "error:" in err and "Traceback" not in err
+
+
+def test_evaluate_wrong_feature_count(tmp_path, capsys):
+    out = tmp_path / "km"
+    assert run(["fit", "kmeans", "--data", "digits", "--out", out, "--n-clusters", 4,
+                "--n-init", 1, "-q"], capsys)[0] == 0
+    code, _, err = run(["evaluate", out, "--data", "blobs"], capsys)
+    assert code == 2 and "features" in err
+
+
+def test_fit_options_come_from_estimator_signature(capsys):
+    code, text, _ = run(["fit", "gmm", "--help"], capsys)
+    assert code == 0
+    for opt in ("--n-components", "--covariance-type", "--reg-covar", "--random-state",
+                "--device"):
+        assert opt in text
+
+
+def test_datasets_lists_embedded(capsys):
+    code, text, _ = run(["datasets"], capsys)
+    assert code == 0 and "mnist5k" in text and "digits" in text
+
+
+def test_console_script_entry_point(tmp_path):
+    # the installed `unsup` entry point (via python -m to be independent of PATH)
+    r = subprocess.run([sys.executable, "-m", "unsup.cli", "fit", "kmeans", "--data", "nope",
+                        "--out", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.startswith("error:") and "Traceback" not in r.stderr
+
+
+def test_demo_quick(tmp_path, capsys):
+    code, text, err = run(["demo", "--quick", "--out", tmp_path], capsys)
+    assert code == 0, err
+    html = (tmp_path / "report.html").read_text()
+    rows = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(rows) >= 3
+    # every clustering model beats chance (0.1) by a wide margin on held-out digits
+    assert all(r["test accuracy"] > 0.3 for r in rows)
+    assert "EM trace" in html and "Cluster centres" in html
+    for name in ("kmeans", "gmm"):
+        assert unsup.load(tmp_path / name) is not None

@@ -1,0 +1,316 @@
+"""KMeans and MiniBatchKMeans: scikit-learn conformance, agreement with scikit-learn's
+results, chunking, dtypes, memory-mapped and streamed fitting, and input validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import cdist
+from sklearn import cluster as skcluster
+from sklearn.datasets import load_digits, make_blobs
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_estimator
+
+import unsup.cluster._lloyd as lloyd
+import unsup.ops
+from unsup.cluster import GaussianMixture, KMeans, MiniBatchKMeans
+from unsup.data import DataError
+
+
+@pytest.fixture(scope="module")
+def blobs() -> np.ndarray:
+    X, _ = make_blobs(600, centers=5, n_features=4, random_state=0)
+    return X
+
+
+@pytest.fixture(scope="module")
+def digits() -> np.ndarray:
+    return load_digits().data
+
+
+# -- scikit-learn conformance -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "est",
+    [KMeans(n_clusters=3, n_init=2, device="cpu"),
+     MiniBatchKMeans(n_clusters=3, batch_size=32, device="cpu")],
+    ids=["KMeans", "MiniBatchKMeans"],
+)
+def test_check_estimator(est):
+    # No expected failures: every check of scikit-learn's suite passes.
+    check_estimator(est, expected_failed_checks={}, on_skip=None)
+
+
+def test_params_clone_set_params(blobs):
+    from sklearn.base import clone
+
+    init = blobs[:3].copy()
+    km = KMeans(3, init=init, n_init=1, random_state=7, device="cpu")
+    assert km.get_params()["init"] is init  # stored unchanged
+    c = clone(km)
+    assert c.get_params()["random_state"] == 7 and c.get_params()["n_clusters"] == 3
+    np.testing.assert_array_equal(c.init, init)
+    km.fit(blobs)
+    c2 = clone(km)
+    assert not hasattr(c2, "cluster_centers_")
+    assert km.set_params(n_clusters=4, init="k-means++") is km
+    assert km.n_clusters == 4
+    with pytest.raises(ValueError, match="bogus"):
+        km.set_params(bogus=1)
+
+
+def test_pipeline_and_grid_search(blobs):
+    pipe = Pipeline([("scale", StandardScaler()),
+                     ("km", KMeans(5, n_init=2, random_state=0, device="cpu"))])
+    labels = pipe.fit_predict(blobs)
+    np.testing.assert_array_equal(labels, pipe.predict(blobs))
+    assert pipe.transform(blobs).shape == (len(blobs), 5)
+    # score = -inertia, which more clusters always lower: the grid must pick the largest K
+    gs = GridSearchCV(KMeans(n_init=2, random_state=0, device="cpu"),
+                      {"n_clusters": [2, 3, 5]}, cv=3).fit(blobs)
+    assert gs.best_params_ == {"n_clusters": 5}
+    assert gs.best_estimator_.cluster_centers_.shape == (5, 4)
+
+
+# -- KMeans against scikit-learn ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("data,k", [("blobs", 5), ("digits", 10)])
+def test_inertia_matches_sklearn(data, k, request):
+    X = request.getfixturevalue(data)
+    ours = KMeans(k, n_init=4, random_state=0, device="cpu").fit(X)
+    ref = skcluster.KMeans(k, n_init=4, random_state=0).fit(X)
+    assert abs(ours.inertia_ / ref.inertia_ - 1) < 0.01
+    # inertia_ is the inertia of the returned centres and labels
+    d2 = ((X - ours.cluster_centers_[ours.labels_]) ** 2).sum()
+    assert ours.inertia_ == pytest.approx(d2, rel=1e-10)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+def test_given_init_reproduces_sklearn_lloyd(digits, dtype, rtol):
+    X = digits.astype(dtype)
+    init = X[np.random.RandomState(1).choice(len(X), 10, replace=False)]
+    ours = KMeans(10, init=init, n_init=1, tol=0.0, device="cpu").fit(X)
+    ref = skcluster.KMeans(10, init=init, n_init=1, tol=0.0, algorithm="lloyd").fit(X)
+    scale = np.abs(ref.cluster_centers_).max()
+    np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, rtol=0,
+                               atol=rtol * scale)
+    np.testing.assert_array_equal(ours.labels_, ref.labels_)
+    assert ours.inertia_ == pytest.approx(ref.inertia_, rel=rtol)
+    assert ours.cluster_centers_.dtype == dtype
+
+
+def test_same_seed_same_result(blobs):
+    a = KMeans(5, n_init=3, random_state=42, device="cpu").fit(blobs)
+    b = KMeans(5, n_init=3, random_state=42, device="cpu").fit(blobs)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    assert a.inertia_ == b.inertia_ and a.n_iter_ == b.n_iter_
+    # a RandomState is accepted, and a fresh one with the same seed reproduces the fit
+    c = KMeans(5, n_init=3, random_state=np.random.RandomState(42), device="cpu").fit(blobs)
+    d = KMeans(5, n_init=3, random_state=np.random.RandomState(42), device="cpu").fit(blobs)
+    np.testing.assert_array_equal(c.cluster_centers_, d.cluster_centers_)
+
+
+def test_labels_predict_transform_score(blobs):
+    km = KMeans(5, n_init=2, random_state=0, device="cpu").fit(blobs)
+    np.testing.assert_array_equal(km.labels_, km.predict(blobs))
+    np.testing.assert_array_equal(km.labels_, km.fit_predict(blobs))
+    D = km.transform(blobs)
+    ref = cdist(blobs, km.cluster_centers_)
+    np.testing.assert_allclose(D, ref, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(D.argmin(1), km.labels_)
+    assert km.score(blobs) == pytest.approx(-km.inertia_, rel=1e-12)
+    Xn = blobs[:50] + 0.3
+    assert km.score(Xn) == pytest.approx(-(cdist(Xn, km.cluster_centers_).min(1) ** 2).sum(),
+                                         rel=1e-10)
+
+
+def test_empty_cluster_is_repaired(blobs):
+    init = np.array([[1e6] * 4, *blobs[:4]])  # the first centre attracts no point
+    km = KMeans(5, init=init, device="cpu").fit(blobs)
+    counts = np.bincount(km.labels_, minlength=5)
+    assert (counts > 0).all(), counts
+    assert np.isfinite(km.cluster_centers_).all()
+    assert (km.cluster_centers_ <= blobs.max(0)).all()  # the far centre moved into the data
+    ref = skcluster.KMeans(5, n_init=4, random_state=0).fit(blobs)
+    assert km.inertia_ < 1.5 * ref.inertia_
+
+
+def test_chunked_path_matches_unchunked(blobs, monkeypatch):
+    full = KMeans(5, n_init=3, random_state=0, device="cpu").fit(blobs)
+    D_full = full.transform(blobs)
+
+    n_chunks = []
+    orig_chunks = lloyd.chunks
+
+    def counting_chunks(n, size):
+        out = list(orig_chunks(n, size))
+        n_chunks.append(len(out))
+        return iter(out)
+
+    monkeypatch.setattr(unsup.ops, "_BLOCK_ELEMS", 100)
+    monkeypatch.setattr(lloyd, "chunks", counting_chunks)
+    small = KMeans(5, n_init=3, random_state=0, device="cpu").fit(blobs)
+    assert max(n_chunks) >= 50  # 600 rows, 15 centres: 6 rows per chunk
+    np.testing.assert_allclose(small.cluster_centers_, full.cluster_centers_, rtol=1e-12)
+    np.testing.assert_array_equal(small.labels_, full.labels_)
+    assert small.inertia_ == pytest.approx(full.inertia_, rel=1e-12)
+    np.testing.assert_array_equal(small.predict(blobs), full.labels_)
+    np.testing.assert_allclose(small.transform(blobs), D_full, rtol=1e-12)
+
+
+def test_float32_float64_and_tensor_input(blobs):
+    k64 = KMeans(5, n_init=2, random_state=0, device="cpu").fit(blobs)
+    X32 = blobs.astype(np.float32)
+    k32 = KMeans(5, n_init=2, random_state=0, device="cpu").fit(X32)
+    assert k64.cluster_centers_.dtype == np.float64
+    assert k32.cluster_centers_.dtype == np.float32
+    np.testing.assert_allclose(k32.cluster_centers_, k64.cluster_centers_, rtol=1e-4, atol=1e-4)
+    assert k32.inertia_ == pytest.approx(k64.inertia_, rel=1e-4)
+    kt = KMeans(5, n_init=2, random_state=0, device="cpu").fit(torch.from_numpy(blobs))
+    np.testing.assert_array_equal(kt.cluster_centers_, k64.cluster_centers_)
+    assert isinstance(kt.cluster_centers_, np.ndarray)
+    np.testing.assert_array_equal(kt.predict(torch.from_numpy(X32)), k32.predict(X32))
+    # lists and integers are accepted (integers become float32)
+    kl = KMeans(5, n_init=2, random_state=0, device="cpu").fit(blobs.tolist())
+    np.testing.assert_array_equal(kl.cluster_centers_, k64.cluster_centers_)
+    ki = KMeans(2, n_init=1, random_state=0, device="cpu").fit(np.array([[0, 0], [0, 1],
+                                                                         [9, 9], [9, 8]]))
+    assert ki.cluster_centers_.dtype == np.float32
+    assert sorted(ki.cluster_centers_[:, 0].tolist()) == [0.0, 9.0]
+
+
+# -- MiniBatchKMeans ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big_blobs() -> np.ndarray:
+    X, _ = make_blobs(4000, centers=6, n_features=5, random_state=3, cluster_std=1.5)
+    return X.astype(np.float32)
+
+
+def test_minibatch_on_memmap(big_blobs, tmp_path):
+    path = tmp_path / "X.npy"
+    np.save(path, big_blobs)
+    Xm = np.load(path, mmap_mode="r")
+    assert isinstance(Xm, np.memmap)
+    full = KMeans(6, n_init=3, random_state=0, device="cpu").fit(big_blobs)
+    mb = MiniBatchKMeans(6, batch_size=256, random_state=0, device="cpu").fit(Xm)
+    assert mb.inertia_ < 1.05 * full.inertia_
+    assert mb.labels_.shape == (len(big_blobs),)
+    np.testing.assert_array_equal(mb.labels_, mb.predict(big_blobs))
+    assert mb.inertia_ == pytest.approx(-mb.score(big_blobs), rel=1e-6)
+    assert mb.counts_.sum() == pytest.approx(mb.n_steps_ * 256, rel=0.1)
+    # the memory-mapped file gives exactly the fit of the same array in memory
+    mem = MiniBatchKMeans(6, batch_size=256, random_state=0, device="cpu").fit(big_blobs)
+    np.testing.assert_array_equal(mb.cluster_centers_, mem.cluster_centers_)
+
+
+def test_minibatch_partial_fit_streams_and_improves(big_blobs):
+    full = KMeans(6, n_init=3, random_state=0, device="cpu").fit(big_blobs)
+    perm = np.random.RandomState(0).permutation(len(big_blobs))
+    mb = MiniBatchKMeans(6, random_state=0, device="cpu")
+    scores = []
+    for s in range(0, len(perm), 200):
+        assert mb.partial_fit(big_blobs[perm[s : s + 200]]) is mb
+        scores.append(mb.score(big_blobs))
+    assert mb.n_steps_ == 20
+    assert scores[-1] > scores[0]  # score = -inertia: higher is better
+    assert -scores[-1] < 1.05 * full.inertia_
+    assert mb.counts_.sum() == pytest.approx(len(big_blobs))
+    with pytest.raises(DataError, match="X has 3 features, but MiniBatchKMeans is expecting 5"):
+        mb.partial_fit(big_blobs[:10, :3])
+
+
+def test_minibatch_partial_fit_first_batch_too_small():
+    with pytest.raises(DataError, match=r"3 rows.*n_clusters=8"):
+        MiniBatchKMeans(8, device="cpu").partial_fit(np.random.rand(3, 2))
+
+
+# -- validation through the estimators -----------------------------------------------------
+
+ESTIMATORS = {
+    "KMeans": lambda: KMeans(3, n_init=1, random_state=0, device="cpu"),
+    "MiniBatchKMeans": lambda: MiniBatchKMeans(3, random_state=0, device="cpu"),
+    "GaussianMixture": lambda: GaussianMixture(3, random_state=0, device="cpu"),
+}
+
+_rng = np.random.RandomState(0)
+_good = _rng.rand(20, 3)
+_nan = _good.copy()
+_nan[4, 1] = np.nan
+_inf = _good.copy()
+_inf[7, 2] = np.inf
+
+BAD_INPUTS = {
+    "nan": (_nan, r"NaN.*row 4, column 1"),
+    "inf": (_inf, r"1 inf"),
+    "empty": (np.empty((0, 3)), "empty: 0 samples"),
+    "no-features": (np.empty((20, 0)), r"0 feature\(s\)"),
+    "1d": (_good[:, 0], "Expected 2D array, got 1D array"),
+    "3d": (_good.reshape(20, 3, 1), "3 dimensions"),
+    "ragged": ([[1.0, 2.0], [3.0], [4.0, 5.0], [6.0, 7.0]], "ragged"),
+    "strings": ([["a", "b"], ["c", "d"], ["e", "f"], ["g", "h"]], "non-numeric"),
+    "complex": (_good + 1j, "Complex data not supported"),
+    "none": (None, "None"),
+    "too-few": (_good[:2], "n_samples=2 should be >= n_(clusters|components)=3"),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_INPUTS))
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_bad_input_is_refused_with_a_clear_message(name, bad):
+    X, msg = BAD_INPUTS[bad]
+    with pytest.raises(ValueError, match=msg) as info:
+        ESTIMATORS[name]().fit(X)
+    assert isinstance(info.value, DataError)
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_non_numeric_objects_and_sparse(name):
+    import scipy.sparse as sp
+
+    X = _good.astype(object)
+    X[0, 0] = {"a": 1}
+    with pytest.raises(TypeError, match="non-numeric"):
+        ESTIMATORS[name]().fit(X)
+    with pytest.raises(DataError, match="sparse"):
+        ESTIMATORS[name]().fit(sp.csr_matrix(_good))
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_predict_checks(name):
+    est = ESTIMATORS[name]()
+    for method in ("predict", "score"):
+        with pytest.raises(NotFittedError):
+            getattr(est, method)(_good)
+    est.fit(_good)
+    with pytest.raises(DataError, match=f"X has 2 features, but {name} is expecting 3 features"):
+        est.predict(_good[:, :2])
+    with pytest.raises(DataError, match="NaN"):
+        est.predict(_nan)
+    assert est.predict(_good[:1]).shape == (1,)
+
+
+@pytest.mark.parametrize("params,msg", [
+    ({"n_clusters": 0}, "n_clusters must be an integer >= 1"),
+    ({"n_clusters": 2.5}, "n_clusters must be an integer"),
+    ({"n_clusters": "3"}, "n_clusters must be an integer"),
+    ({"n_init": 0}, "n_init must be"),
+    ({"max_iter": 0}, "max_iter must be"),
+    ({"tol": -1.0}, "tol must be"),
+    ({"init": "bogus"}, "init='bogus'"),
+    ({"init": np.zeros((2, 3))}, r"init array has shape \(2, 3\)"),
+    ({"device": "cuda" if not torch.cuda.is_available() else "bogus"}, "device="),
+])
+@pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans])
+def test_bad_params(cls, params, msg):
+    kw = {"n_clusters": 3, "device": "cpu", **params}
+    with pytest.raises(ValueError, match=msg):
+        cls(**kw).fit(_good)

@@ -1,0 +1,401 @@
+"""The ``unsup`` command: fit, evaluate, report, datasets, demo.
+
+``unsup fit MODEL`` takes its options from the estimator's own ``__init__`` parameters (one
+source of truth): ``unsup fit kmeans --n-clusters 10 --data mnist5k --out runs/km``.
+Bad input ends with a one-line ``error: ...`` and exit status 2, never a traceback
+(``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from unsup.models import MODELS, get_model
+
+__all__ = ["main", "cli"]
+
+_COMMON_SKIP = {"verbose"}
+
+
+class UserError(click.ClickException):
+    """A problem the user can fix; printed as one line."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _param_docs(cls: type) -> dict[str, str]:
+    """First line of each parameter's description in the numpydoc ``Parameters`` section."""
+    doc = inspect.getdoc(cls) or ""
+    m = re.search(r"Parameters\n-+\n(.*?)(\n\w[\w ]*\n-+\n|\Z)", doc, re.S)
+    out: dict[str, str] = {}
+    if not m:
+        return out
+    current = None
+    for line in m.group(1).splitlines():
+        if line and not line.startswith(" "):
+            names = line.split(":")[0]
+            kind = line.split(":", 1)[1].strip() if ":" in line else ""
+            current = [n.strip() for n in names.split(",")]
+            for n in current:
+                out[n] = kind
+        elif current and line.strip():
+            for n in current:
+                if not out[n] or out[n].count(" ") < 12:
+                    out[n] = (out[n] + ". " if out[n] else "") + line.strip()
+            current = None
+    return out
+
+
+def _parse_value(text: str) -> Any:
+    """Parse an option value: numbers, booleans, None, lists; otherwise the string itself."""
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _option_for(name: str, default: Any, help_text: str) -> click.Option:
+    flag = "--" + name.replace("_", "-")
+    if isinstance(default, bool):
+        return click.Option([f"{flag}/--no-{name.replace('_', '-')}"], default=default,
+                            help=help_text, show_default=True)
+    if isinstance(default, int):
+        return click.Option([flag], type=int, default=default, help=help_text,
+                            show_default=True)
+    if isinstance(default, float):
+        return click.Option([flag], type=float, default=default, help=help_text,
+                            show_default=True)
+    if isinstance(default, str):
+        return click.Option([flag], type=str, default=default, help=help_text,
+                            show_default=True)
+    return click.Option([flag], type=str, default=None, help=help_text,
+                        show_default=repr(default))
+
+
+def _load_data(spec: str, binarize: Any = None) -> Any:
+    from unsup.data import load
+
+    try:
+        return load(spec, binarize=binarize)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        raise UserError(str(e).splitlines()[0] if str(e) else repr(e)) from None
+
+
+def _binarize_arg(value: str | None) -> Any:
+    if value is None:
+        return None
+    if value == "stochastic":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise UserError(f"--binarize takes a threshold (e.g. 0.5) or 'stochastic', not {value!r}"
+                        ) from None
+
+
+def _progress_fit(estimator: Any, X: Any, quiet: bool) -> float:
+    """Fit with a rich progress bar fed by the engines' progress reports."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from unsup.base import progress_callback
+
+    t0 = time.perf_counter()
+    if quiet:
+        estimator.fit(X)
+        return time.perf_counter() - t0
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), transient=True,
+                  console=Console(stderr=True)) as bar:
+        tasks: dict[str, Any] = {}
+
+        def cb(stage: str, step: int, total: int | None, **m: float) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total, info="")
+            info = "  ".join(f"{k}={v:.5g}" for k, v in m.items())
+            bar.update(tasks[stage], completed=step, total=total, info=info)
+
+        with progress_callback(cb):
+            estimator.fit(X)
+    return time.perf_counter() - t0
+
+
+def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("split")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for split, vals in metrics.items():
+        if not isinstance(vals, dict):
+            table.add_row("", split, f"{vals:.4g}" if isinstance(vals, float) else str(vals))
+            continue
+        for k, v in vals.items():
+            table.add_row(split, k, f"{v:.6g}" if isinstance(v, float) else str(v))
+    Console(stderr=False).print(table)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=float))
+    os.replace(tmp, path)
+
+
+def _read_run(run_dir: str) -> tuple[Any, dict[str, Any]]:
+    import unsup
+
+    d = Path(run_dir)
+    if not d.exists():
+        raise UserError(f"no run directory at {d}")
+    model_path = d / "model.safetensors" if d.is_dir() else d
+    try:
+        model = unsup.load(model_path)
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(str(e)) from None
+    run = {}
+    run_json = (d if d.is_dir() else d.parent) / "run.json"
+    if run_json.exists():
+        try:
+            run = json.loads(run_json.read_text())
+        except json.JSONDecodeError:
+            raise UserError(f"{run_json} is not valid JSON") from None
+    return model, run
+
+
+# -- the command group ---------------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="unsup")
+@click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """unsup: unsupervised representation learning (clusters, codes, samples, likelihoods)."""
+    ctx.obj = {"debug": debug}
+
+
+class _FitGroup(click.Group):
+    """``unsup fit MODEL``: one sub-command per model, options from its parameters."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(MODELS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        try:
+            spec = get_model(name)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        return _make_fit_command(spec)
+
+
+def _make_fit_command(spec: Any) -> click.Command:
+    cls = spec.load_class()
+    docs = _param_docs(cls)
+    sig = inspect.signature(cls.__init__)
+    est_params = [p for p in sig.parameters.values()
+                  if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    params: list[click.Parameter] = [
+        click.Option(["--data"], required=True,
+                     help="Dataset name (see `unsup datasets`) or path."),
+        click.Option(["--out"], required=True, type=click.Path(file_okay=False),
+                     help="Run directory to write model.safetensors, run.json, metrics.json."),
+        click.Option(["--test-data"], default=None,
+                     help="Held-out data to evaluate on after fitting (name or path)."),
+        click.Option(["--binarize"], default=None,
+                     help="Binarise the data: a threshold (e.g. 0.5) or 'stochastic'."),
+        click.Option(["--quiet", "-q"], is_flag=True, help="No progress bar."),
+    ]
+    for p in est_params:
+        if p.name in _COMMON_SKIP:
+            continue
+        default = None if p.default is inspect.Parameter.empty else p.default
+        params.append(_option_for(p.name, default, docs.get(p.name, "")))
+
+    def callback(**kw: Any) -> None:
+        ctx = click.get_current_context()
+        est_kw = {}
+        for p in est_params:
+            if p.name in kw:
+                v = kw[p.name]
+                default = p.default
+                if isinstance(v, str) and (not isinstance(default, str)
+                                           or v.lstrip().startswith("[")):
+                    v = _parse_value(v)
+                est_kw[p.name] = v
+        try:
+            estimator = cls(**est_kw)
+        except TypeError as e:
+            raise UserError(str(e)) from None
+        binarize = _binarize_arg(kw["binarize"])
+        ds = _load_data(kw["data"], binarize)
+        test = _load_data(kw["test_data"], binarize) if kw["test_data"] else None
+        out = Path(kw["out"])
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create {out}: {e.strerror}") from None
+        seconds = _progress_fit(estimator, ds.X, kw["quiet"])
+        estimator.save(out / "model.safetensors")
+        from unsup.metrics import evaluate_model
+
+        metrics: dict[str, Any] = {"fit_seconds": seconds,
+                                   "train": evaluate_model(estimator, ds.X, ds.y)}
+        if test is not None:
+            metrics["test"] = evaluate_model(estimator, test.X, test.y)
+        run = {"model": spec.name, "class": cls.__name__, "data": kw["data"],
+               "test_data": kw["test_data"], "binarize": binarize,
+               "params": {k: v for k, v in est_kw.items() if not isinstance(v, np.ndarray)},
+               "image_shape": ds.image_shape, "n_samples": len(ds.X),
+               "n_features": int(ds.X.shape[1])}
+        _write_json(out / "run.json", run)
+        _write_json(out / "metrics.json", metrics)
+        if not kw["quiet"]:
+            _print_metrics(f"{cls.__name__} on {kw['data']} ({seconds:.2f} s)", metrics)
+            click.echo(f"wrote {out / 'model.safetensors'}, {out / 'metrics.json'}")
+        del ctx
+
+    return click.Command(spec.name, params=params, callback=callback,
+                         help=f"Fit {cls.__name__}: {spec.summary}.")
+
+
+@cli.group(cls=_FitGroup)
+def fit() -> None:
+    """Fit a model on a dataset and write it to a run directory.
+
+    Every option after MODEL is a parameter of the model's estimator; see
+    `unsup fit MODEL --help`.
+    """
+
+
+@cli.command()
+@click.argument("run_dir")
+@click.option("--data", default=None, help="Data to evaluate on (default: the run's data).")
+@click.option("--binarize", default=None, help="As for fit (default: the run's setting).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool) -> None:
+    """Evaluate a fitted model (clustering scores, log-likelihood) on data."""
+    from unsup.metrics import evaluate_model
+
+    model, run = _read_run(run_dir)
+    spec = data or run.get("test_data") or run.get("data")
+    if spec is None:
+        raise UserError("no --data given and the run records none")
+    b = _binarize_arg(binarize) if binarize is not None else run.get("binarize")
+    ds = _load_data(spec, b)
+    try:
+        metrics = evaluate_model(model, ds.X, ds.y)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if as_json:
+        click.echo(json.dumps({"data": spec, **metrics}, indent=2, default=float))
+    else:
+        _print_metrics(f"{type(model).__name__} on {spec}", {spec: metrics})
+
+
+@cli.command()
+@click.argument("run_dir")
+@click.option("--out", default=None, help="HTML file (default: RUN_DIR/report.html).")
+def report(run_dir: str, out: str | None) -> None:
+    """Write a self-contained HTML report for a fitted run."""
+    from unsup.report import model_report
+
+    model, run = _read_run(run_dir)
+    spec = run.get("test_data") or run.get("data")
+    ds = _load_data(spec, run.get("binarize")) if spec else None
+    metrics = None
+    mpath = Path(run_dir) / "metrics.json"
+    if mpath.exists():
+        metrics = json.loads(mpath.read_text())
+    X, y = (ds.X, ds.y) if ds is not None else (None, None)
+    shape = tuple(ds.image_shape) if ds is not None and ds.image_shape else None
+    rep = model_report(model, X, y, image_shape=shape, metrics=metrics,
+                       title=f"{type(model).__name__} — {spec or 'no data'}")
+    path = Path(out) if out else Path(run_dir) / "report.html"
+    rep.save(path)
+    click.echo(f"wrote {path}")
+
+
+@cli.command()
+def datasets() -> None:
+    """List the embedded and known datasets."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from unsup.data import SUPPORTED_FORMATS, list_datasets
+
+    table = Table(title="datasets (load by name, or give a path)")
+    table.add_column("name")
+    table.add_column("description")
+    for name, desc in list_datasets():
+        table.add_row(name, desc)
+    Console().print(table)
+    click.echo(f"files: {SUPPORTED_FORMATS}")
+
+
+@cli.command()
+def models() -> None:
+    """List the models `unsup fit` knows."""
+    for name, spec in MODELS.items():
+        click.echo(f"{name:20s} {spec.summary}")
+
+
+@cli.command()
+@click.option("--out", default="unsup-demo", show_default=True, help="Output directory.")
+@click.option("--quick", is_flag=True, help="Smaller settings (for smoke tests).")
+def demo(out: str, quick: bool) -> None:
+    """Fit every family on mnist5k, score on the MNIST test set, write one comparison report."""
+    from unsup.demo import run_demo
+
+    path = run_demo(Path(out), quick=quick, echo=click.echo)
+    click.echo(f"report: {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI, turning expected errors into one-line messages."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="unsup", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.UsageError as e:
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+        click.echo(f"error: {e.format_message()}{hint}", err=True)
+        return 2
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except (ValueError, TypeError, FileNotFoundError, OSError, RuntimeError) as e:
+        if debug:
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        click.echo(f"error: {msg}", err=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

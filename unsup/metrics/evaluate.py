@@ -1,0 +1,41 @@
+"""One function that measures whatever a fitted estimator can be measured on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from unsup.metrics.clustering import clustering_report, silhouette
+
+__all__ = ["evaluate_model"]
+
+
+def evaluate_model(model: Any, X: Any, y: Any = None, *, silhouette_samples: int = 2000
+                   ) -> dict[str, Any]:
+    """Metrics of ``model`` on ``X`` (and labels ``y`` when given), by capability.
+
+    - clusterers (``predict``): accuracy under the Hungarian matching, NMI, ARI (with labels);
+      silhouette on a seeded sample of ``silhouette_samples`` points;
+    - k-means (``inertia_``): inertia and inertia per sample;
+    - density models (``score_samples``): mean log-likelihood per sample in nats, with its
+      kind (``exact`` here; bounds and estimates say so).
+    """
+    out: dict[str, Any] = {"n_samples": int(len(X))}
+    pred = None
+    if hasattr(model, "predict"):
+        pred = np.asarray(model.predict(X))
+        if y is not None:
+            out.update(clustering_report(y, pred))
+        if len(np.unique(pred)) > 1 and silhouette_samples:
+            out["silhouette"] = silhouette(X, pred, sample_size=silhouette_samples,
+                                           random_state=0)
+    if hasattr(model, "inertia_") and hasattr(model, "score"):
+        inertia = -float(model.score(X))
+        out["inertia"] = inertia
+        out["inertia_per_sample"] = inertia / max(1, len(X))
+    if hasattr(model, "score_samples"):
+        ll = np.asarray(model.score_samples(X), dtype=np.float64)
+        out["log_likelihood"] = float(ll.mean())
+        out["log_likelihood_kind"] = getattr(model, "likelihood_kind_", "exact")
+    return out
