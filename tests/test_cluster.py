@@ -191,7 +191,7 @@ def test_float32_float64_and_tensor_input(blobs):
 
 @pytest.fixture(scope="module")
 def big_blobs() -> np.ndarray:
-    X, _ = make_blobs(4000, centers=6, n_features=5, random_state=3, cluster_std=1.5)
+    X, _ = make_blobs(4000, centers=5, n_features=4, random_state=1, cluster_std=1.0)
     return X.astype(np.float32)
 
 
@@ -200,22 +200,22 @@ def test_minibatch_on_memmap(big_blobs, tmp_path):
     np.save(path, big_blobs)
     Xm = np.load(path, mmap_mode="r")
     assert isinstance(Xm, np.memmap)
-    full = KMeans(6, n_init=3, random_state=0, device="cpu").fit(big_blobs)
-    mb = MiniBatchKMeans(6, batch_size=256, random_state=0, device="cpu").fit(Xm)
+    full = KMeans(5, n_init=3, random_state=0, device="cpu").fit(big_blobs)
+    mb = MiniBatchKMeans(5, batch_size=256, random_state=0, device="cpu").fit(Xm)
     assert mb.inertia_ < 1.05 * full.inertia_
     assert mb.labels_.shape == (len(big_blobs),)
     np.testing.assert_array_equal(mb.labels_, mb.predict(big_blobs))
     assert mb.inertia_ == pytest.approx(-mb.score(big_blobs), rel=1e-6)
     assert mb.counts_.sum() == pytest.approx(mb.n_steps_ * 256, rel=0.1)
     # the memory-mapped file gives exactly the fit of the same array in memory
-    mem = MiniBatchKMeans(6, batch_size=256, random_state=0, device="cpu").fit(big_blobs)
+    mem = MiniBatchKMeans(5, batch_size=256, random_state=0, device="cpu").fit(big_blobs)
     np.testing.assert_array_equal(mb.cluster_centers_, mem.cluster_centers_)
 
 
 def test_minibatch_partial_fit_streams_and_improves(big_blobs):
-    full = KMeans(6, n_init=3, random_state=0, device="cpu").fit(big_blobs)
+    full = KMeans(5, n_init=3, random_state=0, device="cpu").fit(big_blobs)
     perm = np.random.RandomState(0).permutation(len(big_blobs))
-    mb = MiniBatchKMeans(6, random_state=0, device="cpu")
+    mb = MiniBatchKMeans(5, random_state=0, device="cpu")
     scores = []
     for s in range(0, len(perm), 200):
         assert mb.partial_fit(big_blobs[perm[s : s + 200]]) is mb
@@ -224,7 +224,7 @@ def test_minibatch_partial_fit_streams_and_improves(big_blobs):
     assert scores[-1] > scores[0]  # score = -inertia: higher is better
     assert -scores[-1] < 1.05 * full.inertia_
     assert mb.counts_.sum() == pytest.approx(len(big_blobs))
-    with pytest.raises(DataError, match="X has 3 features, but MiniBatchKMeans is expecting 5"):
+    with pytest.raises(DataError, match="X has 3 features, but MiniBatchKMeans is expecting 4"):
         mb.partial_fit(big_blobs[:10, :3])
 
 

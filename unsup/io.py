@@ -36,6 +36,21 @@ def register(cls: type) -> type:
     return cls
 
 
+# Family packages whose import registers their estimators (missing ones are skipped).
+FAMILIES = ("unsup.cluster", "unsup.decomposition", "unsup.autoencoders", "unsup.energy",
+            "unsup.latent", "unsup.autoregressive", "unsup.adversarial", "unsup.flows",
+            "unsup.topics", "unsup.manifold")
+
+
+def _import_families() -> None:
+    import importlib
+    import importlib.util
+
+    for name in FAMILIES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
 def _digest(meta_json: str, arrays: dict[str, np.ndarray]) -> str:
     h = hashlib.sha256(meta_json.encode())
     for k in sorted(arrays):
@@ -109,7 +124,7 @@ def load(path: str | os.PathLike) -> Any:
     """
     from safetensors import SafetensorError, safe_open
 
-    import unsup.cluster  # noqa: F401  (registers the estimator classes)
+    _import_families()
 
     path = os.fspath(path)
     if os.path.isdir(path):
