@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["chunks", "chunk_rows", "sq_norms", "sq_distances"]
+__all__ = ["chunks", "chunk_rows", "min_index", "sq_norms", "sq_distances"]
 
 # Elements (not bytes) allowed in one temporary block; 2**24 float32s = 64 MiB.
 _BLOCK_ELEMS = 2**24
@@ -23,6 +23,16 @@ def chunk_rows(n_cols: int, n_rows: int, block_elems: int | None = None) -> int:
 def chunks(n: int, size: int) -> Iterator[slice]:
     for s in range(0, n, size):
         yield slice(s, min(n, s + size))
+
+
+def min_index(d: torch.Tensor, dim: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, indices)`` of the minimum along ``dim``, like ``d.min(dim)``.
+
+    Computed as ``argmin`` + ``gather``: on CPU ``Tensor.min(dim)`` opens a parallel region
+    for every call, however small, which costs milliseconds when the cores are busy.
+    """
+    idx = d.argmin(dim, keepdim=True)
+    return d.gather(dim, idx).squeeze(dim), idx.squeeze(dim)
 
 
 def sq_norms(X: torch.Tensor) -> torch.Tensor:

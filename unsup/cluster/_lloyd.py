@@ -15,7 +15,7 @@ import math
 import torch
 
 from unsup import distributed as ud
-from unsup.ops import chunk_rows, chunks, sq_distances, sq_norms
+from unsup.ops import chunk_rows, chunks, min_index, sq_distances, sq_norms
 
 __all__ = ["kmeans_plusplus", "lloyd_pass", "sample_rows", "farthest_points", "global_count"]
 
@@ -121,7 +121,7 @@ def lloyd_pass(
     offs = (torch.arange(R, device=X.device) * K).unsqueeze(0)
     for s in chunks(N, chunk_rows(R * K, N)):
         d = sq_distances(X[s], flat, x_sq[s], c_sq).reshape(-1, R, K)
-        md, lab = d.min(-1)  # n × R
+        md, lab = min_index(d)  # n × R
         labels[:, s] = lab.T
         mind[:, s] = md.T
         inertia += md.sum(0, dtype=torch.float64)

@@ -296,6 +296,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.history_ = history
         return self
 
+    def __sklearn_is_fitted__(self) -> bool:
+        # not n_features_in_: a fit that fails after validating X has already set it
+        return hasattr(self, "weights_")
+
     def _store(self, p: _Params, shift: torch.Tensor) -> None:
         ct = self.covariance_type
         self.weights_ = p.weights.cpu().numpy()

@@ -20,7 +20,7 @@ from unsup.cluster._lloyd import (
 )
 from unsup.data.validation import check_array, check_min_samples
 from unsup.io import register
-from unsup.ops import chunk_rows, chunks, sq_distances, sq_norms
+from unsup.ops import chunk_rows, chunks, min_index, sq_distances, sq_norms
 
 __all__ = ["KMeans"]
 
@@ -197,6 +197,10 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_iter_ = int(run_iter[best])
         return self
 
+    def __sklearn_is_fitted__(self) -> bool:
+        # not n_features_in_: a fit that fails after validating X has already set it
+        return hasattr(self, "cluster_centers_")
+
     # -- inference ----------------------------------------------------------------------
     def _centers(self, X: torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(self.cluster_centers_, device=X.device).to(X.dtype)
@@ -207,7 +211,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         md = torch.empty(X.shape[0], dtype=X.dtype, device=X.device)
         lab = torch.empty(X.shape[0], dtype=torch.long, device=X.device)
         for s in chunks(X.shape[0], chunk_rows(C.shape[0], X.shape[0])):
-            md[s], lab[s] = sq_distances(X[s], C, c_sq=c_sq).min(1)
+            md[s], lab[s] = min_index(sq_distances(X[s], C, c_sq=c_sq))
         return md, lab
 
     def predict(self, X: Any) -> np.ndarray:

@@ -109,8 +109,9 @@ class MiniBatchKMeans(KMeans):
         self.verbose = verbose
 
     # -- helpers --------------------------------------------------------------------------
-    def _batch(self, X: Any) -> torch.Tensor:
-        t = check_array(X, device=self._device())
+    def _batch(self, X: Any, rows: Any = None) -> torch.Tensor:
+        """Validate a batch; ``rows`` are its row numbers in the full data (for messages)."""
+        t = check_array(X, device=self._device(), row_numbers=rows)
         if hasattr(self, "n_features_in_"):
             check_n_features(t, self.n_features_in_, type(self).__name__)
         return t
@@ -177,7 +178,7 @@ class MiniBatchKMeans(KMeans):
         gen = make_generator(rs, torch.device("cpu"))
         init_size = self.init_size or max(3 * bs, 3 * K)
         init_idx = rs.choice(N, min(N, max(init_size, K)), replace=False)
-        sample = self._batch(_rows(X, init_idx))
+        sample = self._batch(_rows(X, init_idx), init_idx)
         self._init_from(sample, gen)
         # scale of the data, for the relative tolerance
         tol_abs = tol * float(sample.double().var(0, unbiased=False).mean()) if tol > 0 else 0.0
@@ -186,7 +187,7 @@ class MiniBatchKMeans(KMeans):
         for epoch in range(1, max_iter + 1):
             order = rs.permutation(N)
             for s in range(0, N, bs):
-                B = self._batch(_rows(X, order[s : s + bs]))
+                B = self._batch(_rows(X, order[s : s + bs]), order[s : s + bs])
                 inertia, shift = self._step(B, rs)
                 alpha = min(1.0, 2.0 * B.shape[0] / (N + 1))
                 ewa = inertia if ewa is None else ewa * (1 - alpha) + inertia * alpha
@@ -209,7 +210,7 @@ class MiniBatchKMeans(KMeans):
         labels = np.empty(N, dtype=np.int64)
         total = 0.0
         for s in range(0, N, max(bs, 8192)):
-            B = self._batch(X[s : s + max(bs, 8192)])
+            B = self._batch(X[s : s + max(bs, 8192)], range(s, N))
             md, lab = self._nearest(B)
             labels[s : s + len(lab)] = lab.cpu().numpy()
             total += float(md.sum(dtype=torch.float64))

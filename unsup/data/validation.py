@@ -46,12 +46,15 @@ def check_array(
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
     min_samples: int = 1,
+    row_numbers: Any = None,
 ) -> torch.Tensor:
     """Validate ``X`` and return it as a 2-D floating torch tensor on ``device``.
 
     Accepts numpy arrays (including memory-mapped), torch tensors, lists of lists, and
     pandas-like objects with ``to_numpy``. ``dtype=None`` keeps float32/float64 input as is
     and turns everything else into float32 (so integer pixel data does not double its memory).
+    ``row_numbers`` (optional) gives the row of the caller's data set that each row of ``X``
+    is, so that errors about a mini-batch name the right row.
 
     Raises
     ------
@@ -137,6 +140,8 @@ def check_array(
         nan = int(torch.isnan(t).sum())
         inf = int((~finite).sum()) - nan
         where = torch.nonzero(~finite)[0].tolist()
+        if row_numbers is not None:
+            where[0] = int(row_numbers[where[0]])
         raise DataError(
             f"Input {name} contains NaN or infinity ({nan} NaN, {inf} inf; first at row "
             f"{where[0]}, column {where[1]}); remove or impute them before fitting"

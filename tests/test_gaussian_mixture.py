@@ -1,0 +1,284 @@
+"""GaussianMixture: scikit-learn conformance and agreement, the EM identity
+ln p = L + KL on every recorded step, monotone likelihood, exact densities against scipy,
+sampling, information criteria and clear errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+from sklearn import mixture as skmixture
+from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils.estimator_checks import check_estimator
+
+import unsup.ops
+from unsup.cluster import GaussianMixture
+from unsup.data import DataError
+
+COV_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+@pytest.fixture(scope="module")
+def separated() -> np.ndarray:
+    """Three well-separated, differently shaped blobs: EM from any sensible start ends at the
+    same optimum, so unsup and scikit-learn can be compared."""
+    X, _ = make_blobs(400, centers=3, n_features=3, random_state=2, cluster_std=[0.5, 1.0, 0.7])
+    A = np.array([[1.0, 0.3, 0.0], [0.0, 1.0, -0.4], [0.2, 0.0, 1.0]])
+    return X @ A
+
+
+@pytest.fixture(scope="module")
+def overlapping() -> np.ndarray:
+    """Overlapping components: EM needs many iterations, exercising every recorded step."""
+    rng = np.random.RandomState(0)
+    parts = [rng.multivariate_normal(m, c, n) for m, c, n in [
+        ([0, 0], [[1.0, 0.6], [0.6, 1.0]], 150),
+        ([1.5, 1.0], [[0.5, -0.2], [-0.2, 0.8]], 100),
+        ([-1.0, 2.0], [[0.3, 0.0], [0.0, 1.5]], 100),
+    ]]
+    return np.concatenate(parts)
+
+
+def full_covariances(gm: GaussianMixture) -> np.ndarray:
+    K, D = gm.means_.shape
+    c = gm.covariances_
+    return {
+        "full": lambda: c,
+        "tied": lambda: np.broadcast_to(c, (K, D, D)),
+        "diag": lambda: np.stack([np.diag(v) for v in c]),
+        "spherical": lambda: np.stack([v * np.eye(D) for v in c]),
+    }[gm.covariance_type]()
+
+
+def sklearn_twin(gm: GaussianMixture) -> skmixture.GaussianMixture:
+    """A scikit-learn GaussianMixture holding exactly ``gm``'s fitted parameters."""
+    sk = skmixture.GaussianMixture(len(gm.weights_), covariance_type=gm.covariance_type)
+    for a in ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_",
+              "n_features_in_", "converged_", "n_iter_", "lower_bound_"):
+        setattr(sk, a, getattr(gm, a))
+    return sk
+
+
+# -- conformance ----------------------------------------------------------------------------
+
+
+def test_check_estimator():
+    # No expected failures: every check of scikit-learn's suite passes.
+    check_estimator(GaussianMixture(n_components=2, device="cpu"), expected_failed_checks={},
+                    on_skip=None)
+
+
+def test_grid_search_picks_the_true_number_of_components(separated):
+    gs = GridSearchCV(GaussianMixture(random_state=0, device="cpu"),
+                      {"n_components": [1, 3], "covariance_type": ["full", "spherical"]},
+                      cv=3).fit(separated)
+    assert gs.best_params_["n_components"] == 3
+
+
+# -- agreement with scikit-learn ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_matches_sklearn(separated, ct):
+    X = separated
+    ours = GaussianMixture(3, covariance_type=ct, tol=1e-10, max_iter=500, random_state=0,
+                           device="cpu").fit(X)
+    ref = skmixture.GaussianMixture(3, covariance_type=ct, tol=1e-10, max_iter=500,
+                                    random_state=0).fit(X)
+    assert ours.converged_
+    assert ours.score(X) == pytest.approx(ref.score(X), rel=1e-6)
+    # same optimum: same components up to their order
+    perm = [int(np.argmin(((ref.means_ - m) ** 2).sum(1))) for m in ours.means_]
+    assert sorted(perm) == [0, 1, 2]
+    np.testing.assert_allclose(ours.means_, ref.means_[perm], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours.weights_, ref.weights_[perm], rtol=1e-5)
+    ref_cov = ref.covariances_ if ct == "tied" else ref.covariances_[perm]
+    np.testing.assert_allclose(ours.covariances_, ref_cov, rtol=1e-5, atol=1e-8)
+    # the fitted attributes have scikit-learn's shapes and meaning: a scikit-learn model
+    # given our parameters computes the same densities, responsibilities and criteria
+    twin = sklearn_twin(ours)
+    np.testing.assert_allclose(ours.score_samples(X), twin.score_samples(X), rtol=1e-10)
+    np.testing.assert_allclose(ours.predict_proba(X), twin.predict_proba(X), atol=1e-10)
+    np.testing.assert_allclose(ours.precisions_, twin.precisions_, rtol=1e-12)
+    assert ours.bic(X) == pytest.approx(twin.bic(X), rel=1e-10)
+    assert ours.aic(X) == pytest.approx(twin.aic(X), rel=1e-10)
+    assert ours.bic(X) == pytest.approx(ref.bic(X), rel=1e-6)
+
+
+@pytest.mark.parametrize("init", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_every_init_reaches_the_optimum_with_restarts(separated, init):
+    ref = skmixture.GaussianMixture(3, tol=1e-10, random_state=0).fit(separated)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a poor restart may not converge
+        gm = GaussianMixture(3, init=init, n_init=4, tol=1e-9, max_iter=60, random_state=0,
+                             device="cpu").fit(separated)
+    assert gm.score(separated) == pytest.approx(ref.score(separated), rel=1e-6)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_information_criteria_formulas(separated, ct):
+    gm = GaussianMixture(3, covariance_type=ct, random_state=0, device="cpu").fit(separated)
+    N, D = separated.shape
+    K = 3
+    n_cov = {"full": K * D * (D + 1) / 2, "tied": D * (D + 1) / 2, "diag": K * D,
+             "spherical": K}[ct]
+    p = n_cov + K * D + K - 1
+    log_lik = gm.score_samples(separated).sum()
+    assert gm.bic(separated) == pytest.approx(-2 * log_lik + p * np.log(N), rel=1e-12)
+    assert gm.aic(separated) == pytest.approx(-2 * log_lik + 2 * p, rel=1e-12)
+
+
+# -- EM: identity, monotonicity -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("init", ["kmeans", "random"])
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_em_identity_and_monotone_likelihood(overlapping, ct, init):
+    X = overlapping
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = GaussianMixture(3, covariance_type=ct, reg_covar=0.0, tol=1e-12, max_iter=60,
+                             init=init, random_state=1, device="cpu").fit(X)
+    h = gm.history_
+    assert len(h) >= 10, "the test needs a long EM run"
+    assert [e["iter"] for e in h] == list(range(len(h)))
+    for e in h:
+        assert abs(e["log_likelihood"] - (e["bound"] + e["kl"])) < 1e-8, e
+        assert e["kl"] >= -1e-12, e
+    ll = np.array([e["log_likelihood"] for e in h])
+    assert (np.diff(ll) >= -1e-9).all(), np.diff(ll).min()
+    assert h[0]["kl"] > 1e-6  # the initial responsibilities are not the posterior
+    # EM also never lowers the bound from one E-step to the next
+    assert gm.lower_bound_ == ll[-1]
+    assert gm.score(X) == pytest.approx(gm.lower_bound_, rel=1e-10)
+    assert gm.n_iter_ == h[-1]["iter"]
+
+
+def test_more_restarts_never_worse(overlapping):
+    one = GaussianMixture(3, n_init=1, random_state=3, device="cpu").fit(overlapping)
+    three = GaussianMixture(3, n_init=3, random_state=3, device="cpu").fit(overlapping)
+    assert three.lower_bound_ >= one.lower_bound_ - 1e-12
+
+
+def test_convergence_warning(overlapping):
+    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+        gm = GaussianMixture(3, max_iter=2, tol=0.0, random_state=0, device="cpu").fit(
+            overlapping)
+    assert not gm.converged_ and gm.n_iter_ == 2 and len(gm.history_) == 3
+
+
+# -- inference -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_score_samples_equals_scipy_mixture(overlapping, ct):
+    gm = GaussianMixture(3, covariance_type=ct, random_state=0, device="cpu").fit(overlapping)
+    pts = np.array([[0.0, 0.0], [1.0, -2.0], [-3.0, 4.0], [10.0, 10.0]])
+    covs = full_covariances(gm)
+    comp = np.stack([np.log(w) + multivariate_normal(m, c).logpdf(pts)
+                     for w, m, c in zip(gm.weights_, gm.means_, covs, strict=True)], 1)
+    expected = logsumexp(comp, axis=1)
+    np.testing.assert_allclose(gm.score_samples(pts), expected, rtol=1e-10)
+    proba = gm.predict_proba(pts)
+    np.testing.assert_allclose(proba, np.exp(comp - expected[:, None]), atol=1e-12)
+    assert gm.score(pts) == pytest.approx(expected.mean(), rel=1e-10)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_predict_proba_and_predict(overlapping, ct):
+    gm = GaussianMixture(3, covariance_type=ct, random_state=0, device="cpu").fit(overlapping)
+    P = gm.predict_proba(overlapping)
+    assert P.shape == (len(overlapping), 3) and (P >= 0).all()
+    np.testing.assert_allclose(P.sum(1), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(gm.predict(overlapping), P.argmax(1))
+    np.testing.assert_array_equal(gm.fit_predict(overlapping), gm.predict(overlapping))
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_sample(separated, ct):
+    gm = GaussianMixture(3, covariance_type=ct, random_state=0, device="cpu").fit(separated)
+    S, labels = gm.sample(20000)
+    assert S.shape == (20000, 3) and labels.shape == (20000,)
+    assert set(np.unique(labels)) <= {0, 1, 2}
+    np.testing.assert_allclose(np.bincount(labels, minlength=3) / 20000, gm.weights_, atol=0.02)
+    mix_mean = gm.weights_ @ gm.means_
+    # standard error of the mean is below sqrt(max var / n) ~ 0.05 here
+    np.testing.assert_allclose(S.mean(0), mix_mean, atol=0.15)
+    # each component's samples have that component's mean and covariance
+    covs = full_covariances(gm)
+    k = int(np.argmax(gm.weights_))
+    Sk = S[labels == k]
+    np.testing.assert_allclose(Sk.mean(0), gm.means_[k], atol=0.1)
+    np.testing.assert_allclose(np.cov(Sk.T), covs[k], atol=0.15)
+    with pytest.raises(ValueError, match="n_samples"):
+        gm.sample(0)
+
+
+def test_chunked_full_covariance_matches(overlapping, monkeypatch):
+    gm = GaussianMixture(3, random_state=0, device="cpu").fit(overlapping)
+    ref = gm.score_samples(overlapping)
+    monkeypatch.setattr(unsup.ops, "_BLOCK_ELEMS", 64)  # 8 rows of K*D=6 per chunk
+    np.testing.assert_allclose(gm.score_samples(overlapping), ref, rtol=1e-13)
+    small = GaussianMixture(3, random_state=0, device="cpu").fit(overlapping)
+    np.testing.assert_allclose(small.means_, gm.means_, rtol=1e-12)
+    assert small.lower_bound_ == pytest.approx(gm.lower_bound_, rel=1e-12)
+
+
+def test_float32_and_tensor_input(overlapping):
+    a = GaussianMixture(3, random_state=0, device="cpu").fit(overlapping)
+    b = GaussianMixture(3, random_state=0, device="cpu").fit(torch.from_numpy(overlapping))
+    np.testing.assert_array_equal(a.means_, b.means_)
+    c = GaussianMixture(3, random_state=0, device="cpu").fit(overlapping.astype(np.float32))
+    assert c.means_.dtype == np.float64  # EM runs in float64 whatever the input
+    np.testing.assert_allclose(c.means_, a.means_, atol=1e-4)
+    np.testing.assert_allclose(a.score_samples(torch.from_numpy(overlapping)),
+                               a.score_samples(overlapping))
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def test_more_components_than_samples():
+    with pytest.raises(DataError, match="n_samples=3 should be >= n_components=5"):
+        GaussianMixture(5, device="cpu").fit(np.random.rand(3, 2))
+
+
+@pytest.mark.parametrize("init", ["kmeans", "random"])
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_degenerate_data_raises_not_nan(ct, init):
+    X = np.ones((20, 3))
+    with pytest.raises(ValueError, match="reg_covar"):
+        GaussianMixture(2, covariance_type=ct, reg_covar=0.0, init=init, random_state=0,
+                        device="cpu").fit(X)
+    # with the default regularisation the same data fit, with finite parameters
+    gm = GaussianMixture(2, covariance_type=ct, init=init, random_state=0, device="cpu").fit(X)
+    assert np.isfinite(gm.score_samples(X)).all()
+    assert np.isfinite(gm.covariances_).all()
+
+
+@pytest.mark.parametrize("params,msg", [
+    ({"n_components": 0}, "n_components must be an integer >= 1"),
+    ({"covariance_type": "bogus"}, "covariance_type='bogus'"),
+    ({"init": "bogus"}, "init='bogus'"),
+    ({"reg_covar": -1.0}, "reg_covar must be"),
+    ({"tol": -1.0}, "tol must be"),
+    ({"n_init": 0}, "n_init must be"),
+    ({"max_iter": -1}, "max_iter must be"),
+])
+def test_bad_params(params, msg, overlapping):
+    with pytest.raises(ValueError, match=msg):
+        GaussianMixture(**{"n_components": 2, "device": "cpu", **params}).fit(overlapping)
+
+
+def test_not_fitted():
+    gm = GaussianMixture(2, device="cpu")
+    for call in (lambda: gm.predict_proba([[0.0]]), lambda: gm.score_samples([[0.0]]),
+                 lambda: gm.sample(3), lambda: gm.bic([[0.0]])):
+        with pytest.raises(NotFittedError):
+            call()

@@ -1,0 +1,267 @@
+"""Model files: safetensors + JSON, integrity-checked, never unpickled."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.numpy import load_file, save_file
+from sklearn.datasets import make_blobs
+from sklearn.exceptions import NotFittedError
+
+import unsup
+from unsup import io as uio
+from unsup.cluster import GaussianMixture, KMeans, MiniBatchKMeans
+from unsup.io import ModelFileError
+
+
+@pytest.fixture(scope="module")
+def X() -> np.ndarray:
+    X, _ = make_blobs(300, centers=3, n_features=4, random_state=0)
+    return X
+
+
+def _fitted(name: str, X: np.ndarray):
+    if name == "KMeans":
+        return KMeans(3, n_init=2, random_state=0, device="cpu").fit(X)
+    if name == "KMeans-init-array":
+        return KMeans(3, init=X[:3].copy(), device="cpu").fit(X)
+    if name == "MiniBatchKMeans":
+        return MiniBatchKMeans(3, batch_size=64, random_state=0, device="cpu").fit(X)
+    ct = name.split("-")[1]
+    return GaussianMixture(3, covariance_type=ct, random_state=0, device="cpu").fit(X)
+
+
+MODELS = ["KMeans", "KMeans-init-array", "MiniBatchKMeans", "GaussianMixture-full",
+          "GaussianMixture-tied", "GaussianMixture-diag", "GaussianMixture-spherical"]
+
+
+def _fitted_attrs(est) -> dict:
+    return {k: v for k, v in vars(est).items() if k.endswith("_") and not k.startswith("_")}
+
+
+def _assert_same(a, b):
+    if isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray) and a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    else:
+        assert type(a) is type(b) and a == b, (a, b)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_round_trip(name, X, tmp_path):
+    est = _fitted(name, X)
+    path = tmp_path / "model.safetensors"
+    est.save(path)
+    assert sorted(os.listdir(tmp_path)) == ["model.safetensors"]  # no temporary file left
+    loaded = unsup.load(path)
+    assert type(loaded) is type(est)
+    p0, p1 = est.get_params(), loaded.get_params()
+    assert p0.keys() == p1.keys()
+    for k in p0:
+        _assert_same(p0[k], p1[k])
+    a0, a1 = _fitted_attrs(est), _fitted_attrs(loaded)
+    assert a0.keys() == a1.keys()
+    for k in a0:
+        _assert_same(a0[k], a1[k])
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    assert loaded.score(X) == est.score(X)
+    if name.startswith("GaussianMixture"):
+        assert loaded.history_ == est.history_ and len(loaded.history_) > 1
+        np.testing.assert_array_equal(loaded.score_samples(X), est.score_samples(X))
+        np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    else:
+        np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+    # a directory holding model.safetensors loads too; unsup.save is the same writer
+    unsup.save(loaded, tmp_path / "again.safetensors")
+    assert type(unsup.load(tmp_path)) is type(est)
+
+
+def test_loaded_minibatch_continues_partial_fit(X, tmp_path):
+    mb = MiniBatchKMeans(3, random_state=0, device="cpu")
+    for s in range(0, 200, 50):
+        mb.partial_fit(X[s : s + 50])
+    mb.save(tmp_path / "m.safetensors")
+    loaded = unsup.load(tmp_path / "m.safetensors")
+    np.testing.assert_array_equal(loaded.counts_, mb.counts_)
+    mb.partial_fit(X[200:250])
+    loaded.partial_fit(X[200:250])
+    np.testing.assert_allclose(loaded.cluster_centers_, mb.cluster_centers_, rtol=1e-12)
+    assert loaded.n_steps_ == mb.n_steps_ == 5
+
+
+def test_file_is_plain_safetensors(X, tmp_path):
+    path = tmp_path / "km.safetensors"
+    est = _fitted("KMeans", X)
+    est.save(path)
+    tensors = load_file(str(path))  # any safetensors reader can open it
+    np.testing.assert_array_equal(tensors["fitted.cluster_centers_"], est.cluster_centers_)
+    assert all(k.startswith(("fitted.", "param.")) for k in tensors)
+    with safe_open(str(path), framework="numpy") as f:
+        meta = f.metadata()
+    assert meta["format"] == "unsup" and meta["format_version"] == str(uio.FORMAT_VERSION)
+    assert len(meta["sha256"]) == 64
+    doc = json.loads(meta["json"])
+    assert doc["class"] == "KMeans" and doc["params"]["n_clusters"] == 3
+    assert doc["library_version"] == unsup.__version__
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    json.loads(raw[8 : 8 + n])  # the header is JSON, the rest raw tensor bytes
+    assert b"pickle" not in raw and b"\x80\x04" not in raw[: 8 + n]
+
+
+def test_loading_never_unpickles(X, tmp_path, monkeypatch):
+    path = tmp_path / "gm.safetensors"
+    _fitted("GaussianMixture-full", X).save(path)
+
+    def forbidden(*a, **k):
+        raise AssertionError("pickle used while loading a model")
+
+    for mod, attr in [(pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"),
+                      (torch, "load"), (np, "load")]:
+        monkeypatch.setattr(mod, attr, forbidden)
+    est = unsup.load(path)
+    assert est.predict(X).shape == (len(X),)
+
+
+# -- refused files ------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def saved(X, tmp_path):
+    path = tmp_path / "model.safetensors"
+    _fitted("GaussianMixture-diag", X).save(path)
+    return path
+
+
+def _header_len(raw: bytes) -> int:
+    return struct.unpack("<Q", raw[:8])[0]
+
+
+@pytest.mark.parametrize("keep", [0, 4, 8, 50, -1, -100])
+def test_truncated_file(saved, keep):
+    raw = saved.read_bytes()
+    saved.write_bytes(raw[:keep] if keep >= 0 else raw[:keep])
+    with pytest.raises(ModelFileError):
+        unsup.load(saved)
+
+
+def test_tampered_tensor_byte(saved):
+    raw = bytearray(saved.read_bytes())
+    start = 8 + _header_len(raw)
+    pos = start + (len(raw) - start) // 2
+    raw[pos] ^= 0x01
+    saved.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError, match="integrity"):
+        unsup.load(saved)
+
+
+def test_tampered_json_value(saved):
+    raw = saved.read_bytes()
+    # change a fitted value inside the embedded JSON, keeping the file well-formed
+    old = b'n_features_in_\\": 4'
+    assert raw.count(old) == 1
+    saved.write_bytes(raw.replace(old, b'n_features_in_\\": 5'))
+    with pytest.raises(ModelFileError, match="integrity"):
+        unsup.load(saved)
+
+
+def test_tampered_json_syntax(saved):
+    raw = bytearray(saved.read_bytes())
+    raw[8] = ord("x")  # the header's opening brace
+    saved.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError):
+        unsup.load(saved)
+
+
+def test_foreign_safetensors_file(tmp_path):
+    path = tmp_path / "foreign.safetensors"
+    save_file({"weight": np.ones((3, 3), dtype=np.float32)}, str(path))
+    with pytest.raises(ModelFileError, match="not an unsup model file"):
+        unsup.load(path)
+    save_file({"weight": np.ones(3, dtype=np.float32)}, str(path),
+              metadata={"format": "unsup", "format_version": "1", "json": "{}"})
+    with pytest.raises(ModelFileError, match="integrity"):
+        unsup.load(path)
+
+
+def _write(path, meta: dict, tensors: dict, version: str = "1") -> None:
+    meta_json = json.dumps(meta, sort_keys=True)
+    save_file(tensors, str(path), metadata={
+        "format": "unsup", "format_version": version, "json": meta_json,
+        "sha256": uio._digest(meta_json, tensors)})
+
+
+@pytest.mark.parametrize("change,msg", [
+    (lambda m: m.update({"class": "os.system"}), "unknown estimator class"),
+    (lambda m: m["params"].update({"evil": 1}), "unknown parameters"),
+    (lambda m: m["fitted"].update({"__class__": "x"}), "unexpected fitted attributes"),
+    (lambda m: m.update({"fitted": 3}), "malformed"),
+    (lambda m: m["params"].update({"n_clusters": "three"}), None),
+])
+def test_crafted_file_with_valid_digest(change, msg, tmp_path):
+    """Even with a correct digest (it is a checksum, not a signature), odd content is refused
+    with ModelFileError, never an arbitrary exception or an arbitrary attribute."""
+    meta = {"class": "KMeans", "library_version": "0", "params": {"n_clusters": 2},
+            "fitted": {"n_features_in_": 2, "inertia_": 1.0}}
+    tensors = {"fitted.cluster_centers_": np.zeros((2, 2))}
+    change(meta)
+    path = tmp_path / "crafted.safetensors"
+    _write(path, meta, tensors)
+    if msg is None:  # well-formed file, nonsense parameter: fails clearly when used
+        est = unsup.load(path)
+        with pytest.raises(ValueError, match="n_clusters must be"):
+            est.fit(np.zeros((4, 2)))
+        return
+    with pytest.raises(ModelFileError, match=msg):
+        unsup.load(path)
+
+
+def test_newer_format_version(tmp_path):
+    path = tmp_path / "future.safetensors"
+    _write(path, {"class": "KMeans", "params": {}, "fitted": {}}, {}, version="99")
+    with pytest.raises(ModelFileError, match="upgrade"):
+        unsup.load(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 7, os.urandom(4096),
+                                     b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}......"])
+def test_garbage_files(tmp_path, content):
+    path = tmp_path / "garbage.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(ModelFileError):
+        unsup.load(path)
+
+
+def test_missing_paths(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        unsup.load(tmp_path / "nope.safetensors")
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        unsup.load(tmp_path)  # a directory without a model file
+
+
+# -- what cannot be saved -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("est", [KMeans(2), MiniBatchKMeans(2), GaussianMixture(2)],
+                         ids=lambda e: type(e).__name__)
+def test_saving_unfitted_estimator_is_refused(est, tmp_path):
+    path = tmp_path / "m.safetensors"
+    with pytest.raises(NotFittedError):
+        est.save(path)
+    assert not path.exists()
+
+
+def test_unsaveable_values_are_refused(X, tmp_path):
+    est = KMeans(3, n_init=1, random_state=np.random.RandomState(0), device="cpu").fit(X)
+    with pytest.raises(TypeError, match="random_state"):
+        est.save(tmp_path / "m.safetensors")
+    with pytest.raises(TypeError, match="not a registered unsup estimator"):
+        unsup.save(object(), tmp_path / "o.safetensors")
+    assert os.listdir(tmp_path) == []
