@@ -37,7 +37,7 @@ def demo_entries(quick: bool = False) -> list[DemoEntry]:
         DemoEntry("minibatch-kmeans", "mini-batch k-means (K=10)",
                   lambda: MiniBatchKMeans(10, batch_size=512, random_state=0)),
         DemoEntry("gmm", "Gaussian mixture (K=10, diagonal covariances, EM)",
-                  lambda: GaussianMixture(10, covariance_type="diag", reg_covar=1e-2,
+                  lambda: GaussianMixture(10, covariance_type="diag", reg_covar=1e-3,
                                           max_iter=30 if quick else 100, random_state=0)),
     ]
 

@@ -115,7 +115,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     tol : float, default=1e-3
         Stop when the mean log-likelihood improves by less than ``tol``.
     reg_covar : float, default=1e-6
-        Added to the covariance diagonals, keeping them positive definite.
+        Added to the covariance diagonals, keeping them positive definite (as in
+        scikit-learn). The M-step is then a regularised update rather than the exact
+        maximiser of L, so with a large ``reg_covar`` the log-likelihood can fall slightly
+        between iterations; the identity ln p = L + KL still holds exactly.
     max_iter : int, default=100
     n_init : int, default=1
         Restarts; the one with the highest likelihood is kept.
