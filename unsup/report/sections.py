@@ -26,12 +26,13 @@ from unsup.report.plots import (
     image_grid,
 )
 
-__all__ = ["model_report", "comparison_table", "flatten_dict"]
+__all__ = ["model_report", "comparison_table", "flatten_dict", "probe_table", "pretraining_table"]
 
 _EM_KEYS = ("log_likelihood", "bound", "kl")
 _MAX_CENTRES = 100
 _MAX_CONFUSION = 60
 _MAX_PROJECTED = 2000
+_MAX_FILTERS = 50
 
 
 def _to_numpy(a: Any) -> np.ndarray:
@@ -127,7 +128,7 @@ def _em_history(model: Any) -> list[Mapping[str, Any]] | None:
 
 def _history_series(history: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
     """Numeric keys shared by every history entry (except ``iter``), as series."""
-    keys = [k for k in history[0] if k not in ("iter", "step", "epoch")]
+    keys = [k for k in history[0] if k not in ("iter", "step", "epoch", "time", "lr")]
     series: dict[str, list[float]] = {}
     for k in keys:
         vals = []
@@ -140,6 +141,36 @@ def _history_series(history: Sequence[Mapping[str, Any]]) -> dict[str, list[floa
             if any(math.isfinite(x) for x in vals):
                 series[str(k)] = vals
     return series
+
+
+def _can_reconstruct(model: Any) -> bool:
+    return callable(getattr(model, "reconstruct", None)) or (
+        callable(getattr(model, "transform", None))
+        and callable(getattr(model, "inverse_transform", None)))
+
+
+def _reconstruct(model: Any, X: np.ndarray) -> Any:
+    if callable(getattr(model, "reconstruct", None)):
+        return model.reconstruct(X)
+    return model.inverse_transform(model.transform(X))
+
+
+def _first_layer_filters(model: Any) -> np.ndarray | None:
+    """Rows of ``components_`` (PCA) or of the first ``nn.Linear`` of ``module_.encoder``."""
+    comp = getattr(model, "components_", None)
+    if comp is not None:
+        a = _to_numpy(comp)
+        return a if a.ndim == 2 else None
+    enc = getattr(getattr(model, "module_", None), "encoder", None)
+    modules = getattr(enc, "modules", None)
+    if not callable(modules):
+        return None
+    for m in modules():
+        if type(m).__name__ == "Linear":
+            return _to_numpy(m.weight)
+        if type(m).__name__.startswith("Conv"):
+            return None
+    return None
 
 
 def _centres(model: Any) -> np.ndarray | None:
@@ -194,6 +225,10 @@ def model_report(
       ``model.predict(X)`` are computed.
     * **Cluster centres** — ``cluster_centers_`` or ``means_`` (K × D) drawn as images when
       ``image_shape`` is given.
+    * **Reconstructions** — originals above their reconstructions (``reconstruct`` or
+      ``inverse_transform(transform(X))``), when ``image_shape`` is given.
+    * **First-layer filters** — rows of ``components_`` (PCA) or the weights of the first
+      ``Linear`` layer of ``module_.encoder`` (autoencoders), as images.
     * **Confusion matrix** — when ``y`` is given and the model has ``predict``.
     * **EM trace** — when ``history_`` is a non-empty list of dicts with keys
       ``log_likelihood``, ``bound`` and ``kl``; any other list of dicts of numbers is drawn
@@ -295,6 +330,68 @@ def model_report(
 
         sections.run("Cluster centres", _centres_section)
 
+    # Reconstructions and first-layer filters (autoencoders, PCA) -----------------------
+    if image_shape is not None and Xn is not None and _can_reconstruct(model):
+
+        def _reconstructions() -> None:
+            n_show = min(10, Xn.shape[0])
+            idx = np.random.default_rng(0).choice(Xn.shape[0], size=n_show, replace=False)
+            orig = np.asarray(Xn[np.sort(idx)], dtype=np.float32)
+            rec = _to_numpy(_reconstruct(model, orig)).reshape(n_show, -1)
+            sse = float(((rec - orig) ** 2).sum(1).mean())
+            report.figure(image_grid(np.concatenate([orig, rec]), image_shape, ncols=n_show),
+                          caption=f"Top: {n_show} originals; bottom: their reconstructions "
+                                  f"(squared error {sse:.3g} per image on these).")
+
+        sections.run("Reconstructions", _reconstructions)
+    filters = _first_layer_filters(model) if image_shape is not None else None
+    if filters is not None and filters.shape[1] == int(np.prod(image_shape)):
+
+        def _filters() -> None:
+            shown = filters[:_MAX_FILTERS]
+            report.figure(image_grid(shown, image_shape),
+                          caption=f"First-layer weights of {shown.shape[0]} of "
+                                  f"{filters.shape[0]} units, each scaled to its own range.")
+
+        sections.run("First-layer filters", _filters)
+
+    # Gibbs chains and AIS log-likelihood (energy-based models) -------------------------
+    if image_shape is not None and callable(getattr(model, "gibbs_chain", None)):
+
+        def _gibbs() -> None:
+            steps = (1, 10, 100, 1000)
+            chain = _to_numpy(model.gibbs_chain(10, steps=steps, random_state=0))
+            if chain.shape[-1] != int(np.prod(image_shape)):
+                report.text("Not drawn: samples are not images of the data's shape.")
+                return
+            report.figure(image_grid(chain.reshape(-1, chain.shape[-1]), image_shape,
+                                     ncols=chain.shape[1]),
+                          caption="Gibbs chains from random starts: rows after "
+                                  + ", ".join(str(s) for s in steps)
+                                  + " full Gibbs steps (visible means E[v | h]).")
+
+        sections.run("Gibbs samples", _gibbs)
+    if getattr(model, "log_partition_interval_", None) is not None and getattr(
+            model, "log_partition_", None) is not None:
+
+        def _ais() -> None:
+            lo, hi = (float(t) for t in model.log_partition_interval_)
+            kind = getattr(model, "likelihood_kind_", "")
+            rows = [{"quantity": "log Z", "estimate": float(model.log_partition_),
+                     "interval low": lo, "interval high": hi, "kind": kind}]
+            if Xn is not None and callable(getattr(model, "free_energy", None)):
+                neg_f = -float(np.mean(_to_numpy(model.free_energy(Xn))))
+                rows.append({"quantity": "mean log p(v) on the report data (nats)",
+                             "estimate": neg_f - float(model.log_partition_),
+                             "interval low": neg_f - hi, "interval high": neg_f - lo,
+                             "kind": kind})
+            report.table(rows, caption="Log partition function and log-likelihood. An AIS "
+                         "estimate's interval is ±3 standard errors of the mean importance "
+                         "weight (Salakhutdinov & Murray 2008); AIS tends to underestimate "
+                         "log Z, i.e. to overstate the log-likelihood.")
+
+        sections.run("Log-likelihood (AIS)", _ais)
+
     # Confusion matrix -----------------------------------------------------------------
     if yn is not None and has_predict:
 
@@ -347,7 +444,14 @@ def model_report(
             idx = (np.sort(rng.choice(n, size=_MAX_PROJECTED, replace=False))
                    if n > _MAX_PROJECTED else np.arange(n))
             sub = np.asarray(Xn[idx], dtype=np.float64)
-            Z = PCA(n_components=2, random_state=0).fit_transform(sub)
+            space = "inputs"
+            if not has_predict and callable(getattr(model, "transform", None)):
+                # a representation learner: show its codes, not the raw inputs
+                codes = _to_numpy(model.transform(Xn[idx])).reshape(idx.size, -1)
+                if codes.shape[1] >= 2:
+                    sub, space = codes.astype(np.float64), "codes"
+            Z = (sub if sub.shape[1] == 2
+                 else PCA(n_components=2, random_state=0).fit_transform(sub))
             labels, what = None, ""
             if has_predict:
                 try:
@@ -357,7 +461,8 @@ def model_report(
                                   RuntimeWarning, stacklevel=4)
             if labels is None and yn is not None:
                 labels, what = yn[idx], "true label"
-            cap = f"PCA of {idx.size} of {n} samples" + (f", coloured by {what}" if what else "")
+            cap = (f"PCA of the {space} of {idx.size} of {n} samples"
+                   + (f", coloured by {what}" if what else ""))
             report.figure(embedding_plot(Z, labels, title=f"{name}: PCA projection"),
                           caption=cap)
 
@@ -396,4 +501,99 @@ def comparison_table(
         report.heading(title, 2)
     flat = [{k: _short(v) for k, v in flatten_dict(r).items()} for r in rows]
     report.table(flat, caption=caption)
+    return report
+
+
+def _pm(mean: Any, std: Any) -> str:
+    if not isinstance(mean, numbers.Real):
+        return ""
+    if isinstance(std, numbers.Real) and std > 0:
+        return f"{mean:.4f} ± {std:.4f}"
+    return f"{mean:.4f}"
+
+
+def probe_table(
+    rows: Sequence[Mapping[str, Any]],
+    report: Report | None = None,
+    caption: str | None = None,
+    title: str = "Probe accuracy",
+) -> Report:
+    """Tabulate linear-probe / k-NN accuracies by number of labels.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Rows of :func:`unsup.metrics.label_fraction_curve` (keys ``probe``, ``n_labels``,
+        ``accuracy_mean``, ``accuracy_std``, ``n_seeds``), optionally with a
+        ``representation`` key naming what was probed (codes, raw inputs, ...).
+    report : Report, optional
+        Report to append to (a level-2 section titled ``title``); a new one when omitted.
+    caption : str, optional
+        Table caption; a default explains the protocol.
+    title : str, default="Probe accuracy"
+        Report title or section heading.
+
+    Returns
+    -------
+    Report
+        The report the table was added to.
+    """
+    if report is None:
+        report = Report(title)
+    else:
+        report.heading(title, 2)
+    names = {"linear": "linear probe", "knn": "k-NN"}
+    table = []
+    for r in rows:
+        row: dict[str, Any] = {}
+        if "representation" in r:
+            row["representation"] = r["representation"]
+        row["probe"] = names.get(str(r.get("probe")), r.get("probe"))
+        row["labels"] = r.get("n_labels")
+        row["test accuracy"] = _pm(r.get("accuracy_mean"), r.get("accuracy_std"))
+        row["seeds"] = r.get("n_seeds")
+        table.append(row)
+    report.table(table, caption=caption or (
+        "Frozen codes; logistic regression on standardised codes, and k-NN; trained on a "
+        "class-balanced labelled subset of the training data, scored on the test data "
+        "(mean ± std over seeds)."))
+    return report
+
+
+def pretraining_table(
+    rows: Sequence[Mapping[str, Any]],
+    report: Report | None = None,
+    caption: str | None = None,
+    title: str = "Pre-training versus random initialisation",
+) -> Report:
+    """Tabulate :func:`unsup.metrics.pretraining_experiment` results.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Rows with ``n_labels``, ``pretrained_mean``/``_std``, ``random_mean``/``_std``,
+        ``gain`` and ``winner``.
+    report : Report, optional
+        Report to append to; a new one when omitted.
+    caption : str, optional
+        Table caption.
+    title : str, default="Pre-training versus random initialisation"
+        Report title or section heading.
+
+    Returns
+    -------
+    Report
+        The report the table was added to.
+    """
+    if report is None:
+        report = Report(title)
+    else:
+        report.heading(title, 2)
+    table = [{"labels": r.get("n_labels"),
+              "pretrained init": _pm(r.get("pretrained_mean"), r.get("pretrained_std")),
+              "random init": _pm(r.get("random_mean"), r.get("random_std")),
+              "gain": r.get("gain"), "winner": r.get("winner")} for r in rows]
+    report.table(table, caption=caption or (
+        "Test accuracy of the same classifier fine-tuned from pre-trained versus random "
+        "hidden layers (mean ± std over seeds)."))
     return report
