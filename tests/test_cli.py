@@ -124,7 +124,8 @@ def test_demo_quick(tmp_path, capsys):
     rows = json.loads((tmp_path / "metrics.json").read_text())
     assert len(rows) >= 3
     # every clustering model beats chance (0.1) by a wide margin on held-out digits
-    assert all(r["test accuracy"] > 0.3 for r in rows)
+    # clusterers report an accuracy; PCA and autoencoders (codes, no clusters) report None
+    assert all(r["test accuracy"] > 0.3 for r in rows if r["test accuracy"] is not None)
     assert "EM trace" in html and "Cluster centres" in html
     for name in ("kmeans", "gmm"):
         assert unsup.load(tmp_path / name) is not None

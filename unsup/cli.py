@@ -287,13 +287,66 @@ def fit() -> None:
     """
 
 
+def _probe_rows(model: Any, run: dict[str, Any], test: Any, test_spec: str, binarize: Any,
+                n_seeds: int, run_dir: str) -> list[dict[str, Any]]:
+    """Linear probe + k-NN on the run's training codes, scored on ``test``; saved to probe.json."""
+    from unsup.metrics import probe_summary
+
+    if not callable(getattr(model, "transform", None)):
+        raise UserError(f"{type(model).__name__} has no transform: --probe judges codes")
+    train_spec = run.get("data")
+    if not train_spec:
+        raise UserError("--probe trains on the run's training data, but run.json records none")
+    if test_spec == train_spec:
+        raise UserError("--probe needs held-out data: pass --data TEST (e.g. mnist-test) or fit "
+                        "with --test-data")
+    if n_seeds < 1:
+        raise UserError(f"--probe-seeds must be >= 1, got {n_seeds}")
+    train = _load_data(train_spec, binarize)
+    for name, ds in ((train_spec, train), (test_spec, test)):
+        if ds.y is None:
+            raise UserError(f"--probe needs labels, and {name} has none")
+    try:
+        rows = probe_summary(model, train.X, train.y, test.X, test.y,
+                             seeds=list(range(n_seeds)), name=f"{type(model).__name__} codes")
+    except ValueError as e:
+        raise UserError(str(e).splitlines()[0]) from None
+    d = Path(run_dir)
+    _write_json((d if d.is_dir() else d.parent) / "probe.json",
+                {"train_data": train_spec, "test_data": test_spec, "rows": rows})
+    return rows
+
+
+def _print_probe(title: str, rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("representation", "probe", "labels", "test accuracy", "seeds"):
+        table.add_column(col, justify="right" if col in ("labels", "seeds") else "left")
+    for r in rows:
+        acc = f"{r['accuracy_mean']:.4f}"
+        if r["n_seeds"] > 1:
+            acc += f" ± {r['accuracy_std']:.4f}"
+        table.add_row(r["representation"], {"linear": "linear probe"}.get(r["probe"], "k-NN"),
+                      str(r["n_labels"]), acc, str(r["n_seeds"]))
+    Console(stderr=False).print(table)
+
+
 @cli.command()
 @click.argument("run_dir")
 @click.option("--data", default=None, help="Data to evaluate on (default: the run's data).")
 @click.option("--binarize", default=None, help="As for fit (default: the run's setting).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool) -> None:
-    """Evaluate a fitted model (clustering scores, log-likelihood) on data."""
+@click.option("--probe", is_flag=True,
+              help="Also judge the codes: linear probe and k-NN trained on the run's training "
+                   "data (100, 1,000, all labels) and scored on the test data; raw inputs "
+                   "as baseline. Writes RUN_DIR/probe.json.")
+@click.option("--probe-seeds", default=3, show_default=True,
+              help="Labelled subsets (seeds) per label count for --probe.")
+def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool,
+             probe: bool, probe_seeds: int) -> None:
+    """Evaluate a fitted model (clustering scores, log-likelihood, probes) on data."""
     from unsup.metrics import evaluate_model
 
     model, run = _read_run(run_dir)
@@ -306,10 +359,16 @@ def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool
         metrics = evaluate_model(model, ds.X, ds.y)
     except ValueError as e:
         raise UserError(str(e)) from None
+    rows = _probe_rows(model, run, ds, spec, b, probe_seeds, run_dir) if probe else None
     if as_json:
-        click.echo(json.dumps({"data": spec, **metrics}, indent=2, default=float))
+        out = {"data": spec, **metrics}
+        if rows is not None:
+            out["probe"] = rows
+        click.echo(json.dumps(out, indent=2, default=float))
     else:
         _print_metrics(f"{type(model).__name__} on {spec}", {spec: metrics})
+        if rows is not None:
+            _print_probe(f"Probes: trained on {run.get('data')}, scored on {spec}", rows)
 
 
 @cli.command()
@@ -330,9 +389,45 @@ def report(run_dir: str, out: str | None) -> None:
     shape = tuple(ds.image_shape) if ds is not None and ds.image_shape else None
     rep = model_report(model, X, y, image_shape=shape, metrics=metrics,
                        title=f"{type(model).__name__} — {spec or 'no data'}")
+    ppath = Path(run_dir) / "probe.json"
+    if ppath.exists():  # written by `unsup evaluate RUN_DIR --probe`
+        from unsup.report import probe_table
+
+        probe = json.loads(ppath.read_text())
+        probe_table(probe.get("rows", []), report=rep, title="Probe table",
+                    caption=f"Linear probe (logistic regression on standardised frozen codes) "
+                            f"and k-NN (cosine, k=5): trained on {probe.get('train_data')}, "
+                            f"scored on {probe.get('test_data')}; mean ± std over seeds.")
     path = Path(out) if out else Path(run_dir) / "report.html"
     rep.save(path)
     click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("run_dir")
+@click.option("--data", required=True, help="Data to encode (dataset name or path).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Output .npy file for the codes (n_samples x n_components).")
+@click.option("--binarize", default=None, help="As for fit (default: the run's setting).")
+def encode(run_dir: str, data: str, out_path: str, binarize: str | None) -> None:
+    """Write the codes (``model.transform``) of a fitted model for DATA to a .npy file."""
+    model, run = _read_run(run_dir)
+    if not callable(getattr(model, "transform", None)):
+        raise UserError(f"{type(model).__name__} has no transform: it does not produce codes")
+    b = _binarize_arg(binarize) if binarize is not None else run.get("binarize")
+    ds = _load_data(data, b)
+    try:
+        codes = np.asarray(model.transform(ds.X))
+    except ValueError as e:
+        raise UserError(str(e).splitlines()[0]) from None
+    out = Path(out_path)
+    if out.suffix != ".npy":
+        raise UserError(f"--out must end in .npy, got {out_path}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npy")
+    np.save(tmp, codes)
+    os.replace(tmp, out)
+    click.echo(f"wrote {out} ({codes.shape[0]} x {codes.shape[1] if codes.ndim > 1 else 1})")
 
 
 @cli.command()

@@ -30,9 +30,35 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("gmm", "unsup.cluster", "GaussianMixture",
                   "Gaussian mixture fitted by EM (full/tied/diag/spherical covariances)",
                   "cluster"),
+        ModelSpec("pca", "unsup.decomposition", "PCA",
+                  "principal component analysis (full or randomized SVD, whitening)",
+                  "decomposition"),
+        ModelSpec("autoencoder", "unsup.autoencoders", "Autoencoder",
+                  "autoencoder, MLP or convolutional (loss follows the data)", "autoencoders"),
+        ModelSpec("denoising-autoencoder", "unsup.autoencoders", "DenoisingAutoencoder",
+                  "denoising autoencoder (masking, Gaussian, salt-and-pepper noise)",
+                  "autoencoders"),
+        ModelSpec("sparse-autoencoder", "unsup.autoencoders", "SparseAutoencoder",
+                  "sparse autoencoder (KL(rho||rho_hat) or L1 penalty on the code)",
+                  "autoencoders"),
+        ModelSpec("stacked-autoencoder", "unsup.autoencoders", "StackedAutoencoder",
+                  "deep autoencoder: greedy layer-wise pre-training, then fine-tuning",
+                  "autoencoders"),
+        ModelSpec("rbm", "unsup.energy", "BernoulliRBM",
+                  "binary RBM trained by CD-k or PCD; AIS log-likelihood", "energy"),
+        ModelSpec("gaussian-rbm", "unsup.energy", "GaussianBernoulliRBM",
+                  "RBM with Gaussian visible units for real-valued data", "energy"),
+        ModelSpec("replicated-softmax", "unsup.energy", "ReplicatedSoftmaxRBM",
+                  "replicated softmax RBM for word counts (documents of any length)", "energy"),
+        ModelSpec("boltzmann-machine", "unsup.energy", "BoltzmannMachine",
+                  "fully connected Boltzmann machine (exact likelihood up to 20 units)",
+                  "energy"),
     ]
 }
-_ALIASES = {"k-means": "kmeans", "gaussian-mixture": "gmm", "mbkmeans": "minibatch-kmeans"}
+_ALIASES = {"k-means": "kmeans", "gaussian-mixture": "gmm", "mbkmeans": "minibatch-kmeans",
+            "ae": "autoencoder", "dae": "denoising-autoencoder", "sae": "sparse-autoencoder",
+            "deep-autoencoder": "stacked-autoencoder", "bernoulli-rbm": "rbm",
+            "gbrbm": "gaussian-rbm", "rsm": "replicated-softmax", "bm": "boltzmann-machine"}
 
 
 def model_names() -> list[str]:

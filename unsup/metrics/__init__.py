@@ -10,6 +10,15 @@ from unsup.metrics.clustering import (
     silhouette,
 )
 from unsup.metrics.evaluate import evaluate_model
+from unsup.metrics.likelihood import AISResult, ais, beta_schedule, rbm_log_partition_exact
+from unsup.metrics.pretraining import build_classifier, pretraining_experiment
+from unsup.metrics.probes import (
+    balanced_subset,
+    knn_accuracy,
+    label_fraction_curve,
+    linear_probe,
+    probe_summary,
+)
 
 __all__ = [
     "evaluate_model",
@@ -20,4 +29,15 @@ __all__ = [
     "match_labels",
     "nmi",
     "silhouette",
+    "balanced_subset",
+    "build_classifier",
+    "knn_accuracy",
+    "label_fraction_curve",
+    "linear_probe",
+    "probe_summary",
+    "pretraining_experiment",
+    "AISResult",
+    "ais",
+    "beta_schedule",
+    "rbm_log_partition_exact",
 ]

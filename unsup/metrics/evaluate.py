@@ -19,7 +19,8 @@ def evaluate_model(model: Any, X: Any, y: Any = None, *, silhouette_samples: int
       silhouette on a seeded sample of ``silhouette_samples`` points;
     - k-means (``inertia_``): inertia and inertia per sample;
     - density models (``score_samples``): mean log-likelihood per sample in nats, with its
-      kind (``exact`` here; bounds and estimates say so).
+      kind (``exact`` here; bounds and estimates say so) and, for AIS estimates, the
+      interval implied by the model's ``log_partition_interval_``.
     """
     out: dict[str, Any] = {"n_samples": int(len(X))}
     pred = None
@@ -38,4 +39,11 @@ def evaluate_model(model: Any, X: Any, y: Any = None, *, silhouette_samples: int
         ll = np.asarray(model.score_samples(X), dtype=np.float64)
         out["log_likelihood"] = float(ll.mean())
         out["log_likelihood_kind"] = getattr(model, "likelihood_kind_", "exact")
+        # stochastic estimates of log Z (AIS) carry an interval: log p(v) = -F(v) - log Z
+        interval = getattr(model, "log_partition_interval_", None)
+        log_z = getattr(model, "log_partition_", None)
+        if interval is not None and log_z is not None and out["log_likelihood_kind"] != "exact":
+            lo, hi = (float(t) for t in interval)
+            out["log_likelihood_low"] = out["log_likelihood"] + float(log_z) - hi
+            out["log_likelihood_high"] = out["log_likelihood"] + float(log_z) - lo
     return out

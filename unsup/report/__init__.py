@@ -8,7 +8,13 @@ from unsup.report.plots import (
     embedding_plot,
     image_grid,
 )
-from unsup.report.sections import comparison_table, flatten_dict, model_report
+from unsup.report.sections import (
+    comparison_table,
+    flatten_dict,
+    model_report,
+    pretraining_table,
+    probe_table,
+)
 
 __all__ = [
     "Report",
@@ -21,4 +27,6 @@ __all__ = [
     "model_report",
     "comparison_table",
     "flatten_dict",
+    "probe_table",
+    "pretraining_table",
 ]

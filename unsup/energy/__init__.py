@@ -1,0 +1,15 @@
+"""Energy-based models trained by MCMC-estimated gradients (CD-k, PCD).
+
+Every model supplies its energy's conditionals and sufficient statistics; one engine
+(:mod:`unsup.energy._engine`) runs the minibatch loop. Likelihoods: exact by enumeration for
+small models, annealed importance sampling otherwise (:mod:`unsup.metrics.likelihood`).
+"""
+
+from unsup.energy.boltzmann import BoltzmannMachine
+from unsup.energy.cf_rbm import CollaborativeFilteringRBM
+from unsup.energy.gaussian_rbm import GaussianBernoulliRBM
+from unsup.energy.rbm import BernoulliRBM
+from unsup.energy.replicated_softmax import ReplicatedSoftmaxRBM
+
+__all__ = ["BernoulliRBM", "BoltzmannMachine", "CollaborativeFilteringRBM",
+           "GaussianBernoulliRBM", "ReplicatedSoftmaxRBM"]

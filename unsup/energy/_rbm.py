@@ -1,0 +1,390 @@
+r"""Machinery shared by the RBM family: parameters, the training loop hook-up, inference.
+
+An RBM's math object (``_RBMMath`` subclasses) holds the parameters as tensors and implements
+the :class:`~unsup.energy._engine.MCMCModel` protocol plus free energy, conditionals and the
+two AIS callbacks. The estimator (``_BaseRBM`` subclasses) validates, owns the fitted numpy
+attributes (scikit-learn's names: ``components_`` is H×D, ``intercept_hidden_``,
+``intercept_visible_``) and builds a math object from them for every call.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import TransformerMixin
+
+from unsup.base import BaseEstimator, make_generator, report_progress
+from unsup.energy._engine import MCMCConfig, check_float, check_int, fit_mcmc
+from unsup.metrics.likelihood import AISResult, ais
+
+__all__ = ["_BaseRBM", "_RBMMath"]
+
+State = tuple[torch.Tensor, ...]
+
+
+# On CPU, NumPy's PCG64 draws uniforms about twice as fast as torch's MT19937; each torch
+# generator gets a NumPy generator seeded from it (deterministic for a given random_state).
+_NP_RNG: dict[int, tuple[torch.Generator, np.random.Generator]] = {}
+
+
+def _uniform(shape: torch.Size | tuple[int, ...], gen: torch.Generator, device: torch.device,
+             dtype: torch.dtype) -> torch.Tensor:
+    """Uniform [0, 1) draws of ``shape`` from ``gen`` (or its NumPy twin on CPU)."""
+    if device.type != "cpu" or dtype not in (torch.float32, torch.float64):
+        return torch.rand(shape, generator=gen, device=gen.device, dtype=dtype).to(device)
+    entry = _NP_RNG.get(id(gen))
+    if entry is None or entry[0] is not gen:
+        if len(_NP_RNG) > 64:
+            _NP_RNG.clear()
+        entry = (gen, np.random.default_rng(gen.initial_seed()))
+        _NP_RNG[id(gen)] = entry
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    return torch.from_numpy(entry[1].random(tuple(shape), dtype=np_dtype))
+
+
+def _bernoulli(p: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Binary draws with probabilities ``p`` (same shape and dtype)."""
+    return (_uniform(p.shape, gen, p.device, p.dtype) < p).to(p.dtype)
+
+
+class _RBMMath:
+    """Parameters ``W`` (H, D), ``b`` (D,), ``c`` (H,) and the binary-hidden conditionals.
+
+    Subclasses define the visible layer: ``_hidden_input``, ``visible_mean``,
+    ``sample_visible``, ``free_energy`` and the AIS base model.
+    """
+
+    def __init__(self, W: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> None:
+        self.W, self.b, self.c = W, b, c
+
+    # -- engine protocol ------------------------------------------------------------------
+    def parameters(self) -> dict[str, torch.Tensor]:
+        return {"W": self.W, "b": self.b, "c": self.c}
+
+    def decayed(self) -> tuple[str, ...]:
+        return ("W",)
+
+    def positive(self, batch: torch.Tensor, gen: torch.Generator) -> State:
+        return (batch, self.hidden_mean_of(batch))
+
+    def init_chains(self, batch: torch.Tensor, n: int, gen: torch.Generator) -> State:
+        if n <= batch.shape[0]:
+            v = batch[:n]
+        else:
+            idx = torch.randint(batch.shape[0], (n,), generator=gen, device=gen.device)
+            v = batch[idx.to(batch.device)]
+        return (v, self.hidden_mean_of(v))
+
+    def gibbs(self, state: State, k: int, gen: torch.Generator) -> tuple[State, State]:
+        v, hp = state
+        for _ in range(k):
+            h = _bernoulli(hp, gen)
+            v = self.sample_visible(h, gen, v)
+            hp = self.hidden_mean_of(v)
+        return (v, hp), (v, hp)
+
+    def stats(self, rows: State, weights: torch.Tensor) -> dict[str, torch.Tensor]:
+        v, h = rows
+        hw = h * weights.unsqueeze(1)
+        return {"W": hw.T @ v, "b": weights @ v, "c": hw.sum(0)}
+
+    def hidden_mean(self, pos: State) -> torch.Tensor:
+        return pos[1]
+
+    def sparsity_grads(self, pos: State, delta: torch.Tensor) -> dict[str, torch.Tensor]:
+        vbar = pos[0].mean(0)
+        return {"c": delta, "W": delta.unsqueeze(1) * vbar.unsqueeze(0)}
+
+    # -- conditionals -----------------------------------------------------------------------
+    def hidden_input(self, v: torch.Tensor) -> torch.Tensor:
+        """Total input to the hidden units, :math:`c + W v` (rows)."""
+        return torch.addmm(self.c, v, self.W.T)
+
+    def hidden_mean_of(self, v: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.hidden_input(v))
+
+    def sample_visible(self, h: torch.Tensor, gen: torch.Generator,
+                       like: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def visible_mean(self, h: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def free_energy(self, v: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def _to_t(a: Any, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a), device=device).to(dtype)
+
+
+class _BaseRBM(TransformerMixin, BaseEstimator):
+    """Shared fit / inference for RBMs with binary hidden units (not used directly)."""
+
+    _math_cls: type = _RBMMath
+    _stage = "RBM"
+
+    # -- parameters -------------------------------------------------------------------------
+    def _mcmc_config(self, n_samples: int) -> MCMCConfig:
+        check_int("n_components", self.n_components, 1)
+        bs = check_int("batch_size", self.batch_size, 1)
+        lr = check_float("learning_rate", self.learning_rate, 0.0, low_open=True)
+        n_iter = check_int("n_iter", self.n_iter, 1, allow_none=True)
+        n_updates = check_int("n_updates", self.n_updates, 1)
+        if n_iter is not None:  # scikit-learn semantics: epochs over the data
+            n_updates = n_iter * max(1, math.ceil(n_samples / min(bs, n_samples)))
+        k = check_int("cd_k", self.cd_k, 1)
+        mom = check_float("momentum", self.momentum, 0.0, 1.0 - 1e-12)
+        wd = check_float("weight_decay", self.weight_decay, 0.0)
+        if not isinstance(self.persistent, (bool, np.bool_)):
+            raise ValueError(f"persistent must be True or False, got {self.persistent!r}")
+        n_chains = check_int("n_chains", self.n_chains, 1, allow_none=True)
+        if self.lr_schedule not in ("constant", "linear", "cosine"):
+            raise ValueError("lr_schedule must be 'constant', 'linear' or 'cosine', got "
+                             f"{self.lr_schedule!r}")
+        target = self.sparsity_target
+        if target is not None:
+            target = check_float("sparsity_target", target, 0.0, 1.0, low_open=True)
+        cost = check_float("sparsity_cost", self.sparsity_cost, 0.0)
+        return MCMCConfig(
+            batch_size=bs, n_updates=n_updates, learning_rate=lr, lr_schedule=self.lr_schedule,
+            momentum=mom, initial_momentum=min(0.5, mom), weight_decay=wd, cd_k=k,
+            persistent=bool(self.persistent), n_chains=n_chains, sparsity_target=target,
+            sparsity_cost=cost, monitor_every=max(100, n_updates // 50), stage=self._stage)
+
+    # -- subclass hooks -----------------------------------------------------------------------
+    def _check_data(self, X: torch.Tensor, fitting: bool) -> torch.Tensor:
+        return X
+
+    def _init_math(self, X: torch.Tensor, gen: torch.Generator) -> _RBMMath:
+        raise NotImplementedError
+
+    def _store(self, m: _RBMMath) -> None:
+        self.components_ = m.W.detach().cpu().numpy()
+        self.intercept_visible_ = m.b.detach().cpu().numpy()
+        self.intercept_hidden_ = m.c.detach().cpu().numpy()
+
+    def _math(self, device: torch.device) -> _RBMMath:
+        return self._math_cls(_to_t(self.components_, device), _to_t(self.intercept_visible_,
+                              device), _to_t(self.intercept_hidden_, device))
+
+    def _prepare(self) -> Any:
+        return None
+
+    def _input(self, X: Any, reset: bool = False) -> torch.Tensor:
+        X = self._validate(X, reset=reset, dtype=torch.float32)
+        return self._check_data(X, fitting=reset)
+
+    # -- fitting ------------------------------------------------------------------------------
+    def _reset_fitted(self) -> None:
+        for k in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, k)
+
+    def fit(self, X: Any, y: Any = None) -> _BaseRBM:
+        """Fit the model to the rows of ``X`` by CD-k or PCD. Returns ``self``."""
+        self._reset_fitted()
+        Xt = self._input(X, reset=True)
+        cfg = self._mcmc_config(Xt.shape[0])
+        dev = Xt.device
+        gen = make_generator(self.random_state, dev)
+        m = self._init_math(Xt, gen)
+
+        def monitor(batch: torch.Tensor, pos: State) -> dict[str, float]:
+            recon = m.visible_mean(_bernoulli(pos[1], gen), batch)
+            return {"reconstruction_error": float(((batch - recon) ** 2).sum(1).mean())}
+
+        history, chains = fit_mcmc(m, Xt, cfg, gen, prepare=self._prepare(), monitor=monitor,
+                                   verbose=bool(getattr(self, "verbose", False)))
+        self._store(m)
+        self.history_ = history
+        self.n_updates_ = cfg.n_updates
+        self.n_iter_ = cfg.n_updates * min(cfg.batch_size, Xt.shape[0]) / Xt.shape[0]
+        if chains is not None:
+            self.h_samples_ = _bernoulli(chains[1], gen).cpu().numpy()
+        self._after_fit(Xt)
+        return self
+
+    def _after_fit(self, X: torch.Tensor) -> None:
+        self.likelihood_kind_ = "exact" if self._exact_possible() else "AIS estimate"
+
+    def _exact_possible(self) -> bool:
+        return False
+
+    # -- inference ----------------------------------------------------------------------------
+    def transform(self, X: Any) -> np.ndarray:
+        """Hidden probabilities :math:`p(h_j = 1 \\mid v)` (N, H)."""
+        Xt = self._input(X)
+        m = self._math(Xt.device)
+        return m.hidden_mean_of(Xt).cpu().numpy()
+
+    def free_energy(self, X: Any) -> np.ndarray:
+        """Free energy :math:`F(v) = -\\log \\sum_h e^{-E(v,h)}` of every row (nats)."""
+        Xt = self._input(X)
+        return self._math(Xt.device).free_energy(Xt).double().cpu().numpy()
+
+    def reconstruction_error(self, X: Any) -> np.ndarray:
+        """Squared error :math:`\\lVert v - E[v \\mid h = p(h \\mid v)]\\rVert^2` per row."""
+        Xt = self._input(X)
+        m = self._math(Xt.device)
+        r = m.visible_mean(m.hidden_mean_of(Xt), Xt)
+        return ((Xt - r) ** 2).sum(1).double().cpu().numpy()
+
+    # -- likelihood ---------------------------------------------------------------------------
+    def _ais_callbacks(self, m: _RBMMath, gen: torch.Generator) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def _exact_log_partition(self) -> float | None:
+        return None
+
+    def estimate_log_partition(
+        self, n_runs: int | None = None, n_betas: Any = None, random_state: Any = None,
+    ) -> AISResult:
+        """AIS estimate of log Z (Salakhutdinov & Murray 2008); cached on the model.
+
+        Parameters
+        ----------
+        n_runs, n_betas : optional
+            Override ``ais_runs`` / ``ais_betas``.
+        random_state : optional
+            Seed for the annealing runs (default: the estimator's ``random_state``).
+
+        Returns
+        -------
+        AISResult
+            With ``log_z`` and the interval ``[log_z_low, log_z_high]`` (±3 standard errors of
+            the mean importance weight).
+        """
+        self._check_fitted()
+        runs = check_int("ais_runs", self.ais_runs if n_runs is None else n_runs, 2)
+        betas = self.ais_betas if n_betas is None else n_betas
+        dev = self._device()
+        gen = make_generator(self.random_state if random_state is None else random_state, dev)
+        m = self._math(dev)
+        init, step = self._ais_callbacks(m, gen)
+        res = ais(init, step, n_runs=runs, betas=betas,
+                  progress=lambda k, K: report_progress("AIS", k, K))
+        self.log_partition_ = res.log_z
+        self.log_partition_interval_ = [res.log_z_low, res.log_z_high]
+        self.log_partition_std_ = res.log_z_std
+        self.likelihood_kind_ = "AIS estimate"
+        return res
+
+    def _log_partition(self) -> float:
+        self._check_fitted()
+        if getattr(self, "log_partition_", None) is None:
+            exact = self._exact_log_partition()
+            if exact is not None:
+                self.log_partition_ = exact
+                self.log_partition_interval_ = [exact, exact]
+                self.log_partition_std_ = 0.0
+                self.likelihood_kind_ = "exact"
+            else:
+                self.estimate_log_partition()
+        return float(self.log_partition_)
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """log p(v) per row, in nats: :math:`-F(v) - \\log \\hat Z`.
+
+        This is an **estimate** whenever log Z comes from AIS (``likelihood_kind_ ==
+        "AIS estimate"``; the interval of log Z is ``log_partition_interval_``, and every
+        row's log p(v) carries the same uncertainty, shifted); it is exact when the smaller
+        layer has at most 20 units (``likelihood_kind_ == "exact"``).
+        """
+        Xt = self._input(X)
+        log_z = self._log_partition()
+        return -self._math(Xt.device).free_energy(Xt).double().cpu().numpy() - log_z
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean of :meth:`score_samples` (average log-likelihood per row, nats)."""
+        return float(np.mean(self.score_samples(X)))
+
+    def log_likelihood_interval(self, X: Any) -> tuple[float, float]:
+        """Interval of the mean log-likelihood of ``X`` implied by the interval of log Z."""
+        mean_neg_f = -float(np.mean(self.free_energy(X)))
+        self._log_partition()
+        lo, hi = self.log_partition_interval_
+        return (mean_neg_f - hi, mean_neg_f - lo)
+
+    # -- sampling -------------------------------------------------------------------------------
+    def _init_visible(self, m: _RBMMath, n: int, gen: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def gibbs_chain(self, n_chains: int = 16, steps: Any = (1, 10, 100, 1000),
+                    random_state: Any = None) -> np.ndarray:
+        """Run ``n_chains`` Gibbs chains from random states; return visible means at ``steps``.
+
+        Returns
+        -------
+        ndarray of shape (len(steps), n_chains, n_features)
+            :math:`E[v \\mid h]` after each number of full Gibbs steps in ``steps``.
+        """
+        self._check_fitted()
+        n_chains = check_int("n_chains", n_chains, 1)
+        steps = sorted(int(s) for s in steps)
+        dev = self._device()
+        gen = make_generator(self.random_state if random_state is None else random_state, dev)
+        m = self._math(dev)
+        v = self._init_visible(m, n_chains, gen)
+        out = []
+        done = 0
+        for s in steps:
+            mean = None
+            for _ in range(s - done):
+                h = _bernoulli(m.hidden_mean_of(v), gen)
+                mean = m.visible_mean(h, v)
+                v = m.sample_visible(h, gen, v)
+            done = s
+            if mean is None:
+                mean = m.visible_mean(_bernoulli(m.hidden_mean_of(v), gen), v)
+            out.append(mean.cpu().numpy())
+        return np.stack(out)
+
+    def sample(self, n_samples: int = 1, *, burn_in: int = 1000, thinning: int = 1,
+               n_chains: int = 100, return_means: bool = False,
+               random_state: Any = None) -> np.ndarray:
+        """Draw visible vectors from Gibbs chains.
+
+        ``min(n_samples, n_chains)`` chains start from the AIS base model (independent
+        units), run ``burn_in`` full steps, then each contributes one sample every
+        ``thinning`` steps until ``n_samples`` are collected.
+
+        Parameters
+        ----------
+        n_samples : int
+        burn_in : int, default=1000
+        thinning : int, default=1
+        n_chains : int, default=100
+        return_means : bool, default=False
+            Return :math:`E[v \\mid h]` of the last step instead of the sampled v.
+        random_state : optional
+            Seed (default: the estimator's ``random_state``).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+        """
+        self._check_fitted()
+        n = check_int("n_samples", n_samples, 1)
+        burn_in = check_int("burn_in", burn_in, 0)
+        thinning = check_int("thinning", thinning, 1)
+        C = min(n, check_int("n_chains", n_chains, 1))
+        dev = self._device()
+        gen = make_generator(self.random_state if random_state is None else random_state, dev)
+        m = self._math(dev)
+        v = self._init_visible(m, C, gen)
+        got: list[torch.Tensor] = []
+        total = 0
+        step = 0
+        while total < n:
+            h = _bernoulli(m.hidden_mean_of(v), gen)
+            mean = m.visible_mean(h, v)
+            v = m.sample_visible(h, gen, v)
+            step += 1
+            if step > burn_in and (step - burn_in) % thinning == 0:
+                take = (mean if return_means else v)[: n - total]
+                got.append(take.clone())
+                total += take.shape[0]
+        return torch.cat(got).cpu().numpy()

@@ -1,0 +1,353 @@
+r"""Restricted Boltzmann machine with binary visible and hidden units."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from unsup.data.validation import DataError
+from unsup.energy._engine import check_int
+from unsup.energy._rbm import _BaseRBM, _bernoulli, _RBMMath, _to_t
+from unsup.io import register
+from unsup.metrics.likelihood import rbm_log_partition_exact
+
+__all__ = ["BernoulliRBM"]
+
+
+class _BernoulliMath(_RBMMath):
+    r""":math:`E(v,h) = -b^\top v - c^\top h - h^\top W v`, v and h binary."""
+
+    def visible_mean(self, h: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(torch.addmm(self.b, h, self.W))
+
+    def sample_visible(self, h: torch.Tensor, gen: torch.Generator,
+                       like: torch.Tensor | None = None) -> torch.Tensor:
+        return _bernoulli(self.visible_mean(h), gen)
+
+    def free_energy(self, v: torch.Tensor) -> torch.Tensor:
+        return -(v @ self.b) - F.softplus(self.hidden_input(v)).sum(1)
+
+    # AIS with the base-rate model p_A(v) = prod_i sigmoid(a_i)^v_i (1 - sigmoid(a_i))^(1-v_i)
+    def ais_callbacks(self, a: torch.Tensor, gen: torch.Generator) -> tuple[Any, Any]:
+        H = self.W.shape[0]
+        b_minus_a = (self.b - a).double()
+
+        def init(n: int) -> tuple[torch.Tensor, float]:
+            p = torch.sigmoid(a).expand(n, -1)
+            log_za = float(F.softplus(a.double()).sum()) + H * float(np.log(2.0))
+            return _bernoulli(p.contiguous(), gen), log_za
+
+        def step(v: torch.Tensor, b0: float, b1: float, last: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+            pre = self.hidden_input(v)
+            pd = pre.double()
+            d = (b1 - b0) * (v.double() @ b_minus_a) + (
+                F.softplus(b1 * pd) - F.softplus(b0 * pd)).sum(1)
+            if last:
+                return d, v
+            h = _bernoulli(torch.sigmoid(b1 * pre), gen)
+            logits = torch.addmm(self.b, h, self.W).mul_(b1).add_(a, alpha=1.0 - b1)
+            return d, _bernoulli(torch.sigmoid(logits), gen)
+
+        return init, step
+
+
+def _check_binary(X: torch.Tensor, who: str) -> None:
+    bad = (X != 0) & (X != 1)
+    if bool(bad.any()):
+        i, j = (int(t) for t in torch.nonzero(bad)[0])
+        raise DataError(
+            f"{who} models binary data, but X has non-binary values (e.g. X[{i}, {j}] = "
+            f"{float(X[i, j]):.4g}; range [{float(X.min()):.4g}, {float(X.max()):.4g}]). "
+            "Binarise it first (unsup.data.binarize, or --binarize 0.5 on the command line), "
+            "or pass binarize_input=0.5 (threshold) or binarize_input='stochastic' (Bernoulli "
+            "draws of values in [0, 1])"
+        )
+
+
+@register
+class BernoulliRBM(_BaseRBM):
+    r"""Restricted Boltzmann machine with binary visible and hidden units.
+
+    A drop-in for :class:`sklearn.neural_network.BernoulliRBM` (same parameter names
+    ``n_components``, ``learning_rate``, ``batch_size``, ``n_iter``, ``verbose``,
+    ``random_state``; same fitted attributes ``components_``, ``intercept_hidden_``,
+    ``intercept_visible_``, ``h_samples_``; same ``transform`` and ``gibbs``) that adds CD-k,
+    PCD, momentum, weight decay, a sparsity target, a learning-rate schedule, sampling, and
+    log-likelihoods. Unlike scikit-learn's, ``score_samples`` returns log p(v) (an AIS
+    estimate), not the pseudo-likelihood (that is :meth:`pseudo_likelihood`).
+
+    Energy, conditionals and free energy, with :math:`W` = ``components_`` (H×D),
+    :math:`b` = ``intercept_visible_``, :math:`c` = ``intercept_hidden_``:
+
+    .. math::
+
+        E(v, h) &= -b^\top v - c^\top h - h^\top W v \\
+        p(h_j = 1 \mid v) &= \sigma(c_j + W_{j\cdot} v), \qquad
+        p(v_i = 1 \mid h) = \sigma(b_i + W_{\cdot i}^\top h) \\
+        F(v) &= -\log \sum_h e^{-E(v,h)} = -b^\top v - \sum_j \operatorname{softplus}(c_j +
+        W_{j\cdot} v), \qquad \log p(v) = -F(v) - \log Z.
+
+    Training follows the likelihood gradient
+    :math:`\partial \log p(v)/\partial W = \langle h v^\top\rangle_{data} -
+    \langle h v^\top\rangle_{model}`, the model term from Gibbs chains: restarted at the data
+    and run ``cd_k`` steps (CD-k), or persistent across updates (PCD); see
+    :mod:`unsup.energy._engine` for the update with momentum, weight decay and sparsity.
+
+    The default budget is counted in parameter updates (``n_updates``), not epochs, so the
+    defaults behave the same on 5,000 or 60,000 rows; ``n_iter`` (epochs, scikit-learn's
+    meaning) overrides it when given.
+
+    Parameters
+    ----------
+    n_components : int, default=256
+        Number of hidden units H.
+    learning_rate : float, default=0.01
+        Learning rate ε for the mean gradient over a minibatch (scikit-learn's meaning).
+    batch_size : int, default=100
+        Rows per minibatch.
+    n_iter : int or None, default=None
+        Epochs over the training data; None trains for ``n_updates`` updates instead.
+    cd_k : int, default=1
+        Gibbs steps per update.
+    persistent : bool, default=False
+        Persistent chains (PCD) instead of chains restarted at the data (CD-k).
+    n_updates : int, default=20000
+        Parameter updates when ``n_iter`` is None.
+    momentum : float, default=0.9
+        Momentum μ (0.5 for the first 5% of updates, as in Hinton's guide).
+    weight_decay : float, default=1e-3
+        L2 penalty λ on the weights.
+    lr_schedule : {"linear", "cosine", "constant"}, default="linear"
+        Learning rate over the updates: linear decay to 0, cosine decay to 0, or constant.
+    n_chains : int or None, default=None
+        Persistent chains for PCD (default ``batch_size``).
+    sparsity_target : float or None, default=None
+        Target mean activation ρ of the hidden units (None: no sparsity penalty).
+    sparsity_cost : float, default=0.1
+        Strength κ of the sparsity penalty.
+    binarize_input : None, float or "stochastic", default=None
+        None requires binary data (else a clear error); a number thresholds ``X > t``;
+        "stochastic" draws every minibatch as Bernoulli(X) (values in [0, 1]) during fitting
+        and thresholds at 0.5 for likelihoods (``transform`` uses the values as given).
+    ais_runs : int, default=100
+        AIS runs M for log Z.
+    ais_betas : int or array-like, default=10000
+        Number of AIS inverse temperatures (or the schedule).
+    device : {"auto", "cpu", "cuda"}, default="auto"
+    random_state : int, RandomState or None, default=None
+    verbose : bool or int, default=False
+
+    Attributes
+    ----------
+    components_ : ndarray (H, D)
+        Weights W.
+    intercept_hidden_ : ndarray (H,)
+    intercept_visible_ : ndarray (D,)
+    h_samples_ : ndarray (n_chains, H)
+        Hidden states of the persistent chains (PCD only).
+    base_rate_logits_ : ndarray (D,)
+        Visible biases of the AIS base-rate model (smoothed training marginals).
+    history_ : list of dict
+        Reconstruction error on the current minibatch every max(100, n_updates // 50)
+        updates and at the end.
+    n_updates_ : int
+    n_iter_ : float
+        Epochs trained.
+    likelihood_kind_ : str
+        "AIS estimate" or "exact" (when min(D, H) <= 20, log Z is enumerated).
+    log_partition_, log_partition_interval_, log_partition_std_ : float, list, float
+        log Z and its ±3σ interval, once computed by :meth:`score_samples` or
+        :meth:`estimate_log_partition`.
+    n_features_in_ : int
+
+    References
+    ----------
+    Smolensky (1986); Hinton (2002), Training products of experts by minimizing contrastive
+    divergence. Tieleman (2008), Training RBMs using approximations to the likelihood gradient.
+    Salakhutdinov & Murray (2008), On the quantitative analysis of deep belief networks.
+    Hinton (2010), A practical guide to training restricted Boltzmann machines.
+    """
+
+    _math_cls = _BernoulliMath
+    _stage = "BernoulliRBM"
+
+    def __init__(
+        self,
+        n_components: int = 256,
+        *,
+        learning_rate: float = 0.01,
+        batch_size: int = 100,
+        n_iter: int | None = None,
+        cd_k: int = 1,
+        persistent: bool = False,
+        n_updates: int = 20000,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-3,
+        lr_schedule: str = "linear",
+        n_chains: int | None = None,
+        sparsity_target: float | None = None,
+        sparsity_cost: float = 0.1,
+        binarize_input: Any = None,
+        ais_runs: int = 100,
+        ais_betas: Any = 10000,
+        device: str = "auto",
+        random_state: Any = None,
+        verbose: Any = False,
+    ) -> None:
+        self.n_components = n_components
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.n_iter = n_iter
+        self.cd_k = cd_k
+        self.persistent = persistent
+        self.n_updates = n_updates
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.n_chains = n_chains
+        self.sparsity_target = sparsity_target
+        self.sparsity_cost = sparsity_cost
+        self.binarize_input = binarize_input
+        self.ais_runs = ais_runs
+        self.ais_betas = ais_betas
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- data ---------------------------------------------------------------------------------
+    def _binarize_mode(self) -> Any:
+        b = self.binarize_input
+        if b is None or b == "stochastic":
+            return b
+        if isinstance(b, numbers.Real) and not isinstance(b, bool):
+            return float(b)
+        raise ValueError(f"binarize_input must be None, a threshold or 'stochastic', got {b!r}")
+
+    def _check_data(self, X: torch.Tensor, fitting: bool, for_likelihood: bool = True
+                    ) -> torch.Tensor:
+        mode = self._binarize_mode()
+        if mode is None:
+            _check_binary(X, type(self).__name__)
+            return X
+        if mode == "stochastic":
+            if float(X.min()) < 0 or float(X.max()) > 1:
+                raise DataError("binarize_input='stochastic' needs values in [0, 1]; X ranges "
+                                f"over [{float(X.min()):.4g}, {float(X.max()):.4g}]")
+            return X if (fitting or not for_likelihood) else (X > 0.5).to(X.dtype)
+        return (X > mode).to(X.dtype)
+
+    def _prepare(self) -> Any:
+        if self._binarize_mode() == "stochastic":
+            return lambda batch, gen: _bernoulli(batch, gen)
+        return None
+
+    # -- init ---------------------------------------------------------------------------------
+    def _init_math(self, X: torch.Tensor, gen: torch.Generator) -> _BernoulliMath:
+        D, H = X.shape[1], int(self.n_components)
+        p = X.mean(0)  # under binarize_input="stochastic" also the mean of the Bernoulli draws
+        # Hinton's guide: visible biases log(p/(1-p)) of the data, small random weights
+        self.base_rate_logits_ = self._base_rate(p).cpu().numpy()
+        W = 0.01 * torch.randn(H, D, generator=gen, device=gen.device).to(X.device)
+        b = self._base_rate(p).to(X.dtype)
+        c = torch.zeros(H, dtype=X.dtype, device=X.device)
+        return _BernoulliMath(W.to(X.dtype), b, c)
+
+    @staticmethod
+    def _base_rate(p: torch.Tensor) -> torch.Tensor:
+        p = p.double().clamp(1e-3, 1 - 1e-3)
+        return torch.log(p) - torch.log1p(-p)
+
+    # -- inference ----------------------------------------------------------------------------
+    def transform(self, X: Any) -> np.ndarray:
+        """Hidden probabilities :math:`p(h_j = 1 \\mid v)` (N, H)."""
+        Xt = self._validate(X, reset=False, dtype=torch.float32)
+        Xt = self._check_data(Xt, fitting=False, for_likelihood=False)
+        return self._math(Xt.device).hidden_mean_of(Xt).cpu().numpy()
+
+    def gibbs(self, v: Any) -> np.ndarray:
+        """One Gibbs step from ``v`` (scikit-learn's method): returns a sampled v (bool)."""
+        Xt = self._input(v)
+        dev = Xt.device
+        gen = make_gen(self, dev)
+        m = self._math(dev)
+        h = _bernoulli(m.hidden_mean_of(Xt), gen)
+        return m.sample_visible(h, gen).cpu().numpy().astype(bool)
+
+    def pseudo_likelihood(self, X: Any, *, n_flips: int | None = None,
+                          random_state: Any = None) -> np.ndarray:
+        r"""Log pseudo-likelihood :math:`\sum_i \log p(v_i \mid v_{-i})` per row.
+
+        :math:`\log p(v_i \mid v_{-i}) = -\operatorname{softplus}(F(v) - F(\tilde v^{(i)}))`
+        with :math:`\tilde v^{(i)}` equal to v with bit i flipped.
+
+        Parameters
+        ----------
+        n_flips : int or None, default=None
+            None sums over every bit exactly (D free energies per row, chunked); an integer
+            m estimates the sum as D times the mean over m random bits per row (m=1 is
+            scikit-learn's ``score_samples``).
+        random_state : optional
+            Seed for the random bits.
+        """
+        Xt = self._input(X)
+        m = self._math(Xt.device)
+        N, D = Xt.shape
+        pre = m.hidden_input(Xt)  # (N, H)
+        f0 = -(Xt @ m.b) - F.softplus(pre).sum(1)
+        sign = 1.0 - 2.0 * Xt  # +1 where bit is 0 (flip to 1), -1 where 1
+        out = torch.empty(N, dtype=torch.float64)
+        if n_flips is None:
+            H = m.W.shape[0]
+            rows = max(1, (2**23) // max(1, D * H))
+            for s in range(0, N, rows):
+                sl = slice(s, min(N, s + rows))
+                # pre of the flipped vectors: pre + sign_i * W[:, i]   -> (n, D, H)
+                pf = pre[sl].unsqueeze(1) + sign[sl].unsqueeze(2) * m.W.T.unsqueeze(0)
+                f_flip = -((Xt[sl] @ m.b).unsqueeze(1) + sign[sl] * m.b) - F.softplus(pf).sum(2)
+                out[sl] = (-F.softplus(f0[sl].unsqueeze(1) - f_flip)).sum(1).double().cpu()
+            return out.numpy()
+        k = check_int("n_flips", n_flips, 1)
+        gen = make_gen(self, Xt.device, random_state)
+        idx = torch.randint(D, (N, k), generator=gen, device=gen.device).to(Xt.device)
+        s = torch.gather(sign, 1, idx)  # (N, k)
+        Wc = m.W.T[idx]  # (N, k, H)
+        pf = pre.unsqueeze(1) + s.unsqueeze(2) * Wc
+        f_flip = -((Xt @ m.b).unsqueeze(1) + s * m.b[idx]) - F.softplus(pf).sum(2)
+        pl = -F.softplus(f0.unsqueeze(1) - f_flip)
+        return (D * pl.mean(1)).double().cpu().numpy()
+
+    # -- likelihood ---------------------------------------------------------------------------
+    def _exact_possible(self) -> bool:
+        return min(self.components_.shape) <= 20
+
+    def _exact_log_partition(self) -> float | None:
+        if self._exact_possible():
+            return rbm_log_partition_exact(self.components_.T, self.intercept_visible_,
+                                           self.intercept_hidden_)
+        return None
+
+    def log_partition_exact(self, max_units: int = 25) -> float:
+        """Exact log Z by enumerating the smaller layer (at most ``2**max_units`` states)."""
+        self._check_fitted()
+        return rbm_log_partition_exact(self.components_.T, self.intercept_visible_,
+                                       self.intercept_hidden_, max_units=max_units)
+
+    def _ais_callbacks(self, m: _RBMMath, gen: torch.Generator) -> tuple[Any, Any]:
+        a = _to_t(self.base_rate_logits_, m.W.device, m.W.dtype)
+        return m.ais_callbacks(a, gen)  # type: ignore[attr-defined]
+
+    def _init_visible(self, m: _RBMMath, n: int, gen: torch.Generator) -> torch.Tensor:
+        a = _to_t(self.base_rate_logits_, m.W.device, m.W.dtype)
+        return _bernoulli(torch.sigmoid(a).expand(n, -1).contiguous(), gen)
+
+
+def make_gen(est: Any, dev: torch.device, random_state: Any = None) -> torch.Generator:
+    from unsup.base import make_generator
+
+    return make_generator(est.random_state if random_state is None else random_state, dev)
+
