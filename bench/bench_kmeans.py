@@ -13,7 +13,7 @@ Targets (from the issue), judged on aggregates over all seeds run:
 
 Usage::
 
-    python -m bench.bench_kmeans                       # MNIST test set + synthetic 200k×64
+    python -m bench.bench_kmeans                       # MNIST (seeds 0-2) + synthetic (seed 0)
     python -m bench.bench_kmeans --quick               # smoke run, small data
     python -m bench.bench_kmeans --seeds 0-2 --repeats 3 --json results/kmeans.json
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import sys
 from typing import Any
@@ -32,11 +33,13 @@ import numpy as np
 from bench.common import (
     Target,
     add_common_args,
+    apply_threads,
     fmt,
     load_mnist_test,
     machine_info,
     machine_markdown,
     markdown_table,
+    parse_seeds,
     ratio,
     summary,
     synthetic_mixture,
@@ -98,6 +101,7 @@ def run_case(name: str, X: np.ndarray, y: np.ndarray, seeds: list[int], repeats:
             m = r[who]["model"]
             rec[who] = {
                 "times": r[who]["times"], "best_time": r[who]["best"],
+                "cpu_times": r[who]["cpu"], "best_cpu": r[who]["best_cpu"],
                 "median_time": r[who]["median"], "inertia": float(m.inertia_),
                 "nmi": nmi(y, m.labels_), "n_iter": int(m.n_iter_),
                 "nondeterministic": r[who].get("nondeterministic"),
@@ -109,10 +113,12 @@ def run_case(name: str, X: np.ndarray, y: np.ndarray, seeds: list[int], repeats:
               f"NMI {t['nmi']:.3f}", file=sys.stderr, flush=True)
 
     agg = {who: {k: summary([p[who][k] for p in per_seed])
-                 for k in ("best_time", "inertia", "nmi", "n_iter")}
+                 for k in ("best_time", "best_cpu", "inertia", "nmi", "n_iter")}
            for who in ("ours", "theirs")}
     time_ratio = ratio(sum(p["ours"]["best_time"] for p in per_seed),
                        sum(p["theirs"]["best_time"] for p in per_seed))
+    cpu_ratio = ratio(sum(p["ours"]["best_cpu"] for p in per_seed),
+                      sum(p["theirs"]["best_cpu"] for p in per_seed))
     inertia_ratio = ratio(agg["ours"]["inertia"]["mean"], agg["theirs"]["inertia"]["mean"])
     targets = [
         Target("inertia ours/sklearn", inertia_ratio, "<=", TARGET_INERTIA,
@@ -125,33 +131,41 @@ def run_case(name: str, X: np.ndarray, y: np.ndarray, seeds: list[int], repeats:
                               f"mean NMI over seeds {seeds}"))
     return {"name": name, "shape": list(X.shape), "seeds": seeds, "repeats": repeats,
             "per_seed": per_seed, "aggregate": agg, "time_ratio": time_ratio,
+            "cpu_ratio": cpu_ratio,
             "inertia_ratio": inertia_ratio, "targets": [t.as_dict() for t in targets],
             "_targets": targets}
 
 
 def render_case(case: dict[str, Any]) -> str:
-    headers = ["seed", "time ours (s)", "time sklearn (s)", "time ratio", "inertia ours",
-               "inertia sklearn", "inertia ratio", "NMI ours", "NMI sklearn",
-               "n_iter ours", "n_iter sklearn"]
+    headers = ["seed", "wall ours (s)", "wall sklearn (s)", "wall ratio", "CPU ours (s)",
+               "CPU sklearn (s)", "CPU ratio", "inertia ours", "inertia sklearn",
+               "inertia ratio", "NMI ours", "NMI sklearn", "n_iter ours", "n_iter sklearn"]
     rows = []
     for p in case["per_seed"]:
         o, t = p["ours"], p["theirs"]
         rows.append([p["seed"], fmt(o["best_time"], 3), fmt(t["best_time"], 3),
-                     fmt(ratio(o["best_time"], t["best_time"]), 3), fmt(o["inertia"], 7),
-                     fmt(t["inertia"], 7), fmt(ratio(o["inertia"], t["inertia"]), 5),
+                     fmt(ratio(o["best_time"], t["best_time"]), 3), fmt(o["best_cpu"], 3),
+                     fmt(t["best_cpu"], 3), fmt(ratio(o["best_cpu"], t["best_cpu"]), 3),
+                     fmt(o["inertia"], 7), fmt(t["inertia"], 7),
+                     fmt(ratio(o["inertia"], t["inertia"]), 5),
                      fmt(o["nmi"], 4), fmt(t["nmi"], 4), o["n_iter"], t["n_iter"]])
-    a = case["aggregate"]
-    o, t = a["ours"], a["theirs"]
-    rows.append(["**mean**", fmt(o["best_time"]["mean"], 3), fmt(t["best_time"]["mean"], 3),
-                 fmt(case["time_ratio"], 3), fmt(o["inertia"]["mean"], 7),
-                 fmt(t["inertia"]["mean"], 7), fmt(case["inertia_ratio"], 5),
-                 fmt(o["nmi"]["mean"], 4), fmt(t["nmi"]["mean"], 4),
-                 fmt(o["n_iter"]["mean"], 3), fmt(t["n_iter"]["mean"], 3)])
-    rows.append(["best", fmt(o["best_time"]["min"], 3), fmt(t["best_time"]["min"], 3),
-                 fmt(ratio(o["best_time"]["min"], t["best_time"]["min"]), 3),
-                 fmt(o["inertia"]["min"], 7), fmt(t["inertia"]["min"], 7),
-                 fmt(ratio(o["inertia"]["min"], t["inertia"]["min"]), 5),
-                 fmt(o["nmi"]["max"], 4), fmt(t["nmi"]["max"], 4), "", ""])
+    if len(case["per_seed"]) > 1:
+        a = case["aggregate"]
+        o, t = a["ours"], a["theirs"]
+        rows.append(["**mean**", fmt(o["best_time"]["mean"], 3), fmt(t["best_time"]["mean"], 3),
+                     fmt(case["time_ratio"], 3), fmt(o["best_cpu"]["mean"], 3),
+                     fmt(t["best_cpu"]["mean"], 3), fmt(case["cpu_ratio"], 3),
+                     fmt(o["inertia"]["mean"], 7), fmt(t["inertia"]["mean"], 7),
+                     fmt(case["inertia_ratio"], 5), fmt(o["nmi"]["mean"], 4),
+                     fmt(t["nmi"]["mean"], 4), fmt(o["n_iter"]["mean"], 3),
+                     fmt(t["n_iter"]["mean"], 3)])
+        rows.append(["best", fmt(o["best_time"]["min"], 3), fmt(t["best_time"]["min"], 3),
+                     fmt(ratio(o["best_time"]["min"], t["best_time"]["min"]), 3),
+                     fmt(o["best_cpu"]["min"], 3), fmt(t["best_cpu"]["min"], 3),
+                     fmt(ratio(o["best_cpu"]["min"], t["best_cpu"]["min"]), 3),
+                     fmt(o["inertia"]["min"], 7), fmt(t["inertia"]["min"], 7),
+                     fmt(ratio(o["inertia"]["min"], t["inertia"]["min"]), 5),
+                     fmt(o["nmi"]["max"], 4), fmt(t["nmi"]["max"], 4), "", ""])
     notes = []
     for p in case["per_seed"]:
         for who in ("ours", "theirs"):
@@ -160,8 +174,9 @@ def render_case(case: dict[str, Any]) -> str:
                              f"repeats: {p[who]['nondeterministic']}")
     out = [f"### {case['name']}", "",
            markdown_table(headers, rows), "",
-           "Time: best of the repeats per seed; the mean row's time ratio is "
-           "Σ ours / Σ sklearn. Best row: each library's best seed separately.", ""]
+           "wall / CPU: best of the repeats per seed (CPU = process CPU time over all threads); "
+           "the mean row's ratios are Σ ours / Σ sklearn. Best row: each library's best seed "
+           "separately. n_iter: Lloyd iterations of the kept run.", ""]
     if notes:
         out += ["Nondeterminism:", *notes, ""]
     out += [markdown_table(Target.HEADERS, [t.row() for t in case["_targets"]]), ""]
@@ -172,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p, seeds="0-2", repeats=3)
+    p.add_argument("--synthetic-seeds", type=parse_seeds, default=parse_seeds("0"),
+                   help="seeds for the synthetic data set (default 0: one 200k-row fit takes "
+                        "~30 s per library on 2 cores)")
     p.add_argument("--datasets", default="mnist,synthetic",
                    help="comma-separated subset of: mnist, synthetic (default both)")
     p.add_argument("--profile", action="store_true",
@@ -181,26 +199,29 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(which) - {"mnist", "synthetic"}
     if unknown:
         p.error(f"unknown data sets: {sorted(unknown)}")
+    apply_threads(args.threads)
 
     machine = machine_info()
     print("## k-means: unsup vs scikit-learn\n")
     print(machine_markdown(machine))
     print(f"- command: `python -m bench.bench_kmeans {' '.join(argv or sys.argv[1:])}`".rstrip())
     print(f"- protocol: K={K}, n_init={N_INIT}, k-means++, default max_iter/tol, seeds "
-          f"{args.seeds}, best of {args.repeats} interleaved fits per seed and library, after "
-          "one small untimed warm-up fit each\n")
+          f"{args.seeds} (synthetic: {args.synthetic_seeds}), best of {args.repeats} "
+          "interleaved fits per seed and library, after one small untimed warm-up fit each\n")
 
     cases = []
     for ds in which:
         if ds == "mnist":
             X, y, name = load_mnist_test(args.quick)
+            seeds = args.seeds
         else:
             n = 20_000 if args.quick else 200_000
             X, y, name = synthetic_mixture(n=n)
+            seeds = args.synthetic_seeds
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        case = run_case(name, X, y, args.seeds, args.repeats, nmi_target=(ds == "mnist"))
+        case = run_case(name, X, y, seeds, args.repeats, nmi_target=(ds == "mnist"))
         if args.profile:
-            case["profile"] = profile_ours(X, args.seeds[0])
+            case["profile"] = profile_ours(X, seeds[0])
         cases.append(case)
         print(render_case(case))
         if args.profile:
@@ -209,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
 
     all_met = all(t.met for c in cases for t in c["_targets"])
     print(f"**All k-means targets met: {'yes' if all_met else 'NO'}**")
+    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"- load average at end: {machine['load_average_at_end']}")
     for c in cases:
         del c["_targets"]
     write_json(args.json, {"benchmark": "kmeans", "argv": sys.argv, "quick": args.quick,

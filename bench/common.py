@@ -25,6 +25,7 @@ import numpy as np
 __all__ = [
     "Target",
     "add_common_args",
+    "apply_threads",
     "fmt",
     "load_mnist_test",
     "machine_info",
@@ -132,11 +133,36 @@ def add_common_args(p: argparse.ArgumentParser, *, seeds: str, repeats: int) -> 
     p.add_argument("--seeds", type=parse_seeds, default=parse_seeds(seeds),
                    help=f"random_state values, e.g. 0,1,2 or 0-4 (default {seeds})")
     p.add_argument("--repeats", type=int, default=repeats,
-                   help=f"timed fits per seed and library; the best is reported (default {repeats})")
+                   help="timed fits per seed and library; the best is reported "
+                        f"(default {repeats})")
     p.add_argument("--quick", action="store_true",
                    help="small data sizes, for a smoke run (numbers are not meaningful)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="cap both libraries' threads (torch.set_num_threads and threadpoolctl "
+                        "for BLAS/OpenMP); default: each library's own default")
     p.add_argument("--json", type=Path, default=None, metavar="PATH",
                    help="write all measurements to this JSON file")
+
+
+_LIMITS: list[Any] = []
+
+
+def apply_threads(n: int | None) -> None:
+    """Cap torch's intra-op threads and every BLAS/OpenMP pool (scikit-learn's) at ``n``."""
+    if n is None:
+        return
+    # load every BLAS / OpenMP library first: threadpoolctl only caps libraries already loaded
+    import scipy.linalg  # noqa: F401
+    import sklearn.cluster  # noqa: F401
+    import sklearn.decomposition  # noqa: F401
+    import sklearn.mixture  # noqa: F401
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    import unsup.cluster  # noqa: F401
+
+    torch.set_num_threads(n)
+    _LIMITS.append(threadpool_limits(limits=n))  # kept alive for the whole run
 
 
 def write_json(path: Path | None, payload: dict[str, Any]) -> None:
@@ -184,12 +210,12 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
                for i in range(len(headers))]
 
     def line(vals: Sequence[str]) -> str:
-        return "| " + " | ".join(
-            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(vals, widths, numeric)
-        ) + " |"
+        padded = (v.rjust(w) if num else v.ljust(w)
+                  for v, w, num in zip(vals, widths, numeric, strict=True))
+        return "| " + " | ".join(padded) + " |"
 
     sep = "|" + "|".join(("-" * (w + 1) + ":") if num else ("-" * (w + 2))
-                         for w, num in zip(widths, numeric)) + "|"
+                         for w, num in zip(widths, numeric, strict=True)) + "|"
     return "\n".join([line(list(headers)), sep, *(line(r) for r in cells)])
 
 
@@ -230,14 +256,15 @@ class Target:
 # --------------------------------------------------------------------------------------------
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """(wall seconds, CPU seconds of this process summed over its threads, result)."""
     gc.collect()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning etc.: recorded from the model
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         out = fn()
-        t = time.perf_counter() - t0
-    return t, out
+        t, c = time.perf_counter() - t0, time.process_time() - c0
+    return t, c, out
 
 
 def time_pair(
@@ -246,17 +273,20 @@ def time_pair(
 ) -> dict[str, Any]:
     """Time two fits ``repeats`` times each, interleaved (the order alternates each round, so
     background load hits both alike). Returns the times, their best and median, and the
-    model from the first fit of each. ``check`` maps a model to a number that must not change
+    model from the first fit of each; also the process CPU times (all threads; less
+    sensitive than wall time to other processes on a shared machine, but it counts OpenMP
+    spin-waiting). ``check`` maps a model to a number that must not change
     between repeats (the fits are deterministic for a fixed seed); a change is recorded.
     """
-    res: dict[str, Any] = {"ours": {"times": []}, "theirs": {"times": []}}
+    res: dict[str, Any] = {"ours": {"times": [], "cpu": []}, "theirs": {"times": [], "cpu": []}}
     fns = {"ours": ours, "theirs": theirs}
     for r in range(max(1, repeats)):
         order = ("ours", "theirs") if r % 2 == 0 else ("theirs", "ours")
         for who in order:
-            t, model = _timed(fns[who])
+            t, c, model = _timed(fns[who])
             d = res[who]
             d["times"].append(t)
+            d["cpu"].append(c)
             if "model" not in d:
                 d["model"] = model
                 d["check"] = None if check is None else check(model)
@@ -266,6 +296,7 @@ def time_pair(
                     d.setdefault("nondeterministic", []).append(v)
     for d in res.values():
         d["best"] = min(d["times"])
+        d["best_cpu"] = min(d["cpu"])
         d["median"] = statistics.median(d["times"])
     return res
 
