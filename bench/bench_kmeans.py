@@ -35,6 +35,7 @@ from bench.common import (
     add_common_args,
     apply_threads,
     fmt,
+    fmt_ratio,
     load_mnist_test,
     machine_info,
     machine_markdown,
@@ -144,27 +145,27 @@ def render_case(case: dict[str, Any]) -> str:
     for p in case["per_seed"]:
         o, t = p["ours"], p["theirs"]
         rows.append([p["seed"], fmt(o["best_time"], 3), fmt(t["best_time"], 3),
-                     fmt(ratio(o["best_time"], t["best_time"]), 3), fmt(o["best_cpu"], 3),
-                     fmt(t["best_cpu"], 3), fmt(ratio(o["best_cpu"], t["best_cpu"]), 3),
+                     fmt_ratio(ratio(o["best_time"], t["best_time"])), fmt(o["best_cpu"], 3),
+                     fmt(t["best_cpu"], 3), fmt_ratio(ratio(o["best_cpu"], t["best_cpu"])),
                      fmt(o["inertia"], 7), fmt(t["inertia"], 7),
-                     fmt(ratio(o["inertia"], t["inertia"]), 5),
+                     fmt_ratio(ratio(o["inertia"], t["inertia"]), 5),
                      fmt(o["nmi"], 4), fmt(t["nmi"], 4), o["n_iter"], t["n_iter"]])
     if len(case["per_seed"]) > 1:
         a = case["aggregate"]
         o, t = a["ours"], a["theirs"]
         rows.append(["**mean**", fmt(o["best_time"]["mean"], 3), fmt(t["best_time"]["mean"], 3),
-                     fmt(case["time_ratio"], 3), fmt(o["best_cpu"]["mean"], 3),
-                     fmt(t["best_cpu"]["mean"], 3), fmt(case["cpu_ratio"], 3),
+                     fmt_ratio(case["time_ratio"]), fmt(o["best_cpu"]["mean"], 3),
+                     fmt(t["best_cpu"]["mean"], 3), fmt_ratio(case["cpu_ratio"]),
                      fmt(o["inertia"]["mean"], 7), fmt(t["inertia"]["mean"], 7),
-                     fmt(case["inertia_ratio"], 5), fmt(o["nmi"]["mean"], 4),
+                     fmt_ratio(case["inertia_ratio"], 5), fmt(o["nmi"]["mean"], 4),
                      fmt(t["nmi"]["mean"], 4), fmt(o["n_iter"]["mean"], 3),
                      fmt(t["n_iter"]["mean"], 3)])
         rows.append(["best", fmt(o["best_time"]["min"], 3), fmt(t["best_time"]["min"], 3),
-                     fmt(ratio(o["best_time"]["min"], t["best_time"]["min"]), 3),
+                     fmt_ratio(ratio(o["best_time"]["min"], t["best_time"]["min"])),
                      fmt(o["best_cpu"]["min"], 3), fmt(t["best_cpu"]["min"], 3),
-                     fmt(ratio(o["best_cpu"]["min"], t["best_cpu"]["min"]), 3),
+                     fmt_ratio(ratio(o["best_cpu"]["min"], t["best_cpu"]["min"])),
                      fmt(o["inertia"]["min"], 7), fmt(t["inertia"]["min"], 7),
-                     fmt(ratio(o["inertia"]["min"], t["inertia"]["min"]), 5),
+                     fmt_ratio(ratio(o["inertia"]["min"], t["inertia"]["min"]), 5),
                      fmt(o["nmi"]["max"], 4), fmt(t["nmi"]["max"], 4), "", ""])
     notes = []
     for p in case["per_seed"]:
@@ -223,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             case["profile"] = profile_ours(X, seeds[0])
         cases.append(case)
+        write_json(args.json, {"benchmark": "kmeans", "argv": sys.argv, "quick": args.quick,
+                               "machine": machine, "cases": cases, "complete": False},
+                   quiet=True)  # partial results survive an interrupted run
         print(render_case(case))
         if args.profile:
             print("<details><summary>cProfile of our fit</summary>\n\n```\n"
@@ -232,10 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"**All k-means targets met: {'yes' if all_met else 'NO'}**")
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(f"- load average at end: {machine['load_average_at_end']}")
-    for c in cases:
-        del c["_targets"]
     write_json(args.json, {"benchmark": "kmeans", "argv": sys.argv, "quick": args.quick,
-                           "machine": machine, "cases": cases, "all_targets_met": all_met})
+                           "machine": machine, "cases": cases, "all_targets_met": all_met,
+                           "complete": True})
     return 0
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "add_common_args",
     "apply_threads",
     "fmt",
+    "fmt_ratio",
     "load_mnist_test",
     "machine_info",
     "machine_markdown",
@@ -165,14 +166,26 @@ def apply_threads(n: int | None) -> None:
     _LIMITS.append(threadpool_limits(limits=n))  # kept alive for the whole run
 
 
-def write_json(path: Path | None, payload: dict[str, Any]) -> None:
+def write_json(path: Path | None, payload: dict[str, Any], *, quiet: bool = False) -> None:
+    """Write ``payload``; keys starting with ``_`` (in nested dicts too) are left out."""
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2, default=_json_default)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(_public(payload), f, indent=2, default=_json_default)
         f.write("\n")
-    print(f"\nwrote {path}")
+    tmp.replace(path)
+    if not quiet:
+        print(f"\nwrote {path}")
+
+
+def _public(o: Any) -> Any:
+    if isinstance(o, dict):
+        return {k: _public(v) for k, v in o.items() if not str(k).startswith("_")}
+    if isinstance(o, list):
+        return [_public(v) for v in o]
+    return o
 
 
 def _json_default(o: Any) -> Any:
@@ -199,6 +212,12 @@ def fmt(x: Any, digits: int = 4) -> str:
             return f"{x:.{digits}e}"
         return f"{x:.{digits}g}" if abs(x) >= 1 else f"{x:.{digits}f}"
     return str(x)
+
+
+def fmt_ratio(x: float, digits: int = 4) -> str:
+    """Fixed decimals, so 1.00012 does not print as 1."""
+    x = float(x)
+    return "nan" if x != x else f"{x:.{digits}f}"
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -241,7 +260,8 @@ class Target:
         self.met = value <= threshold if op == "<=" else value >= threshold
 
     def row(self) -> list[Any]:
-        return [self.name, fmt(self.value), f"{self.op} {fmt(self.threshold)}", self.judged_on,
+        return [self.name, fmt_ratio(self.value), f"{self.op} {fmt_ratio(self.threshold)}",
+                self.judged_on,
                 "**met**" if self.met else "**NOT met**"]
 
     def as_dict(self) -> dict[str, Any]:
