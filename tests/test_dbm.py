@@ -185,6 +185,9 @@ def test_transform_encoder_save_load(tmp_path) -> None:
         up = enc(torch.as_tensor(X)).numpy()
     assert up.shape == (60, 3)
     assert np.allclose(up, dbm.mean_field(X, n_iter=0)[1], atol=1e-5)
+    from unsup.metrics.pretraining import resolve_encoder
+
+    assert isinstance(resolve_encoder(dbm), torch.nn.Sequential)
     score = dbm.score(X)
     path = tmp_path / "dbm.safetensors"
     dbm.save(path)
