@@ -195,14 +195,14 @@ def test_updown_unties_and_improves_the_bound() -> None:
               random_state=0).fit(X)
     before = float(np.mean(dbn.score_samples(X, n_samples="exact")))
     err_before = dbn.reconstruction_error(X).mean()
-    dbn.fine_tune_updown(X, n_updates=1500, learning_rate=0.02, cd_k=5, batch_size=50,
+    dbn.fine_tune_updown(X, n_updates=1500, learning_rate=0.1, cd_k=5, batch_size=50,
                          random_state=0)
     assert not dbn.tied_
     assert not np.allclose(dbn.weights_[0], dbn.generative_weights_[0])
     after = float(np.mean(dbn.score_samples(X, n_samples="exact")))
-    assert after > before + 0.05, (before, after)
+    assert after > before + 0.2, (before, after)  # ~0.37 nats over seeds 0-2
     assert np.all(dbn.score_samples(X, n_samples="exact") <= _exact_log_p(dbn, X) + 1e-6)
-    assert dbn.reconstruction_error(X).mean() < err_before
+    assert dbn.reconstruction_error(X).mean() < err_before - 0.02
     assert dbn.updown_updates_ == 1500 and dbn.updown_history_
 
 

@@ -569,9 +569,9 @@ class DBN(TransformerMixin, BaseEstimator):
         P = self._params(dev, torch.float64)
         return (self._bound(Xt.double(), 0, n, P, gen) - log_z).cpu().numpy()
 
-    def score(self, X: Any, y: Any = None) -> float:
+    def score(self, X: Any, y: Any = None, n_samples: int | str | None = None) -> float:
         """Mean of :meth:`score_samples`: the average lower bound on log p(v) per row."""
-        return float(np.mean(self.score_samples(X)))
+        return float(np.mean(self.score_samples(X, n_samples)))
 
     def reconstruction_error(self, X: Any) -> np.ndarray:
         r"""Squared error of a deterministic up-down pass, per row.
