@@ -129,3 +129,28 @@ def test_demo_quick(tmp_path, capsys):
     assert "EM trace" in html and "Cluster centres" in html
     for name in ("kmeans", "gmm"):
         assert unsup.load(tmp_path / name) is not None
+
+
+def test_cli_cf_rbm_held_out_rmse(tmp_path, capsys) -> None:
+    """`fit cf-rbm --test-data` scores held-out ratings conditioned on the training ratings."""
+    rng = np.random.default_rng(0)
+    R = np.clip(np.round(3 + rng.normal(size=(120, 3)) @ rng.normal(size=(3, 20))), 1, 5)
+    R[rng.random(R.shape) < 0.4] = 0
+    test = np.where(rng.random(R.shape) < 0.2, R, 0)
+    train = np.where(test > 0, 0, R)
+    np.savetxt(tmp_path / "train.csv", train, delimiter=",", fmt="%d")
+    np.savetxt(tmp_path / "test.csv", test, delimiter=",", fmt="%d")
+    np.savetxt(tmp_path / "other.csv", train[:50], delimiter=",", fmt="%d")
+    run_dir = tmp_path / "run"
+    code, _, err = run(["fit", "cf-rbm", "--data", tmp_path / "train.csv",
+                        "--test-data", tmp_path / "test.csv", "--out", run_dir,
+                        "--n-components", 10, "--n-updates", 300, "--random-state", 0, "-q"],
+                       capsys)
+    assert code == 0, err
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["test"]["rating_metrics_kind"] == "held-out"
+    assert m["test"]["n_ratings_scored"] == int((test > 0).sum())
+    assert m["test"]["rmse"] < m["test"]["rmse_item_mean"]
+    code, out, err = run(["evaluate", run_dir, "--data", tmp_path / "other.csv"], capsys)
+    assert code == 2 and "same users" in err + out
+    assert "Traceback" not in err + out

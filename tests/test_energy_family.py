@@ -151,6 +151,18 @@ def test_cf_rbm_beats_item_mean_baseline() -> None:
     item_mean = np.nanmean(np.where(train > 0, train, np.nan), axis=0)
     base = np.sqrt(np.mean((np.broadcast_to(item_mean, obs.shape)[held] - full[held]) ** 2))
     assert rmse < base - 0.05, (rmse, base)
+    # rating_metrics computes the same held-out RMSE (held-out entries are from `full`)
+    target = np.where(held, full, 0)
+    met = rbm.rating_metrics(target, train)
+    assert met["n_ratings_scored"] == int(held.sum())
+    assert met["rmse"] == pytest.approx(rmse, rel=1e-9)
+    assert met["rmse_item_mean"] == pytest.approx(base, rel=1e-9)
+    from unsup.metrics import evaluate_model
+
+    ev = evaluate_model(rbm, target, given=train)
+    assert ev["rating_metrics_kind"] == "held-out" and ev["rmse"] == pytest.approx(rmse)
+    with pytest.raises(DataError, match="same users"):
+        rbm.rating_metrics(target[:10], train)
     # observed entries are kept; predictions stay in range
     assert np.array_equal(pred[train > 0], train[train > 0])
     assert pred.min() >= 1 and pred.max() <= 5

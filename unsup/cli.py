@@ -261,7 +261,8 @@ def _make_fit_command(spec: Any) -> click.Command:
         metrics: dict[str, Any] = {"fit_seconds": seconds,
                                    "train": evaluate_model(estimator, ds.X, ds.y)}
         if test is not None:
-            metrics["test"] = evaluate_model(estimator, test.X, test.y)
+            metrics["test"] = evaluate_model(estimator, test.X, test.y,
+                                             given=_given_ratings(estimator, ds.X, test.X))
         run = {"model": spec.name, "class": cls.__name__, "data": kw["data"],
                "test_data": kw["test_data"], "binarize": binarize,
                "params": {k: v for k, v in est_kw.items() if not isinstance(v, np.ndarray)},
@@ -355,8 +356,12 @@ def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool
         raise UserError("no --data given and the run records none")
     b = _binarize_arg(binarize) if binarize is not None else run.get("binarize")
     ds = _load_data(spec, b)
+    given = None
+    if getattr(model, "_estimator_type", None) == "recommender" and spec != run.get("data"):
+        train = _load_data(run["data"], run.get("binarize")) if run.get("data") else None
+        given = _given_ratings(model, train.X if train is not None else None, ds.X)
     try:
-        metrics = evaluate_model(model, ds.X, ds.y)
+        metrics = evaluate_model(model, ds.X, ds.y, given=given)
     except ValueError as e:
         raise UserError(str(e)) from None
     rows = _probe_rows(model, run, ds, spec, b, probe_seeds, run_dir) if probe else None
@@ -369,6 +374,18 @@ def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool
         _print_metrics(f"{type(model).__name__} on {spec}", {spec: metrics})
         if rows is not None:
             _print_probe(f"Probes: trained on {run.get('data')}, scored on {spec}", rows)
+
+
+def _given_ratings(model: Any, train: Any, target: Any) -> Any:
+    """For recommenders: held-out ratings are predicted from the same users' training
+    ratings, so the training matrix is the conditioning input when the shapes agree."""
+    if getattr(model, "_estimator_type", None) != "recommender" or train is None:
+        return None
+    if np.shape(train) != np.shape(target):
+        raise UserError(f"held-out ratings have shape {np.shape(target)} but the training "
+                        f"ratings {np.shape(train)}: a ratings test set must be users x items "
+                        "of the same users (0 or NaN where not held out)")
+    return train
 
 
 @cli.command()

@@ -50,6 +50,9 @@ MODELS: dict[str, ModelSpec] = {
                   "RBM with Gaussian visible units for real-valued data", "energy"),
         ModelSpec("replicated-softmax", "unsup.energy", "ReplicatedSoftmaxRBM",
                   "replicated softmax RBM for word counts (documents of any length)", "energy"),
+        ModelSpec("cf-rbm", "unsup.energy", "CollaborativeFilteringRBM",
+                  "RBM for collaborative filtering (softmax ratings 1..K, missing skipped)",
+                  "energy"),
         ModelSpec("boltzmann-machine", "unsup.energy", "BoltzmannMachine",
                   "fully connected Boltzmann machine (exact likelihood up to 20 units)",
                   "energy"),
@@ -58,7 +61,8 @@ MODELS: dict[str, ModelSpec] = {
 _ALIASES = {"k-means": "kmeans", "gaussian-mixture": "gmm", "mbkmeans": "minibatch-kmeans",
             "ae": "autoencoder", "dae": "denoising-autoencoder", "sae": "sparse-autoencoder",
             "deep-autoencoder": "stacked-autoencoder", "bernoulli-rbm": "rbm",
-            "gbrbm": "gaussian-rbm", "rsm": "replicated-softmax", "bm": "boltzmann-machine"}
+            "gbrbm": "gaussian-rbm", "rsm": "replicated-softmax", "bm": "boltzmann-machine",
+            "collaborative-filtering-rbm": "cf-rbm"}
 
 
 def model_names() -> list[str]:

@@ -178,8 +178,10 @@ def fit_mcmc(
     N = X.shape[0]
     B = min(cfg.batch_size, N)
     params = model.parameters()
-    vel = {k: torch.zeros_like(p) for k, p in params.items()}
-    decayed = set(model.decayed())
+    names = list(params)
+    param_list = [params[k] for k in names]
+    vel_list = [torch.zeros_like(p) for p in param_list]
+    decayed = [k for k in model.decayed() if k in params]
     n_chains = cfg.n_chains or B
     chains: State | None = None
     q: torch.Tensor | None = None
@@ -187,6 +189,7 @@ def fit_mcmc(
     perm = torch.randperm(N, generator=gen, device=gen.device).to(X.device)
     pos_in_epoch = 0
     w_pos = torch.full((B,), 1.0 / B, dtype=X.dtype, device=X.device)
+    w_both = torch.cat([w_pos, -w_pos])  # the usual case: as many chains as rows
     T = cfg.n_updates
     ramp = int(cfg.momentum_ramp * T)
     report_every = max(1, T // 200)
@@ -207,8 +210,8 @@ def fit_mcmc(
         else:
             _, neg = model.gibbs(pos, cfg.cd_k, gen)
         m = neg[0].shape[0]
-        if m == B and w_pos.shape[0] == B:
-            weights = torch.cat([w_pos, -w_pos])
+        if m == B:
+            weights = w_both
         else:
             weights = torch.cat([torch.full((B,), 1.0 / B, dtype=X.dtype, device=X.device),
                                  torch.full((m,), -1.0 / m, dtype=X.dtype, device=X.device)])
@@ -223,13 +226,13 @@ def fit_mcmc(
                     grads[k] = grads[k] + cfg.sparsity_cost * g
         lr = cfg.learning_rate * lr_factor(cfg.lr_schedule, t, T)
         mom = cfg.initial_momentum if t < ramp else cfg.momentum
-        for k, p in params.items():
-            g = grads[k]
-            if cfg.weight_decay and k in decayed:
-                g.add_(p, alpha=-cfg.weight_decay)  # stats() returns fresh tensors
-            v = vel[k]
-            v.mul_(mom).add_(g, alpha=lr)
-            p.add_(v)
+        if cfg.weight_decay:
+            for k in decayed:
+                grads[k].add_(params[k], alpha=-cfg.weight_decay)  # stats() gives fresh tensors
+        # v <- mom * v + lr * g ; p <- p + v, as three fused multi-tensor kernels
+        torch._foreach_mul_(vel_list, mom)
+        torch._foreach_add_(vel_list, [grads[k] for k in names], alpha=lr)
+        torch._foreach_add_(param_list, vel_list)
         if cfg.monitor_every and monitor is not None and (
                 (t + 1) % cfg.monitor_every == 0 or t + 1 == T):
             entry = {"step": float(t + 1), "epoch": (t + 1) * B / N,

@@ -47,7 +47,10 @@ def _uniform(shape: torch.Size | tuple[int, ...], gen: torch.Generator, device: 
 
 def _bernoulli(p: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Binary draws with probabilities ``p`` (same shape and dtype)."""
-    return (_uniform(p.shape, gen, p.device, p.dtype) < p).to(p.dtype)
+    u = _uniform(p.shape, gen, p.device, p.dtype)
+    if u.dtype.is_floating_point and u.device == p.device:
+        return u.sub_(p).lt_(0)  # u < p, written in place as 0./1. (one pass, no bool tensor)
+    return (u < p).to(p.dtype)
 
 
 class _RBMMath:
@@ -104,7 +107,7 @@ class _RBMMath:
         return torch.addmm(self.c, v, self.W.T)
 
     def hidden_mean_of(self, v: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.hidden_input(v))
+        return self.hidden_input(v).sigmoid_()
 
     def sample_visible(self, h: torch.Tensor, gen: torch.Generator,
                        like: torch.Tensor | None = None) -> torch.Tensor:

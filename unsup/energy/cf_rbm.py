@@ -123,6 +123,8 @@ class CollaborativeFilteringRBM(BaseEstimator):
     filtering. ICML.
     """
 
+    _estimator_type = "recommender"  # unsup.metrics.evaluate_model reports RMSE for these
+
     def __init__(self, n_components: int = 100, *, n_ratings: int = 5,
                  learning_rate: float = 0.05, batch_size: int = 100,
                  n_iter: int | None = None, n_updates: int = 3000, cd_k: int = 1,
@@ -195,6 +197,12 @@ class CollaborativeFilteringRBM(BaseEstimator):
         W = (0.01 * torch.randn(H, V.shape[1], generator=gen, device=gen.device)).to(V)
         m = _CFMath(W, b.to(V), torch.zeros(H, device=V.device), K)
         fit_mcmc(m, V, cfg, gen)
+        # item-mean baseline (global mean for items nobody rated), for rating_metrics
+        a = np.nan_to_num(np.asarray(R, dtype=np.float64), nan=0.0)
+        obs = a != 0
+        glob = float(a[obs].mean()) if obs.any() else (K + 1) / 2
+        n_obs = obs.sum(0)
+        self.item_means_ = np.where(n_obs > 0, a.sum(0) / np.maximum(n_obs, 1), glob)
         self.components_ = m.W.cpu().numpy()
         self.intercept_visible_ = m.b.cpu().numpy()
         self.intercept_hidden_ = m.c.cpu().numpy()
@@ -218,6 +226,42 @@ class CollaborativeFilteringRBM(BaseEstimator):
         expected = P @ np.arange(1, int(self.n_ratings) + 1, dtype=P.dtype)
         a = np.nan_to_num(np.asarray(R, dtype=np.float64), nan=0.0)
         return np.where(a == 0, expected, a)
+
+    def rating_metrics(self, R_target: Any, R_given: Any = None) -> dict[str, float]:
+        """RMSE and MAE of the expected ratings at the observed entries of ``R_target``.
+
+        Parameters
+        ----------
+        R_target : array (N, M)
+            Ratings to predict (0 or NaN = not scored).
+        R_given : array (N, M) or None
+            Ratings of the same users to condition on (the usual held-out protocol: the
+            training matrix, with ``R_target`` holding other entries). None conditions on
+            ``R_target`` itself, which measures reconstruction, not prediction.
+
+        Returns
+        -------
+        dict
+            ``rmse``, ``mae``, ``n_ratings_scored`` and, when fitted by this version, the
+            item-mean baseline's ``rmse_item_mean`` on the same entries.
+        """
+        given = R_target if R_given is None else R_given
+        P = self.predict_proba(given)
+        expected = P @ np.arange(1, int(self.n_ratings) + 1, dtype=P.dtype)
+        t = np.nan_to_num(np.asarray(R_target, dtype=np.float64), nan=0.0)
+        if t.shape != expected.shape:
+            raise DataError(f"R_target has shape {t.shape} but the conditioning ratings give "
+                            f"{expected.shape}; both must be users x items of the same users")
+        obs = t != 0
+        if not obs.any():
+            raise DataError("R_target has no observed ratings to score")
+        err = expected[obs] - t[obs]
+        out = {"rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err))),
+               "n_ratings_scored": int(obs.sum())}
+        if getattr(self, "item_means_", None) is not None:
+            base = np.broadcast_to(self.item_means_, t.shape)[obs] - t[obs]
+            out["rmse_item_mean"] = float(np.sqrt(np.mean(base ** 2)))
+        return out
 
     def transform(self, R: Any) -> np.ndarray:
         """Hidden probabilities :math:`p(h \\mid V)` (user codes)."""

@@ -11,8 +11,8 @@ from unsup.metrics.clustering import clustering_report, silhouette
 __all__ = ["evaluate_model"]
 
 
-def evaluate_model(model: Any, X: Any, y: Any = None, *, silhouette_samples: int = 2000
-                   ) -> dict[str, Any]:
+def evaluate_model(model: Any, X: Any, y: Any = None, *, silhouette_samples: int = 2000,
+                   given: Any = None) -> dict[str, Any]:
     """Metrics of ``model`` on ``X`` (and labels ``y`` when given), by capability.
 
     - clusterers (``predict``): accuracy under the Hungarian matching, NMI, ARI (with labels);
@@ -20,9 +20,16 @@ def evaluate_model(model: Any, X: Any, y: Any = None, *, silhouette_samples: int
     - k-means (``inertia_``): inertia and inertia per sample;
     - density models (``score_samples``): mean log-likelihood per sample in nats, with its
       kind (``exact`` here; bounds and estimates say so) and, for AIS estimates, the
-      interval implied by the model's ``log_partition_interval_``.
+      interval implied by the model's ``log_partition_interval_``;
+    - recommenders (``_estimator_type == "recommender"``): RMSE and MAE of the predicted
+      ratings at the observed entries of ``X``, conditioning on ``given`` (the same users'
+      training ratings) when given, else on ``X`` itself (reconstruction).
     """
     out: dict[str, Any] = {"n_samples": int(len(X))}
+    if getattr(model, "_estimator_type", None) == "recommender":
+        out.update(model.rating_metrics(X, given))
+        out["rating_metrics_kind"] = "reconstruction" if given is None else "held-out"
+        return out
     pred = None
     if hasattr(model, "predict"):
         pred = np.asarray(model.predict(X))
