@@ -7,6 +7,7 @@ with scikit-learn's wording where its conformance checks look for it ("NaN", "in
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -135,8 +136,10 @@ def check_array(
         t = t.to(torch.float32)
     if device is not None:
         t = t.to(device)
-    finite = torch.isfinite(t)
-    if not bool(finite.all()):
+    # One reduction first (NaN or inf anywhere makes the sum non-finite); the element-wise
+    # check, 4 passes over X, only runs when the sum is not finite (or overflowed).
+    finite = None if math.isfinite(float(t.sum(dtype=torch.float64))) else torch.isfinite(t)
+    if finite is not None and not bool(finite.all()):
         nan = int(torch.isnan(t).sum())
         inf = int((~finite).sum()) - nan
         where = torch.nonzero(~finite)[0].tolist()
