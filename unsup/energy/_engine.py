@@ -106,6 +106,10 @@ class MCMCModel(Protocol):
     def sparsity_grads(self, pos: State, delta: torch.Tensor) -> dict[str, torch.Tensor]:
         """Gradient contribution of the sparsity penalty for ``delta = target - q``."""
 
+    # Optional: ``accumulate(rows, weights, vel, mom, lr)`` sets, in place, every velocity
+    # ``vel[k] <- mom * vel[k] + lr * stats(rows, weights)[k]`` (one GEMM with beta=mom,
+    # alpha=lr per weight matrix); the engine uses it when the model defines it.
+
 
 @dataclass
 class MCMCConfig:
@@ -181,6 +185,9 @@ def fit_mcmc(
     names = list(params)
     param_list = [params[k] for k in names]
     vel_list = [torch.zeros_like(p) for p in param_list]
+    vel = dict(zip(names, vel_list, strict=True))
+    # optional fast path: the model adds its statistics straight into the velocities
+    accumulate = getattr(model, "accumulate", None)
     decayed = [k for k in model.decayed() if k in params]
     n_chains = cfg.n_chains or B
     chains: State | None = None
@@ -216,23 +223,29 @@ def fit_mcmc(
             weights = torch.cat([torch.full((B,), 1.0 / B, dtype=X.dtype, device=X.device),
                                  torch.full((m,), -1.0 / m, dtype=X.dtype, device=X.device)])
         rows = tuple(torch.cat([p, n]) for p, n in zip(pos, neg, strict=True))
-        grads = model.stats(rows, weights)
+        lr = cfg.learning_rate * lr_factor(cfg.lr_schedule, t, T)
+        mom = cfg.initial_momentum if t < ramp else cfg.momentum
+        extra: dict[str, torch.Tensor] = {}
         if cfg.sparsity_target is not None:
             hm = model.hidden_mean(pos)
             if hm is not None:
                 cur = hm.mean(0)
                 q = cur if q is None else cfg.sparsity_decay * q + (1 - cfg.sparsity_decay) * cur
-                for k, g in model.sparsity_grads(pos, cfg.sparsity_target - q).items():
-                    grads[k] = grads[k] + cfg.sparsity_cost * g
-        lr = cfg.learning_rate * lr_factor(cfg.lr_schedule, t, T)
-        mom = cfg.initial_momentum if t < ramp else cfg.momentum
+                extra = model.sparsity_grads(pos, cfg.sparsity_target - q)
+        if accumulate is not None:
+            # v <- mom * v + lr * g inside the GEMMs (their beta/alpha), saving two passes
+            # over every weight matrix and the gradient's allocation
+            accumulate(rows, weights, vel, mom, lr)
+        else:
+            grads = model.stats(rows, weights)
+            torch._foreach_mul_(vel_list, mom)
+            torch._foreach_add_(vel_list, [grads[k] for k in names], alpha=lr)
+        for k, g in extra.items():
+            vel[k].add_(g, alpha=lr * cfg.sparsity_cost)
         if cfg.weight_decay:
             for k in decayed:
-                grads[k].add_(params[k], alpha=-cfg.weight_decay)  # stats() gives fresh tensors
-        # v <- mom * v + lr * g ; p <- p + v, as three fused multi-tensor kernels
-        torch._foreach_mul_(vel_list, mom)
-        torch._foreach_add_(vel_list, [grads[k] for k in names], alpha=lr)
-        torch._foreach_add_(param_list, vel_list)
+                vel[k].add_(params[k], alpha=-lr * cfg.weight_decay)
+        torch._foreach_add_(param_list, vel_list)  # p <- p + v
         if cfg.monitor_every and monitor is not None and (
                 (t + 1) % cfg.monitor_every == 0 or t + 1 == T):
             entry = {"step": float(t + 1), "epoch": (t + 1) * B / N,

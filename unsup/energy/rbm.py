@@ -31,6 +31,15 @@ class _BernoulliMath(_RBMMath):
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         return -(v @ self.b) - F.softplus(self.hidden_input(v)).sum(1)
 
+    def accumulate(self, rows: tuple[torch.Tensor, ...], weights: torch.Tensor,
+                   vel: dict[str, torch.Tensor], mom: float, lr: float) -> None:
+        """``vel <- mom * vel + lr * stats(rows, weights)``, fused into the GEMMs."""
+        v, h = rows
+        hw = h * weights.unsqueeze(1)
+        vel["W"].addmm_(hw.T, v, beta=mom, alpha=lr)
+        vel["b"].addmv_(v.T, weights, beta=mom, alpha=lr)
+        vel["c"].mul_(mom).add_(hw.sum(0), alpha=lr)
+
     # AIS with the base-rate model p_A(v) = prod_i sigmoid(a_i)^v_i (1 - sigmoid(a_i))^(1-v_i)
     def ais_callbacks(self, a: torch.Tensor, gen: torch.Generator) -> tuple[Any, Any]:
         H = self.W.shape[0]
