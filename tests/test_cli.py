@@ -154,3 +154,31 @@ def test_cli_cf_rbm_held_out_rmse(tmp_path, capsys) -> None:
     code, out, err = run(["evaluate", run_dir, "--data", tmp_path / "other.csv"], capsys)
     assert code == 2 and "same users" in err + out
     assert "Traceback" not in err + out
+
+
+def test_cli_dbn_fit_evaluate_report_and_fresh_load(tmp_path, capsys):
+    """`fit dbn` stores the bound's log Z in the file; a fresh process loads the model."""
+    out = tmp_path / "dbn"
+    code, _, err = run(["fit", "dbn", "--data", "digits", "--binarize", 0.5, "--out", out,
+                        "--layer-sizes", "[16, 8]", "--n-updates", 150, "--random-state", 0,
+                        "-q"], capsys)
+    assert code == 0, err
+    m = json.loads((out / "metrics.json").read_text())["train"]
+    assert m["log_likelihood_kind"] == "lower bound (exact log Z)"
+    # digits has 64 binary pixels: any sensible bound lies in (-64 log 2, 0)
+    assert -64 * np.log(2) < m["log_likelihood"] < 0
+    model = unsup.load(out / "model.safetensors")
+    assert model.log_partition_ is not None  # saved after the metrics computed it
+    code, text, err = run(["evaluate", out, "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(text)["log_likelihood"] == pytest.approx(m["log_likelihood"], abs=1e-6)
+    code, _, err = run(["report", out], capsys)
+    assert code == 0, err
+    html = (out / "report.html").read_text()
+    for section in ("First-layer filters", "Gibbs samples", "Log-likelihood (AIS)",
+                    "Pre-training curves"):
+        assert section in html, section
+    r = subprocess.run([sys.executable, "-c", "import sys, unsup; "
+                        "print(type(unsup.load(sys.argv[1])).__name__)",
+                        str(out / "model.safetensors")], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "DBN", r.stderr

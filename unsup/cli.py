@@ -263,6 +263,10 @@ def _make_fit_command(spec: Any) -> click.Command:
         if test is not None:
             metrics["test"] = evaluate_model(estimator, test.X, test.y,
                                              given=_given_ratings(estimator, ds.X, test.X))
+        if getattr(estimator, "log_partition_", None) is not None:
+            # keep the (AIS) log Z computed for the metrics in the file: evaluate and
+            # report reuse it instead of re-running the annealing
+            estimator.save(out / "model.safetensors")
         run = {"model": spec.name, "class": cls.__name__, "data": kw["data"],
                "test_data": kw["test_data"], "binarize": binarize,
                "params": {k: v for k, v in est_kw.items() if not isinstance(v, np.ndarray)},

@@ -53,6 +53,9 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("cf-rbm", "unsup.energy", "CollaborativeFilteringRBM",
                   "RBM for collaborative filtering (softmax ratings 1..K, missing skipped)",
                   "energy"),
+        ModelSpec("dbn", "unsup.energy", "DBN",
+                  "deep belief net: greedy stacked RBMs, up-down fine-tuning, AIS lower bound",
+                  "energy"),
         ModelSpec("boltzmann-machine", "unsup.energy", "BoltzmannMachine",
                   "fully connected Boltzmann machine (exact likelihood up to 20 units)",
                   "energy"),
@@ -62,7 +65,8 @@ _ALIASES = {"k-means": "kmeans", "gaussian-mixture": "gmm", "mbkmeans": "minibat
             "ae": "autoencoder", "dae": "denoising-autoencoder", "sae": "sparse-autoencoder",
             "deep-autoencoder": "stacked-autoencoder", "bernoulli-rbm": "rbm",
             "gbrbm": "gaussian-rbm", "rsm": "replicated-softmax", "bm": "boltzmann-machine",
-            "collaborative-filtering-rbm": "cf-rbm"}
+            "collaborative-filtering-rbm": "cf-rbm",
+            "deep-belief-net": "dbn"}
 
 
 def model_names() -> list[str]:

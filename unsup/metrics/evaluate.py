@@ -51,6 +51,9 @@ def evaluate_model(model: Any, X: Any, y: Any = None, *, silhouette_samples: int
         log_z = getattr(model, "log_partition_", None)
         if interval is not None and log_z is not None and out["log_likelihood_kind"] != "exact":
             lo, hi = (float(t) for t in interval)
+        else:
+            lo = hi = None
+        if lo is not None and lo != hi:  # an exact log Z has no interval to report
             out["log_likelihood_low"] = out["log_likelihood"] + float(log_z) - hi
             out["log_likelihood_high"] = out["log_likelihood"] + float(log_z) - lo
     return out

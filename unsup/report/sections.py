@@ -158,6 +158,12 @@ def _reconstruct(model: Any, X: np.ndarray) -> Any:
 def _first_layer_filters(model: Any) -> np.ndarray | None:
     """Rows of ``components_`` (PCA) or of the first ``nn.Linear`` of ``module_.encoder``."""
     comp = getattr(model, "components_", None)
+    if comp is None:
+        comp = getattr(model, "W1_", None)  # deep Boltzmann machine: first weight matrix
+    if comp is None:  # deep belief net: a list of per-layer weight matrices
+        layers = getattr(model, "weights_", None)
+        if isinstance(layers, (list, tuple)) and layers and getattr(layers[0], "ndim", 0) == 2:
+            comp = layers[0]
     if comp is not None:
         a = _to_numpy(comp)
         return a if a.ndim == 2 else None
@@ -385,6 +391,13 @@ def model_report(
                              "estimate": neg_f - float(model.log_partition_),
                              "interval low": neg_f - hi, "interval high": neg_f - lo,
                              "kind": kind})
+            elif Xn is not None and callable(getattr(model, "score_samples", None)):
+                # deep models: the variational lower bound, shifted like log Z's interval
+                bound = float(np.mean(_to_numpy(model.score_samples(Xn))))
+                z = float(model.log_partition_)
+                rows.append({"quantity": "mean lower bound on log p(v), report data (nats)",
+                             "estimate": bound, "interval low": bound + z - hi,
+                             "interval high": bound + z - lo, "kind": kind})
             report.table(rows, caption="Log partition function and log-likelihood. An AIS "
                          "estimate's interval is ±3 standard errors of the mean importance "
                          "weight (Salakhutdinov & Murray 2008); AIS tends to underestimate "
@@ -432,6 +445,22 @@ def model_report(
                                   caption="history_")
 
                 sections.run("Training history", _curves)
+
+    layer_hist = getattr(model, "pretrain_history_", None)
+    if isinstance(layer_hist, (list, tuple)) and layer_hist:
+        series = {}
+        for i, h in enumerate(layer_hist):
+            if isinstance(h, (list, tuple)) and h and all(isinstance(e, Mapping) for e in h):
+                for k, v in _history_series(h).items():
+                    series[f"layer {i + 1}: {k}"] = v
+        if series:
+
+            def _layer_curves() -> None:
+                report.figure(curves_plot(series, xlabel="monitoring point", ylabel="value"),
+                              caption="Greedy layer-wise pre-training: each layer's RBM "
+                                      "(pretrain_history_).")
+
+            sections.run("Pre-training curves", _layer_curves)
 
     # 2-D projection -------------------------------------------------------------------
     if Xn is not None and Xn.ndim == 2 and Xn.shape[0] >= 3 and Xn.shape[1] >= 2:
