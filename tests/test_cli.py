@@ -182,3 +182,26 @@ def test_cli_dbn_fit_evaluate_report_and_fresh_load(tmp_path, capsys):
                         "print(type(unsup.load(sys.argv[1])).__name__)",
                         str(out / "model.safetensors")], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "DBN", r.stderr
+
+
+def test_cli_dbm_fit_evaluate_report(tmp_path, capsys):
+    """`fit dbm` writes a lower bound that `evaluate` reproduces from the saved file."""
+    out = tmp_path / "dbm"
+    code, _, err = run(["fit", "dbm", "--data", "digits", "--binarize", 0.5, "--out", out,
+                        "--layer-sizes", "[12, 8]", "--n-updates", 150,
+                        "--pretrain-updates", 100, "--random-state", 0, "-q"], capsys)
+    assert code == 0, err
+    m = json.loads((out / "metrics.json").read_text())["train"]
+    assert m["log_likelihood_kind"] == "lower bound (exact log Z)"
+    assert -64 * np.log(2) < m["log_likelihood"] < 0
+    code, text, err = run(["evaluate", out, "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(text)["log_likelihood"] == pytest.approx(m["log_likelihood"], abs=1e-6)
+    code, _, err = run(["report", out], capsys)
+    assert code == 0, err
+    html = (out / "report.html").read_text()
+    for section in ("First-layer filters", "Gibbs samples", "Log-likelihood (AIS)"):
+        assert section in html, section
+    code, _, err = run(["fit", "dbm", "--data", "digits", "--out", tmp_path / "bad",
+                        "--layer-sizes", "[12, 8]", "-q"], capsys)
+    assert code == 2 and "binar" in err.lower() and "Traceback" not in err

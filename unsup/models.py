@@ -56,6 +56,9 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("dbn", "unsup.energy", "DBN",
                   "deep belief net: greedy stacked RBMs, up-down fine-tuning, AIS lower bound",
                   "energy"),
+        ModelSpec("dbm", "unsup.energy", "DBM",
+                  "deep Boltzmann machine (2 hidden layers): mean field + PCD, AIS lower bound",
+                  "energy"),
         ModelSpec("boltzmann-machine", "unsup.energy", "BoltzmannMachine",
                   "fully connected Boltzmann machine (exact likelihood up to 20 units)",
                   "energy"),
@@ -66,7 +69,7 @@ _ALIASES = {"k-means": "kmeans", "gaussian-mixture": "gmm", "mbkmeans": "minibat
             "deep-autoencoder": "stacked-autoencoder", "bernoulli-rbm": "rbm",
             "gbrbm": "gaussian-rbm", "rsm": "replicated-softmax", "bm": "boltzmann-machine",
             "collaborative-filtering-rbm": "cf-rbm",
-            "deep-belief-net": "dbn"}
+            "deep-belief-net": "dbn", "deep-boltzmann-machine": "dbm"}
 
 
 def model_names() -> list[str]:

@@ -7,10 +7,11 @@ small models, annealed importance sampling otherwise (:mod:`unsup.metrics.likeli
 
 from unsup.energy.boltzmann import BoltzmannMachine
 from unsup.energy.cf_rbm import CollaborativeFilteringRBM
+from unsup.energy.dbm import DBM
 from unsup.energy.dbn import DBN
 from unsup.energy.gaussian_rbm import GaussianBernoulliRBM
 from unsup.energy.rbm import BernoulliRBM
 from unsup.energy.replicated_softmax import ReplicatedSoftmaxRBM
 
-__all__ = ["BernoulliRBM", "BoltzmannMachine", "CollaborativeFilteringRBM", "DBN",
+__all__ = ["BernoulliRBM", "BoltzmannMachine", "CollaborativeFilteringRBM", "DBM", "DBN",
            "GaussianBernoulliRBM", "ReplicatedSoftmaxRBM"]
