@@ -215,9 +215,11 @@ def test_ais_estimate_is_labelled(monkeypatch) -> None:
     assert abs(exact - rbm.log_partition_) < 0.5
 
 
-def test_fused_accumulate_matches_generic_update() -> None:
-    """The engine's fast path (statistics added into the velocities inside the GEMMs) gives
-    the same parameters as the generic stats() path, with momentum, decay and sparsity."""
+@pytest.mark.parametrize("persistent,cd_k", [(True, 1), (False, 1), (True, 3), (False, 2)])
+def test_fused_accumulate_matches_generic_update(persistent: bool, cd_k: int) -> None:
+    """The engine's fast paths (phases written into stacked buffers; statistics added into
+    the velocities inside the GEMMs) give the same parameters as the generic
+    positive/gibbs/stats path, with momentum, decay and sparsity."""
     from unsup.energy._engine import MCMCConfig, fit_mcmc
     from unsup.energy.rbm import _BernoulliMath
 
@@ -226,14 +228,14 @@ def test_fused_accumulate_matches_generic_update() -> None:
             self.m = m
 
         def __getattr__(self, name: str):
-            if name == "accumulate":
+            if name in ("accumulate", "phases"):
                 raise AttributeError(name)
             return getattr(self.m, name)
 
     rng = np.random.default_rng(0)
     X = torch.as_tensor((rng.random((60, 12)) < 0.3).astype(np.float32))
     cfg = MCMCConfig(batch_size=20, n_updates=40, learning_rate=0.05, weight_decay=1e-2,
-                     sparsity_target=0.1, persistent=True, n_chains=20)
+                     sparsity_target=0.1, persistent=persistent, n_chains=20, cd_k=cd_k)
     out = []
     for wrap in (False, True):
         g = torch.Generator().manual_seed(3)

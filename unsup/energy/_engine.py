@@ -188,6 +188,9 @@ def fit_mcmc(
     vel = dict(zip(names, vel_list, strict=True))
     # optional fast path: the model adds its statistics straight into the velocities
     accumulate = getattr(model, "accumulate", None)
+    # optional: ``phases(batch, chains or None, k, gen) -> (rows, pos, chains)`` returns the
+    # stacked positive and negative rows directly (equal to the generic path's)
+    phases = getattr(model, "phases", None)
     decayed = [k for k in model.decayed() if k in params]
     n_chains = cfg.n_chains or B
     chains: State | None = None
@@ -209,20 +212,28 @@ def fit_mcmc(
         batch = X[idx]
         if prepare is not None:
             batch = prepare(batch, gen)
-        pos = model.positive(batch, gen)
-        if cfg.persistent:
-            if chains is None:
-                chains = model.init_chains(batch, n_chains, gen)
-            chains, neg = model.gibbs(chains, cfg.cd_k, gen)
+        if cfg.persistent and chains is None:
+            chains = model.init_chains(batch, n_chains, gen)
+        if phases is not None:
+            # the model builds the stacked [positive; negative] rows itself (no copies)
+            rows, pos, new_chains = phases(batch, chains if cfg.persistent else None,
+                                           cfg.cd_k, gen)
+            if cfg.persistent:
+                chains = new_chains
+            m = rows[0].shape[0] - B
         else:
-            _, neg = model.gibbs(pos, cfg.cd_k, gen)
-        m = neg[0].shape[0]
+            pos = model.positive(batch, gen)
+            if cfg.persistent:
+                chains, neg = model.gibbs(chains, cfg.cd_k, gen)
+            else:
+                _, neg = model.gibbs(pos, cfg.cd_k, gen)
+            m = neg[0].shape[0]
+            rows = tuple(torch.cat([p, n]) for p, n in zip(pos, neg, strict=True))
         if m == B:
             weights = w_both
         else:
             weights = torch.cat([torch.full((B,), 1.0 / B, dtype=X.dtype, device=X.device),
                                  torch.full((m,), -1.0 / m, dtype=X.dtype, device=X.device)])
-        rows = tuple(torch.cat([p, n]) for p, n in zip(pos, neg, strict=True))
         lr = cfg.learning_rate * lr_factor(cfg.lr_schedule, t, T)
         mom = cfg.initial_momentum if t < ramp else cfg.momentum
         extra: dict[str, torch.Tensor] = {}

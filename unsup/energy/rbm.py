@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from unsup.data.validation import DataError
 from unsup.energy._engine import check_int
-from unsup.energy._rbm import _BaseRBM, _bernoulli, _RBMMath, _to_t
+from unsup.energy._rbm import _BaseRBM, _bernoulli, _bernoulli_into, _RBMMath, _to_t
 from unsup.io import register
 from unsup.metrics.likelihood import rbm_log_partition_exact
 
@@ -30,6 +30,40 @@ class _BernoulliMath(_RBMMath):
 
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         return -(v @ self.b) - F.softplus(self.hidden_input(v)).sum(1)
+
+    def phases(self, batch: torch.Tensor, chains: tuple[torch.Tensor, ...] | None, k: int,
+               gen: torch.Generator) -> tuple[tuple[torch.Tensor, ...],
+                                              tuple[torch.Tensor, ...],
+                                              tuple[torch.Tensor, ...] | None]:
+        """Positive and negative phase written straight into stacked (B+M)-row buffers.
+
+        Same draws, in the same order, as :meth:`positive` + :meth:`gibbs` (the engine's
+        generic path), without the concatenation; under PCD the positive and negative hidden
+        probabilities share one GEMM (both use the current weights).
+        """
+        B, D = batch.shape
+        H = self.W.shape[0]
+        M = B if chains is None else chains[1].shape[0]
+        V = torch.empty(B + M, D, dtype=batch.dtype, device=batch.device)
+        Hp = torch.empty(B + M, H, dtype=batch.dtype, device=batch.device)
+        V[:B].copy_(batch)
+        if chains is None:  # CD-k: the chain starts at the data
+            torch.addmm(self.c, batch, self.W.T, out=Hp[:B]).sigmoid_()
+            hp = Hp[:B]
+        else:
+            hp = chains[1]
+        for step in range(k):
+            h = _bernoulli(hp, gen)
+            vm = self.visible_mean(h)
+            if step == k - 1:
+                _bernoulli_into(vm, gen, V[B:])
+                break
+            hp = self.hidden_mean_of(_bernoulli(vm, gen))
+        if chains is None:
+            torch.addmm(self.c, V[B:], self.W.T, out=Hp[B:]).sigmoid_()
+        else:
+            torch.addmm(self.c, V, self.W.T, out=Hp).sigmoid_()
+        return (V, Hp), (V[:B], Hp[:B]), (None if chains is None else (V[B:], Hp[B:]))
 
     def accumulate(self, rows: tuple[torch.Tensor, ...], weights: torch.Tensor,
                    vel: dict[str, torch.Tensor], mom: float, lr: float) -> None:
