@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -103,9 +105,58 @@ def test_replicated_softmax_learns_topics_and_keeps_lengths() -> None:
     half = X.shape[1] // 2
     own = np.where(topic == 0, rec[:, :half].sum(1), rec[:, half:].sum(1)) / X.sum(1)
     assert own.mean() > 0.8
-    assert not hasattr(rsm, "score_samples")
     f = rsm.free_energy(X)
     assert f.shape == (300,) and np.all(np.isfinite(f))
+    # H = 5 <= 16: exact log Z_D per length; the trained model beats the unigram model
+    assert rsm.likelihood_kind_ == "exact"
+    ll = rsm.score_samples(X)
+    p_uni = X.sum(0) / X.sum()
+    ll_unigram = X @ np.log(p_uni)
+    assert ll.mean() > ll_unigram.mean() + 1.0
+    assert rsm.perplexity(X) == pytest.approx(np.exp(-ll.sum() / X.sum()))
+
+
+def _random_rsm(K: int, H: int, scale: float, seed: int = 0) -> ReplicatedSoftmaxRBM:
+    rng = np.random.default_rng(seed)
+    X = rng.poisson(2.0, (50, K)).astype(float)
+    m = ReplicatedSoftmaxRBM(H, n_updates=2, random_state=0, device="cpu").fit(X)
+    m.components_ = rng.normal(0, scale, (H, K)).astype(np.float32)
+    m.intercept_hidden_ = rng.normal(0, 0.3, H).astype(np.float32)
+    m.intercept_visible_ = rng.normal(0, 0.5, K).astype(np.float32)
+    m._after_fit(None)  # forget cached log Z after changing the weights
+    return m
+
+
+def test_replicated_softmax_log_z_exact_and_normalised() -> None:
+    """log Z_D by enumeration equals the brute-force sum over hidden states and token
+    sequences, and p sums to 1 over all token sequences of one length."""
+    K, H = 4, 3
+    m = _random_rsm(K, H, 0.7)
+    W, b, c = (m.components_.astype(np.float64), m.intercept_visible_.astype(np.float64),
+               m.intercept_hidden_.astype(np.float64))
+    for D in (1, 2, 3):
+        terms = []
+        for hs in itertools.product([0, 1], repeat=H):
+            h = np.array(hs, float)
+            for seq in itertools.product(range(K), repeat=D):
+                v = np.bincount(seq, minlength=K)
+                terms.append(D * c @ h + h @ W @ v + b @ v)
+        assert m.log_partition_exact(D) == pytest.approx(np.logaddexp.reduce(terms), abs=1e-9)
+    seqs = np.array([np.bincount(s, minlength=K) for s in itertools.product(range(K), repeat=3)],
+                    dtype=float)
+    assert np.exp(m.score_samples(seqs)).sum() == pytest.approx(1.0, abs=1e-5)
+    assert m.score_samples(np.zeros((1, K)))[0] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_replicated_softmax_ais_within_0p1_nats_of_exact() -> None:
+    m = _random_rsm(30, 10, 0.3, seed=1)
+    res = m.estimate_log_partition([20, 60], n_runs=100, n_betas=2000, random_state=0)
+    for D, r in res.items():
+        exact = m.log_partition_exact(D)
+        assert abs(r.log_z - exact) < 0.1, (D, r.log_z, exact)
+        assert r.log_z_low <= exact + 0.1 and exact - 0.1 <= r.log_z_high
+    # the estimates are cached by length and used by score_samples
+    assert m.log_partition_lengths_.tolist() == [20, 60]
 
 
 def test_replicated_softmax_gibbs_keeps_document_lengths() -> None:

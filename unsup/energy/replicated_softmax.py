@@ -2,15 +2,19 @@ r"""Replicated softmax: an RBM over word counts of documents of different length
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unsup.base import make_generator, report_progress
 from unsup.data.validation import DataError
-from unsup.energy._rbm import State, _BaseRBM, _RBMMath, _to_t
+from unsup.energy._engine import check_int
+from unsup.energy._rbm import State, _BaseRBM, _bernoulli, _RBMMath, _to_t
 from unsup.io import register
+from unsup.metrics.likelihood import AISResult, _summarise, ais
 
 __all__ = ["ReplicatedSoftmaxRBM"]
 
@@ -68,9 +72,22 @@ class ReplicatedSoftmaxRBM(_BaseRBM):
 
     Scaling the hidden biases by the document length is what lets one model serve documents
     of different lengths. Trained by CD-k with the shared engine (Gibbs steps keep each
-    document's length). ``transform`` gives :math:`p(h \mid v)`, usable as document codes;
-    :meth:`free_energy` scores documents up to each length's log Z (no ``score_samples``:
-    log Z depends on D and AIS per length is not implemented).
+    document's length). ``transform`` gives :math:`p(h \mid v)`, usable as document codes.
+
+    Likelihood. A document is D tokens, each one replica of the softmax, so with
+    :math:`F(v) = -b^\top v - \sum_j \operatorname{softplus}(D c_j + W_{j\cdot} v)`,
+
+    .. math::
+
+        \log p(\text{tokens}) = -F(v) - \log Z_D, \qquad
+        Z_D = \sum_h e^{D c^\top h} \Big(\sum_k e^{b_k + (W^\top h)_k}\Big)^D,
+
+    one partition function per document length. :meth:`score_samples` returns it per
+    document (nats; the probability of the token sequence, as in the paper's perplexities),
+    with :math:`\log Z_D` exact by enumerating h when H <= 16, else estimated by AIS run for
+    every distinct length at once (base model: the unigram distribution, W = 0;
+    intermediate models anneal W and the biases together; Salakhutdinov & Hinton 2009, §4).
+    :meth:`perplexity` is :math:`\exp(-\sum_n \log p(v_n) / \sum_n D_n)`.
 
     Parameters
     ----------
@@ -88,6 +105,10 @@ class ReplicatedSoftmaxRBM(_BaseRBM):
     n_chains : int or None, default=None
     sparsity_target : float or None, default=None
     sparsity_cost : float, default=0.1
+    ais_runs : int, default=100
+        AIS runs per document length.
+    ais_betas : int or array-like, default=10000
+        AIS inverse temperatures.
     device : {"auto", "cpu", "cuda"}, default="auto"
     random_state : int, RandomState or None, default=None
     verbose : bool, default=False
@@ -97,6 +118,13 @@ class ReplicatedSoftmaxRBM(_BaseRBM):
     components_ : ndarray (H, K)
     intercept_hidden_ : ndarray (H,)
     intercept_visible_ : ndarray (K,)
+    base_rate_logits_ : ndarray (K,)
+        Log unigram frequencies of the training words (smoothed): the AIS base model.
+    log_partition_lengths_, log_partition_values_, log_partition_stds_ : ndarray
+        Document lengths whose log Z_D has been computed, the values, and their AIS
+        standard deviations (0 when exact); filled on demand by :meth:`score_samples`.
+    likelihood_kind_ : str
+        "exact" (H <= 16) or "AIS estimate".
 
     References
     ----------
@@ -111,7 +139,8 @@ class ReplicatedSoftmaxRBM(_BaseRBM):
                  persistent: bool = False, n_updates: int = 5000, momentum: float = 0.9,
                  weight_decay: float = 1e-4, lr_schedule: str = "linear",
                  n_chains: int | None = None, sparsity_target: float | None = None,
-                 sparsity_cost: float = 0.1, device: str = "auto", random_state: Any = None,
+                 sparsity_cost: float = 0.1, ais_runs: int = 100, ais_betas: Any = 10000,
+                 device: str = "auto", random_state: Any = None,
                  verbose: Any = False) -> None:
         self.n_components = n_components
         self.learning_rate = learning_rate
@@ -126,6 +155,8 @@ class ReplicatedSoftmaxRBM(_BaseRBM):
         self.n_chains = n_chains
         self.sparsity_target = sparsity_target
         self.sparsity_cost = sparsity_cost
+        self.ais_runs = ais_runs
+        self.ais_betas = ais_betas
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -145,23 +176,141 @@ class ReplicatedSoftmaxRBM(_BaseRBM):
         K, H = X.shape[1], int(self.n_components)
         freq = X.sum(0) + 1.0
         b = torch.log(freq / freq.sum())
+        self.base_rate_logits_ = b.double().cpu().numpy()
         W = (0.01 * torch.randn(H, K, generator=gen, device=gen.device)).to(X)
         return _RSMMath(W, b.to(X.dtype), torch.zeros(H, dtype=X.dtype, device=X.device))
 
     def _after_fit(self, X: torch.Tensor) -> None:
-        pass
+        self.likelihood_kind_ = "exact" if self._exact_possible() else "AIS estimate"
+        self.log_partition_lengths_ = np.zeros(0, dtype=np.int64)
+        self.log_partition_values_ = np.zeros(0)
+        self.log_partition_stds_ = np.zeros(0)
 
-    def _init_visible(self, m: _RBMMath, n: int, gen: torch.Generator) -> torch.Tensor:
-        raise NotImplementedError
+    def _exact_possible(self) -> bool:
+        return int(self.components_.shape[0]) <= 16
 
-    @property
-    def score_samples(self) -> Any:  # type: ignore[override]
-        raise AttributeError("ReplicatedSoftmaxRBM has no normalised likelihood (log Z depends "
-                             "on the document length); use free_energy")
+    # -- likelihood ---------------------------------------------------------------------------
+    def log_partition_exact(self, length: int, max_units: int = 20) -> float:
+        r""":math:`\log Z_D` by enumerating the :math:`2^H` hidden states (float64)."""
+        self._check_fitted()
+        H = int(self.components_.shape[0])
+        if H > max_units:
+            raise ValueError(f"exact log Z enumerates 2**{H} hidden states; allowed up to "
+                             f"2**{max_units} (max_units)")
+        D = check_int("length", length, 0)
+        W = torch.as_tensor(self.components_, dtype=torch.float64)
+        b = torch.as_tensor(self.intercept_visible_, dtype=torch.float64)
+        c = torch.as_tensor(self.intercept_hidden_, dtype=torch.float64)
+        total = None
+        chunk = 1 << 14
+        for start in range(0, 1 << H, chunk):
+            codes = torch.arange(start, min(1 << H, start + chunk), dtype=torch.int64)
+            h = ((codes.unsqueeze(1) >> torch.arange(H)) & 1).to(torch.float64)
+            a = D * (h @ c) + D * torch.logsumexp(torch.addmm(b, h, W), 1)
+            part = torch.logsumexp(a, 0)
+            total = part if total is None else torch.logaddexp(total, part)
+        assert total is not None
+        return float(total)
 
-    @property
-    def score(self) -> Any:  # type: ignore[override]
-        raise AttributeError("ReplicatedSoftmaxRBM has no score; use free_energy")
+    def estimate_log_partition(self, lengths: Any, n_runs: int | None = None,
+                               n_betas: Any = None, random_state: Any = None
+                               ) -> dict[int, AISResult]:
+        r"""AIS estimates of :math:`\log Z_D` for every length in ``lengths`` (one batched
+        annealing: ``n_runs`` runs per length). Cached on the model.
+
+        Base model: :math:`p_A(v) \propto e^{a^\top v}` with :math:`a` the unigram log
+        frequencies, hidden units independent with probability 1/2:
+        :math:`\log Z_A = H \log 2 + D \log\sum_k e^{a_k}`. Intermediate
+        :math:`p_\beta^*(v) = e^{((1-\beta) a + \beta b)^\top v}
+        \prod_j (1 + e^{\beta (D c_j + W_{j\cdot} v)})`; the transition samples
+        :math:`h \mid v` then :math:`v \mid h \sim \operatorname{Mult}(D,
+        \operatorname{softmax}((1-\beta) a + \beta(b + W^\top h)))`.
+        """
+        self._check_fitted()
+        Ls = sorted({check_int("length", int(d), 1) for d in np.asarray(lengths).reshape(-1)})
+        runs = check_int("ais_runs", self.ais_runs if n_runs is None else n_runs, 2)
+        betas = self.ais_betas if n_betas is None else n_betas
+        dev = self._device()
+        gen = make_generator(self.random_state if random_state is None else random_state, dev)
+        m = self._math(dev)
+        H = m.W.shape[0]
+        a = _to_t(self.base_rate_logits_, dev)
+        a = a - torch.logsumexp(a, 0)  # normalised: log sum_k e^{a_k} = 0
+        Dn = torch.tensor(Ls, dtype=torch.float32, device=dev).repeat_interleave(runs)
+        b_minus_a = (m.b - a).double()
+
+        def init(n: int) -> tuple[torch.Tensor, float]:
+            p = torch.softmax(a, 0).expand(Dn.shape[0], -1).contiguous()
+            return _multinomial_rows(p, Dn.long(), gen), H * math.log(2.0)
+
+        def step(v: torch.Tensor, b0: float, b1: float, last: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+            x = m.hidden_input(v)  # D c + W v
+            xd = x.double()
+            d = (b1 - b0) * (v.double() @ b_minus_a) + (
+                F.softplus(b1 * xd) - F.softplus(b0 * xd)).sum(1)
+            if last:
+                return d, v
+            h = _bernoulli(torch.sigmoid(b1 * x), gen)
+            logits = torch.addmm(m.b, h, m.W).mul_(b1).add_(a, alpha=1.0 - b1)
+            return d, _multinomial_rows(torch.softmax(logits, 1), Dn.long(), gen)
+
+        res = ais(init, step, n_runs=Dn.shape[0], betas=betas,
+                  progress=lambda k, K: report_progress("AIS", k, K))
+        lw = torch.as_tensor(res.log_weights).view(len(Ls), runs)
+        out = {D: _summarise(lw[i], res.log_z_base, res.n_betas) for i, D in enumerate(Ls)}
+        self._cache_log_z({D: (r.log_z, r.log_z_std) for D, r in out.items()})
+        return out
+
+    def _cache_log_z(self, new: dict[int, tuple[float, float]]) -> None:
+        have = dict(zip(self.log_partition_lengths_.tolist(),
+                        zip(self.log_partition_values_.tolist(),
+                            self.log_partition_stds_.tolist(), strict=True), strict=True))
+        have.update(new)
+        keys = sorted(have)
+        self.log_partition_lengths_ = np.asarray(keys, dtype=np.int64)
+        self.log_partition_values_ = np.asarray([have[k][0] for k in keys])
+        self.log_partition_stds_ = np.asarray([have[k][1] for k in keys])
+
+    def _log_z_of(self, lengths: np.ndarray) -> np.ndarray:
+        """log Z_D for each entry of ``lengths`` (computing and caching what is missing)."""
+        if getattr(self, "log_partition_lengths_", None) is None:
+            self._after_fit(torch.empty(0))
+        known = set(self.log_partition_lengths_.tolist())
+        missing = sorted({int(d) for d in lengths.tolist()} - known - {0})
+        if missing:
+            if self._exact_possible():
+                self._cache_log_z({D: (self.log_partition_exact(D), 0.0) for D in missing})
+            else:
+                self.estimate_log_partition(missing)
+        table = dict(zip(self.log_partition_lengths_.tolist(),
+                         self.log_partition_values_.tolist(), strict=True))
+        H = int(self.components_.shape[0])
+        table[0] = H * math.log(2.0)  # the empty document: Z_0 = 2^H, log p = 0
+        return np.asarray([table[int(d)] for d in lengths.tolist()])
+
+    def score_samples(self, X: Any) -> np.ndarray:  # type: ignore[override]
+        r"""log p of each document's token sequence (nats): :math:`-F(v) - \log Z_D`.
+
+        An **estimate** when log Z_D comes from AIS (``likelihood_kind_``); exact for
+        H <= 16. New lengths trigger AIS (batched over all of them) and are cached.
+        """
+        Xt = self._input(X)
+        lengths = Xt.sum(1).round().long().cpu().numpy()
+        neg_f = -self._math(Xt.device).free_energy(Xt).double().cpu().numpy()
+        return neg_f - self._log_z_of(lengths)
+
+    def score(self, X: Any, y: Any = None) -> float:  # type: ignore[override]
+        """Mean log-likelihood per document (nats)."""
+        return float(np.mean(self.score_samples(X)))
+
+    def perplexity(self, X: Any) -> float:
+        r"""Per-word perplexity :math:`\exp(-\sum_n \log p(v_n) / \sum_n D_n)`."""
+        ll = self.score_samples(X)
+        n_words = float(np.asarray(self._input(X).sum().cpu()))
+        if n_words <= 0:
+            raise DataError("perplexity needs at least one word in X")
+        return float(np.exp(-ll.sum() / n_words))
 
     @property
     def sample(self) -> Any:  # type: ignore[override]

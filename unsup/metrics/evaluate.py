@@ -56,4 +56,8 @@ def evaluate_model(model: Any, X: Any, y: Any = None, *, silhouette_samples: int
         if lo is not None and lo != hi:  # an exact log Z has no interval to report
             out["log_likelihood_low"] = out["log_likelihood"] + float(log_z) - hi
             out["log_likelihood_high"] = out["log_likelihood"] + float(log_z) - lo
+        if callable(getattr(model, "perplexity", None)):  # topic models: per-word perplexity
+            n_words = float(np.asarray(X, dtype=np.float64).sum())
+            if n_words > 0:
+                out["perplexity"] = float(np.exp(-ll.sum() / n_words))
     return out
