@@ -69,6 +69,9 @@ def part_recipes(X: np.ndarray, Xt: np.ndarray, args: argparse.Namespace) -> lis
     recipes = [("CD-1", dict(cd_k=1, persistent=False)),
                ("PCD", dict(cd_k=1, persistent=True)),
                ("CD-25", dict(cd_k=25, persistent=False))]
+    if args.recipes:
+        wanted = [r.strip().upper() for r in args.recipes.split(",")]
+        recipes = [r for r in recipes if r[0] in wanted]
     out = []
     for name, kw in recipes:
         rbm = BernoulliRBM(500, batch_size=100, learning_rate=args.recipe_lr, momentum=0.9,
@@ -164,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--betas", type=int, default=10000, help="AIS temperatures (default 10000)")
     p.add_argument("--recipe-updates", type=int, default=30000)
     p.add_argument("--recipe-lr", type=float, default=0.005)
+    p.add_argument("--recipes", default=None, help="subset of CD-1,PCD,CD-25 (default: all)")
     p.add_argument("--speed-epochs", type=int, default=3)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--threads", type=int, default=None)
