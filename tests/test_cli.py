@@ -205,3 +205,12 @@ def test_cli_dbm_fit_evaluate_report(tmp_path, capsys):
     code, _, err = run(["fit", "dbm", "--data", "digits", "--out", tmp_path / "bad",
                         "--layer-sizes", "[12, 8]", "-q"], capsys)
     assert code == 2 and "binar" in err.lower() and "Traceback" not in err
+
+
+def test_cli_sequence_default_is_the_estimators(tmp_path, capsys):
+    """An option whose default is a tuple (not representable in click) keeps the estimator's
+    default when not given, rather than passing None."""
+    code, _, err = run(["fit", "dbm", "--data", "digits", "--out", tmp_path / "x", "-q"],
+                       capsys)
+    assert code == 2 and "binar" in err.lower()  # reached the data check, not layer_sizes
+    assert "layer_sizes" not in err

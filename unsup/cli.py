@@ -238,6 +238,8 @@ def _make_fit_command(spec: Any) -> click.Command:
             if p.name in kw:
                 v = kw[p.name]
                 default = p.default
+                if v is None and default is not None:
+                    continue  # not given (non-scalar defaults have no click default)
                 if isinstance(v, str) and (not isinstance(default, str)
                                            or v.lstrip().startswith("[")):
                     v = _parse_value(v)
