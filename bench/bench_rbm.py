@@ -79,6 +79,8 @@ def part_recipes(X: np.ndarray, Xt: np.ndarray, args: argparse.Namespace) -> lis
         t0 = time.perf_counter()
         rbm.fit(X)
         fit_s = time.perf_counter() - t0
+        if args.save_models:
+            rbm.save(Path(args.save_models) / f"rbm_{name.lower()}_{n_updates}.safetensors")
         row = {"recipe": name, "n_updates": n_updates, "fit_seconds": fit_s,
                **_ais_eval(rbm, X, Xt, args.runs, args.betas)}
         print(json.dumps(row, default=float), flush=True)
