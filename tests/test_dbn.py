@@ -246,3 +246,17 @@ def test_errors() -> None:
     # thresholding makes non-binary data acceptable
     dbn = DBN([4, 3], n_updates=5, binarize_input=0.5, device="cpu", random_state=0)
     assert dbn.fit(X * 0.8).transform(X * 0.8).shape == (40, 3)
+
+
+def test_top_log_z_checked_against_training_states(fitted: tuple[DBN, np.ndarray]) -> None:
+    """The top RBM's AIS log Z is compared with a certain lower bound from the up-pass
+    states kept at fit (a sum over known states never exceeds log Z)."""
+    dbn, _ = fitted
+    assert dbn.top_check_states_.dtype == np.uint8
+    top = dbn._top_rbm()
+    floor = top.log_partition_floor()
+    assert floor <= top.log_partition_exact() + 1e-9
+    dbn.estimate_log_partition(n_runs=50, n_betas=500, random_state=0)
+    assert dbn.log_partition_check_.startswith("passed")
+    assert dbn.log_partition_floor_ == pytest.approx(floor)
+    dbn._invalidate_log_z()

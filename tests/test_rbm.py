@@ -247,3 +247,31 @@ def test_fused_accumulate_matches_generic_update(persistent: bool, cd_k: int) ->
                                                         generator=torch.Generator().manual_seed(1)))
     for a, b in zip(out[0], out[1], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_log_partition_floor_is_certain_and_checks_ais() -> None:
+    """The floor (log-sum over stored training states) never exceeds the exact log Z; an AIS
+    estimate above it passes, one below it is flagged with a warning."""
+    rng = np.random.default_rng(0)
+    X = (rng.random((300, 16)) < 0.3).astype(np.float32)
+    rbm = BernoulliRBM(12, n_updates=300, learning_rate=0.05, random_state=0,
+                       device="cpu").fit(X)
+    assert rbm.check_states_.dtype == np.uint8 and rbm.check_states_.shape[1] == 2
+    floor = rbm.log_partition_floor()
+    exact = rbm.log_partition_exact()
+    assert floor <= exact
+    assert floor > exact - 5  # the training states carry much of the mass
+    rbm.estimate_log_partition(n_runs=50, n_betas=1000, random_state=0)
+    assert rbm.log_partition_check_.startswith("passed")
+    with pytest.warns(RuntimeWarning, match="below"):
+        rbm._check_log_partition(floor - 3.0)
+    assert rbm.log_partition_check_.startswith("FAILED")
+    assert "failed check" in rbm.likelihood_kind_
+    # the states survive saving
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        rbm.save(Path(d) / "r.safetensors")
+        back = unsup.load(Path(d) / "r.safetensors")
+    assert back.log_partition_floor() == pytest.approx(floor, abs=1e-6)

@@ -10,6 +10,7 @@ attributes (scikit-learn's names: ``components_`` is H×D, ``intercept_hidden_``
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -278,7 +279,33 @@ class _BaseRBM(TransformerMixin, BaseEstimator):
         self.log_partition_interval_ = [res.log_z_low, res.log_z_high]
         self.log_partition_std_ = res.log_z_std
         self.likelihood_kind_ = "AIS estimate"
+        self._check_log_partition(res.log_z)
         return res
+
+    def log_partition_floor(self) -> float | None:
+        """A certain lower bound on log Z from known states (None if the model has none)."""
+        return None
+
+    def _check_log_partition(self, log_z: float) -> None:
+        """Compare an AIS estimate with the certain lower bound :meth:`log_partition_floor`.
+
+        AIS underestimates log Z when its runs miss where the mass is; an estimate below a
+        sum over known states is certainly wrong, so say so (a warning, and
+        ``log_partition_check_`` / ``likelihood_kind_`` record it)."""
+        floor = self.log_partition_floor()
+        self.log_partition_floor_ = floor
+        if floor is None:
+            self.log_partition_check_ = "not checked (no stored states)"
+        elif log_z >= floor:
+            self.log_partition_check_ = (f"passed: AIS log Z {log_z:.3f} >= {floor:.3f}, the "
+                                         "certain lower bound from training states")
+        else:
+            self.log_partition_check_ = (
+                f"FAILED: AIS log Z {log_z:.3f} is below {floor:.3f}, a certain lower bound "
+                "(log-sum over training states): the estimate is too low and every "
+                "log-likelihood computed from it too high; use more temperatures/runs")
+            self.likelihood_kind_ = "AIS estimate (failed check: log Z too low)"
+            warnings.warn(self.log_partition_check_, RuntimeWarning, stacklevel=3)
 
     def _log_partition(self) -> float:
         self._check_fitted()

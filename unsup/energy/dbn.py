@@ -304,6 +304,9 @@ class DBN(TransformerMixin, BaseEstimator):
         if base is None:  # e.g. an RBM loaded without it: use its visible biases
             base = top.intercept_visible_
         self.top_base_rate_logits_ = np.asarray(base, dtype=np.float32)
+        states = getattr(top, "check_states_", None)  # for the top RBM's log Z check
+        if states is not None:
+            self.top_check_states_ = np.asarray(states)
         self.layer_sizes_ = [int(r.components_.shape[0]) for r in rbms]
         self.n_features_in_ = int(rbms[0].components_.shape[1])
         self.n_layers_ = len(rbms)
@@ -462,18 +465,26 @@ class DBN(TransformerMixin, BaseEstimator):
         rbm.intercept_hidden_ = np.asarray(self.hidden_biases_[-1])
         rbm.base_rate_logits_ = np.asarray(self.top_base_rate_logits_)
         rbm.n_features_in_ = int(rbm.components_.shape[1])
+        states = getattr(self, "top_check_states_", None)
+        if states is not None:
+            rbm.check_states_ = np.asarray(states)
         return rbm
 
     def estimate_log_partition(self, n_runs: int | None = None, n_betas: Any = None,
                                random_state: Any = None) -> AISResult:
         """AIS estimate of log Z of the top RBM (cached; see BernoulliRBM's method)."""
         self._check_fitted()
-        res = self._top_rbm().estimate_log_partition(n_runs, n_betas, random_state)
+        top = self._top_rbm()
+        res = top.estimate_log_partition(n_runs, n_betas, random_state)
         self.log_partition_ = res.log_z
         self.log_partition_interval_ = [res.log_z_low, res.log_z_high]
         self.log_partition_std_ = res.log_z_std
         self.likelihood_kind_ = "AIS estimate" if len(self.weights_) == 1 else \
             "lower bound (AIS)"
+        self.log_partition_floor_ = top.log_partition_floor_
+        self.log_partition_check_ = top.log_partition_check_
+        if top.log_partition_check_.startswith("FAILED"):
+            self.likelihood_kind_ += " (failed check: log Z too low)"
         return res
 
     def _log_partition(self) -> float:

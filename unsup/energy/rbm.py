@@ -367,6 +367,30 @@ class BernoulliRBM(_BaseRBM):
         return (D * pl.mean(1)).double().cpu().numpy()
 
     # -- likelihood ---------------------------------------------------------------------------
+    def _after_fit(self, X: torch.Tensor) -> None:
+        super()._after_fit(X)
+        # keep up to 1,000 distinct binary training states (bit-packed) for the certain
+        # lower bound on log Z that every AIS estimate is checked against
+        S = self._check_data(X, fitting=False)
+        idx = torch.linspace(0, S.shape[0] - 1, min(S.shape[0], 1000)).round().long()
+        S = torch.unique(S[idx.to(S.device)], dim=0)
+        self.check_states_ = np.packbits(S.cpu().numpy().astype(np.uint8), axis=1)
+
+    def log_partition_floor(self) -> float | None:
+        r"""A certain lower bound on log Z: :math:`\log \sum_{v \in S} e^{-F(v)}` over the
+        distinct binary training states S kept at fit (``check_states_``). None when the model
+        keeps no states."""
+        self._check_fitted()
+        packed = getattr(self, "check_states_", None)
+        if packed is None or len(packed) == 0:
+            return None
+        D = int(self.components_.shape[1])
+        S = np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=1, count=D)
+        dev = self._device()
+        m = self._math(dev)
+        neg_f = -m.free_energy(torch.as_tensor(S, dtype=torch.float32, device=dev)).double()
+        return float(torch.logsumexp(neg_f, 0))
+
     def _exact_possible(self) -> bool:
         return min(self.components_.shape) <= 20
 

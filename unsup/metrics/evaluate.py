@@ -56,6 +56,9 @@ def evaluate_model(model: Any, X: Any, y: Any = None, *, silhouette_samples: int
         if lo is not None and lo != hi:  # an exact log Z has no interval to report
             out["log_likelihood_low"] = out["log_likelihood"] + float(log_z) - hi
             out["log_likelihood_high"] = out["log_likelihood"] + float(log_z) - lo
+        check = getattr(model, "log_partition_check_", None)
+        if check:  # AIS estimates are checked against a certain lower bound on log Z
+            out["log_partition_check"] = check
         if callable(getattr(model, "perplexity", None)):  # topic models: per-word perplexity
             n_words = float(np.asarray(X, dtype=np.float64).sum())
             if n_words > 0:
