@@ -275,3 +275,22 @@ def test_log_partition_floor_is_certain_and_checks_ais() -> None:
         rbm.save(Path(d) / "r.safetensors")
         back = unsup.load(Path(d) / "r.safetensors")
     assert back.log_partition_floor() == pytest.approx(floor, abs=1e-6)
+
+
+@pytest.mark.parametrize("side", ["visible", "hidden"])
+def test_ais_both_sides_within_0p1_of_exact_when_hidden_is_larger(side: str) -> None:
+    """AIS over the hidden states (visibles summed out; base model at both layers' training
+    marginals) and over the visible states agree with enumeration; "auto" picks the larger
+    layer."""
+    rng = np.random.default_rng(0)
+    P = rng.random((4, 10)) < 0.5
+    X = (P[rng.integers(0, 4, 400)] ^ (rng.random((400, 10)) < 0.05)).astype(np.float32)
+    rbm = BernoulliRBM(16, n_updates=1000, learning_rate=0.05, random_state=0, ais_side=side,
+                       device="cpu").fit(X)
+    exact = rbm.log_partition_exact()
+    res = rbm.estimate_log_partition(n_runs=100, n_betas=2000, random_state=0)
+    assert abs(res.log_z - exact) < 0.1, (side, res.log_z, exact)
+    assert rbm.log_partition_check_.startswith("passed")
+    assert rbm.set_params(ais_side="auto")._ais_side() == "hidden"
+    with pytest.raises(ValueError, match="ais_side"):
+        rbm.set_params(ais_side="both")._ais_side()

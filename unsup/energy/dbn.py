@@ -307,6 +307,9 @@ class DBN(TransformerMixin, BaseEstimator):
         states = getattr(top, "check_states_", None)  # for the top RBM's log Z check
         if states is not None:
             self.top_check_states_ = np.asarray(states)
+        hbase = getattr(top, "hidden_base_rate_logits_", None)  # hidden-side AIS base model
+        if hbase is not None:
+            self.top_hidden_base_rate_logits_ = np.asarray(hbase, dtype=np.float32)
         self.layer_sizes_ = [int(r.components_.shape[0]) for r in rbms]
         self.n_features_in_ = int(rbms[0].components_.shape[1])
         self.n_layers_ = len(rbms)
@@ -468,6 +471,9 @@ class DBN(TransformerMixin, BaseEstimator):
         states = getattr(self, "top_check_states_", None)
         if states is not None:
             rbm.check_states_ = np.asarray(states)
+        hbase = getattr(self, "top_hidden_base_rate_logits_", None)
+        if hbase is not None:
+            rbm.hidden_base_rate_logits_ = np.asarray(hbase)
         return rbm
 
     def estimate_log_partition(self, n_runs: int | None = None, n_betas: Any = None,
