@@ -71,6 +71,36 @@ def test_log_partition_exact_and_ais_match_enumeration() -> None:
     assert dbm.likelihood_kind_ == "lower bound (AIS)"
 
 
+def test_ais_over_h1_matches_enumeration() -> None:
+    """The default AIS (state h1, v and h2 summed out, factorial base model over all units)
+    against exact log Z: with the fallback h1 base rate, with explicit base rates on both
+    sides, strong weights, and on a fitted model (whose h1 base rate fit sets)."""
+    for seed, scale in [(0, 1.0), (3, 3.0)]:
+        dbm, p = _tiny(seed, scale)
+        log_z, _ = _brute(*p)
+        res = dbm.estimate_log_partition(n_runs=100, n_betas=2000, random_state=0, method="h1")
+        assert abs(res.log_z - log_z) < 0.1
+        assert res.log_z_low - 0.05 <= log_z <= res.log_z_high + 0.05
+    dbm, p = _tiny(1)
+    log_z, _ = _brute(*p)
+    rng = np.random.default_rng(5)
+    dbm.base_rate_logits_ = rng.normal(size=D + H2)
+    dbm.base_rate_logits_h1_ = rng.normal(size=H1)
+    res = dbm.estimate_log_partition(n_runs=100, n_betas=2000, random_state=1)
+    assert abs(res.log_z - log_z) < 0.1
+    assert dbm.log_partition_ == res.log_z
+    comp = dbm.estimate_log_partition(n_runs=100, n_betas=2000, random_state=1,
+                                      method="composite")
+    assert abs(comp.log_z - log_z) < 0.1
+    with pytest.raises(ValueError, match="method"):
+        dbm.estimate_log_partition(n_runs=10, n_betas=10, method="bogus")
+    fitted = DBM((4, 3), n_updates=50, pretrain_updates=50, random_state=0,
+                 device="cpu").fit(_toy(60))
+    assert fitted.base_rate_logits_h1_.shape == (4,)
+    res = fitted.estimate_log_partition(n_runs=100, n_betas=2000, random_state=0)
+    assert abs(res.log_z - fitted.log_partition_exact()) < 0.1
+
+
 def test_mean_field_bound_below_exact_and_improved_by_iterations() -> None:
     dbm, p = _tiny(2)
     log_z, log_pv = _brute(*p)

@@ -21,8 +21,11 @@ the DBM *is* an RBM with "visible" layer :math:`u` (D + H2 units), hidden layer
 :math:`h^1`, weights :math:`[W_1,\ W_2^\top]` (H1 × (D+H2)), visible biases :math:`[b; c_2]`
 and hidden biases :math:`c_1`. Its partition function is the DBM's, so log Z comes from the
 RBM machinery: exact enumeration of the smaller side when it has at most 20 units, else AIS
-with a base-rate model over :math:`u` (Salakhutdinov & Murray 2008; Salakhutdinov & Hinton
-2009, §4). One Gibbs step of the DBM (sample :math:`h^1 \mid v, h^2`, then
+(Salakhutdinov & Murray 2008; Salakhutdinov & Hinton 2009, §4). The default AIS anneals over
+:math:`h^1` alone with :math:`v` and :math:`h^2` summed out analytically, from a factorial base
+model with the training marginals of :math:`v`, :math:`q(h^1)` and :math:`q(h^2)`
+(``method="h1"``); the RBM AIS over :math:`u` with uniform :math:`h^1` at β = 0 is
+``method="composite"``. One Gibbs step of the DBM (sample :math:`h^1 \mid v, h^2`, then
 :math:`v, h^2 \mid h^1` in parallel) is one Gibbs step of that RBM.
 
 **Learning** (stochastic approximation, §3): the positive phase replaces the intractable
@@ -97,6 +100,7 @@ State = tuple[torch.Tensor, ...]
 
 _EVAL_MF_ITERS = 50  # mean-field iterations at inference (stopped early at _EVAL_MF_TOL)
 _EVAL_MF_TOL = 1e-6
+_AIS_METHOD = "h1"  # default estimator of log Z (see DBM.estimate_log_partition)
 _EXACT_UNITS = 20  # enumerate log Z when the smaller side of the composite RBM is this small
 
 
@@ -215,6 +219,48 @@ class _DBMMath:
                               torch.cat([self.b, self.c2]), self.c1)
 
 
+def _ais_over_h1(comp: _BernoulliMath, a: torch.Tensor, a1: torch.Tensor,
+                 gen: torch.Generator) -> tuple[Any, Any]:
+    r"""AIS callbacks over :math:`h^1` for the composite RBM ``comp`` (W (H1, U), visible
+    biases ``b`` over :math:`u = [v; h^2]`, hidden biases ``c`` = :math:`c_1`).
+
+    Intermediate models :math:`-E_\beta(u, h^1) = (1-\beta)(a^\top u + a_1^\top h^1) -
+    \beta E(u, h^1)`: factorial Bernoulli(σ(a)) × Bernoulli(σ(a1)) at β = 0, the DBM at β = 1.
+    With u summed out,
+
+    .. math::
+
+        \log p^*_\beta(h^1) = ((1-\beta) a_1 + \beta c_1)^\top h^1
+            + \sum_i \operatorname{softplus}((1-\beta) a_i + \beta (b + W^\top h^1)_i),
+
+    and the transition is one Gibbs sweep at β (u | h^1, then h^1 | u).
+    """
+    W, bu, c1 = comp.W, comp.b, comp.c
+    a = a.to(W.dtype)
+    c1_minus_a1 = (c1 - a1).double()
+
+    def init(n: int) -> tuple[torch.Tensor, float]:
+        h1 = _bernoulli(torch.sigmoid(a1).expand(n, -1).contiguous(), gen)
+        return h1, float(F.softplus(a.double()).sum() + F.softplus(a1.double()).sum())
+
+    def step(h1: torch.Tensor, b0: float, b1: float, last: bool
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.addmm(bu, h1, W)  # (n, U): b_u + W^T h1
+        # softplus(y1) - softplus(y0) = -log1p(σ(y1) expm1(-δ)), δ = y1 - y0 = (b1-b0)(x-a):
+        # accurate in float32 relative to the (small) difference, and σ(y1) is reused below
+        p1 = x.mul(b1).add_(a, alpha=1.0 - b1).sigmoid_()
+        delta = x.sub_(a).mul_(b0 - b1).expm1_()  # expm1(-δ)
+        sp = delta.mul_(p1).log1p_().sum(1, dtype=torch.float64)
+        d = (b1 - b0) * (h1.double() @ c1_minus_a1) - sp
+        if last:
+            return d, h1
+        u = _bernoulli(p1, gen)
+        logits = torch.addmm(c1, u, W.T).mul_(b1).add_(a1, alpha=1.0 - b1)
+        return d, _bernoulli(torch.sigmoid(logits), gen)
+
+    return init, step
+
+
 # -- pre-training RBMs ------------------------------------------------------------------------
 class _UpDoubledRBM(_BernoulliMath):
     """Bottom RBM of the pre-training: :math:`p(h \\mid v) = \\sigma(2 W v + c)`."""
@@ -238,8 +284,8 @@ class DBM(TransformerMixin, BaseEstimator):
     h^{2\top} W_2 h^1` (Salakhutdinov & Hinton 2009). Optional greedy pre-training with
     doubled weights, then joint training by mean field (positive phase) and persistent Gibbs
     chains (negative phase). ``score_samples`` is the mean-field variational **lower bound**
-    on log p(v) with log Z exact (small models) or from AIS on the equivalent RBM over
-    :math:`[v; h^2]`; see :mod:`unsup.energy.dbm` for the math.
+    on log p(v) with log Z exact (small models) or from AIS over :math:`h^1` with
+    :math:`v, h^2` summed out; see :mod:`unsup.energy.dbm` for the math.
 
     Parameters
     ----------
@@ -294,6 +340,10 @@ class DBM(TransformerMixin, BaseEstimator):
     base_rate_logits_ : ndarray (D+H2,)
         Logits of the AIS base-rate model over :math:`[v; h^2]`: smoothed training marginals
         of v and the training mean of :math:`q(h^2)`.
+    base_rate_logits_h1_ : ndarray (H1,)
+        Logits of the AIS base rate of :math:`h^1`: the training mean of :math:`q(h^1)`
+        (models without it, e.g. from ``from_weights``, use :math:`c_1 + [W_1, W_2^\top]
+        \sigma(a)` with :math:`a` = ``base_rate_logits_``).
     history_ : list of dict
         Mean-field reconstruction error :math:`\lVert v - \sigma(W_1^\top\mu_1 + b)\rVert^2`
         of the current minibatch during joint training.
@@ -541,10 +591,13 @@ class DBM(TransformerMixin, BaseEstimator):
         self.history_ = history
         self.n_updates_ = cfg.n_updates
         # AIS base rate over u = [v; h2]: data marginals of v, training mean of q(h2)
+        # and of h1 (the training mean of q(h1)) for the AIS over h1
         Xb = Xt if prepare is None else (Xt > 0.5).to(dt)
-        q2 = torch.cat([m.mean_field(Xb[s:s + 4096], _EVAL_MF_ITERS, _EVAL_MF_TOL)[1]
-                        for s in range(0, Xb.shape[0], 4096)])
+        mf = [m.mean_field(Xb[s:s + 4096], _EVAL_MF_ITERS, _EVAL_MF_TOL)
+              for s in range(0, Xb.shape[0], 4096)]
+        q1, q2 = torch.cat([t[0] for t in mf]), torch.cat([t[1] for t in mf])
         self.base_rate_logits_ = torch.cat([_logit(p), _logit(q2.mean(0))]).cpu().numpy()
+        self.base_rate_logits_h1_ = _logit(q1.mean(0)).cpu().numpy()
         self.likelihood_kind_ = self._kind_default()
         return self
 
@@ -603,9 +656,24 @@ class DBM(TransformerMixin, BaseEstimator):
         return rbm_log_partition_exact(W.T, bu, self.intercept_hidden1_, max_units=max_units)
 
     def estimate_log_partition(self, n_runs: int | None = None, n_betas: Any = None,
-                               random_state: Any = None) -> AISResult:
-        """AIS estimate of log Z on the composite RBM over :math:`[v; h^2]` (base rate:
-        ``base_rate_logits_``); cached on the model like :class:`BernoulliRBM`'s.
+                               random_state: Any = None, method: str | None = None
+                               ) -> AISResult:
+        """AIS estimate of log Z; cached on the model like :class:`BernoulliRBM`'s.
+
+        Parameters
+        ----------
+        n_runs, n_betas : int, optional
+            AIS runs and temperatures (or schedule); default ``ais_runs``, ``ais_betas``.
+        random_state : int, optional
+        method : {"h1", "composite"}, default="h1"
+            ``"h1"`` (Salakhutdinov & Hinton 2009, §4): the AIS state is :math:`h^1` alone,
+            :math:`v` and :math:`h^2` are summed out analytically in the importance weights;
+            the base model is factorial over all units, with the logits
+            ``base_rate_logits_h1_`` (training mean of :math:`q(h^1)`) on :math:`h^1` and
+            ``base_rate_logits_`` on :math:`[v; h^2]`. ``"composite"``: the RBM AIS on the
+            composite RBM, state :math:`[v; h^2]` with :math:`h^1` summed out, base rate
+            ``base_rate_logits_`` on :math:`[v; h^2]` and uniform :math:`h^1` (the estimator
+            of earlier versions).
 
         Returns
         -------
@@ -613,13 +681,19 @@ class DBM(TransformerMixin, BaseEstimator):
             ``log_z`` and its ±3σ interval ``[log_z_low, log_z_high]``.
         """
         self._check_fitted()
+        method = _AIS_METHOD if method is None else method
+        if method not in ("h1", "composite"):
+            raise ValueError(f"method must be 'h1' or 'composite', got {method!r}")
         runs = check_int("ais_runs", self.ais_runs if n_runs is None else n_runs, 2)
         betas = self.ais_betas if n_betas is None else n_betas
         dev = self._device()
         gen = make_generator(self.random_state if random_state is None else random_state, dev)
         comp = self._math(dev).composite()
         a = _to_t(self.base_rate_logits_, dev)
-        init, step = comp.ais_callbacks(a, gen)
+        if method == "composite":
+            init, step = comp.ais_callbacks(a, gen)
+        else:
+            init, step = _ais_over_h1(comp, a, _to_t(self._h1_base_logits(), dev), gen)
         res = ais(init, step, n_runs=runs, betas=betas,
                   progress=lambda k, K: report_progress("AIS", k, K))
         self.log_partition_ = res.log_z
@@ -627,6 +701,18 @@ class DBM(TransformerMixin, BaseEstimator):
         self.log_partition_std_ = res.log_z_std
         self.likelihood_kind_ = "lower bound (AIS)"
         return res
+
+    def _h1_base_logits(self) -> np.ndarray:
+        r"""Base-rate logits of h1 for AIS: ``base_rate_logits_h1_`` (set by ``fit``), else
+        (models from ``from_weights`` or older files) the h1 input at the mean of the
+        [v; h2] base rate, :math:`c_1 + [W_1, W_2^\top]\,\sigma(a)`, clipped to ±6.9."""
+        a1 = getattr(self, "base_rate_logits_h1_", None)
+        if a1 is not None:
+            return np.asarray(a1, np.float64)
+        W = np.concatenate([np.asarray(self.W1_, np.float64),
+                            np.asarray(self.W2_, np.float64).T], 1)
+        pu = 1.0 / (1.0 + np.exp(-np.asarray(self.base_rate_logits_, np.float64)))
+        return np.clip(np.asarray(self.intercept_hidden1_, np.float64) + W @ pu, -6.9, 6.9)
 
     def _log_partition(self) -> float:
         self._check_fitted()
