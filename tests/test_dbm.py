@@ -229,3 +229,17 @@ def test_transform_encoder_save_load(tmp_path) -> None:
     assert back.score(X) == pytest.approx(score)
     assert back.likelihood_kind_ == dbm.likelihood_kind_
     assert back.sample(4, burn_in=3).shape == (4, 8)
+
+
+def test_log_partition_floor_is_certain_and_checks_ais() -> None:
+    """The floor (log-sum over stored training states [v; h2], h1 summed out) never exceeds
+    the exact log Z; AIS above it passes the check."""
+    X = _toy(300)
+    dbm = DBM((6, 4), learning_rate=0.02, batch_size=50, n_updates=300, n_chains=50,
+              pretrain_updates=100, random_state=0, device="cpu").fit(X)
+    assert dbm.check_states_.dtype == np.uint8
+    floor = dbm.log_partition_floor()
+    assert floor <= dbm.log_partition_exact() + 1e-9
+    dbm.estimate_log_partition(n_runs=50, n_betas=500, random_state=0)
+    assert dbm.log_partition_check_.startswith("passed")
+    assert dbm.log_partition_floor_ == pytest.approx(floor)

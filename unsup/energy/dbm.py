@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -222,43 +223,10 @@ class _DBMMath:
 def _ais_over_h1(comp: _BernoulliMath, a: torch.Tensor, a1: torch.Tensor,
                  gen: torch.Generator) -> tuple[Any, Any]:
     r"""AIS callbacks over :math:`h^1` for the composite RBM ``comp`` (W (H1, U), visible
-    biases ``b`` over :math:`u = [v; h^2]`, hidden biases ``c`` = :math:`c_1`).
-
-    Intermediate models :math:`-E_\beta(u, h^1) = (1-\beta)(a^\top u + a_1^\top h^1) -
-    \beta E(u, h^1)`: factorial Bernoulli(σ(a)) × Bernoulli(σ(a1)) at β = 0, the DBM at β = 1.
-    With u summed out,
-
-    .. math::
-
-        \log p^*_\beta(h^1) = ((1-\beta) a_1 + \beta c_1)^\top h^1
-            + \sum_i \operatorname{softplus}((1-\beta) a_i + \beta (b + W^\top h^1)_i),
-
-    and the transition is one Gibbs sweep at β (u | h^1, then h^1 | u).
-    """
-    W, bu, c1 = comp.W, comp.b, comp.c
-    a = a.to(W.dtype)
-    c1_minus_a1 = (c1 - a1).double()
-
-    def init(n: int) -> tuple[torch.Tensor, float]:
-        h1 = _bernoulli(torch.sigmoid(a1).expand(n, -1).contiguous(), gen)
-        return h1, float(F.softplus(a.double()).sum() + F.softplus(a1.double()).sum())
-
-    def step(h1: torch.Tensor, b0: float, b1: float, last: bool
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.addmm(bu, h1, W)  # (n, U): b_u + W^T h1
-        # softplus(y1) - softplus(y0) = -log1p(σ(y1) expm1(-δ)), δ = y1 - y0 = (b1-b0)(x-a):
-        # accurate in float32 relative to the (small) difference, and σ(y1) is reused below
-        p1 = x.mul(b1).add_(a, alpha=1.0 - b1).sigmoid_()
-        delta = x.sub_(a).mul_(b0 - b1).expm1_()  # expm1(-δ)
-        sp = delta.mul_(p1).log1p_().sum(1, dtype=torch.float64)
-        d = (b1 - b0) * (h1.double() @ c1_minus_a1) - sp
-        if last:
-            return d, h1
-        u = _bernoulli(p1, gen)
-        logits = torch.addmm(c1, u, W.T).mul_(b1).add_(a1, alpha=1.0 - b1)
-        return d, _bernoulli(torch.sigmoid(logits), gen)
-
-    return init, step
+    biases over :math:`u = [v; h^2]`, hidden biases :math:`c_1`): the RBM's hidden-side AIS
+    (:meth:`~unsup.energy.rbm._BernoulliMath.ais_callbacks_hidden`) with base logits ``a``
+    on u and ``a1`` on :math:`h^1`; u is summed out in the importance weights."""
+    return comp.ais_callbacks_hidden(a, a1, gen)
 
 
 # -- pre-training RBMs ------------------------------------------------------------------------
@@ -598,8 +566,27 @@ class DBM(TransformerMixin, BaseEstimator):
         q1, q2 = torch.cat([t[0] for t in mf]), torch.cat([t[1] for t in mf])
         self.base_rate_logits_ = torch.cat([_logit(p), _logit(q2.mean(0))]).cpu().numpy()
         self.base_rate_logits_h1_ = _logit(q1.mean(0)).cpu().numpy()
+        # up to 1,000 distinct states u = [v; h2 > 0.5] of the training rows (bit-packed):
+        # log sum_u e^{-F(u)} over them is a certain lower bound on log Z (AIS check)
+        U = torch.cat([Xb, (q2 > 0.5).to(dt)], 1)
+        idx = torch.linspace(0, U.shape[0] - 1, min(U.shape[0], 1000)).round().long()
+        U = torch.unique(U[idx.to(U.device)], dim=0)
+        self.check_states_ = np.packbits(U.cpu().numpy().astype(np.uint8), axis=1)
         self.likelihood_kind_ = self._kind_default()
         return self
+
+    def log_partition_floor(self) -> float | None:
+        r"""A certain lower bound on log Z: :math:`\log \sum_{u \in S} e^{-F(u)}` over the
+        stored training states :math:`u = [v; h^2]` (h¹ summed out); None without states."""
+        self._check_fitted()
+        packed = getattr(self, "check_states_", None)
+        if packed is None or len(packed) == 0:
+            return None
+        dev = self._device()
+        comp = self._math(dev).composite()
+        U = np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=1, count=comp.W.shape[1])
+        neg_f = -comp.free_energy(torch.as_tensor(U, dtype=comp.W.dtype, device=dev)).double()
+        return float(torch.logsumexp(neg_f, 0))
 
     def _kind_default(self) -> str:
         return ("lower bound (exact log Z)" if self._exact_possible()
@@ -700,6 +687,20 @@ class DBM(TransformerMixin, BaseEstimator):
         self.log_partition_interval_ = [res.log_z_low, res.log_z_high]
         self.log_partition_std_ = res.log_z_std
         self.likelihood_kind_ = "lower bound (AIS)"
+        floor = self.log_partition_floor()
+        self.log_partition_floor_ = floor
+        if floor is None:
+            self.log_partition_check_ = "not checked (no stored states)"
+        elif res.log_z >= floor:
+            self.log_partition_check_ = (f"passed: AIS log Z {res.log_z:.3f} >= {floor:.3f}, "
+                                         "the certain lower bound from training states")
+        else:
+            self.log_partition_check_ = (
+                f"FAILED: AIS log Z {res.log_z:.3f} is below {floor:.3f}, a certain lower "
+                "bound (log-sum over training states): the estimate is too low and the "
+                "bounds computed from it too high; use more temperatures/runs")
+            self.likelihood_kind_ += " (failed check: log Z too low)"
+            warnings.warn(self.log_partition_check_, RuntimeWarning, stacklevel=2)
         return res
 
     def _h1_base_logits(self) -> np.ndarray:
