@@ -43,22 +43,14 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import apply_threads, fmt, machine_info, machine_markdown, markdown_table
-
-
-def _data(quick: bool) -> tuple[np.ndarray, np.ndarray, str]:
-    from unsup.data import find_mnist_dir, load
-
-    X = load("mnist5k", binarize=0.5).X
-    if find_mnist_dir() is not None:
-        Xt, name = load("mnist-test", binarize=0.5).X, "MNIST test set"
-    else:  # pragma: no cover - the benchmark needs the real test set for its numbers
-        Xt, name = X[4000:], "last 1,000 rows of mnist5k (MNIST test set not found)"
-        X = X[:4000]
-    if quick:
-        Xt = Xt[:2000]
-        name += " (first 2,000)"
-    return X, Xt, name
+from bench.common import (
+    apply_threads,
+    binarised_mnist,
+    fmt,
+    machine_info,
+    machine_markdown,
+    markdown_table,
+)
 
 
 def fit(X: np.ndarray, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
@@ -214,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         args.pretrain_updates = min(args.pretrain_updates, 200)
         args.betas = [min(b, 500) for b in args.betas]
         args.ais_runs = min(args.ais_runs, 20)
-    X, Xt, test_name = _data(args.quick)
+    X, Xt, test_name = binarised_mnist(args.quick)
     info = machine_info()
     print(machine_markdown(info))
     print(f"train: binarised mnist5k ({len(X)}); test: binarised {test_name} ({len(Xt)})")

@@ -40,22 +40,14 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import apply_threads, fmt, machine_info, machine_markdown, markdown_table
-
-
-def _data(quick: bool) -> tuple[np.ndarray, np.ndarray, str]:
-    from unsup.data import find_mnist_dir, load
-
-    X = load("mnist5k", binarize=0.5).X
-    if find_mnist_dir() is not None:
-        Xt, name = load("mnist-test", binarize=0.5).X, "MNIST test set"
-    else:  # pragma: no cover - the benchmark needs the real test set for its numbers
-        Xt, name = X[4000:], "last 1,000 rows of mnist5k (MNIST test set not found)"
-        X = X[:4000]
-    if quick:
-        Xt = Xt[:1000]
-        name += " (first 1,000)"
-    return X, Xt, name
+from bench.common import (
+    apply_threads,
+    binarised_mnist,
+    fmt,
+    machine_info,
+    machine_markdown,
+    markdown_table,
+)
 
 
 def _evaluate(model: Any, X: np.ndarray, Xt: np.ndarray, args: argparse.Namespace
@@ -69,12 +61,13 @@ def _two_sided_ais(model: Any, X: np.ndarray, n_runs: int, n_betas: int, seed: i
     """AIS for the top RBM with the state on its *hidden* layer (its visible layer summed out)
     and a factorial base model with data marginals on both layers: ``top_base_rate_logits_``
     on the visible side and the logits of the training mean of q(h_top | mean up-pass) on the
-    hidden side (``unsup.energy.dbm._ais_over_h1``, the DBM's estimator, applied to one RBM).
-    The library's ``DBN.estimate_log_partition`` (``BernoulliRBM``'s AIS) starts instead from
-    *uniform* hidden units, which for a 2000-unit top layer is far from the model."""
+    hidden side (``_BernoulliMath.ais_callbacks_hidden``, the library's hidden-side AIS).
+    Before commit 82b16ac the library's ``DBN.estimate_log_partition`` sampled the visible
+    side from *uniform* hidden units, far from the model for a 2000-unit top layer; it now
+    samples the larger layer itself (``BernoulliRBM(ais_side="auto")``), with base logits from
+    the top RBM's own training states."""
     import torch
 
-    from unsup.energy.dbm import _ais_over_h1
     from unsup.energy.rbm import _BernoulliMath
     from unsup.metrics.likelihood import ais
 
@@ -89,7 +82,7 @@ def _two_sided_ais(model: Any, X: np.ndarray, n_runs: int, n_betas: int, seed: i
     top = _BernoulliMath(t(model.weights_[-1]), t(model.visible_biases_[-1]),
                          t(model.hidden_biases_[-1]))
     gen = torch.Generator().manual_seed(seed)
-    init, step = _ais_over_h1(top, t(model.top_base_rate_logits_), a_hid, gen)
+    init, step = top.ais_callbacks_hidden(t(model.top_base_rate_logits_), a_hid, gen)
     return ais(init, step, n_runs=n_runs, betas=n_betas)
 
 
@@ -207,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         args.ais_runs = min(args.ais_runs, 20)
         args.bound_samples = min(args.bound_samples, 2)
         args.updown = min(args.updown, 50)
-    X, Xt, test_name = _data(args.quick)
+    X, Xt, test_name = binarised_mnist(args.quick, quick_test_rows=1000)
     info = machine_info()
     print(machine_markdown(info))
     print(f"train: binarised mnist5k ({len(X)}); test: binarised {test_name} ({len(Xt)})")

@@ -382,3 +382,24 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     v = [float(x) for x in values]
     return {"mean": statistics.fmean(v), "min": min(v), "max": max(v),
             "std": statistics.pstdev(v) if len(v) > 1 else 0.0}
+
+
+def binarised_mnist(quick: bool = False, quick_test_rows: int = 2000
+                    ) -> tuple[Any, Any, str]:
+    """The energy-model split: binarised mnist5k (train) and binarised MNIST test set (test).
+
+    Falls back to a 4,000/1,000 split of mnist5k when the real test set is not found (its
+    numbers are then not comparable); ``quick`` keeps the first ``quick_test_rows`` test rows.
+    """
+    from unsup.data import find_mnist_dir, load
+
+    X = load("mnist5k", binarize=0.5).X
+    if find_mnist_dir() is not None:
+        Xt, name = load("mnist-test", binarize=0.5).X, "MNIST test set"
+    else:  # pragma: no cover - the benchmarks need the real test set for their numbers
+        Xt, name = X[4000:], "last 1,000 rows of mnist5k (MNIST test set not found)"
+        X = X[:4000]
+    if quick:
+        Xt = Xt[:quick_test_rows]
+        name += f" (first {quick_test_rows:,})"
+    return X, Xt, name

@@ -252,6 +252,8 @@ def test_fused_accumulate_matches_generic_update(persistent: bool, cd_k: int) ->
 def test_log_partition_floor_is_certain_and_checks_ais() -> None:
     """The floor (log-sum over stored training states) never exceeds the exact log Z; an AIS
     estimate above it passes, one below it is flagged with a warning."""
+    from unsup.energy._rbm import record_log_partition_check
+
     rng = np.random.default_rng(0)
     X = (rng.random((300, 16)) < 0.3).astype(np.float32)
     rbm = BernoulliRBM(12, n_updates=300, learning_rate=0.05, random_state=0,
@@ -264,7 +266,7 @@ def test_log_partition_floor_is_certain_and_checks_ais() -> None:
     rbm.estimate_log_partition(n_runs=50, n_betas=1000, random_state=0)
     assert rbm.log_partition_check_.startswith("passed")
     with pytest.warns(RuntimeWarning, match="below"):
-        rbm._check_log_partition(floor - 3.0)
+        record_log_partition_check(rbm, floor - 3.0, rbm.log_partition_floor())
     assert rbm.log_partition_check_.startswith("FAILED")
     assert "failed check" in rbm.likelihood_kind_
     # the states survive saving

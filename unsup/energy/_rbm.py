@@ -59,6 +59,48 @@ def _bernoulli(p: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return (u < p).to(p.dtype)
 
 
+def spaced_rows(n: int, k: int = 1000) -> torch.Tensor:
+    """Indices of at most ``k`` evenly spaced rows out of ``n`` (deterministic)."""
+    return torch.linspace(0, n - 1, min(n, k)).round().long()
+
+
+def pack_states(S: torch.Tensor) -> np.ndarray:
+    """Distinct binary rows of ``S``, bit-packed (uint8) for storing in a model file."""
+    return np.packbits(torch.unique(S, dim=0).cpu().numpy().astype(np.uint8), axis=1)
+
+
+def states_floor(packed: Any, free_energy: Any, n_units: int, device: torch.device,
+                 dtype: torch.dtype = torch.float32) -> float | None:
+    r"""A certain lower bound on log Z, :math:`\log \sum_{s \in S} e^{-F(s)}`, over the
+    bit-packed states ``packed`` (None when there are none): any set of states gives one."""
+    if packed is None or len(packed) == 0:
+        return None
+    S = np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=1, count=n_units)
+    neg_f = -free_energy(torch.as_tensor(S, dtype=dtype, device=device)).double()
+    return float(torch.logsumexp(neg_f, 0))
+
+
+def record_log_partition_check(est: Any, log_z: float, floor: float | None) -> None:
+    """Compare an AIS estimate of log Z with a certain lower bound and record the verdict.
+
+    AIS underestimates log Z when its runs miss where the mass is; an estimate below a sum
+    over known states is certainly wrong, so say so: ``log_partition_check_``, a suffix on
+    ``likelihood_kind_`` and a ``RuntimeWarning``."""
+    est.log_partition_floor_ = floor
+    if floor is None:
+        est.log_partition_check_ = "not checked (no stored states)"
+    elif log_z >= floor:
+        est.log_partition_check_ = (f"passed: AIS log Z {log_z:.3f} >= {floor:.3f}, the "
+                                    "certain lower bound from training states")
+    else:
+        est.log_partition_check_ = (
+            f"FAILED: AIS log Z {log_z:.3f} is below {floor:.3f}, a certain lower bound "
+            "(log-sum over training states): the estimate is too low and every "
+            "log-likelihood computed from it too high; use more temperatures/runs")
+        est.likelihood_kind_ += " (failed check: log Z too low)"
+        warnings.warn(est.log_partition_check_, RuntimeWarning, stacklevel=3)
+
+
 class _RBMMath:
     """Parameters ``W`` (H, D), ``b`` (D,), ``c`` (H,) and the binary-hidden conditionals.
 
@@ -279,33 +321,12 @@ class _BaseRBM(TransformerMixin, BaseEstimator):
         self.log_partition_interval_ = [res.log_z_low, res.log_z_high]
         self.log_partition_std_ = res.log_z_std
         self.likelihood_kind_ = "AIS estimate"
-        self._check_log_partition(res.log_z)
+        record_log_partition_check(self, res.log_z, self.log_partition_floor())
         return res
 
     def log_partition_floor(self) -> float | None:
         """A certain lower bound on log Z from known states (None if the model has none)."""
         return None
-
-    def _check_log_partition(self, log_z: float) -> None:
-        """Compare an AIS estimate with the certain lower bound :meth:`log_partition_floor`.
-
-        AIS underestimates log Z when its runs miss where the mass is; an estimate below a
-        sum over known states is certainly wrong, so say so (a warning, and
-        ``log_partition_check_`` / ``likelihood_kind_`` record it)."""
-        floor = self.log_partition_floor()
-        self.log_partition_floor_ = floor
-        if floor is None:
-            self.log_partition_check_ = "not checked (no stored states)"
-        elif log_z >= floor:
-            self.log_partition_check_ = (f"passed: AIS log Z {log_z:.3f} >= {floor:.3f}, the "
-                                         "certain lower bound from training states")
-        else:
-            self.log_partition_check_ = (
-                f"FAILED: AIS log Z {log_z:.3f} is below {floor:.3f}, a certain lower bound "
-                "(log-sum over training states): the estimate is too low and every "
-                "log-likelihood computed from it too high; use more temperatures/runs")
-            self.likelihood_kind_ = "AIS estimate (failed check: log Z too low)"
-            warnings.warn(self.log_partition_check_, RuntimeWarning, stacklevel=3)
 
     def _log_partition(self) -> float:
         self._check_fitted()

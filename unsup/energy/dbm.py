@@ -76,8 +76,6 @@ Younes (1989), Parametric inference for imperfectly observed Gibbsian fields. PT
 from __future__ import annotations
 
 import math
-import numbers
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,10 +86,16 @@ from sklearn.base import TransformerMixin
 from torch import nn
 
 from unsup.base import BaseEstimator, make_generator, report_progress
-from unsup.data.validation import DataError
 from unsup.energy._engine import MCMCConfig, check_float, check_int, fit_mcmc
-from unsup.energy._rbm import _bernoulli, _to_t
-from unsup.energy.rbm import _BernoulliMath, _check_binary
+from unsup.energy._rbm import (
+    _bernoulli,
+    _to_t,
+    pack_states,
+    record_log_partition_check,
+    spaced_rows,
+    states_floor,
+)
+from unsup.energy.rbm import _BernoulliMath, binarize_mode, binary_input, stochastic_prepare
 from unsup.io import register
 from unsup.metrics.likelihood import AISResult, ais, binary_states, rbm_log_partition_exact
 
@@ -218,15 +222,6 @@ class _DBMMath:
         """The DBM as an RBM over ``u = [v; h2]`` with hidden ``h1``: W (H1, D+H2)."""
         return _BernoulliMath(torch.cat([self.W1, self.W2.T], 1),
                               torch.cat([self.b, self.c2]), self.c1)
-
-
-def _ais_over_h1(comp: _BernoulliMath, a: torch.Tensor, a1: torch.Tensor,
-                 gen: torch.Generator) -> tuple[Any, Any]:
-    r"""AIS callbacks over :math:`h^1` for the composite RBM ``comp`` (W (H1, U), visible
-    biases over :math:`u = [v; h^2]`, hidden biases :math:`c_1`): the RBM's hidden-side AIS
-    (:meth:`~unsup.energy.rbm._BernoulliMath.ais_callbacks_hidden`) with base logits ``a``
-    on u and ``a1`` on :math:`h^1`; u is summed out in the importance weights."""
-    return comp.ais_callbacks_hidden(a, a1, gen)
 
 
 # -- pre-training RBMs ------------------------------------------------------------------------
@@ -425,31 +420,15 @@ class DBM(TransformerMixin, BaseEstimator):
         return str(self.transform_layers)
 
     def _binarize_mode(self) -> Any:
-        b = self.binarize_input
-        if b is None or b == "stochastic":
-            return b
-        if isinstance(b, numbers.Real) and not isinstance(b, bool):
-            return float(b)
-        raise ValueError(f"binarize_input must be None, a threshold or 'stochastic', got {b!r}")
+        return binarize_mode(self.binarize_input)
 
     def _input(self, X: Any, reset: bool = False) -> torch.Tensor:
         """Validated binary data (the raw [0, 1] values when fitting with "stochastic")."""
         X = self._validate(X, reset=reset, dtype=torch.float32)
-        mode = self._binarize_mode()
-        if mode is None:
-            _check_binary(X, "DBM")
-            return X
-        if mode == "stochastic":
-            if float(X.min()) < 0 or float(X.max()) > 1:
-                raise DataError("binarize_input='stochastic' needs values in [0, 1]; X ranges "
-                                f"over [{float(X.min()):.4g}, {float(X.max()):.4g}]")
-            return X if reset else (X > 0.5).to(X.dtype)
-        return (X > mode).to(X.dtype)
+        return binary_input(X, self._binarize_mode(), "DBM", keep_raw=reset)
 
     def _prepare(self) -> Any:
-        if self._binarize_mode() == "stochastic":
-            return lambda batch, gen: _bernoulli(batch, gen)
-        return None
+        return stochastic_prepare(self._binarize_mode())
 
     # -- parameters as tensors ------------------------------------------------------------------
     def _math(self, device: torch.device, dtype: torch.dtype = torch.float32) -> _DBMMath:
@@ -568,10 +547,8 @@ class DBM(TransformerMixin, BaseEstimator):
         self.base_rate_logits_h1_ = _logit(q1.mean(0)).cpu().numpy()
         # up to 1,000 distinct states u = [v; h2 > 0.5] of the training rows (bit-packed):
         # log sum_u e^{-F(u)} over them is a certain lower bound on log Z (AIS check)
-        U = torch.cat([Xb, (q2 > 0.5).to(dt)], 1)
-        idx = torch.linspace(0, U.shape[0] - 1, min(U.shape[0], 1000)).round().long()
-        U = torch.unique(U[idx.to(U.device)], dim=0)
-        self.check_states_ = np.packbits(U.cpu().numpy().astype(np.uint8), axis=1)
+        idx = spaced_rows(Xb.shape[0]).to(Xb.device)
+        self.check_states_ = pack_states(torch.cat([Xb[idx], (q2[idx] > 0.5).to(dt)], 1))
         self.likelihood_kind_ = self._kind_default()
         return self
 
@@ -579,14 +556,10 @@ class DBM(TransformerMixin, BaseEstimator):
         r"""A certain lower bound on log Z: :math:`\log \sum_{u \in S} e^{-F(u)}` over the
         stored training states :math:`u = [v; h^2]` (h¹ summed out); None without states."""
         self._check_fitted()
-        packed = getattr(self, "check_states_", None)
-        if packed is None or len(packed) == 0:
-            return None
         dev = self._device()
         comp = self._math(dev).composite()
-        U = np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=1, count=comp.W.shape[1])
-        neg_f = -comp.free_energy(torch.as_tensor(U, dtype=comp.W.dtype, device=dev)).double()
-        return float(torch.logsumexp(neg_f, 0))
+        return states_floor(getattr(self, "check_states_", None), comp.free_energy,
+                            comp.W.shape[1], dev, comp.W.dtype)
 
     def _kind_default(self) -> str:
         return ("lower bound (exact log Z)" if self._exact_possible()
@@ -680,27 +653,14 @@ class DBM(TransformerMixin, BaseEstimator):
         if method == "composite":
             init, step = comp.ais_callbacks(a, gen)
         else:
-            init, step = _ais_over_h1(comp, a, _to_t(self._h1_base_logits(), dev), gen)
+            init, step = comp.ais_callbacks_hidden(a, _to_t(self._h1_base_logits(), dev), gen)
         res = ais(init, step, n_runs=runs, betas=betas,
                   progress=lambda k, K: report_progress("AIS", k, K))
         self.log_partition_ = res.log_z
         self.log_partition_interval_ = [res.log_z_low, res.log_z_high]
         self.log_partition_std_ = res.log_z_std
         self.likelihood_kind_ = "lower bound (AIS)"
-        floor = self.log_partition_floor()
-        self.log_partition_floor_ = floor
-        if floor is None:
-            self.log_partition_check_ = "not checked (no stored states)"
-        elif res.log_z >= floor:
-            self.log_partition_check_ = (f"passed: AIS log Z {res.log_z:.3f} >= {floor:.3f}, "
-                                         "the certain lower bound from training states")
-        else:
-            self.log_partition_check_ = (
-                f"FAILED: AIS log Z {res.log_z:.3f} is below {floor:.3f}, a certain lower "
-                "bound (log-sum over training states): the estimate is too low and the "
-                "bounds computed from it too high; use more temperatures/runs")
-            self.likelihood_kind_ += " (failed check: log Z too low)"
-            warnings.warn(self.log_partition_check_, RuntimeWarning, stacklevel=2)
+        record_log_partition_check(self, res.log_z, self.log_partition_floor())
         return res
 
     def _h1_base_logits(self) -> np.ndarray:

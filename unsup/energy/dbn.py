@@ -84,10 +84,9 @@ from sklearn.utils import check_random_state
 from torch import nn
 
 from unsup.base import BaseEstimator, make_generator
-from unsup.data.validation import DataError
 from unsup.energy._engine import check_float, check_int
 from unsup.energy._rbm import _bernoulli
-from unsup.energy.rbm import BernoulliRBM, _check_binary
+from unsup.energy.rbm import BernoulliRBM, binarize_mode, binary_input
 from unsup.io import register
 from unsup.metrics.likelihood import AISResult, binary_states
 
@@ -236,25 +235,12 @@ class DBN(TransformerMixin, BaseEstimator):
         return [int(v) for v in s]
 
     def _binarize_mode(self) -> Any:
-        b = self.binarize_input
-        if b is None or b == "stochastic":
-            return b
-        if isinstance(b, numbers.Real) and not isinstance(b, bool):
-            return float(b)
-        raise ValueError(f"binarize_input must be None, a threshold or 'stochastic', got {b!r}")
+        return binarize_mode(self.binarize_input)
 
     def _check_data(self, X: torch.Tensor, *, for_likelihood: bool, fitting: bool = False
                     ) -> torch.Tensor:
-        mode = self._binarize_mode()
-        if mode is None:
-            _check_binary(X, type(self).__name__)
-            return X
-        if mode == "stochastic":
-            if float(X.min()) < 0 or float(X.max()) > 1:
-                raise DataError("binarize_input='stochastic' needs values in [0, 1]; X ranges "
-                                f"over [{float(X.min()):.4g}, {float(X.max()):.4g}]")
-            return X if (fitting or not for_likelihood) else (X > 0.5).to(X.dtype)
-        return (X > mode).to(X.dtype)
+        return binary_input(X, self._binarize_mode(), type(self).__name__,
+                            keep_raw=fitting or not for_likelihood)
 
     def _input(self, X: Any, for_likelihood: bool = True) -> torch.Tensor:
         Xt = self._validate(X, reset=False, dtype=torch.float32)

@@ -11,7 +11,16 @@ import torch.nn.functional as F
 
 from unsup.data.validation import DataError
 from unsup.energy._engine import check_int
-from unsup.energy._rbm import _BaseRBM, _bernoulli, _bernoulli_into, _RBMMath, _to_t
+from unsup.energy._rbm import (
+    _BaseRBM,
+    _bernoulli,
+    _bernoulli_into,
+    _RBMMath,
+    _to_t,
+    pack_states,
+    spaced_rows,
+    states_floor,
+)
 from unsup.io import register
 from unsup.metrics.likelihood import rbm_log_partition_exact
 
@@ -153,6 +162,40 @@ def _check_binary(X: torch.Tensor, who: str) -> None:
             "or pass binarize_input=0.5 (threshold) or binarize_input='stochastic' (Bernoulli "
             "draws of values in [0, 1])"
         )
+
+
+def binarize_mode(b: Any) -> Any:
+    """Validated ``binarize_input``: None, "stochastic" or a float threshold."""
+    if b is None or b == "stochastic":
+        return b
+    if isinstance(b, numbers.Real) and not isinstance(b, bool):
+        return float(b)
+    raise ValueError(f"binarize_input must be None, a threshold or 'stochastic', got {b!r}")
+
+
+def binary_input(X: torch.Tensor, mode: Any, who: str, keep_raw: bool) -> torch.Tensor:
+    """Binary data for a model over binary units, per ``binarize_input`` ``mode``.
+
+    None requires 0/1 values (else a :class:`DataError`); a threshold t gives ``X > t``;
+    "stochastic" requires values in [0, 1] and returns them as they are when ``keep_raw``
+    (fitting draws Bernoulli(X) per minibatch, see :func:`stochastic_prepare`), else
+    thresholded at 0.5."""
+    if mode is None:
+        _check_binary(X, who)
+        return X
+    if mode == "stochastic":
+        if float(X.min()) < 0 or float(X.max()) > 1:
+            raise DataError("binarize_input='stochastic' needs values in [0, 1]; X ranges "
+                            f"over [{float(X.min()):.4g}, {float(X.max()):.4g}]")
+        return X if keep_raw else (X > 0.5).to(X.dtype)
+    return (X > mode).to(X.dtype)
+
+
+def stochastic_prepare(mode: Any) -> Any:
+    """The engine's ``prepare`` for ``binarize_input``: Bernoulli draws under "stochastic"."""
+    if mode == "stochastic":
+        return lambda batch, gen: _bernoulli(batch, gen)
+    return None
 
 
 @register
@@ -314,30 +357,15 @@ class BernoulliRBM(_BaseRBM):
 
     # -- data ---------------------------------------------------------------------------------
     def _binarize_mode(self) -> Any:
-        b = self.binarize_input
-        if b is None or b == "stochastic":
-            return b
-        if isinstance(b, numbers.Real) and not isinstance(b, bool):
-            return float(b)
-        raise ValueError(f"binarize_input must be None, a threshold or 'stochastic', got {b!r}")
+        return binarize_mode(self.binarize_input)
 
     def _check_data(self, X: torch.Tensor, fitting: bool, for_likelihood: bool = True
                     ) -> torch.Tensor:
-        mode = self._binarize_mode()
-        if mode is None:
-            _check_binary(X, type(self).__name__)
-            return X
-        if mode == "stochastic":
-            if float(X.min()) < 0 or float(X.max()) > 1:
-                raise DataError("binarize_input='stochastic' needs values in [0, 1]; X ranges "
-                                f"over [{float(X.min()):.4g}, {float(X.max()):.4g}]")
-            return X if (fitting or not for_likelihood) else (X > 0.5).to(X.dtype)
-        return (X > mode).to(X.dtype)
+        return binary_input(X, self._binarize_mode(), type(self).__name__,
+                            keep_raw=fitting or not for_likelihood)
 
     def _prepare(self) -> Any:
-        if self._binarize_mode() == "stochastic":
-            return lambda batch, gen: _bernoulli(batch, gen)
-        return None
+        return stochastic_prepare(self._binarize_mode())
 
     # -- init ---------------------------------------------------------------------------------
     def _init_math(self, X: torch.Tensor, gen: torch.Generator) -> _BernoulliMath:
@@ -417,16 +445,12 @@ class BernoulliRBM(_BaseRBM):
     # -- likelihood ---------------------------------------------------------------------------
     def _after_fit(self, X: torch.Tensor) -> None:
         super()._after_fit(X)
-        # keep up to 1,000 distinct binary training states (bit-packed) for the certain
-        # lower bound on log Z that every AIS estimate is checked against
-        S = self._check_data(X, fitting=False)
-        idx = torch.linspace(0, S.shape[0] - 1, min(S.shape[0], 1000)).round().long()
-        S = torch.unique(S[idx.to(S.device)], dim=0)
-        self.check_states_ = np.packbits(S.cpu().numpy().astype(np.uint8), axis=1)
-        # hidden marginals on (up to 1,000 evenly spaced) training rows: the hidden side of
-        # the AIS base model, which only needs to be roughly right
-        m = self._math(X.device)
-        q = m.hidden_mean_of(self._check_data(X[idx.to(X.device)], fitting=False)).double()
+        # up to 1,000 distinct binary training states (bit-packed) for the certain lower
+        # bound on log Z that every AIS estimate is checked against, and the hidden marginals
+        # on the same rows: the hidden side of the AIS base model (only roughly right needed)
+        S = self._check_data(X[spaced_rows(X.shape[0]).to(X.device)], fitting=False)
+        self.check_states_ = pack_states(S)
+        q = self._math(X.device).hidden_mean_of(S).double()
         self.hidden_base_rate_logits_ = self._base_rate(q.mean(0)).cpu().numpy()
 
     def log_partition_floor(self) -> float | None:
@@ -434,15 +458,9 @@ class BernoulliRBM(_BaseRBM):
         distinct binary training states S kept at fit (``check_states_``). None when the model
         keeps no states."""
         self._check_fitted()
-        packed = getattr(self, "check_states_", None)
-        if packed is None or len(packed) == 0:
-            return None
-        D = int(self.components_.shape[1])
-        S = np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=1, count=D)
         dev = self._device()
-        m = self._math(dev)
-        neg_f = -m.free_energy(torch.as_tensor(S, dtype=torch.float32, device=dev)).double()
-        return float(torch.logsumexp(neg_f, 0))
+        return states_floor(getattr(self, "check_states_", None), self._math(dev).free_energy,
+                            int(self.components_.shape[1]), dev)
 
     def _exact_possible(self) -> bool:
         return min(self.components_.shape) <= 20
