@@ -46,11 +46,6 @@ def _uniform(shape: torch.Size | tuple[int, ...], gen: torch.Generator, device: 
     return torch.from_numpy(entry[1].random(tuple(shape), dtype=np_dtype))
 
 
-def _bernoulli_into(p: torch.Tensor, gen: torch.Generator, out: torch.Tensor) -> None:
-    """Like :func:`_bernoulli` (same random stream), writing the draws into ``out``."""
-    out.copy_(_bernoulli(p, gen))
-
-
 def _bernoulli(p: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Binary draws with probabilities ``p`` (same shape and dtype)."""
     u = _uniform(p.shape, gen, p.device, p.dtype)

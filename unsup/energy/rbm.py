@@ -14,7 +14,6 @@ from unsup.energy._engine import check_int
 from unsup.energy._rbm import (
     _BaseRBM,
     _bernoulli,
-    _bernoulli_into,
     _RBMMath,
     _to_t,
     pack_states,
@@ -65,7 +64,7 @@ class _BernoulliMath(_RBMMath):
             h = _bernoulli(hp, gen)
             vm = self.visible_mean(h)
             if step == k - 1:
-                _bernoulli_into(vm, gen, V[B:])
+                V[B:].copy_(_bernoulli(vm, gen))
                 break
             hp = self.hidden_mean_of(_bernoulli(vm, gen))
         if chains is None:
