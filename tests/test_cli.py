@@ -34,6 +34,8 @@ def test_fit_evaluate_report_roundtrip(tmp_path, capsys):
     assert code == 0, err
     ev = json.loads(text)
     assert ev["accuracy"] == pytest.approx(metrics["train"]["accuracy"])
+    code, _, err = run(["evaluate", out, "--reverse-ais"], capsys)
+    assert code == 2 and "reverse AIS" in err and "Traceback" not in err
     code, _, err = run(["report", out], capsys)
     assert code == 0, err
     html = (out / "report.html").read_text()
@@ -197,6 +199,11 @@ def test_cli_dbm_fit_evaluate_report(tmp_path, capsys):
     code, text, err = run(["evaluate", out, "--json"], capsys)
     assert code == 0, err
     assert json.loads(text)["log_likelihood"] == pytest.approx(m["log_likelihood"], abs=1e-6)
+    # reverse AIS from training states lands on the exact log Z of this small model
+    code, text, err = run(["evaluate", out, "--json", "--reverse-ais"], capsys)
+    assert code == 0, err
+    ev = json.loads(text)
+    assert ev["log_likelihood_reverse_ais"] == pytest.approx(ev["log_likelihood"], abs=0.1)
     code, _, err = run(["report", out], capsys)
     assert code == 0, err
     html = (out / "report.html").read_text()

@@ -260,3 +260,15 @@ def test_top_log_z_checked_against_training_states(fitted: tuple[DBN, np.ndarray
     assert dbn.log_partition_check_.startswith("passed")
     assert dbn.log_partition_floor_ == pytest.approx(floor)
     dbn._invalidate_log_z()
+
+
+def test_top_reverse_ais_matches_exact(fitted: tuple[DBN, np.ndarray]) -> None:
+    """Reverse AIS on the top RBM, chains from the up-pass training states, lands on the
+    exact log Z and is recorded apart from the forward estimate."""
+    dbn, _ = fitted
+    exact = dbn._top_rbm().log_partition_exact()
+    res = dbn.estimate_log_partition_reverse(n_runs=100, n_betas=1000, burn_in=500,
+                                             random_state=0)
+    assert abs(res.log_z - exact) < 0.1
+    assert dbn.log_partition_reverse_ == res.log_z
+    assert dbn.log_partition_reverse_interval_ == [res.log_z_low, res.log_z_high]

@@ -351,12 +351,24 @@ def _print_probe(title: str, rows: list[dict[str, Any]]) -> None:
                    "as baseline. Writes RUN_DIR/probe.json.")
 @click.option("--probe-seeds", default=3, show_default=True,
               help="Labelled subsets (seeds) per label count for --probe.")
+@click.option("--reverse-ais", is_flag=True,
+              help="Energy models with AIS: also run reverse AIS from Gibbs chains started at "
+                   "training states and report the log-likelihood it implies; forward and "
+                   "reverse bracket log Z when both have converged.")
 def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool,
-             probe: bool, probe_seeds: int) -> None:
+             probe: bool, probe_seeds: int, reverse_ais: bool) -> None:
     """Evaluate a fitted model (clustering scores, log-likelihood, probes) on data."""
     from unsup.metrics import evaluate_model
 
     model, run = _read_run(run_dir)
+    if reverse_ais:
+        if not callable(getattr(model, "estimate_log_partition_reverse", None)):
+            raise UserError(f"{type(model).__name__} has no reverse AIS (it is for binary "
+                            "RBMs, DBNs and DBMs)")
+        try:
+            model.estimate_log_partition_reverse()
+        except ValueError as e:
+            raise UserError(str(e)) from None
     spec = data or run.get("test_data") or run.get("data")
     if spec is None:
         raise UserError("no --data given and the run records none")

@@ -19,7 +19,7 @@ from sklearn.base import TransformerMixin
 
 from unsup.base import BaseEstimator, make_generator, report_progress
 from unsup.energy._engine import MCMCConfig, check_float, check_int, fit_mcmc
-from unsup.metrics.likelihood import AISResult, ais
+from unsup.metrics.likelihood import AISResult, ais, reverse_ais
 
 __all__ = ["_BaseRBM", "_RBMMath"]
 
@@ -94,6 +94,33 @@ def record_log_partition_check(est: Any, log_z: float, floor: float | None) -> N
             "log-likelihood computed from it too high; use more temperatures/runs")
         est.likelihood_kind_ += " (failed check: log Z too low)"
         warnings.warn(est.log_partition_check_, RuntimeWarning, stacklevel=3)
+
+
+def start_rows(X: torch.Tensor | None, packed: Any, n_units: int, n: int,
+               gen: torch.Generator, device: torch.device,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``n`` rows drawn at random (with replacement) from ``X`` if given, else from the
+    bit-packed states stored at fit: where reverse AIS starts its Gibbs chains."""
+    if X is None:
+        if packed is None or len(packed) == 0:
+            raise ValueError("reverse AIS starts its chains from the training states stored "
+                             "at fit (check_states_); this model has none: pass X (training "
+                             "rows) or refit it")
+        X = torch.as_tensor(np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=1,
+                                          count=n_units), dtype=dtype, device=device)
+    idx = torch.randint(X.shape[0], (n,), generator=gen, device=gen.device)
+    return X[idx.to(X.device)].to(device=device, dtype=dtype)
+
+
+def run_reverse_ais(est: Any, step: Any, state: Any, log_z_base: float, betas: Any
+                    ) -> AISResult:
+    """Reverse AIS from ``state`` (see :func:`unsup.metrics.likelihood.reverse_ais`); records
+    ``log_partition_reverse_`` and ``log_partition_reverse_interval_`` on ``est``."""
+    res = reverse_ais(step, state, log_z_base, betas=betas,
+                      progress=lambda k, K: report_progress("reverse AIS", k, K))
+    est.log_partition_reverse_ = res.log_z
+    est.log_partition_reverse_interval_ = [res.log_z_low, res.log_z_high]
+    return res
 
 
 class _RBMMath:

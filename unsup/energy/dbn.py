@@ -479,6 +479,19 @@ class DBN(TransformerMixin, BaseEstimator):
             self.likelihood_kind_ += " (failed check: log Z too low)"
         return res
 
+    def estimate_log_partition_reverse(self, n_runs: int | None = None, n_betas: Any = None,
+                                       burn_in: int = 5000, random_state: Any = None
+                                       ) -> AISResult:
+        """Reverse AIS on the top RBM (see BernoulliRBM's method): the other side of the
+        forward/reverse sandwich of log Z; recorded as ``log_partition_reverse_`` and
+        ``log_partition_reverse_interval_``, never used for the bound itself."""
+        self._check_fitted()
+        top = self._top_rbm()
+        res = top.estimate_log_partition_reverse(n_runs, n_betas, burn_in, random_state)
+        self.log_partition_reverse_ = res.log_z
+        self.log_partition_reverse_interval_ = [res.log_z_low, res.log_z_high]
+        return res
+
     def _log_partition(self) -> float:
         self._check_fitted()
         if getattr(self, "log_partition_", None) is None:

@@ -10,7 +10,13 @@ from unsup.metrics.clustering import (
     silhouette,
 )
 from unsup.metrics.evaluate import evaluate_model
-from unsup.metrics.likelihood import AISResult, ais, beta_schedule, rbm_log_partition_exact
+from unsup.metrics.likelihood import (
+    AISResult,
+    ais,
+    beta_schedule,
+    rbm_log_partition_exact,
+    reverse_ais,
+)
 from unsup.metrics.pretraining import build_classifier, pretraining_experiment
 from unsup.metrics.probes import (
     balanced_subset,
@@ -38,6 +44,7 @@ __all__ = [
     "pretraining_experiment",
     "AISResult",
     "ais",
+    "reverse_ais",
     "beta_schedule",
     "rbm_log_partition_exact",
 ]

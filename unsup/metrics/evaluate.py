@@ -56,6 +56,9 @@ def evaluate_model(model: Any, X: Any, y: Any = None, *, silhouette_samples: int
         if lo is not None and lo != hi:  # an exact log Z has no interval to report
             out["log_likelihood_low"] = out["log_likelihood"] + float(log_z) - hi
             out["log_likelihood_high"] = out["log_likelihood"] + float(log_z) - lo
+        rev = getattr(model, "log_partition_reverse_", None)
+        if rev is not None and log_z is not None:  # the other side of the AIS sandwich
+            out["log_likelihood_reverse_ais"] = out["log_likelihood"] + float(log_z) - rev
         check = getattr(model, "log_partition_check_", None)
         if check:  # AIS estimates are checked against a certain lower bound on log Z
             out["log_partition_check"] = check
