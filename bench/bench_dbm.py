@@ -189,11 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run; numbers not meaningful")
     p.add_argument("--layers", default="500,1000", help="hidden sizes H1,H2 (default 500,1000)")
-    p.add_argument("--updates", type=int, default=4000, help="joint-training updates")
-    p.add_argument("--pretrain-updates", type=int, default=2000,
-                   help="CD-1 updates per pre-training RBM (0: no pre-training)")
+    p.add_argument("--updates", type=int, default=20000,
+                   help="joint-training updates (default 20000, the library's)")
+    p.add_argument("--pretrain-updates", type=int, default=5000,
+                   help="CD-1 updates per pre-training RBM (0: no pre-training; default "
+                        "5000, the library's)")
     p.add_argument("--lr", type=float, default=0.001, help="joint-training learning rate")
-    p.add_argument("--pretrain-lr", type=float, default=0.05)
+    p.add_argument("--pretrain-lr", type=float, default=0.02)
     p.add_argument("--cd-k", type=int, default=1, help="Gibbs steps of the chains per update")
     p.add_argument("--weight-decay", type=float, default=2e-4)
     p.add_argument("--ais-runs", "--runs", dest="ais_runs", type=int, default=100,
