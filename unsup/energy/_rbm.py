@@ -32,10 +32,13 @@ _NP_RNG: dict[int, tuple[torch.Generator, np.random.Generator]] = {}
 
 
 def _uniform(shape: torch.Size | tuple[int, ...], gen: torch.Generator, device: torch.device,
-             dtype: torch.dtype) -> torch.Tensor:
-    """Uniform [0, 1) draws of ``shape`` from ``gen`` (or its NumPy twin on CPU)."""
-    if device.type != "cpu" or dtype not in (torch.float32, torch.float64):
-        return torch.rand(shape, generator=gen, device=gen.device, dtype=dtype).to(device)
+             dtype: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Uniform [0, 1) draws of ``shape`` from ``gen`` (or its NumPy twin on CPU), written
+    into ``out`` (contiguous, of that shape) when given."""
+    if device.type != "cpu" or dtype not in (torch.float32, torch.float64) or (
+            out is not None and not out.is_contiguous()):
+        u = torch.rand(shape, generator=gen, device=gen.device, dtype=dtype).to(device)
+        return u if out is None else out.copy_(u)
     entry = _NP_RNG.get(id(gen))
     if entry is None or entry[0] is not gen:
         if len(_NP_RNG) > 64:
@@ -43,12 +46,17 @@ def _uniform(shape: torch.Size | tuple[int, ...], gen: torch.Generator, device: 
         entry = (gen, np.random.default_rng(gen.initial_seed()))
         _NP_RNG[id(gen)] = entry
     np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    if out is not None:  # same stream as without ``out``: NumPy fills in C order either way
+        entry[1].random(dtype=np_dtype, out=out.numpy())
+        return out
     return torch.from_numpy(entry[1].random(tuple(shape), dtype=np_dtype))
 
 
-def _bernoulli(p: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Binary draws with probabilities ``p`` (same shape and dtype)."""
-    u = _uniform(p.shape, gen, p.device, p.dtype)
+def _bernoulli(p: torch.Tensor, gen: torch.Generator, out: torch.Tensor | None = None
+               ) -> torch.Tensor:
+    """Binary draws with probabilities ``p`` (same shape and dtype), into ``out`` if given
+    (contiguous, not overlapping ``p``)."""
+    u = _uniform(p.shape, gen, p.device, p.dtype, out)
     if u.dtype.is_floating_point and u.device == p.device:
         return u.sub_(p).lt_(0)  # u < p, written in place as 0./1. (one pass, no bool tensor)
     return (u < p).to(p.dtype)

@@ -66,7 +66,7 @@ class _BernoulliMath(_RBMMath):
             h = _bernoulli(hp, gen)
             vm = self.visible_mean(h)
             if step == k - 1:
-                V[B:].copy_(_bernoulli(vm, gen))
+                _bernoulli(vm, gen, out=V[B:])  # drawn in place: no temporary, no copy
                 break
             hp = self.hidden_mean_of(_bernoulli(vm, gen))
         if chains is None:
