@@ -207,6 +207,7 @@ def test_cli_dbm_fit_evaluate_report(tmp_path, capsys):
     code, _, err = run(["report", out], capsys)
     assert code == 0, err
     html = (out / "report.html").read_text()
+    assert "log Z, reverse AIS" in html  # saved with the model by evaluate --reverse-ais
     for section in ("First-layer filters", "Gibbs samples", "Log-likelihood (AIS)"):
         assert section in html, section
     code, _, err = run(["fit", "dbm", "--data", "digits", "--out", tmp_path / "bad",

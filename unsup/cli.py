@@ -354,7 +354,8 @@ def _print_probe(title: str, rows: list[dict[str, Any]]) -> None:
 @click.option("--reverse-ais", is_flag=True,
               help="Energy models with AIS: also run reverse AIS from Gibbs chains started at "
                    "training states and report the log-likelihood it implies; forward and "
-                   "reverse bracket log Z when both have converged.")
+                   "reverse bracket log Z when both have converged. The estimate is "
+                   "saved in the model file.")
 def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool,
              probe: bool, probe_seeds: int, reverse_ais: bool) -> None:
     """Evaluate a fitted model (clustering scores, log-likelihood, probes) on data."""
@@ -369,6 +370,9 @@ def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool
             model.estimate_log_partition_reverse()
         except ValueError as e:
             raise UserError(str(e)) from None
+        d = Path(run_dir)
+        # keep it with the model (like fit keeps log Z): report shows the bracket
+        model.save(d / "model.safetensors" if d.is_dir() else d)
     spec = data or run.get("test_data") or run.get("data")
     if spec is None:
         raise UserError("no --data given and the run records none")
