@@ -195,6 +195,7 @@ def test_updown_unties_and_improves_the_bound() -> None:
               random_state=0).fit(X)
     before = float(np.mean(dbn.score_samples(X, n_samples="exact")))
     err_before = dbn.reconstruction_error(X).mean()
+    dbn.estimate_log_partition_reverse(n_runs=10, n_betas=50, burn_in=10, random_state=0)
     dbn.fine_tune_updown(X, n_updates=1500, learning_rate=0.1, cd_k=5, batch_size=50,
                          random_state=0)
     assert not dbn.tied_
@@ -204,6 +205,7 @@ def test_updown_unties_and_improves_the_bound() -> None:
     assert np.all(dbn.score_samples(X, n_samples="exact") <= _exact_log_p(dbn, X) + 1e-6)
     assert dbn.reconstruction_error(X).mean() < err_before - 0.02
     assert dbn.updown_updates_ == 1500 and dbn.updown_history_
+    assert dbn.log_partition_reverse_ is None  # the top RBM changed: its reverse log Z is stale
 
 
 def test_fit_classifier_beats_chance() -> None:

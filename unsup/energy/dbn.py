@@ -307,6 +307,8 @@ class DBN(TransformerMixin, BaseEstimator):
         self.log_partition_ = None
         self.log_partition_interval_ = None
         self.log_partition_std_ = None
+        self.log_partition_reverse_ = None
+        self.log_partition_reverse_interval_ = None
         self.likelihood_kind_ = self._kind()
 
     def _kind(self) -> str:
