@@ -222,3 +222,21 @@ def test_cli_sequence_default_is_the_estimators(tmp_path, capsys):
                        capsys)
     assert code == 2 and "binar" in err.lower()  # reached the data check, not layer_sizes
     assert "layer_sizes" not in err
+
+
+def test_evaluate_reverse_ais_without_stored_states(tmp_path, capsys):
+    """A model file without stored training states (older files) starts the reverse chains
+    at the run's training data; the result matches the exact log Z of this small RBM."""
+    out = tmp_path / "rbm"
+    code, _, err = run(["fit", "rbm", "--data", "digits", "--binarize", 0.5, "--out", out,
+                        "--n-components", 8, "--n-updates", 300, "--random-state", 0, "-q"],
+                       capsys)
+    assert code == 0, err
+    model = unsup.load(out / "model.safetensors")
+    del model.check_states_
+    model.save(out / "model.safetensors")
+    code, text, err = run(["evaluate", out, "--json", "--reverse-ais"], capsys)
+    assert code == 0, err
+    ev = json.loads(text)
+    assert ev["log_likelihood_kind"] == "exact"
+    assert ev["log_likelihood_reverse_ais"] == pytest.approx(ev["log_likelihood"], abs=0.1)

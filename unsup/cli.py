@@ -367,9 +367,15 @@ def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool
             raise UserError(f"{type(model).__name__} has no reverse AIS (it is for binary "
                             "RBMs, DBNs and DBMs)")
         try:
-            model.estimate_log_partition_reverse()
+            takes_x = "X" in inspect.signature(model.estimate_log_partition_reverse).parameters
+            if takes_x and getattr(model, "check_states_", None) is None and run.get("data"):
+                # a model saved without stored states: start the chains at its training data
+                train = _load_data(run["data"], run.get("binarize"))
+                model.estimate_log_partition_reverse(X=train.X)
+            else:
+                model.estimate_log_partition_reverse()
         except ValueError as e:
-            raise UserError(str(e)) from None
+            raise UserError(str(e).splitlines()[0]) from None
         d = Path(run_dir)
         # keep it with the model (like fit keeps log Z): report shows the bracket
         model.save(d / "model.safetensors" if d.is_dir() else d)
