@@ -218,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="read a fitted DBM instead of training one")
     p.add_argument("--json", type=Path, default=None, metavar="PATH")
     args = p.parse_args(argv)
+    if args.save:  # before any training: a missing folder must not cost the run
+        args.save.parent.mkdir(parents=True, exist_ok=True)
     bad = [m for m in args.ais_methods if m not in ("h1", "composite")]
     if bad:
         p.error(f"unknown AIS method(s) {bad}: use h1, composite")

@@ -200,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="read a fitted DBN instead of training one")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
+    if args.save:  # before any training: a missing folder must not cost the run
+        args.save.parent.mkdir(parents=True, exist_ok=True)
     bad = [e for e in args.ais_estimators if e not in ("library", "two-sided", "reverse")]
     if bad:
         p.error(f"unknown AIS estimator(s) {bad}: use library, two-sided, reverse")

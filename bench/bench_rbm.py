@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save-models", default=None, metavar="DIR")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
+    if args.save_models:  # before any training: a missing folder must not cost the run
+        Path(args.save_models).mkdir(parents=True, exist_ok=True)
     apply_threads(args.threads)
     if args.quick:
         args.betas = min(args.betas, 1000)

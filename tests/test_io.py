@@ -246,6 +246,17 @@ def test_missing_paths(tmp_path):
         unsup.load(tmp_path)  # a directory without a model file
 
 
+
+def test_save_into_missing_directory_says_so(tmp_path):
+    from unsup.energy import BernoulliRBM
+
+    rbm = BernoulliRBM(3, n_updates=5, device="cpu", random_state=0).fit(
+        np.eye(4, dtype=np.float32).repeat(5, 0))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        rbm.save(tmp_path / "no" / "such" / "dir" / "m.safetensors")
+    assert not (tmp_path / "no").exists()
+
+
 # -- what cannot be saved -------------------------------------------------------------------
 
 

@@ -107,6 +107,9 @@ def save(estimator: Any, path: str | os.PathLike) -> None:
         "sha256": _digest(meta_json, tensors),
     }
     path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):  # say so plainly, not as a serialiser I/O error
+        raise FileNotFoundError(f"cannot save to {path}: directory {parent} does not exist")
     tmp = f"{path}.tmp-{os.getpid()}"
     save_file(tensors, tmp, metadata=header)
     os.replace(tmp, path)
