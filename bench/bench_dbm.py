@@ -53,7 +53,10 @@ import numpy as np
 from bench.common import (
     apply_threads,
     binarised_mnist,
+    comma_list,
+    fit_timed,
     fmt,
+    int_list,
     machine_info,
     machine_markdown,
     markdown_table,
@@ -80,14 +83,7 @@ def fit(X: np.ndarray, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
               weight_decay=args.weight_decay, pretrain=args.pretrain_updates > 0,
               pretrain_updates=args.pretrain_updates, pretrain_learning_rate=args.pretrain_lr,
               random_state=args.seed, device="cpu")
-    t0 = time.perf_counter()
-    c0 = time.process_time()
-    dbm.fit(X)
-    fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"fit: {fit_s:.1f} s wall, {fit_cpu:.1f} s CPU", flush=True)
-    if args.save is not None:
-        dbm.save(str(args.save))
-        print(f"saved {args.save}", flush=True)
+    fit_s, fit_cpu = fit_timed(dbm, X, args.save)
     return dbm, {
         "layers": [X.shape[1], *layers], "loaded_from": None, "n_updates": args.updates,
         "pretrain_updates": args.pretrain_updates, "learning_rate": args.lr,
@@ -174,15 +170,6 @@ def _ais_table(rows: list[dict[str, Any]]) -> str:
           f"{r['ais_seconds']:.0f}"] for r in rows])
 
 
-def _list(s: str) -> list[str]:
-    out = [t.strip() for t in s.split(",") if t.strip()]
-    if not out:
-        raise argparse.ArgumentTypeError("expected a comma-separated list")
-    return out
-
-
-def _int_list(s: str) -> list[int]:
-    return [int(float(t)) for t in _list(s)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,12 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weight-decay", type=float, default=2e-4)
     p.add_argument("--ais-runs", "--runs", dest="ais_runs", type=int, default=100,
                    help="AIS runs (default 100)")
-    p.add_argument("--betas", type=_int_list, default=[10000],
+    p.add_argument("--betas", type=int_list, default=[10000],
                    help="AIS temperatures, comma-separated for a convergence study "
                         "(default 10000)")
-    p.add_argument("--ais-methods", type=_list, default=["h1"],
+    p.add_argument("--ais-methods", type=comma_list, default=["h1"],
                    help="AIS estimators, comma-separated: h1 (default), composite")
-    p.add_argument("--directions", type=_list, default=["forward"],
+    p.add_argument("--directions", type=comma_list, default=["forward"],
                    help="forward (AIS, default) and/or reverse (reverse AIS from Gibbs chains "
                         "started at training digits: the other side of the sandwich)")
     p.add_argument("--burn-in", type=int, default=5000,

@@ -47,7 +47,10 @@ import numpy as np
 from bench.common import (
     apply_threads,
     binarised_mnist,
+    comma_list,
+    fit_timed,
     fmt,
+    int_list,
     machine_info,
     machine_markdown,
     markdown_table,
@@ -159,15 +162,6 @@ def _ais_table(rows: list[dict[str, Any]]) -> str:
           f"{r['ais_seconds']:.0f}"] for r in rows])
 
 
-def _str_list(s: str) -> list[str]:
-    out = [t.strip() for t in s.split(",") if t.strip()]
-    if not out:
-        raise argparse.ArgumentTypeError("expected a comma-separated list")
-    return out
-
-
-def _int_list(s: str) -> list[int]:
-    return [int(float(t)) for t in _str_list(s)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,10 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bound-samples", type=int, default=10, help="h1 draws per row")
     p.add_argument("--ais-runs", "--runs", dest="ais_runs", type=int, default=100,
                    help="AIS runs (default 100)")
-    p.add_argument("--betas", type=_int_list, default=[10000],
+    p.add_argument("--betas", type=int_list, default=[10000],
                    help="AIS temperatures, a comma-separated list for a convergence study "
                         "(default 10000)")
-    p.add_argument("--ais-estimators", type=_str_list, default=["library"],
+    p.add_argument("--ais-estimators", type=comma_list, default=["library"],
                    help="top-RBM AIS estimators, comma-separated: library "
                         "(DBN.estimate_log_partition, default), two-sided (state on the top "
                         "hidden layer, data base rates on both layers), reverse (reverse AIS "
@@ -233,14 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         dbn = DBN(layers, n_updates=args.updates, learning_rate=args.lr, batch_size=100,
                   momentum=0.9, weight_decay=1e-3, persistent="top", device="cpu",
                   random_state=0, ais_runs=args.ais_runs, ais_betas=args.betas[0])
-        t0 = time.perf_counter()
-        c0 = time.process_time()
-        dbn.fit(X)
-        fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
-        print(f"fit: {fmt(fit_s)} s wall, {fmt(fit_cpu)} s CPU", flush=True)
-        if args.save is not None:
-            dbn.save(str(args.save))
-            print(f"saved {args.save}", flush=True)
+        fit_s, fit_cpu = fit_timed(dbn, X, args.save)
     res: dict[str, Any] = {
         "machine": info, "quick": args.quick, "layers": [X.shape[1], *layers],
         "loaded_from": None if args.load is None else str(args.load),

@@ -130,6 +130,32 @@ def parse_seeds(text: str) -> list[int]:
     return out
 
 
+def comma_list(text: str) -> list[str]:
+    """``"a,b"`` -> ``["a", "b"]`` (argparse type; an empty list is an error)."""
+    out = [t.strip() for t in text.split(",") if t.strip()]
+    if not out:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return out
+
+
+def int_list(text: str) -> list[int]:
+    """``"10000,3e4"`` -> ``[10000, 30000]`` (argparse type)."""
+    return [int(float(t)) for t in comma_list(text)]
+
+
+def fit_timed(model: Any, X: Any, save: Any = None) -> tuple[float, float]:
+    """Fit ``model`` on ``X``, print wall and CPU seconds, save it to ``save`` if given;
+    returns (wall, CPU) seconds."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    model.fit(X)
+    fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"fit: {fit_s:.1f} s wall, {fit_cpu:.1f} s CPU", flush=True)
+    if save is not None:
+        model.save(str(save))
+        print(f"saved {save}", flush=True)
+    return fit_s, fit_cpu
+
+
 def add_common_args(p: argparse.ArgumentParser, *, seeds: str, repeats: int) -> None:
     p.add_argument("--seeds", type=parse_seeds, default=parse_seeds(seeds),
                    help=f"random_state values, e.g. 0,1,2 or 0-4 (default {seeds})")

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.base import TransformerMixin
 
 from unsup.base import BaseEstimator, make_generator, report_progress
@@ -62,6 +63,24 @@ def _bernoulli(p: torch.Tensor, gen: torch.Generator, out: torch.Tensor | None =
     return (u < p).to(p.dtype)
 
 
+def visible_ais_increment(v: torch.Tensor, x: torch.Tensor, b_minus_a: torch.Tensor,
+                          b0: float, b1: float) -> torch.Tensor:
+    r""":math:`\log p^*_{\beta_1}(v) - \log p^*_{\beta_0}(v)` (float64 per row) for AIS over
+    the visibles from a base-rate model with logits a, hiddens summed out:
+    :math:`(\beta_1 - \beta_0)\, v^\top (b - a) + \sum_j [\operatorname{softplus}(\beta_1
+    x_j) - \operatorname{softplus}(\beta_0 x_j)]` with x the hidden input of v."""
+    xd = x.double()
+    return (b1 - b0) * (v.double() @ b_minus_a) + (
+        F.softplus(b1 * xd) - F.softplus(b0 * xd)).sum(1)
+
+
+def unpack_states(packed: Any, n_units: int, device: torch.device,
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The binary rows stored bit-packed by :func:`pack_states`."""
+    S = np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=1, count=n_units)
+    return torch.as_tensor(S, dtype=dtype, device=device)
+
+
 def spaced_rows(n: int, k: int = 1000) -> torch.Tensor:
     """Indices of at most ``k`` evenly spaced rows out of ``n`` (deterministic)."""
     return torch.linspace(0, n - 1, min(n, k)).round().long()
@@ -78,8 +97,7 @@ def states_floor(packed: Any, free_energy: Any, n_units: int, device: torch.devi
     bit-packed states ``packed`` (None when there are none): any set of states gives one."""
     if packed is None or len(packed) == 0:
         return None
-    S = np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=1, count=n_units)
-    neg_f = -free_energy(torch.as_tensor(S, dtype=dtype, device=device)).double()
+    neg_f = -free_energy(unpack_states(packed, n_units, device, dtype)).double()
     return float(torch.logsumexp(neg_f, 0))
 
 
@@ -114,8 +132,7 @@ def start_rows(X: torch.Tensor | None, packed: Any, n_units: int, n: int,
             raise ValueError("reverse AIS starts its chains from the training states stored "
                              "at fit (check_states_); this model has none: pass X (training "
                              "rows) or refit it")
-        X = torch.as_tensor(np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=1,
-                                          count=n_units), dtype=dtype, device=device)
+        X = unpack_states(packed, n_units, device, dtype)
     idx = torch.randint(X.shape[0], (n,), generator=gen, device=gen.device)
     return X[idx.to(X.device)].to(device=device, dtype=dtype)
 

@@ -21,6 +21,7 @@ from unsup.energy._rbm import (
     spaced_rows,
     start_rows,
     states_floor,
+    visible_ais_increment,
 )
 from unsup.io import register
 from unsup.metrics.likelihood import AISResult, rbm_log_partition_exact
@@ -97,9 +98,7 @@ class _BernoulliMath(_RBMMath):
         def step(v: torch.Tensor, b0: float, b1: float, last: bool
                  ) -> tuple[torch.Tensor, torch.Tensor]:
             pre = self.hidden_input(v)
-            pd = pre.double()
-            d = (b1 - b0) * (v.double() @ b_minus_a) + (
-                F.softplus(b1 * pd) - F.softplus(b0 * pd)).sum(1)
+            d = visible_ais_increment(v, pre, b_minus_a, b0, b1)
             if last:
                 return d, v
             h = _bernoulli(torch.sigmoid(b1 * pre), gen)

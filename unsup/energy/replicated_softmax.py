@@ -12,7 +12,14 @@ import torch.nn.functional as F
 from unsup.base import make_generator, report_progress
 from unsup.data.validation import DataError
 from unsup.energy._engine import check_int
-from unsup.energy._rbm import State, _BaseRBM, _bernoulli, _RBMMath, _to_t
+from unsup.energy._rbm import (
+    State,
+    _BaseRBM,
+    _bernoulli,
+    _RBMMath,
+    _to_t,
+    visible_ais_increment,
+)
 from unsup.io import register
 from unsup.metrics.likelihood import AISResult, _summarise, ais
 
@@ -246,9 +253,7 @@ class ReplicatedSoftmaxRBM(_BaseRBM):
         def step(v: torch.Tensor, b0: float, b1: float, last: bool
                  ) -> tuple[torch.Tensor, torch.Tensor]:
             x = m.hidden_input(v)  # D c + W v
-            xd = x.double()
-            d = (b1 - b0) * (v.double() @ b_minus_a) + (
-                F.softplus(b1 * xd) - F.softplus(b0 * xd)).sum(1)
+            d = visible_ais_increment(v, x, b_minus_a, b0, b1)
             if last:
                 return d, v
             h = _bernoulli(torch.sigmoid(b1 * x), gen)
