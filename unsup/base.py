@@ -21,7 +21,6 @@ import numpy as np
 import sklearn.base
 import torch
 from sklearn.exceptions import NotFittedError
-from sklearn.utils import check_random_state
 
 from unsup.data.validation import check_array, check_n_features
 
@@ -66,12 +65,11 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def make_generator(random_state: Any, device: torch.device) -> torch.Generator:
-    """A torch generator seeded deterministically from a scikit-learn style ``random_state``."""
-    rs = check_random_state(random_state)
-    seed = int(rs.randint(0, 2**31 - 1))
-    g = torch.Generator(device=device)
-    g.manual_seed(seed)
-    return g
+    """A torch generator seeded deterministically from a scikit-learn style ``random_state``
+    (see :func:`unsup.train.seeding.make_generator`, the one seeding helper)."""
+    from unsup.train.seeding import make_generator as _make_generator
+
+    return _make_generator(random_state, device)
 
 
 class BaseEstimator(sklearn.base.BaseEstimator):

@@ -1,0 +1,53 @@
+"""One way to turn a scikit-learn ``random_state`` into torch seeds and generators.
+
+Every unsup estimator takes ``random_state`` (None, an int or a ``numpy.random.RandomState``).
+The rules, used by every engine:
+
+- :func:`seed_from` draws one integer seed in ``[0, 2³¹ - 1)`` from it
+  (``check_random_state(random_state).randint(0, 2**31 - 1)``), so an int gives the same seed
+  every time and a ``RandomState`` advances;
+- :func:`derive_seed` gives independent-looking child seeds for named purposes (a layer, an
+  arm of an experiment) through :class:`numpy.random.SeedSequence`;
+- :func:`make_generator` returns a :class:`torch.Generator` on a device, seeded by
+  :func:`seed_from` (also exported as ``unsup.base.make_generator``);
+- :func:`seeded` runs a block (building a network) under a fixed torch seed without
+  disturbing the caller's global RNG.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+__all__ = ["seed_from", "derive_seed", "make_generator", "seeded"]
+
+
+def seed_from(random_state: Any) -> int:
+    """One integer seed in ``[0, 2**31 - 1)`` from a scikit-learn style ``random_state``."""
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """A child seed of ``seed`` for the purpose named by the integers ``keys``."""
+    return int(np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(1)[0])
+
+
+def make_generator(random_state: Any, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch generator on ``device`` seeded deterministically from ``random_state``."""
+    g = torch.Generator(device=device)
+    g.manual_seed(seed_from(random_state))
+    return g
+
+
+@contextlib.contextmanager
+def seeded(seed: int, cuda: bool = False) -> Iterator[None]:
+    """Run the block with ``torch.manual_seed(seed)``; the global RNG state is restored after."""
+    devices = list(range(torch.cuda.device_count())) if cuda else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(seed))
+        yield
