@@ -273,6 +273,6 @@ def test_unsaveable_values_are_refused(X, tmp_path):
     est = KMeans(3, n_init=1, random_state=np.random.RandomState(0), device="cpu").fit(X)
     with pytest.raises(TypeError, match="random_state"):
         est.save(tmp_path / "m.safetensors")
-    with pytest.raises(TypeError, match="not a registered unsup estimator"):
+    with pytest.raises(TypeError, match="not a registered unsup model"):
         unsup.save(object(), tmp_path / "o.safetensors")
     assert os.listdir(tmp_path) == []

@@ -23,6 +23,7 @@ import torch
 from sklearn.exceptions import NotFittedError
 
 from unsup.data.validation import check_array, check_n_features
+from unsup.params import ParamsMixin
 
 __all__ = ["BaseEstimator", "resolve_device", "make_generator", "NotFittedError",
            "progress_callback", "report_progress"]
@@ -72,11 +73,14 @@ def make_generator(random_state: Any, device: torch.device) -> torch.Generator:
     return _make_generator(random_state, device)
 
 
-class BaseEstimator(sklearn.base.BaseEstimator):
+class BaseEstimator(ParamsMixin, sklearn.base.BaseEstimator):
     """Base class for all unsup estimators.
 
     Subclasses declare their parameters in ``__init__`` (stored unchanged) and implement
-    ``fit``. Helpers here handle device choice, seeding, input validation and saving.
+    ``fit``. Shared parameter groups (``_param_groups``) and declared constraints
+    (``_parameter_constraints``, checked by ``self._validate_params()`` in ``fit``) come from
+    :class:`unsup.params.ParamsMixin`. Helpers here handle device choice, seeding, input
+    validation and saving.
     """
 
     # Fitted attributes that hold arrays are saved as tensors; everything else that ends in

@@ -21,7 +21,7 @@ from typing import Any
 import click
 import numpy as np
 
-from unsup.models import MODELS, get_model
+from unsup.registry import get_model, model_specs
 
 __all__ = ["main", "cli"]
 
@@ -198,7 +198,7 @@ class _FitGroup(click.Group):
     """``unsup fit MODEL``: one sub-command per model, options from its parameters."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(MODELS)
+        return [s.name for s in model_specs()]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         try:
@@ -209,8 +209,10 @@ class _FitGroup(click.Group):
 
 
 def _make_fit_command(spec: Any) -> click.Command:
-    cls = spec.load_class()
-    docs = _param_docs(cls)
+    from unsup.params import group_docs
+
+    cls = spec.cls
+    docs = {**group_docs(cls), **_param_docs(cls)}
     sig = inspect.signature(cls.__init__)
     est_params = [p for p in sig.parameters.values()
                   if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
@@ -495,8 +497,8 @@ def datasets() -> None:
 @cli.command()
 def models() -> None:
     """List the models `unsup fit` knows."""
-    for name, spec in MODELS.items():
-        click.echo(f"{name:20s} {spec.summary}")
+    for spec in model_specs():
+        click.echo(f"{spec.name:20s} {spec.summary}")
 
 
 @cli.command()

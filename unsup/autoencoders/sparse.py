@@ -28,13 +28,14 @@ from typing import Any
 import torch
 
 from unsup.autoencoders.autoencoder import Autoencoder
-from unsup.io import register
+from unsup.registry import register_model
 from unsup.train import TRAIN_PARAMS_DOC
 
 __all__ = ["SparseAutoencoder"]
 
 
-@register
+@register_model('sparse-autoencoder', family='autoencoders', aliases=('sae',),
+                summary='sparse autoencoder (KL(rho||rho_hat) or L1 penalty on the code)')
 class SparseAutoencoder(Autoencoder):
     """Autoencoder with a sparsity penalty on the code: KL(ρ‖ρ̂) or L1.
 

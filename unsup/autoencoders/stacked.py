@@ -40,7 +40,7 @@ from torch import nn
 from unsup.autoencoders._nets import AENet, activation
 from unsup.autoencoders.autoencoder import Autoencoder
 from unsup.autoencoders.denoising import DenoisingAutoencoder, corrupt
-from unsup.io import register
+from unsup.registry import register_model
 from unsup.train import TRAIN_PARAMS_DOC
 
 __all__ = ["StackedAutoencoder", "PRESETS"]
@@ -48,7 +48,8 @@ __all__ = ["StackedAutoencoder", "PRESETS"]
 PRESETS: dict[str, tuple[int, ...]] = {"hinton2006": (1000, 500, 250, 30)}
 
 
-@register
+@register_model('stacked-autoencoder', family='autoencoders', aliases=('deep-autoencoder',),
+                summary='deep autoencoder: greedy layer-wise pre-training, then fine-tuning')
 class StackedAutoencoder(Autoencoder):
     """Deep autoencoder: greedy layer-wise pre-training of AEs/DAEs, then fine-tuning.
 

@@ -18,8 +18,8 @@ from unsup.base import BaseEstimator, make_generator, report_progress
 from unsup.cluster._lloyd import global_count, kmeans_plusplus, sample_rows
 from unsup.cluster.kmeans import KMeans, _check_float, _check_int
 from unsup.data.validation import check_min_samples
-from unsup.io import register
 from unsup.ops import chunk_rows, chunks, sq_distances
+from unsup.registry import Demo, register_model
 
 __all__ = ["GaussianMixture"]
 
@@ -86,7 +86,12 @@ def _precision_cholesky(cov: torch.Tensor, cov_type: str) -> torch.Tensor:
     return 1.0 / torch.sqrt(cov)
 
 
-@register
+@register_model('gmm', family='cluster', aliases=('gaussian-mixture',),
+                summary='Gaussian mixture fitted by EM (full/tied/diag/spherical covariances)',
+                demo=Demo("Gaussian mixture (K=10, diagonal covariances, EM)",
+                          params={"n_components": 10, "covariance_type": "diag",
+                                  "reg_covar": 1e-3, "max_iter": 100, "random_state": 0},
+                          quick={"max_iter": 30}, order=12))
 class GaussianMixture(DensityMixin, BaseEstimator):
     r"""Gaussian mixture model fitted by expectation-maximisation.
 

@@ -19,8 +19,8 @@ from unsup.cluster._lloyd import (
     sample_rows,
 )
 from unsup.data.validation import check_array, check_min_samples
-from unsup.io import register
 from unsup.ops import chunk_rows, chunks, min_index, sq_distances, sq_norms
+from unsup.registry import Demo, register_model
 
 __all__ = ["KMeans"]
 
@@ -60,7 +60,11 @@ def init_centers(
     return C.unsqueeze(0).expand(n_runs, -1, -1).clone()
 
 
-@register
+@register_model('kmeans', family='cluster', aliases=('k-means',),
+                summary="k-means clustering (Lloyd's algorithm, k-means++ seeding)",
+                demo=Demo("k-means (K=10, k-means++, Lloyd)",
+                          params={"n_clusters": 10, "n_init": 10, "random_state": 0},
+                          quick={"n_init": 3}, order=10))
 class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     r"""k-means clustering by Lloyd's algorithm (hard-assignment EM).
 

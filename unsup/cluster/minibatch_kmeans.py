@@ -12,8 +12,8 @@ from unsup.base import make_generator, report_progress
 from unsup.cluster._lloyd import lloyd_pass
 from unsup.cluster.kmeans import KMeans, _check_float, _check_int, init_centers
 from unsup.data.validation import DataError, check_array, check_min_samples, check_n_features
-from unsup.io import register
 from unsup.ops import sq_norms
+from unsup.registry import Demo, register_model
 
 __all__ = ["MiniBatchKMeans"]
 
@@ -33,7 +33,11 @@ def _rows(X: Any, idx: np.ndarray) -> Any:
     return X[idx]
 
 
-@register
+@register_model('minibatch-kmeans', family='cluster', aliases=('mbkmeans',),
+                summary='mini-batch k-means for large or memory-mapped data',
+                demo=Demo("mini-batch k-means (K=10)",
+                          params={"n_clusters": 10, "batch_size": 512, "random_state": 0},
+                          order=11))
 class MiniBatchKMeans(KMeans):
     r"""k-means trained on mini-batches (Sculley 2010), for large or streamed data.
 

@@ -34,14 +34,17 @@ from sklearn.utils import check_random_state
 
 from unsup.base import BaseEstimator, report_progress
 from unsup.data.validation import check_array
-from unsup.io import register
+from unsup.registry import Demo, register_model
 
 __all__ = ["PCA"]
 
 _SOLVERS = ("auto", "full", "covariance_eigh", "randomized")
 
 
-@register
+@register_model('pca', family='decomposition',
+                summary='principal component analysis (full or randomized SVD, whitening)',
+                demo=Demo("PCA (30 components)", params={"n_components": 30, "random_state": 0},
+                          order=20))
 class PCA(BaseEstimator):
     """Principal component analysis (full or randomized SVD), with whitening.
 

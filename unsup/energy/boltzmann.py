@@ -13,8 +13,8 @@ from unsup.base import BaseEstimator, make_generator
 from unsup.data.validation import DataError
 from unsup.energy._engine import MCMCConfig, check_float, check_int, fit_mcmc
 from unsup.energy.rbm import _check_binary
-from unsup.io import register
 from unsup.metrics.likelihood import binary_states
+from unsup.registry import register_model
 
 __all__ = ["BoltzmannMachine"]
 
@@ -85,7 +85,8 @@ class _BMMath:
         return 0.5 * ((x @ self.W) * x).sum(1) + x @ self.b
 
 
-@register
+@register_model('boltzmann-machine', family='energy', aliases=('bm',),
+                summary='fully connected Boltzmann machine (exact likelihood up to 20 units)')
 class BoltzmannMachine(TransformerMixin, BaseEstimator):
     r"""Fully connected Boltzmann machine with binary units, visible and (optionally) hidden.
 

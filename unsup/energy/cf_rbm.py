@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from unsup.base import BaseEstimator, make_generator
 from unsup.data.validation import DataError, check_n_features
 from unsup.energy._engine import MCMCConfig, check_float, check_int, fit_mcmc
-from unsup.io import register
+from unsup.registry import register_model
 
 __all__ = ["CollaborativeFilteringRBM"]
 
@@ -72,7 +72,8 @@ class _CFMath:
         return {"c": delta, "W": delta.unsqueeze(1) * pos[0].mean(0).unsqueeze(0)}
 
 
-@register
+@register_model('cf-rbm', family='energy', aliases=('collaborative-filtering-rbm',),
+                summary='RBM for collaborative filtering (softmax ratings 1..K, missing skipped)')
 class CollaborativeFilteringRBM(BaseEstimator):
     r"""Restricted Boltzmann machine for collaborative filtering (Salakhutdinov, Mnih &
     Hinton 2007).

@@ -98,8 +98,8 @@ from unsup.energy._rbm import (
     states_floor,
 )
 from unsup.energy.rbm import _BernoulliMath, binarize_mode, binary_input, stochastic_prepare
-from unsup.io import register
 from unsup.metrics.likelihood import AISResult, ais, binary_states, rbm_log_partition_exact
+from unsup.registry import register_model
 
 __all__ = ["DBM"]
 
@@ -241,7 +241,8 @@ class _DownDoubledRBM(_BernoulliMath):
         return torch.sigmoid(torch.addmm(self.b, h, self.W, alpha=2.0))
 
 
-@register
+@register_model('dbm', family='energy', aliases=('deep-boltzmann-machine',),
+                summary='deep Boltzmann machine (2 hidden layers): mean field + PCD, AIS bound')
 class DBM(TransformerMixin, BaseEstimator):
     r"""Deep Boltzmann machine with two hidden layers, binary units.
 

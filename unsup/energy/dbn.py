@@ -87,8 +87,8 @@ from unsup.base import BaseEstimator, make_generator
 from unsup.energy._engine import check_float, check_int
 from unsup.energy._rbm import _bernoulli
 from unsup.energy.rbm import BernoulliRBM, binarize_mode, binary_input
-from unsup.io import register
 from unsup.metrics.likelihood import AISResult, binary_states
+from unsup.registry import register_model
 
 __all__ = ["DBN"]
 
@@ -112,7 +112,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.float32)
 
 
-@register
+@register_model('dbn', family='energy', aliases=('deep-belief-net',),
+                summary='deep belief net: greedy stacked RBMs, up-down fine-tuning, AIS bound')
 class DBN(TransformerMixin, BaseEstimator):
     r"""Deep belief network of binary units, trained greedily as a stack of RBMs.
 

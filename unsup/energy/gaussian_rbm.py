@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from unsup.energy._rbm import State, _BaseRBM, _bernoulli, _RBMMath, _to_t
-from unsup.io import register
 from unsup.metrics.likelihood import binary_states
+from unsup.registry import register_model
 
 __all__ = ["GaussianBernoulliRBM"]
 
@@ -62,7 +62,8 @@ class _GaussMath(_RBMMath):
         return {"c": delta, "W": delta.unsqueeze(1) * vbar.unsqueeze(0)}
 
 
-@register
+@register_model('gaussian-rbm', family='energy', aliases=('gbrbm',),
+                summary='RBM with Gaussian visible units for real-valued data')
 class GaussianBernoulliRBM(_BaseRBM):
     r"""RBM for real-valued data: Gaussian visible units, binary hidden units.
 

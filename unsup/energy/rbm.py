@@ -23,8 +23,8 @@ from unsup.energy._rbm import (
     states_floor,
     visible_ais_increment,
 )
-from unsup.io import register
 from unsup.metrics.likelihood import AISResult, rbm_log_partition_exact
+from unsup.registry import Demo, register_model
 
 __all__ = ["BernoulliRBM"]
 
@@ -198,7 +198,14 @@ def stochastic_prepare(mode: Any) -> Any:
     return None
 
 
-@register
+@register_model('rbm', family='energy', aliases=('bernoulli-rbm',),
+                summary='binary RBM trained by CD-k or PCD; AIS log-likelihood',
+                demo=Demo("RBM, 100 binary hidden units, PCD (pixels thresholded at 0.5; "
+                          "log-likelihood of the binarised image, AIS estimate)",
+                          params={"n_components": 100, "persistent": True,
+                                  "binarize_input": 0.5, "n_updates": 1000, "ais_runs": 50,
+                                  "ais_betas": 1000, "random_state": 0},
+                          quick={"n_updates": 300, "ais_betas": 500}, order=40))
 class BernoulliRBM(_BaseRBM):
     r"""Restricted Boltzmann machine with binary visible and hidden units.
 

@@ -20,8 +20,8 @@ from unsup.energy._rbm import (
     _to_t,
     visible_ais_increment,
 )
-from unsup.io import register
 from unsup.metrics.likelihood import AISResult, _summarise, ais
+from unsup.registry import register_model
 
 __all__ = ["ReplicatedSoftmaxRBM"]
 
@@ -63,7 +63,8 @@ class _RSMMath(_RBMMath):
         return {"W": hw.T @ v, "b": weights @ v, "c": (hw * v.sum(1, keepdim=True)).sum(0)}
 
 
-@register
+@register_model('replicated-softmax', family='energy', aliases=('rsm',),
+                summary='replicated softmax RBM for word counts (documents of any length)')
 class ReplicatedSoftmaxRBM(_BaseRBM):
     r"""Replicated softmax model for bags of words (Salakhutdinov & Hinton 2009).
 
