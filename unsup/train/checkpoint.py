@@ -3,7 +3,9 @@
 A checkpoint directory holds ``checkpoint.safetensors`` whose header metadata carries the JSON
 (step, epoch, position in the epoch, optimiser hyper-parameters, scheduler state, early-stopping
 state, history). Tensors are the module's ``state_dict`` (``model.*``), the best weights kept for
-early stopping (``best.*``), the optimiser's per-parameter state (``optim.<i>.<key>``) and the
+early stopping (``best.*``), each named optimiser's per-parameter state
+(``optim.<name>.<i>.<key>``; ``optim.<i>.<key>`` in checkpoints written before named
+optimisers, still read) and the
 random-number-generator states (``rng.*``, as uint8 tensors). The file is written to a temporary
 name and renamed (:func:`os.replace`), so a crash never leaves a half-written checkpoint.
 """
@@ -45,15 +47,16 @@ def _from_json(v: Any) -> Any:
     return v
 
 
-def optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split ``opt.state_dict()`` into tensors and JSON (no pickle needed)."""
+def optimizer_to_flat(opt: torch.optim.Optimizer, prefix: str = "optim."
+                      ) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split ``opt.state_dict()`` into tensors named ``<prefix><param>.<key>`` and JSON."""
     sd = opt.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
     for idx, st in sd["state"].items():
         for k, v in st.items():
             if isinstance(v, torch.Tensor):
-                tensors[f"optim.{idx}.{k}"] = v
+                tensors[f"{prefix}{idx}.{k}"] = v
             else:
                 scalars.setdefault(str(idx), {})[k] = _jsonable(v)
     meta = {"param_groups": _jsonable(sd["param_groups"]), "scalars": scalars}
@@ -61,14 +64,15 @@ def optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tenso
 
 
 def optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                        meta: dict) -> None:
+                        meta: dict, prefix: str = "optim.") -> None:
     """Inverse of :func:`optimizer_to_flat`: load the state into ``opt``."""
     state: dict[int, dict[str, Any]] = {}
     for name, t in tensors.items():
-        if not name.startswith("optim."):
+        if not name.startswith(prefix):
             continue
-        _, idx, key = name.split(".", 2)
-        state.setdefault(int(idx), {})[key] = t
+        idx, key = name[len(prefix):].split(".", 1)
+        if idx.isdigit():
+            state.setdefault(int(idx), {})[key] = t
     for idx, st in meta["scalars"].items():
         state.setdefault(int(idx), {}).update(_from_json(st))
     opt.load_state_dict({"state": state, "param_groups": _from_json(meta["param_groups"])})

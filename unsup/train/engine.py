@@ -1,7 +1,8 @@
 r"""The gradient engine: one training loop for every model trained by backpropagation.
 
-A model supplies an ``nn.Module`` and a loss ``L(θ; x_B)`` on a minibatch ``x_B``; the engine
-does the rest:
+A model supplies an ``nn.Module`` and either one loss ``L(θ; x_B)`` on a minibatch ``x_B`` or a
+step made of phases (:mod:`unsup.train.steps`), each minimising its own loss with its own
+optimiser over its own parameters; the engine does the rest. With one loss, step ``t`` is
 
 .. math::
 
@@ -9,19 +10,22 @@ does the rest:
     \ell(θ_t; x_i),\ η_t\big)
 
 with ``opt`` one of SGD (+momentum), Adam, AdamW, RMSprop, Adagrad and the learning rate
-``η_t = η · warmup(t) · schedule(t / T)`` (constant, cosine, linear or step decay). Minibatches
-``B_t`` are drawn without replacement from a permutation that depends only on the seed and the
-epoch, so a run that is stopped and resumed from a checkpoint sees exactly the same batches
-as one that never stopped.
+``η_t = η · warmup(t) · schedule(t / T)`` (:mod:`unsup.train.schedules`). With phases
+``(L_1, opt_1, r_1), …, (L_P, opt_P, r_P)`` step ``t`` runs each phase ``r_p`` times in order on
+the same minibatch ``B_t``, updating only ``opt_p``'s parameters from ``∇L_p`` (a GAN's
+``n_critic`` critic updates then one generator update; wake then sleep). Minibatches are drawn
+without replacement from a permutation that depends only on the seed and the epoch, so a run
+stopped and resumed from a checkpoint sees exactly the same batches as one that never stopped.
 
 Features: arrays, memory-mapped arrays or tensors as input; epochs and/or a step budget; a
-validation split with early stopping (the best weights are restored); progress reports
-(:func:`unsup.base.report_progress`); a JSON-lines metrics log (and TensorBoard when it is
-installed); atomic checkpoints every ``N`` steps with exact resume (weights, optimiser state,
-schedule, step, position in the epoch, every random generator); CUDA autocast (bf16, or fp16
-with loss scaling); DistributedDataParallel under ``torchrun`` with a
-:class:`~torch.utils.data.DistributedSampler`; a non-finite loss stops training with a message
-naming the step and the likely cause, leaving the last good checkpoint in place.
+validation split with early stopping (the best weights are restored); learning-rate warm-up;
+gradient clipping by norm; progress reports (:func:`unsup.base.report_progress`); a JSON-lines
+metrics log and optional TensorBoard scalars; atomic checkpoints every ``N`` steps with exact
+resume (weights, every optimiser's state, schedule, step, position in the epoch, every random
+generator, AMP loss scalers); CUDA autocast (bf16, or fp16 with loss scaling);
+DistributedDataParallel under ``torchrun`` with a :class:`~torch.utils.data.DistributedSampler`;
+a non-finite loss stops training with a message naming the step and the likely cause, leaving
+the last good checkpoint in place.
 
 References
 ----------
@@ -32,16 +36,14 @@ References
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -52,12 +54,21 @@ from unsup.train.checkpoint import (
     optimizer_to_flat,
     save_checkpoint,
 )
+from unsup.train.runtime import (
+    MetricsLog,
+    Rows,
+    amp_context,
+    restore_rng,
+    rng_tensors,
+    tensorboard_available,
+)
+from unsup.train.schedules import SCHEDULES, apply_lr, lr_factor
+from unsup.train.steps import OPTIMIZERS, OptimizerSpec, Phase, make_optimizer, resolve_step
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDivergedError", "train", "make_optimizer",
-           "lr_factor", "OPTIMIZERS", "SCHEDULES"]
+           "lr_factor", "OPTIMIZERS", "SCHEDULES", "AMP_MODES"]
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
-SCHEDULES = ("constant", "cosine", "linear", "step")
+AMP_MODES = (True, False, "auto", "bf16", "fp16", "off")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -66,9 +77,10 @@ class TrainingDivergedError(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    """Everything the engine needs besides the module, the loss and the data.
+    """Everything the engine needs besides the module, the loss(es) and the data.
 
-    Attributes mirror the parameters of :class:`unsup.train.GradientEstimator`; see there.
+    Attributes mirror the training parameters of :class:`unsup.train.GradientEstimator`
+    (``seed`` is the integer drawn from its ``random_state``; ``stage`` names the run in logs).
     """
 
     epochs: int = 10
@@ -80,6 +92,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     lr_schedule: str = "constant"
     warmup_steps: int = 0
+    clip_grad_norm: float | None = None
     validation_fraction: float = 0.0
     early_stopping: bool = False
     patience: int = 5
@@ -87,45 +100,36 @@ class TrainConfig:
     checkpoint_every: int | None = None
     resume: bool = False
     amp: bool | str = "auto"
-    clip_grad_norm: float | None = None
     log_dir: str | None = None
     log_every: int = 50
+    tensorboard: bool = False
     seed: int = 0
     stage: str = "train"
     verbose: int = 0
 
     def validate(self) -> None:
-        def pos_int(name: str, allow_none: bool = False) -> None:
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        """Check every setting against the constraints declared in
+        :data:`unsup.train.params.TRAIN_PARAMS` (scikit-learn's ``InvalidParameterError``, a
+        ``ValueError``), then the rules that tie settings together."""
+        from sklearn.utils._param_validation import validate_parameter_constraints
 
-        pos_int("epochs")
-        pos_int("batch_size")
-        pos_int("max_steps", allow_none=True)
-        pos_int("checkpoint_every", allow_none=True)
-        pos_int("patience")
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0
-                and math.isfinite(self.learning_rate)):
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer={self.optimizer!r} is not one of {OPTIMIZERS}")
-        if self.lr_schedule not in SCHEDULES:
-            raise ValueError(f"lr_schedule={self.lr_schedule!r} is not one of {SCHEDULES}")
-        if not 0.0 <= float(self.validation_fraction) < 1.0:
-            raise ValueError("validation_fraction must be in [0, 1), got "
-                             f"{self.validation_fraction!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if self.amp not in (True, False, "auto", "bf16", "fp16"):
-            raise ValueError(f"amp must be True, False, 'auto', 'bf16' or 'fp16', got {self.amp!r}")
+        from unsup.train.params import TRAIN_PARAMS
+
+        names = {f.name for f in fields(self)}
+        cons = {k: v for k, v in TRAIN_PARAMS.constraints().items() if k in names}
+        validate_parameter_constraints(cons, {k: getattr(self, k) for k in cons},
+                                       caller_name=type(self).__name__)
         if self.early_stopping and not self.validation_fraction:
             raise ValueError("early_stopping needs a validation split: set validation_fraction "
                              "(e.g. 0.1)")
         if self.resume and not self.checkpoint_dir:
             raise ValueError("resume=True needs checkpoint_dir")
+        if self.tensorboard:
+            if not (self.log_dir or self.checkpoint_dir):
+                raise ValueError("tensorboard=True needs log_dir (or checkpoint_dir)")
+            if not tensorboard_available():
+                raise ImportError("tensorboard=True needs the tensorboard package "
+                                  "(pip install tensorboard); metrics.jsonl is written anyway")
 
 
 @dataclass
@@ -140,80 +144,16 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def make_optimizer(params: Sequence[nn.Parameter] | Any, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Build the optimiser named by ``cfg.optimizer``."""
-    lr, wd = float(cfg.learning_rate), float(cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=float(cfg.momentum), weight_decay=wd)
-    if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=float(cfg.momentum), weight_decay=wd)
-    return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
-
-
-def lr_factor(schedule: str, step: int, total: int, warmup: int = 0) -> float:
-    """Multiplier of the base learning rate at (0-based) ``step`` of ``total``."""
-    w = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
-    frac = min(step, total) / max(total, 1)
-    if schedule == "cosine":
-        f = 0.5 * (1.0 + math.cos(math.pi * frac))
-    elif schedule == "linear":
-        f = 1.0 - frac
-    elif schedule == "step":
-        f = 0.1 ** (int(frac >= 0.5) + int(frac >= 0.75))
-    else:
-        f = 1.0
-    return w * f
-
-
-class _Rows:
-    """Row access to a tensor (kept on the device) or a numpy / memory-mapped array."""
-
-    def __init__(self, X: Any, device: torch.device) -> None:
-        self.device = device
-        if isinstance(X, torch.Tensor):
-            self.t: torch.Tensor | None = X.to(device=device, dtype=torch.float32)
-            self.a = None
-            self.n = int(X.shape[0])
-        else:
-            a = np.asarray(X) if not isinstance(X, np.memmap) else X
-            if isinstance(a, np.memmap):
-                self.t, self.a = None, a
-            else:
-                self.t, self.a = torch.as_tensor(np.asarray(a, dtype=np.float32),
-                                                 device=device), None
-            self.n = int(a.shape[0])
-
-    def get(self, idx: torch.Tensor) -> torch.Tensor:
-        if self.t is not None:
-            return self.t.index_select(0, idx.to(self.t.device))
-        rows = np.sort(idx.cpu().numpy())
-        batch = torch.from_numpy(np.asarray(self.a[rows], dtype=np.float32))
-        if not torch.isfinite(batch).all():
-            bad = rows[(~torch.isfinite(batch)).any(1).numpy()][0]
-            raise ValueError(f"X contains NaN or inf (row {int(bad)}); clean the data first")
-        return batch.to(self.device, non_blocking=True)
-
-    def value_range(self) -> tuple[float, float]:
-        if self.t is not None:
-            return float(self.t.min()), float(self.t.max())
-        head = np.asarray(self.a[: min(self.n, 10000)], dtype=np.float32)
-        return float(head.min()), float(head.max())
-
-
 class _LossModule(nn.Module):
-    """Wraps ``module`` so that the whole loss runs inside ``forward`` (what DDP needs)."""
+    """Wraps ``module`` so that each phase's loss runs inside ``forward`` (what DDP needs)."""
 
-    def __init__(self, module: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor]):
+    def __init__(self, module: nn.Module, losses: list[Callable[[torch.Tensor], torch.Tensor]]):
         super().__init__()
         self.module = module
-        self.loss_fn = loss_fn
+        self.losses = losses
 
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(batch)
+    def forward(self, batch: torch.Tensor, phase: int = 0) -> torch.Tensor:
+        return self.losses[phase](batch)
 
 
 def _dist() -> tuple[bool, int, int]:
@@ -222,120 +162,69 @@ def _dist() -> tuple[bool, int, int]:
     return ud.is_distributed(), ud.rank(), ud.world_size()
 
 
-def _rng_tensors(generators: dict[str, torch.Generator]) -> dict[str, torch.Tensor]:
-    out = {"rng.torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        out["rng.cuda"] = torch.cuda.get_rng_state()
-    for name, g in generators.items():
-        out[f"rng.gen.{name}"] = g.get_state()
-    return out
-
-
-def _restore_rng(tensors: dict[str, torch.Tensor], generators: dict[str, torch.Generator]) -> None:
-    torch.set_rng_state(tensors["rng.torch"])
-    if "rng.cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["rng.cuda"])
-    for name, g in generators.items():
-        key = f"rng.gen.{name}"
-        if key in tensors:
-            g.set_state(tensors[key])
-
-
-class _Logger:
-    """JSON-lines metrics log, plus TensorBoard scalars when tensorboard is installed."""
-
-    def __init__(self, log_dir: str | None, enabled: bool) -> None:
-        self.f = None
-        self.tb = None
-        if not log_dir or not enabled:
-            return
-        Path(log_dir).mkdir(parents=True, exist_ok=True)
-        self.f = open(Path(log_dir) / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except Exception:  # noqa: BLE001 - tensorboard is optional
-            SummaryWriter = None  # noqa: N806
-        if SummaryWriter is not None:
-            self.tb = SummaryWriter(log_dir=str(Path(log_dir) / "tensorboard"))
-
-    def log(self, record: dict[str, Any]) -> None:
-        if self.f is not None:
-            self.f.write(json.dumps(record) + "\n")
-            self.f.flush()
-        if self.tb is not None:
-            for k, v in record.items():
-                if k not in ("step", "epoch", "stage", "kind") and isinstance(v, (int, float)):
-                    self.tb.add_scalar(f"{record.get('stage', 'train')}/{k}", v, record["step"])
-
-    def close(self) -> None:
-        if self.f is not None:
-            self.f.close()
-        if self.tb is not None:
-            self.tb.close()
-
-
-def _amp_context(cfg: TrainConfig, device: torch.device) -> tuple[Any, torch.dtype | None]:
-    if device.type != "cuda" or cfg.amp is False:
-        return contextlib.nullcontext, None
-    if cfg.amp == "fp16" or (cfg.amp in (True, "auto") and not torch.cuda.is_bf16_supported()):
-        dtype = torch.float16
-    else:
-        dtype = torch.bfloat16
-    return (lambda: torch.autocast("cuda", dtype=dtype)), dtype
-
-
 def train(
     module: nn.Module,
-    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    loss_fn: Callable[[torch.Tensor], torch.Tensor] | Sequence[Phase],
     X: Any,
     config: TrainConfig,
     device: torch.device | str = "cpu",
     generators: dict[str, torch.Generator] | None = None,
     callbacks: Sequence[Callable[[int, dict[str, float]], None]] = (),
     val_loss_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    optimizers: dict[str, OptimizerSpec | Iterable[nn.Parameter]] | None = None,
 ) -> TrainResult:
-    """Train ``module`` by minimising ``loss_fn`` over minibatches of ``X``.
+    """Train ``module`` over minibatches of ``X``: one loss, or a step made of phases.
 
     Parameters
     ----------
     module : nn.Module
-        The parameters to train (already on ``device``).
-    loss_fn : callable
-        ``loss_fn(batch) -> scalar tensor``: the mean loss of a minibatch (rows of ``X``). It
-        may use ``module`` directly; under DDP the engine runs it inside a wrapper's
-        ``forward`` so gradients are synchronised.
+        Holds every trained parameter (already on ``device``); its ``state_dict`` is what
+        checkpoints store.
+    loss_fn : callable or sequence of Phase
+        ``loss_fn(batch) -> scalar tensor``, the mean loss of a minibatch minimised by one
+        optimiser over every trainable parameter; or the phases of a step
+        (:class:`unsup.train.steps.Phase`), each stepping one of ``optimizers``. Losses may use
+        ``module`` directly; under DDP the engine runs them inside a wrapper's ``forward`` so
+        gradients are synchronised.
     X : array-like, memmap or tensor of shape (n_samples, n_features)
         Training data (validation rows are split off when ``validation_fraction > 0``).
     config : TrainConfig
-        Optimiser, schedule, batches, validation, checkpoints.
+        Optimiser defaults, schedule, batches, validation, checkpoints, logging.
     device : torch.device or str
         Where batches are sent.
     generators : dict of str to torch.Generator, optional
-        Generators the loss uses (e.g. corruption noise); their states are checkpointed.
+        Generators the losses use (e.g. corruption noise); their states are checkpointed.
     callbacks : sequence of callable
-        ``cb(step, metrics)`` after every optimiser step; an exception stops training (the
-        last checkpoint stays, so the run can be resumed).
+        ``cb(step, metrics)`` after every step; an exception stops training (the last
+        checkpoint stays, so the run can be resumed).
     val_loss_fn : callable, optional
-        Loss on validation batches (default ``loss_fn``); run with the module in eval mode.
+        Loss on validation batches (default: the loss, or the sum of the phases' losses); run
+        with the module in eval mode and without gradients.
+    optimizers : dict of str to OptimizerSpec or iterable of Parameter, optional
+        Named optimisers (disjoint parameter sets). Default: ``{"main": every trainable
+        parameter}``.
 
     Returns
     -------
     TrainResult
-        Per-epoch history, final step and early-stopping information.
+        Per-epoch history (``loss``; ``loss_<phase>`` per phase when there are several),
+        final step and early-stopping information.
 
     Raises
     ------
     TrainingDivergedError
-        If the loss becomes NaN or infinite.
+        If a loss becomes NaN or infinite.
     """
     cfg = config
     cfg.validate()
+    phases, specs = resolve_step(module, loss_fn, optimizers)
+    multi, many_opts = len(phases) > 1, len(specs) > 1
     device = torch.device(device)
     generators = dict(generators or {})
     distributed, rank, world = _dist()
     t_start = time.perf_counter()
 
-    rows = _Rows(X, device)
+    rows = Rows(X, device)
     n = rows.n
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))
     n_val = int(round(cfg.validation_fraction * n)) if cfg.validation_fraction else 0
@@ -369,24 +258,29 @@ def train(
             local = torch.randperm(n_train, generator=g)
         return train_idx[local]
 
-    wrapped: nn.Module = _LossModule(module, loss_fn)
+    wrapped: nn.Module = _LossModule(module, [ph.loss for ph in phases])
     if distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        wrapped = DDP(wrapped, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = make_optimizer([p for p in module.parameters() if p.requires_grad], cfg)
-    base_lrs = [g["lr"] for g in opt.param_groups]
-    autocast, amp_dtype = _amp_context(cfg, device)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+        wrapped = DDP(wrapped, device_ids=[device.index] if device.type == "cuda" else None,
+                      find_unused_parameters=many_opts)
+    opts = {k: make_optimizer(s.params, cfg, s) for k, s in specs.items()}
+    base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in opts.items()}
+    autocast, amp_dtype = amp_context(cfg.amp, device)
+    scalers = ({k: torch.amp.GradScaler("cuda") for k in opts}
+               if amp_dtype == torch.float16 else {})
     writer = rank == 0
+    first = next(iter(opts))
 
     # -- state (restored on resume) -------------------------------------------------------
     st: dict[str, Any] = {"step": 0, "epoch": 0, "pos": 0, "loss_sum": 0.0, "loss_n": 0,
-                          "best_val": None, "bad_epochs": 0, "history": [], "finished": False,
-                          "stopped_early": False}
+                          "phase_sums": {}, "best_val": None, "bad_epochs": 0, "history": [],
+                          "finished": False, "stopped_early": False}
     best_state: dict[str, torch.Tensor] | None = None
-    signature = {"n": n, "n_train": n_train, "batch_size": bs, "seed": cfg.seed,
-                 "optimizer": cfg.optimizer, "world": world}
+    signature: dict[str, Any] = {"n": n, "n_train": n_train, "batch_size": bs, "seed": cfg.seed,
+                                 "optimizer": cfg.optimizer, "world": world}
+    if multi or list(specs) != ["main"]:
+        signature["phases"] = [[ph.name, ph.optimizer, ph.repeat] for ph in phases]
     if cfg.resume and cfg.checkpoint_dir:
         loaded = load_checkpoint(cfg.checkpoint_dir)
         if loaded is not None:
@@ -397,10 +291,16 @@ def train(
                     f"run ({meta.get('signature')} vs now {signature}); use a new checkpoint_dir")
             module.load_state_dict({k[6:]: v for k, v in tensors.items()
                                     if k.startswith("model.")})
-            optimizer_from_flat(opt, tensors, meta["optimizer"])
-            if scaler is not None and meta.get("scaler"):
-                scaler.load_state_dict(meta["scaler"])
-            _restore_rng(tensors, generators)
+            if "optimizers" in meta:
+                for k, o in opts.items():
+                    optimizer_from_flat(o, tensors, meta["optimizers"][k], prefix=f"optim.{k}.")
+            else:  # written before named optimisers: one optimiser, "optim.<i>.<key>"
+                optimizer_from_flat(opts[first], tensors, meta["optimizer"])
+            saved_scalers = meta.get("scalers") or {first: meta.get("scaler")}
+            for k, sc in scalers.items():
+                if saved_scalers.get(k):
+                    sc.load_state_dict(saved_scalers[k])
+            restore_rng(tensors, generators)
             st.update(meta["state"])
             if (st["finished"] and not st["stopped_early"] and st["step"] < total
                     and st["epoch"] < cfg.epochs):
@@ -414,30 +314,54 @@ def train(
         tensors = {f"model.{k}": v for k, v in module.state_dict().items()}
         if best_state is not None:
             tensors.update({f"best.{k}": v for k, v in best_state.items()})
-        o_t, o_meta = optimizer_to_flat(opt)
-        tensors.update(o_t)
-        tensors.update(_rng_tensors(generators))
-        meta = {"state": st, "optimizer": o_meta, "signature": signature,
+        o_meta = {}
+        for k, o in opts.items():
+            o_t, o_meta[k] = optimizer_to_flat(o, prefix=f"optim.{k}.")
+            tensors.update(o_t)
+        tensors.update(rng_tensors(generators))
+        meta = {"state": st, "optimizers": o_meta, "signature": signature,
                 "config": asdict(cfg),
                 "scheduler": {"schedule": cfg.lr_schedule, "step": st["step"], "total": total,
                               "warmup_steps": cfg.warmup_steps, "base_lrs": base_lrs},
-                "scaler": scaler.state_dict() if scaler is not None else None}
+                "scalers": {k: sc.state_dict() for k, sc in scalers.items()}}
         save_checkpoint(cfg.checkpoint_dir, tensors, meta)
 
     def validation_loss() -> float:
-        fn = val_loss_fn or loss_fn
+        fns = [val_loss_fn] if val_loss_fn is not None else [ph.loss for ph in phases]
         module.eval()
         total_loss = 0.0
         with torch.no_grad(), autocast():
             for i in range(0, n_val, 1024):
                 idx = val_idx[i:i + 1024]
-                total_loss += float(fn(rows.get(idx))) * idx.numel()
+                batch = rows.get(idx)
+                total_loss += sum(float(fn(batch)) for fn in fns) * idx.numel()
         module.train()
         return total_loss / n_val
 
-    logger = _Logger(cfg.log_dir or cfg.checkpoint_dir, writer)
+    def diverged(lv: float, step: int, ph: Phase) -> TrainingDivergedError:
+        lo, hi = rows.value_range()
+        where = (f"; the last good checkpoint (step {_ckpt_step(cfg.checkpoint_dir)}) is kept "
+                 f"in {cfg.checkpoint_dir}" if cfg.checkpoint_dir else "")
+        what = f"the {ph.name} loss" if multi else "the loss"
+        return TrainingDivergedError(
+            f"{cfg.stage}: {what} became {lv} at step {step + 1} (epoch {st['epoch'] + 1}). "
+            f"Likely causes: the learning rate is too high (learning_rate="
+            f"{base_lrs[ph.optimizer][0]:.3g}; try 10x smaller) or the data are not scaled "
+            f"(inputs range over [{lo:.3g}, {hi:.3g}]; standardise them or scale to [0, 1])"
+            f"{where}.")
+
+    def lr_record() -> dict[str, float]:
+        rec = {"lr": float(opts[first].param_groups[0]["lr"])}
+        if many_opts:
+            rec.update({f"lr_{k}": float(o.param_groups[0]["lr"]) for k, o in opts.items()})
+        return rec
+
+    logger = MetricsLog(cfg.log_dir or cfg.checkpoint_dir, writer, cfg.tensorboard)
     history: list[dict[str, Any]] = st["history"]
     constant_lr = cfg.lr_schedule == "constant" and cfg.warmup_steps == 0
+    clip_params = {k: list(s.params) for k, s in specs.items()}
+    plan = [(pi, ph, opts[ph.optimizer], scalers.get(ph.optimizer), clip_params[ph.optimizer])
+            for pi, ph in enumerate(phases)]
     last_report = 0.0
     module.train()
     try:
@@ -448,52 +372,59 @@ def train(
                     step = st["step"]
                     if not constant_lr:
                         f = lr_factor(cfg.lr_schedule, step, total, cfg.warmup_steps)
-                        for g, lr0 in zip(opt.param_groups, base_lrs, strict=True):
-                            g["lr"] = lr0 * f
+                        for k, o in opts.items():
+                            apply_lr(o, base_lrs[k], f)
                     idx = order[b * bs:(b + 1) * bs]
                     batch = rows.get(idx)
-                    with autocast():
-                        loss = wrapped(batch)
-                    lv = float(loss.detach())
-                    if not math.isfinite(lv):
-                        lo, hi = rows.value_range()
-                        where = (f"; the last good checkpoint (step "
-                                 f"{_ckpt_step(cfg.checkpoint_dir)}) is kept in "
-                                 f"{cfg.checkpoint_dir}" if cfg.checkpoint_dir else "")
-                        raise TrainingDivergedError(
-                            f"{cfg.stage}: the loss became {lv} at step {step + 1} (epoch "
-                            f"{st['epoch'] + 1}). Likely causes: the learning rate is too high "
-                            f"(learning_rate={cfg.learning_rate}; try 10x smaller) or the data "
-                            f"are not scaled (inputs range over [{lo:.3g}, {hi:.3g}]; "
-                            f"standardise them or scale to [0, 1]){where}.")
-                    opt.zero_grad(set_to_none=True)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        if cfg.clip_grad_norm:
-                            scaler.unscale_(opt)
-                            nn.utils.clip_grad_norm_(module.parameters(), cfg.clip_grad_norm)
-                        scaler.step(opt)
-                        scaler.update()
-                    else:
-                        loss.backward()
-                        if cfg.clip_grad_norm:
-                            nn.utils.clip_grad_norm_(module.parameters(), cfg.clip_grad_norm)
-                        opt.step()
+                    lv_total = 0.0
+                    per_phase: dict[str, float] = {}
+                    for pi, ph, opt, scaler, cparams in plan:
+                        acc = 0.0
+                        for _ in range(ph.repeat):
+                            with autocast():
+                                loss = wrapped(batch, pi)
+                            lv = float(loss.detach())
+                            if not math.isfinite(lv):
+                                raise diverged(lv, step, ph)
+                            if many_opts:
+                                module.zero_grad(set_to_none=True)
+                            else:
+                                opt.zero_grad(set_to_none=True)
+                            if scaler is not None:
+                                scaler.scale(loss).backward()
+                                if cfg.clip_grad_norm:
+                                    scaler.unscale_(opt)
+                                    nn.utils.clip_grad_norm_(cparams, cfg.clip_grad_norm)
+                                scaler.step(opt)
+                                scaler.update()
+                            else:
+                                loss.backward()
+                                if cfg.clip_grad_norm:
+                                    nn.utils.clip_grad_norm_(cparams, cfg.clip_grad_norm)
+                                opt.step()
+                            acc += lv
+                        lv = acc / ph.repeat
+                        lv_total += lv
+                        if multi:
+                            per_phase[ph.name] = lv
+                    nb = int(idx.numel())
                     st["step"] = step = step + 1
                     st["pos"] = b + 1
-                    st["loss_sum"] += lv * idx.numel()
-                    st["loss_n"] += int(idx.numel())
+                    st["loss_sum"] += lv_total * nb
+                    st["loss_n"] += nb
+                    for k, v in per_phase.items():
+                        st["phase_sums"][k] = st["phase_sums"].get(k, 0.0) + v * nb
+                    metrics = {"loss": lv_total, **{f"loss_{k}": v for k, v in per_phase.items()}}
                     if cfg.log_every and step % cfg.log_every == 0:
                         logger.log({"kind": "step", "stage": cfg.stage, "step": step,
-                                    "epoch": st["epoch"], "loss": lv,
-                                    "lr": opt.param_groups[0]["lr"]})
+                                    "epoch": st["epoch"], **metrics, **lr_record()})
                     now = time.perf_counter()
                     if now - last_report > 0.2 or step == total:
                         last_report = now
                         report_progress(cfg.stage, step, total,
                                         loss=st["loss_sum"] / max(st["loss_n"], 1))
                     for cb in callbacks:
-                        cb(step, {"loss": lv, "epoch": st["epoch"]})
+                        cb(step, {**metrics, "epoch": st["epoch"]})
                     if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                         checkpoint()
                     if step >= total:
@@ -501,15 +432,20 @@ def train(
                 if st["pos"] < spe:  # stopped mid-epoch by max_steps
                     break
                 # -- end of epoch ------------------------------------------------------------
-                loss_sum = torch.tensor([st["loss_sum"], float(st["loss_n"])], dtype=torch.float64)
+                names = [ph.name for ph in phases] if multi else []
+                sums = torch.tensor([st["loss_sum"], float(st["loss_n"]),
+                                     *[st["phase_sums"].get(k, 0.0) for k in names]],
+                                    dtype=torch.float64)
                 if distributed:
                     import unsup.distributed as ud
 
-                    ud.all_reduce_sum(loss_sum)
+                    ud.all_reduce_sum(sums)
                 rec: dict[str, Any] = {"epoch": st["epoch"] + 1, "step": st["step"],
-                                       "loss": float(loss_sum[0] / loss_sum[1]),
-                                       "lr": float(opt.param_groups[0]["lr"]),
-                                       "time": round(time.perf_counter() - t_start, 3)}
+                                       "loss": float(sums[0] / sums[1])}
+                rec.update({f"loss_{k}": float(sums[2 + i] / sums[1])
+                            for i, k in enumerate(names)})
+                rec.update(lr_record())
+                rec["time"] = round(time.perf_counter() - t_start, 3)
                 if n_val:
                     vl = validation_loss()
                     rec["val_loss"] = vl
@@ -533,7 +469,7 @@ def train(
                 logger.log({"kind": "epoch", "stage": cfg.stage, **rec})
                 report_progress(cfg.stage, st["step"], total,
                                 **{k: rec[k] for k in ("loss", "val_loss") if k in rec})
-                st.update(epoch=st["epoch"] + 1, pos=0, loss_sum=0.0, loss_n=0)
+                st.update(epoch=st["epoch"] + 1, pos=0, loss_sum=0.0, loss_n=0, phase_sums={})
                 if cfg.early_stopping and st["bad_epochs"] >= cfg.patience:
                     st["stopped_early"] = True
                     break
@@ -550,9 +486,10 @@ def train(
     module.eval()
     out_hist = list(history)
     if st["loss_n"]:  # a partial epoch (max_steps) still shows up in the returned history
-        out_hist.append({"epoch": st["epoch"] + st["pos"] / spe, "step": st["step"],
-                         "loss": st["loss_sum"] / st["loss_n"],
-                         "lr": float(opt.param_groups[0]["lr"])})
+        part = {"epoch": st["epoch"] + st["pos"] / spe, "step": st["step"],
+                "loss": st["loss_sum"] / st["loss_n"]}
+        part.update({f"loss_{k}": v / st["loss_n"] for k, v in st["phase_sums"].items()})
+        out_hist.append({**part, **lr_record()})
     return TrainResult(history=out_hist, step=st["step"], epoch=st["epoch"],
                        stopped_early=bool(st["stopped_early"]), best_val_loss=st["best_val"],
                        seconds=time.perf_counter() - t_start)

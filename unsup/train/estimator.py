@@ -4,7 +4,17 @@ A model subclasses it and supplies two methods:
 
 - ``_build_module() -> nn.Module`` — the network, built from the estimator's parameters and
   ``n_features_in_`` (and any fitted attribute set in ``_prepare``);
-- ``_loss(batch) -> Tensor`` — the mean loss of a minibatch, using ``self.module_``.
+- ``_loss(batch) -> Tensor`` — the mean loss of a minibatch, using ``self.module_``;
+
+or, for several players or phases (a GAN, wake-sleep), ``_optimizers()`` (named parameter sets,
+each with its own learning rate if wanted) and ``_phases()`` (the order of a step; see
+:mod:`unsup.train.steps`) instead of ``_loss``.
+
+The training parameters (``epochs``, ``batch_size``, ``learning_rate``, ...) are one parameter
+group, :data:`unsup.train.params.TRAIN_PARAMS`, composed into every subclass's ``__init__``:
+a subclass's ``__init__`` lists only its own parameters (and any training parameter whose
+default it changes) and calls ``super().__init__()`` with nothing else. Constraints of the group
+and of the model (``_parameter_constraints``) are checked once, at the start of ``fit``.
 
 Optionally ``_prepare(X)`` checks the data and sets data-dependent attributes (e.g. the loss
 that follows the data) before the module is built. ``fit`` then validates the input, builds the
@@ -20,60 +30,23 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
 from torch import nn
 
 from unsup.base import BaseEstimator
 from unsup.data.validation import check_array, check_n_features
 from unsup.train.engine import TrainConfig, TrainResult, train
+from unsup.train.params import TRAIN_PARAMS, TRAIN_PARAMS_DOC, config_kwargs
+from unsup.train.seeding import seed_from, seeded
+from unsup.train.steps import OptimizerSpec, Phase
 
-__all__ = ["GradientEstimator", "TRAIN_PARAMS_DOC"]
-
-TRAIN_PARAMS_DOC = """\
-epochs : int
-        Passes over the training data.
-    batch_size : int
-        Rows per minibatch.
-    learning_rate : float
-        Base learning rate of the optimiser.
-    optimizer : {"adam", "adamw", "sgd", "rmsprop", "adagrad"}
-        Optimiser; ``momentum`` applies to sgd and rmsprop.
-    momentum : float
-        Momentum of sgd / rmsprop.
-    weight_decay : float
-        L2 penalty (decoupled for adamw).
-    lr_schedule : {"constant", "cosine", "linear", "step"}
-        Learning-rate schedule over the run.
-    max_steps : int or None
-        Stop after this many optimiser steps (None: only ``epochs`` counts).
-    validation_fraction : float
-        Fraction of rows held out to compute a validation loss after each epoch.
-    early_stopping : bool
-        Stop when the validation loss has not improved for ``patience`` epochs and restore the
-        best weights (needs ``validation_fraction > 0``).
-    patience : int
-        Epochs without improvement before early stopping.
-    checkpoint_dir : str or None
-        Directory for atomic checkpoints and the metrics log (metrics.jsonl).
-    checkpoint_every : int or None
-        Checkpoint every this many steps (None: at the end of every epoch).
-    resume : bool
-        Continue exactly from the checkpoint in ``checkpoint_dir`` when there is one.
-    amp : bool or {"auto", "bf16", "fp16"}
-        Mixed precision on CUDA ("auto": bf16 where supported); ignored on CPU.
-    device : {"auto", "cpu", "cuda"}
-        Where to train ("auto": CUDA when available).
-    random_state : int, RandomState or None
-        Seed of the initial weights, the data order and any noise.
-    verbose : int
-        Print one line per epoch when > 0."""
+__all__ = ["GradientEstimator", "TRAIN_PARAMS_DOC", "TRAIN_PARAMS"]
 
 
 class GradientEstimator(BaseEstimator):
     """Base class for models trained by minibatch gradient descent (:func:`unsup.train.train`).
 
-    Subclasses define ``__init__`` (their own parameters plus the training parameters below,
-    passed on to ``super().__init__``), ``_build_module`` and ``_loss``.
+    Subclasses define ``__init__`` (their own parameters; the training parameters below are
+    composed in), ``_build_module`` and ``_loss`` (or ``_optimizers`` and ``_phases``).
 
     Parameters
     ----------
@@ -97,46 +70,10 @@ class GradientEstimator(BaseEstimator):
     _save_exclude: tuple[str, ...] = ("module_",)
     _noise_generator_name = "noise"
 
-    def __init__(
-        self,
-        *,
-        epochs: int = 20,
-        batch_size: int = 128,
-        learning_rate: float = 1e-3,
-        optimizer: str = "adam",
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        lr_schedule: str = "constant",
-        max_steps: int | None = None,
-        validation_fraction: float = 0.0,
-        early_stopping: bool = False,
-        patience: int = 5,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int | None = None,
-        resume: bool = False,
-        amp: bool | str = "auto",
-        device: str = "auto",
-        random_state: Any = None,
-        verbose: int = 0,
-    ) -> None:
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.optimizer = optimizer
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.max_steps = max_steps
-        self.validation_fraction = validation_fraction
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.checkpoint_dir = checkpoint_dir
-        self.checkpoint_every = checkpoint_every
-        self.resume = resume
-        self.amp = amp
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+    _param_groups = (TRAIN_PARAMS,)
+
+    def __init__(self) -> None:  # the training group is composed in (unsup.params)
+        pass
 
     # -- to be supplied by subclasses ---------------------------------------------------
     def _build_module(self) -> nn.Module:
@@ -148,19 +85,20 @@ class GradientEstimator(BaseEstimator):
     def _prepare(self, X: Any) -> None:
         """Check the data / set data-dependent attributes before the module is built."""
 
+    def _optimizers(self) -> dict[str, OptimizerSpec] | None:
+        """Named optimisers (disjoint parameter sets of ``self.module_``); None: one optimiser,
+        ``"main"``, over every trainable parameter."""
+        return None
+
+    def _phases(self) -> list[Phase] | None:
+        """The phases of a step, in order; None: one phase minimising ``_loss``."""
+        return None
+
     # -- the shared machinery -------------------------------------------------------------
     def _train_config(self, stage: str | None = None, **overrides: Any) -> TrainConfig:
-        cfg = TrainConfig(
-            epochs=self.epochs, max_steps=self.max_steps, batch_size=self.batch_size,
-            learning_rate=self.learning_rate, optimizer=self.optimizer, momentum=self.momentum,
-            weight_decay=self.weight_decay, lr_schedule=self.lr_schedule,
-            validation_fraction=self.validation_fraction, early_stopping=self.early_stopping,
-            patience=self.patience, checkpoint_dir=self.checkpoint_dir,
-            checkpoint_every=self.checkpoint_every, resume=self.resume, amp=self.amp,
-            seed=self._seed, stage=stage or getattr(self, "_stage_name", type(self).__name__),
-            verbose=int(self.verbose or 0))
-        if isinstance(cfg.amp, str) and cfg.amp.lower() in ("true", "false"):  # from the CLI
-            cfg.amp = cfg.amp.lower() == "true"
+        cfg = TrainConfig(**{**config_kwargs(self), "verbose": int(self.verbose or 0)},
+                          seed=self._seed,
+                          stage=stage or getattr(self, "_stage_name", type(self).__name__))
         for k, v in overrides.items():
             setattr(cfg, k, v)
         return cfg
@@ -181,8 +119,7 @@ class GradientEstimator(BaseEstimator):
         return t
 
     def _init_module(self) -> nn.Module:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self._seed)
+        with seeded(self._seed):
             module = self._build_module()
         return module.to(self._device())
 
@@ -196,9 +133,11 @@ class GradientEstimator(BaseEstimator):
              loss: Callable[[torch.Tensor], torch.Tensor] | None = None,
              val_loss: Callable[[torch.Tensor], torch.Tensor] | None = None,
              module: nn.Module | None = None) -> TrainResult:
-        return train(module if module is not None else self.module_, loss or self._loss, X, cfg,
+        step: Any = loss or self._phases() or self._loss
+        return train(module if module is not None else self.module_, step, X, cfg,
                      device=self._device(), generators={"noise": self._gen},
-                     callbacks=callbacks, val_loss_fn=val_loss)
+                     callbacks=callbacks, val_loss_fn=val_loss,
+                     optimizers=None if loss is not None else self._optimizers())
 
     def fit(self, X: Any, y: Any = None,
             callbacks: Sequence[Callable[[int, dict[str, float]], None]] | None = None
@@ -217,7 +156,8 @@ class GradientEstimator(BaseEstimator):
         -------
         self
         """
-        self._seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        self._validate_params()
+        self._seed = seed_from(self.random_state)
         Xv = self._validate_train_input(X)
         self._prepare(Xv)
         self.module_ = self._init_module()
