@@ -106,24 +106,6 @@ class Autoencoder(GradientEstimator):
         architecture: str = "mlp",
         conv_channels: Sequence[int] = (16, 32),
         image_shape: Sequence[int] | None = None,
-        epochs: int = 20,
-        batch_size: int = 128,
-        learning_rate: float = 1e-3,
-        optimizer: str = "adam",
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        lr_schedule: str = "constant",
-        max_steps: int | None = None,
-        validation_fraction: float = 0.0,
-        early_stopping: bool = False,
-        patience: int = 5,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int | None = None,
-        resume: bool = False,
-        amp: bool | str = "auto",
-        device: str = "auto",
-        random_state: Any = None,
-        verbose: int = 0,
     ) -> None:
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -133,13 +115,7 @@ class Autoencoder(GradientEstimator):
         self.architecture = architecture
         self.conv_channels = conv_channels
         self.image_shape = image_shape
-        super().__init__(
-            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-            optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
-            lr_schedule=lr_schedule, max_steps=max_steps,
-            validation_fraction=validation_fraction, early_stopping=early_stopping,
-            patience=patience, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-            resume=resume, amp=amp, device=device, random_state=random_state, verbose=verbose)
+        super().__init__()
 
     # -- checks -------------------------------------------------------------------------------
     def _check_params(self) -> None:

@@ -42,6 +42,7 @@ from unsup.autoencoders.autoencoder import Autoencoder
 from unsup.autoencoders.denoising import DenoisingAutoencoder, corrupt
 from unsup.registry import register_model
 from unsup.train import TRAIN_PARAMS_DOC
+from unsup.train.seeding import seed_from
 
 __all__ = ["StackedAutoencoder", "PRESETS"]
 
@@ -116,24 +117,13 @@ class StackedAutoencoder(Autoencoder):
         activation: str = "sigmoid",
         loss: str = "auto",
         epochs: int = 50,
-        batch_size: int = 128,
         learning_rate: float = 3e-3,
-        optimizer: str = "adam",
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
         lr_schedule: str = "cosine",
-        max_steps: int | None = None,
-        validation_fraction: float = 0.0,
-        early_stopping: bool = False,
-        patience: int = 5,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int | None = None,
-        resume: bool = False,
-        amp: bool | str = "auto",
-        device: str = "auto",
-        random_state: Any = None,
-        verbose: int = 0,
     ) -> None:
+        # the base __init__ first: it stores the training group's defaults, which the three
+        # training parameters this model re-declares (other defaults) then overwrite
+        super().__init__(0, hidden_layer_sizes=(), activation=activation,
+                         code_activation="linear", loss=loss)
         self.layer_sizes = layer_sizes
         self.pretrain = pretrain
         self.pretrain_epochs = pretrain_epochs
@@ -141,14 +131,9 @@ class StackedAutoencoder(Autoencoder):
         self.noise = noise
         self.noise_level = noise_level
         self.fine_tune_noise = fine_tune_noise
-        super().__init__(
-            0, hidden_layer_sizes=(), activation=activation, code_activation="linear",
-            loss=loss, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-            optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
-            lr_schedule=lr_schedule, max_steps=max_steps,
-            validation_fraction=validation_fraction, early_stopping=early_stopping,
-            patience=patience, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-            resume=resume, amp=amp, device=device, random_state=random_state, verbose=verbose)
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
 
     def _sizes(self) -> list[int]:
         ls = self.layer_sizes
@@ -214,11 +199,12 @@ class StackedAutoencoder(Autoencoder):
             loss=self.loss if i == 0 else "auto", epochs=self.pretrain_epochs,
             batch_size=self.batch_size, learning_rate=self.pretrain_learning_rate,
             optimizer=self.optimizer, momentum=self.momentum, weight_decay=self.weight_decay,
-            checkpoint_dir=(os.path.join(self.checkpoint_dir, f"pretrain{i + 1}")
-                            if self.checkpoint_dir else None),
-            checkpoint_every=self.checkpoint_every, resume=self.resume, amp=self.amp,
-            device=self.device, random_state=(self._seed + 7919 * (i + 1)) % (2**31 - 1),
-            verbose=self.verbose)
+            warmup_steps=self.warmup_steps, clip_grad_norm=self.clip_grad_norm,
+            checkpoint_dir=_subdir(self.checkpoint_dir, f"pretrain{i + 1}"),
+            checkpoint_every=self.checkpoint_every, resume=self.resume,
+            log_dir=_subdir(self.log_dir, f"pretrain{i + 1}"), log_every=self.log_every,
+            tensorboard=self.tensorboard, amp=self.amp, device=self.device,
+            random_state=(self._seed + 7919 * (i + 1)) % (2**31 - 1), verbose=self.verbose)
         if self.pretrain == "dae":
             return DenoisingAutoencoder(size, noise=self.noise, noise_level=self.noise_level,
                                         **common)
@@ -226,9 +212,8 @@ class StackedAutoencoder(Autoencoder):
 
     def fit(self, X: Any, y: Any = None, callbacks: Any = None) -> StackedAutoencoder:
         """Pre-train layer by layer, unroll, fine-tune end to end (``y`` is ignored)."""
-        from sklearn.utils import check_random_state
-
-        self._seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        self._validate_params()
+        self._seed = seed_from(self.random_state)
         Xv = self._validate_train_input(X)
         self._prepare(Xv)
         self.module_ = self._init_module()
@@ -255,9 +240,9 @@ class StackedAutoencoder(Autoencoder):
         self.pretrained_encoder_ = {k: v.detach().cpu().numpy().copy() for k, v in
                                     self.module_.encoder.state_dict().items()}
         if self.epochs > 0:
-            cfg = self._train_config(stage="fine-tune")
-            if self.checkpoint_dir:
-                cfg.checkpoint_dir = os.path.join(self.checkpoint_dir, "finetune")
+            cfg = self._train_config(stage="fine-tune",
+                                     checkpoint_dir=_subdir(self.checkpoint_dir, "finetune"),
+                                     log_dir=_subdir(self.log_dir, "finetune"))
             res = self._run(Xv, cfg, callbacks or ())
             self._record(res)
         else:
@@ -309,6 +294,10 @@ class StackedAutoencoder(Autoencoder):
         super()._set_state({k: v for k, v in arrays.items()
                             if not k.startswith("pretrained__")}, values)
         self.pretrained_encoder_ = pre
+
+
+def _subdir(directory: str | None, name: str) -> str | None:
+    return os.path.join(directory, name) if directory else None
 
 
 class _LayerAE(Autoencoder):
