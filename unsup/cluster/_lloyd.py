@@ -1,9 +1,11 @@
-"""Hard-EM engine shared by the k-means estimators: k-means++ seeding and Lloyd passes.
+"""Hard-EM kernels shared by the k-means estimators: k-means++ seeding and Lloyd passes.
+
+The loop itself is :class:`unsup.train.em.EMEngine`; these are its k-means pieces.
 
 Several restarts (``n_init``) run *together*: their centres are stacked into one
 ``(R·K) × D`` matrix, so one GEMM computes the distances of a chunk of points to the centres of
-every run, and one GEMM with a one-hot matrix accumulates every run's sufficient statistics
-(per-cluster sums and counts). Data are processed in row chunks, so memory stays bounded and no
+every run, and a scatter-add accumulates every run's sufficient statistics (per-cluster sums
+and counts). Data are processed in row chunks, so memory stays bounded and no
 N×K×D tensor is ever formed. Under ``torchrun`` the statistics are summed across ranks
 (:mod:`unsup.distributed`), which makes the sharded fit equal to the single-process one.
 """
@@ -15,15 +17,12 @@ import math
 import torch
 
 from unsup import distributed as ud
-from unsup.ops import chunk_rows, chunks, min_index, sq_distances, sq_norms
+from unsup import ops
+from unsup.ops import chunk_rows, chunks, sq_distances, sq_norms
+from unsup.train.em import global_count
 
-__all__ = ["kmeans_plusplus", "lloyd_pass", "sample_rows", "farthest_points", "global_count"]
-
-
-def global_count(n_local: int, device: torch.device) -> int:
-    t = torch.tensor([n_local], dtype=torch.float64, device=device)
-    ud.all_reduce_sum(t)
-    return int(t.item())
+__all__ = ["kmeans_plusplus", "lloyd_pass", "assign", "accumulate", "min_distances", "sample_rows",
+           "farthest_points", "global_count"]
 
 
 def sample_rows(X: torch.Tensor, weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -100,38 +99,74 @@ def kmeans_plusplus(
     return centers
 
 
+def assign(
+    X: torch.Tensor, x_sq: torch.Tensor, flat: torch.Tensor, c_sq: torch.Tensor, R: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest centre of each row of a chunk ``X`` (n×D) for R runs (``flat`` is (R·K)×D).
+
+    Returns ``(min squared distance R×n, label R×n)``. The distances are formed transposed,
+    ``‖μ‖² − 2 μ·x`` as an (R·K)×n GEMM, so that the minimum over the K centres of a run is a
+    reduction over an *outer* dimension, which vectorises across rows (``argmin`` over a short
+    inner dimension does not, and took as long as the GEMM itself). The label is the first
+    index attaining the minimum, as ``argmin`` (and scikit-learn) would give.
+    """
+    K = flat.shape[0] // R
+    d = torch.addmm(c_sq.unsqueeze(1), flat, X.T, alpha=-2).view(R, K, -1)
+    m = d.amin(1, keepdim=True)  # R × 1 × n
+    rank = torch.arange(K, 0, -1, dtype=d.dtype, device=d.device).view(1, K, 1)
+    w = d.sub_(m).eq_(0).mul_(rank).amax(1)  # K − (first index of the minimum)
+    labels = K - w.to(torch.long)
+    return (m.squeeze(1) + x_sq).clamp_(min=0), labels
+
+
+def accumulate(
+    X: torch.Tensor, labels: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor,
+) -> None:
+    """Add each row of ``X`` to the sum of its cluster, per run (``sums`` R×K×D, ``counts``
+    R×K, ``labels`` R×n): a scatter-add of N×D values, not a one-hot GEMM of N×K×D."""
+    R, K = counts.shape
+    for r in range(R):
+        sums[r].index_add_(0, labels[r], X.to(sums.dtype))
+    offs = (torch.arange(R, device=X.device) * K).unsqueeze(1)
+    counts += torch.bincount((labels + offs).reshape(-1), minlength=R * K).view(R, K)
+
+
 def lloyd_pass(
     X: torch.Tensor, x_sq: torch.Tensor, centers: torch.Tensor, *, need_stats: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One assignment pass for R runs (``centers`` is R×K×D).
 
     Returns ``(sums R×K×D, counts R×K, inertia R, labels R×N, min_dist R×N)``; sums, counts
-    and inertia are summed over ranks. The sums are accumulated as ``onehot(labels)ᵀ X``, a GEMM.
+    and inertia are summed over ranks.
     """
     R, K, D = centers.shape
     N = X.shape[0]
     flat = centers.reshape(R * K, D)
     c_sq = sq_norms(flat)
     acc = torch.float64 if X.dtype == torch.float64 else torch.float32
-    sums = torch.zeros(R * K, D, dtype=acc, device=X.device)
-    counts = torch.zeros(R * K, dtype=torch.float64, device=X.device)
+    sums = torch.zeros(R, K, D, dtype=acc, device=X.device)
+    counts = torch.zeros(R, K, dtype=torch.float64, device=X.device)
     inertia = torch.zeros(R, dtype=torch.float64, device=X.device)
     labels = torch.empty(R, N, dtype=torch.long, device=X.device)
     mind = torch.empty(R, N, dtype=X.dtype, device=X.device)
-    offs = (torch.arange(R, device=X.device) * K).unsqueeze(0)
-    for s in chunks(N, chunk_rows(R * K, N)):
-        d = sq_distances(X[s], flat, x_sq[s], c_sq).reshape(-1, R, K)
-        md, lab = min_index(d)  # n × R
-        labels[:, s] = lab.T
-        mind[:, s] = md.T
-        inertia += md.sum(0, dtype=torch.float64)
+    for s in chunks(N, chunk_rows(R * K, N, min(ops._BLOCK_ELEMS, 2**20))):
+        md, lab = assign(X[s], x_sq[s], flat, c_sq, R)
+        labels[:, s] = lab
+        mind[:, s] = md
+        inertia += md.sum(1, dtype=torch.float64)
         if need_stats:
-            onehot = torch.zeros(lab.shape[0], R * K, dtype=X.dtype, device=X.device)
-            onehot.scatter_(1, lab + offs, 1.0)
-            sums += (onehot.T @ X[s]).to(acc)
-            counts += onehot.sum(0, dtype=torch.float64)
+            accumulate(X[s], lab, sums, counts)
     ud.all_reduce_sum(sums, counts, inertia)
-    return sums.reshape(R, K, D), counts.reshape(R, K), inertia, labels, mind
+    return sums, counts, inertia, labels, mind
+
+
+def min_distances(X: torch.Tensor, x_sq: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+    """Squared distance of every row to its nearest centre of ``C`` (K×D), chunked."""
+    out = torch.empty(X.shape[0], dtype=X.dtype, device=X.device)
+    c_sq = sq_norms(C)
+    for s in chunks(X.shape[0], chunk_rows(C.shape[0], X.shape[0], min(ops._BLOCK_ELEMS, 2**20))):
+        out[s] = assign(X[s], x_sq[s], C, c_sq, 1)[0][0]
+    return out
 
 
 def farthest_points(X: torch.Tensor, min_dist: torch.Tensor, m: int) -> torch.Tensor:

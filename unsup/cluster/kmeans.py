@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -10,17 +11,20 @@ import torch
 from sklearn.base import ClusterMixin, TransformerMixin
 
 from unsup import distributed as ud
-from unsup.base import BaseEstimator, make_generator, report_progress
+from unsup.base import BaseEstimator, make_generator
 from unsup.cluster._lloyd import (
+    accumulate,
+    assign,
     farthest_points,
-    global_count,
     kmeans_plusplus,
     lloyd_pass,
+    min_distances,
     sample_rows,
 )
 from unsup.data.validation import check_array, check_min_samples
 from unsup.ops import chunk_rows, chunks, min_index, sq_distances, sq_norms
 from unsup.registry import Demo, register_model
+from unsup.train.em import EMEngine, global_count
 
 __all__ = ["KMeans"]
 
@@ -65,7 +69,7 @@ def init_centers(
                 demo=Demo("k-means (K=10, k-means++, Lloyd)",
                           params={"n_clusters": 10, "n_init": 10, "random_state": 0},
                           quick={"n_init": 3}, order=10))
-class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
     r"""k-means clustering by Lloyd's algorithm (hard-assignment EM).
 
     Minimises the within-cluster sum of squares (the *inertia*)
@@ -77,9 +81,10 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     (each centre to the mean of its points: the M-step). Neither step can raise J, so the
     algorithm converges to a local minimum; ``n_init`` restarts keep the best.
 
-    Distances use ``‖x‖² + ‖μ‖² − 2 x·μ`` (one GEMM per chunk of rows, memory bounded). All
-    ``n_init`` restarts run together in the same GEMMs. A cluster that loses all its points is
-    moved to the point farthest from its centre.
+    The loop is :class:`unsup.train.em.EMEngine` (hard EM on the statistics Σx and the count
+    of each cluster). Distances use ``‖x‖² + ‖μ‖² − 2 x·μ`` (one GEMM per chunk of rows,
+    memory bounded). All ``n_init`` restarts run together in the same GEMMs. A cluster that
+    loses all its points is moved to the point farthest from its centre.
 
     Parameters
     ----------
@@ -94,7 +99,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         Maximum Lloyd iterations per run.
     tol : float, default=1e-4
         Convergence when the squared shift of the centres is below ``tol`` times the mean
-        per-feature variance of the data (scikit-learn's criterion), or no label changes.
+        per-feature variance of the data (scikit-learn's criterion); with ``tol=0``, when the
+        labels stop changing (the centres then repeat exactly).
     device : {"auto", "cpu", "cuda"}, default="auto"
     random_state : int, RandomState or None, default=None
     verbose : bool, default=False
@@ -107,6 +113,10 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     inertia_ : float
         Sum of squared distances of the training points to their centre (all ranks).
     n_iter_ : int
+        Lloyd iterations (M-steps) of the kept run.
+    history_ : list of dict
+        Per iteration of the kept run: ``iter``, ``inertia`` (at that iteration's centres)
+        and ``neg_inertia`` per sample (the objective the EM engine maximises).
     n_features_in_ : int
 
     References
@@ -152,54 +162,86 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         N = X.shape[0]
         check_min_samples(global_count(N, X.device), K, "n_clusters")
         gen = make_generator(self.random_state, torch.device("cpu"))
-        x_sq = sq_norms(X)
+        self._x_sq = sq_norms(X)
         # scikit-learn's tolerance: tol × mean per-feature variance of the (global) data
         mom = torch.stack([X.sum(0, dtype=torch.float64), (X.double() ** 2).sum(0)])
         n_tot = torch.tensor(float(N), dtype=torch.float64, device=X.device)
         ud.all_reduce_sum(mom, n_tot)
         var = (mom[1] / n_tot - (mom[0] / n_tot) ** 2).clamp(min=0)
         tol_abs = tol * float(var.mean())
-
-        centers = init_centers(X, x_sq, self.init, K, R, gen)
-        run_iter = np.zeros(R, dtype=int)
-        active = torch.arange(R, device=X.device)
-        prev_labels: torch.Tensor | None = None
-        for it in range(1, max_iter + 1):
-            C = centers[active]
-            sums, counts, inertia, labels, mind = lloyd_pass(X, x_sq, C)
-            empty = counts == 0
-            if bool(empty.any()):
-                for r in torch.nonzero(empty.any(1)).flatten().tolist():
-                    ks = torch.nonzero(empty[r]).flatten()
-                    far = farthest_points(X, mind[r], len(ks)).to(sums.dtype)
-                    sums[r, ks[: len(far)]] = far
-                    counts[r, ks[: len(far)]] = 1.0
-            new_C = (sums / counts.clamp(min=1).unsqueeze(-1)).to(X.dtype)
-            new_C = torch.where((counts > 0).unsqueeze(-1), new_C, C)
-            shift = ((new_C - C) ** 2).sum((1, 2))
-            centers[active] = new_C
-            run_iter[active.cpu().numpy()] = it
-            done = shift <= tol_abs
-            if prev_labels is not None:
-                same = (labels == prev_labels).all(1).to(torch.float64)
-                ud.all_reduce_sum(same)
-                done |= same >= ud.world_size()
-            report_progress("k-means", it, max_iter, inertia=float(inertia.min()))
-            if self.verbose:
-                print(f"iter {it}: inertia {inertia.min().item():.6g}, active runs {len(active)}")
-            keep = ~done
-            if not bool(keep.any()):
-                break
-            active = active[keep]
-            prev_labels = labels[keep]
-        # final assignment at the final centres, so labels_ and inertia_ match them
-        _, _, inertia, labels, _ = lloyd_pass(X, x_sq, centers, need_stats=False)
-        best = int(torch.argmin(inertia))
-        self.cluster_centers_ = centers[best].cpu().numpy()
-        self.labels_ = labels[best].cpu().numpy()
-        self.inertia_ = float(inertia[best])
-        self.n_iter_ = int(run_iter[best])
+        try:
+            res = self._em_fit(X, n_init=R, max_iter=max_iter, tol=tol_abs, generator=gen,
+                               stage="k-means", verbose=self.verbose, warn=False)
+            centers = res.params["centers"][0]
+            inertia, labels = lloyd_pass(X, self._x_sq, centers.unsqueeze(0),
+                                         need_stats=False)[2:4]
+        finally:
+            del self._x_sq
+        self.cluster_centers_ = centers.cpu().numpy()
+        self.labels_ = labels[0].cpu().numpy()
+        self.inertia_ = float(inertia[0])
+        self.n_iter_ = int(res.n_iter)
+        self.history_ = res.history
         return self
+
+    # -- the math for the EM engine: hard EM on (Σ x, count) per cluster ---------------------
+    _em_objective_name = "neg_inertia"
+
+    def _em_runs_per_batch(self, n_init: int) -> int:
+        return n_init  # all restarts share each GEMM
+
+    def _em_initialize(self, X: torch.Tensor, gen: torch.Generator, n_runs: int
+                       ) -> dict[str, torch.Tensor]:
+        C = init_centers(X, self._x_sq, self.init, self.n_clusters, n_runs, gen)
+        return {"centers": C, "shift": torch.full((n_runs,), math.inf, dtype=torch.float64,
+                                                  device=X.device)}
+
+    def _em_row_width(self, params: dict[str, torch.Tensor]) -> int:
+        R, K, _ = params["centers"].shape
+        return R * K
+
+    def _em_e_step(self, X: torch.Tensor, params: dict[str, torch.Tensor], rows: slice
+                   ) -> dict[str, torch.Tensor]:
+        C = params["centers"]
+        R, K, D = C.shape
+        if "flat" not in params:  # per-iteration constants, computed once per parameters
+            params["flat"] = C.reshape(R * K, D)
+            params["c_sq"] = sq_norms(params["flat"])
+        md, lab = assign(X, self._x_sq[rows], params["flat"], params["c_sq"], R)
+        acc = torch.float64 if X.dtype == torch.float64 else torch.float32
+        sums = torch.zeros(R, K, D, dtype=acc, device=X.device)
+        counts = torch.zeros(R, K, dtype=torch.float64, device=X.device)
+        accumulate(X, lab, sums, counts)
+        return {"sums": sums, "counts": counts, "objective": -md.sum(1, dtype=torch.float64)}
+
+    def _em_m_step(self, stats: dict[str, torch.Tensor], params: dict[str, torch.Tensor],
+                   X: torch.Tensor) -> dict[str, torch.Tensor]:
+        C, sums, counts = params["centers"], stats["sums"], stats["counts"]
+        empty = counts == 0
+        if bool(empty.any()):  # move each empty cluster to a point far from its centre
+            for r in torch.nonzero(empty.any(1)).flatten().tolist():
+                ks = torch.nonzero(empty[r]).flatten()
+                mind = min_distances(X, self._x_sq, C[r])
+                far = farthest_points(X, mind, len(ks)).to(sums.dtype)
+                sums[r, ks[: len(far)]] = far
+                counts[r, ks[: len(far)]] = 1.0
+        new_C = (sums / counts.clamp(min=1).unsqueeze(-1)).to(X.dtype)
+        new_C = torch.where((counts > 0).unsqueeze(-1), new_C, C)
+        shift = ((new_C - C) ** 2).sum((1, 2), dtype=torch.float64)
+        return {"centers": new_C, "shift": shift}
+
+    def _em_converged(self, prev: torch.Tensor, objective: torch.Tensor,
+                      params: dict[str, torch.Tensor], tol: float) -> torch.Tensor:
+        return params["shift"] <= tol  # squared centre shift of the last M-step
+
+    def _em_select(self, params: dict[str, torch.Tensor], idx: torch.Tensor
+                   ) -> dict[str, torch.Tensor]:
+        i = idx.to(params["centers"].device)
+        return {"centers": params["centers"][i], "shift": params["shift"][idx]}
+
+    def _em_history(self, stats: dict[str, torch.Tensor], n_total: int, j: int
+                    ) -> dict[str, float]:
+        return {"inertia": -float(stats["objective"][j])}
 
     def __sklearn_is_fitted__(self) -> bool:
         # not n_features_in_: a fit that fails after validating X has already set it

@@ -1,0 +1,210 @@
+r"""The EM engine: one loop for every model trained by statistics-then-update.
+
+A model supplies the math; the engine owns the loop (in the spirit of scikit-learn's
+``BaseMixture.fit_predict``): restarts (``n_init``) keeping the best objective, ``max_iter``,
+convergence, a per-iteration ``history``, progress reports, a chunked E-step over rows (memory
+bounded by the chunk, never by N) and, under ``torchrun``, the all-reduce of the sufficient
+statistics, so that every rank holds the parameters of a one-process fit on all the data.
+
+The math (Dempster, Laird & Rubin 1977; Neal & Hinton 1998; Bishop, PRML ch. 9). For latent
+variables Z and any distribution q(Z),
+
+.. math:: \ln p(X\mid\theta) = \mathcal L(q,\theta) + \mathrm{KL}(q \,\|\, p(Z\mid X,\theta)),
+          \qquad \mathcal L(q,\theta) = \mathbb E_q[\ln p(X, Z\mid\theta)] + H(q).
+
+E-step: :math:`q \leftarrow p(Z\mid X,\theta_t)` makes KL zero, so
+:math:`\mathcal L = \ln p(X\mid\theta_t)`; for exponential-family complete-data models
+:math:`\mathbb E_q[\ln p(X,Z\mid\theta)]` depends on the data only through expected sufficient
+statistics :math:`S = \sum_n \mathbb E_q[T(x_n, z_n)]`, a *sum over rows*: that is why the
+E-step can run chunk by chunk and rank by rank. M-step:
+:math:`\theta_{t+1} = \arg\max_\theta \mathcal L(q,\theta)`, a function of S only. Then
+
+.. math:: \ln p(X\mid\theta_{t+1}) \ge \mathcal L(q,\theta_{t+1}) \ge \mathcal L(q,\theta_t)
+          = \ln p(X\mid\theta_t),
+
+so the objective never decreases (monotonicity; with a regularised M-step, such as a
+covariance floor, it is the regularised objective that is monotone). Hard EM (k-means) takes q
+as a point mass at the most probable z: the objective is then −inertia, and it too never
+decreases. Variational EM (LDA) and Dirichlet-process mixtures maximise a bound
+:math:`\mathcal L` over a restricted family of q; their ``objective`` is that bound.
+
+Contract of a subclass (``EMEngine`` is a mixin next to :class:`unsup.base.BaseEstimator`):
+
+``_em_initialize(X, generator, n_runs) -> params``
+    Parameters of ``n_runs`` restarts (any object; batched runs share one E-step pass).
+``_em_e_step(X_chunk, params, rows) -> dict[str, Tensor]``
+    Sufficient statistics of one chunk of rows (``rows`` is its slice of the local data, for
+    models that keep per-row state). Every entry is *summed* over chunks and ranks; the entry
+    ``"objective"`` (shape ``(n_runs,)``) is the chunk's contribution to the total objective
+    (to be maximised), at the parameters ``params``.
+``_em_m_step(stats, params, X) -> params``
+    New parameters from the summed statistics.
+Optional: ``_em_row_width(params)`` (temporary columns per row, for the chunk size),
+``_em_converged(prev, objective, params, tol)`` (default: the per-sample objective changed by
+less than ``tol``), ``_em_select(params, idx)`` (keep some runs of a batch; needed when
+``_em_runs_per_batch`` > 1), ``_em_history(stats, n_total, j)`` (extra per-iteration
+numbers of run j), ``_em_runs_per_batch(n_init)`` (default 1).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from unsup import distributed as ud
+from unsup import ops
+from unsup.base import report_progress
+
+__all__ = ["EMEngine", "EMResult", "em_chunk_rows", "global_count"]
+
+# Rows per E-step chunk are chosen so that a chunk's temporaries (rows × width) stay in the
+# last-level cache: 2**20 elements (4 MiB of float32). Larger blocks (ops._BLOCK_ELEMS, 64 MiB)
+# make every elementwise pass over the chunk go to main memory; smaller ones pay Python
+# overhead per chunk. Read at call time, so it can be tuned.
+CACHE_BLOCK_ELEMS = 2**20
+
+
+def em_chunk_rows(width: int, n_rows: int) -> int:
+    """Rows per E-step chunk for ``width`` temporary columns per row."""
+    return ops.chunk_rows(width, n_rows, min(ops._BLOCK_ELEMS, CACHE_BLOCK_ELEMS))
+
+
+def global_count(n_local: int, device: torch.device) -> int:
+    """Number of rows summed over ranks."""
+    t = torch.tensor([n_local], dtype=torch.float64, device=device)
+    ud.all_reduce_sum(t)
+    return int(t.item())
+
+
+@dataclass
+class EMResult:
+    """The kept run: its parameters, per-sample objective, iterations and history."""
+
+    params: Any
+    objective: float
+    n_iter: int
+    converged: bool
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class EMEngine:
+    """Mixin that runs EM for a model that supplies the math (see the module docstring)."""
+
+    _em_objective_name = "objective"
+
+    # -- hooks with defaults ------------------------------------------------------------------
+    def _em_row_width(self, params: Any) -> int:
+        return 1
+
+    def _em_runs_per_batch(self, n_init: int) -> int:
+        return 1
+
+    def _em_select(self, params: Any, idx: torch.Tensor) -> Any:
+        if len(idx) == 1 and int(idx[0]) == 0:
+            return params
+        raise NotImplementedError("batched runs need _em_select")
+
+    def _em_converged(self, prev: torch.Tensor, objective: torch.Tensor, params: Any,
+                      tol: float) -> torch.Tensor:
+        return (objective - prev).abs() < tol
+
+    def _em_history(self, stats: dict[str, torch.Tensor], n_total: int, j: int
+                    ) -> dict[str, float]:
+        return {}
+
+    # -- the engine -----------------------------------------------------------------------------
+    def _em_pass(self, X: torch.Tensor, params: Any) -> dict[str, torch.Tensor]:
+        """Statistics of all rows at ``params``: chunked, then summed over ranks."""
+        N = X.shape[0]
+        step = em_chunk_rows(self._em_row_width(params), N)
+        total: dict[str, torch.Tensor] | None = None
+        for s in ops.chunks(N, step):
+            st = self._em_e_step(X[s], params, s)  # type: ignore[attr-defined]
+            if total is None:
+                total = st
+            else:
+                for k, v in st.items():
+                    total[k] += v
+        assert total is not None, "EM on zero rows"
+        ud.all_reduce_sum(*total.values())
+        return total
+
+    def _em_fit(
+        self, X: torch.Tensor, *, n_init: int, max_iter: int, tol: float,
+        generator: torch.Generator, stage: str = "EM", verbose: bool = False,
+        warn: bool = True, on_run: Callable[[EMResult], None] | None = None,
+    ) -> EMResult:
+        """Run ``n_init`` restarts of at most ``max_iter`` M-steps; return the best run.
+
+        Iteration t evaluates the objective (and the statistics) at θ_t, stops if converged or
+        t = max_iter, else performs the M-step θ_{t+1}. So ``n_iter`` M-steps were done and
+        the returned parameters are those at which the returned objective was measured.
+        """
+        n_total = global_count(X.shape[0], X.device)
+        best: EMResult | None = None
+        tie = max(1e-12, 16 * torch.finfo(X.dtype).eps) if X.is_floating_point() else 1e-12
+        per_batch = max(1, self._em_runs_per_batch(n_init))
+        left = n_init
+        while left > 0:
+            R = min(per_batch, left)
+            left -= R
+            for res in self._em_batch(X, R, max_iter, tol, generator, n_total, stage, verbose):
+                if on_run is not None:
+                    on_run(res)
+                # a later run must beat the kept one by more than rounding (runs that reach the
+                # same optimum keep the first, whatever the chunking, ranks or dtype)
+                if best is None or res.objective > best.objective + tie * abs(best.objective):
+                    best = res
+        assert best is not None
+        if warn and not best.converged and max_iter > 0:
+            warnings.warn(
+                f"{type(self).__name__} did not converge in max_iter={max_iter} iterations "
+                "(raise max_iter or tol, or check the initialisation)",
+                ConvergenceWarning, stacklevel=3,
+            )
+        return best
+
+    def _em_batch(
+        self, X: torch.Tensor, R: int, max_iter: int, tol: float, gen: torch.Generator,
+        n_total: int, stage: str, verbose: bool,
+    ) -> list[EMResult]:
+        params = self._em_initialize(X, gen, R)  # type: ignore[attr-defined]
+        ids = list(range(R))  # which run of the batch each active slot holds
+        hist: list[list[dict[str, float]]] = [[] for _ in range(R)]
+        done_runs: list[tuple[int, EMResult]] = []
+        prev: torch.Tensor | None = None
+        name = self._em_objective_name
+        for it in range(max_iter + 1):
+            stats = self._em_pass(X, params)
+            obj = stats["objective"].to(torch.float64) / n_total
+            vals = obj.tolist()
+            for j, r in enumerate(ids):
+                hist[r].append({"iter": it, name: vals[j],
+                                **self._em_history(stats, n_total, j)})
+            report_progress(stage, it, max_iter, **{name: max(vals)})
+            if verbose:
+                print(f"{stage} iter {it}: {name} {max(vals):.6g} ({len(ids)} runs active)")
+            conv = (torch.zeros(len(ids), dtype=torch.bool) if prev is None
+                    else self._em_converged(prev, obj, params, tol).cpu())
+            finished = conv | (it == max_iter)
+            if bool(finished.any()):
+                for j in torch.nonzero(finished).flatten().tolist():
+                    p = self._em_select(params, torch.tensor([j]))
+                    o = vals[j] if math.isfinite(vals[j]) else -math.inf
+                    done_runs.append((ids[j], EMResult(p, o, it, bool(conv[j]), hist[ids[j]])))
+            keep = torch.nonzero(~finished).flatten()
+            if len(keep) == 0:
+                break
+            params = self._em_m_step(stats, params, X)  # type: ignore[attr-defined]
+            prev = obj
+            if len(keep) < len(ids):
+                params = self._em_select(params, keep)
+                prev = obj[keep.to(obj.device)]
+                ids = [ids[j] for j in keep.tolist()]
+        return [res for _, res in sorted(done_runs, key=lambda t: t[0])]  # in run order
