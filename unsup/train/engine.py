@@ -386,10 +386,7 @@ def train(
                             lv = float(loss.detach())
                             if not math.isfinite(lv):
                                 raise diverged(lv, step, ph)
-                            if many_opts:
-                                module.zero_grad(set_to_none=True)
-                            else:
-                                opt.zero_grad(set_to_none=True)
+                            opt.zero_grad(set_to_none=True)
                             if scaler is not None:
                                 scaler.scale(loss).backward()
                                 if cfg.clip_grad_norm:

@@ -17,9 +17,10 @@ A GAN with ``n_critic`` critic updates per generator update (WGAN [1]_) is::
               Phase("generator", generator_loss, "generator")]
 
 and wake-sleep [2]_ is ``[Phase("wake", wake_loss, "generative"),
-Phase("sleep", sleep_loss, "recognition")]``. Before each phase every gradient of the module
-is cleared, so a phase's optimiser sees only the gradient of that phase's loss, and it updates
-only its own parameters.
+Phase("sleep", sleep_loss, "recognition")]``. A phase clears its optimiser's gradients
+before its backward pass, so the update uses only the gradient of that phase's loss (what a
+loss leaves on other players' parameters is cleared when their own phase comes), and it changes
+only that optimiser's parameters.
 
 References
 ----------
