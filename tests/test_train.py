@@ -205,3 +205,56 @@ def test_ddp_two_gloo_ranks(tmp_path):
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     np.testing.assert_allclose(a["losses"], b["losses"])  # epoch losses are all-reduced
     assert a["losses"][-1] < 0.5 * a["losses"][0]
+
+
+def test_every_training_parameter_is_a_constructor_parameter():
+    import inspect
+
+    from sklearn.base import clone
+
+    from unsup.autoencoders import SparseAutoencoder, StackedAutoencoder
+    from unsup.train.params import TRAIN_PARAMS
+
+    for cls in (Autoencoder, DenoisingAutoencoder, SparseAutoencoder, StackedAutoencoder):
+        sig = inspect.signature(cls.__init__).parameters
+        assert set(TRAIN_PARAMS.names) <= set(sig), cls
+        est = cls(warmup_steps=7, clip_grad_norm=0.5, tensorboard=False, log_every=3)
+        assert clone(est).get_params()["warmup_steps"] == 7
+    assert StackedAutoencoder().epochs == 50 and StackedAutoencoder().lr_schedule == "cosine"
+
+
+def test_clip_grad_norm_bounds_each_update():
+    p = nn.Parameter(torch.zeros(2))
+    module = nn.Module()
+    module.p = p
+    cfg = TrainConfig(epochs=1, batch_size=10, learning_rate=1.0, optimizer="sgd",
+                      momentum=0.0, clip_grad_norm=0.5)
+    train(module, lambda b: (torch.tensor([30.0, 40.0]) * p).sum(), torch.zeros(30, 1), cfg)
+    # gradient (30, 40) has norm 50: clipped to 0.5, three steps of lr 1 move p by 1.5 in norm
+    torch.testing.assert_close(p.detach(), -torch.tensor([0.9, 1.2]))
+
+
+def test_warmup_and_schedule_reach_the_metrics_log(tmp_path):
+    est = Autoencoder(4, epochs=2, batch_size=20, warmup_steps=4, lr_schedule="linear",
+                      learning_rate=0.01, log_dir=str(tmp_path), log_every=1, device="cpu",
+                      random_state=0).fit(_data())
+    lines = [json.loads(s) for s in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in lines if r["kind"] == "step"]
+    assert len(lrs) == est.n_steps_ == 12
+    expected = [0.01 * lr_factor("linear", t, 12, 4) for t in range(12)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12)
+    assert lrs[0] == pytest.approx(0.01 * 0.25 * (1 - 0 / 12))
+
+
+def test_tensorboard_needs_the_package(tmp_path):
+    from unsup.train.runtime import tensorboard_available
+
+    est = Autoencoder(4, epochs=1, tensorboard=True, log_dir=str(tmp_path), device="cpu")
+    if tensorboard_available():
+        est.fit(_data())
+        assert (tmp_path / "tensorboard").is_dir()
+    else:
+        with pytest.raises(ImportError, match="pip install tensorboard"):
+            est.fit(_data())
+    with pytest.raises(ValueError, match="log_dir"):
+        Autoencoder(4, epochs=1, tensorboard=True, device="cpu").fit(_data())
