@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import DensityMixin
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from unsup import distributed as ud
 from unsup import ops
-from unsup.base import BaseEstimator, make_generator, report_progress
-from unsup.cluster._lloyd import global_count, kmeans_plusplus, sample_rows
+from unsup.base import BaseEstimator, make_generator
+from unsup.cluster._lloyd import kmeans_plusplus, sample_rows
 from unsup.cluster.kmeans import KMeans, _check_float, _check_int
 from unsup.data.validation import check_min_samples
 from unsup.ops import chunk_rows, chunks, sq_distances
 from unsup.registry import Demo, register_model
+from unsup.train.em import EMEngine, em_chunk_rows, global_count
 
 __all__ = ["GaussianMixture"]
 
@@ -48,26 +47,48 @@ class _Params:
             self.log_det = D * torch.log(self.prec_chol)
             self.prec = self.prec_chol**2
         self.log_weights = torch.log(weights)
+        self._cache: dict[torch.dtype, dict[str, torch.Tensor]] = {}
 
-    def weighted_log_prob(self, X: torch.Tensor) -> torch.Tensor:
-        r"""``ln π_k + ln N(x_n | μ_k, Σ_k)`` for every row and component (n×K)."""
+    def _terms(self, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        """The parameters the E-step needs, in the E-step's dtype (cached)."""
+        if dtype not in self._cache:
+            K, D = self.means.shape
+            t = {"bias": (-0.5 * D * math.log(2 * math.pi) + self.log_det + self.log_weights)}
+            if self.cov_type == "full":
+                t["P"] = self.prec_chol.permute(1, 0, 2).reshape(D, K * D)  # [P_1 | ... | P_K]
+                t["mu_p"] = self.mu_p
+            elif self.cov_type == "tied":
+                t["P"], t["mu_p"] = self.prec_chol, self.mu_p
+            else:
+                prec = self.prec if self.cov_type == "diag" else self.prec.unsqueeze(1).expand(K, D)
+                # −½ maha = −½ Σ_d prec (x² − 2 μ x + μ²) = [x, x²] · W + c
+                t["W"] = torch.cat([self.means * prec, -0.5 * prec], 1).T.contiguous()
+                t["bias"] = t["bias"] - 0.5 * ((self.means**2) * prec).sum(1)
+            self._cache[dtype] = {k: v.to(dtype) for k, v in t.items()}
+        return self._cache[dtype]
+
+    def weighted_log_prob(self, X: torch.Tensor, XX2: torch.Tensor | None = None
+                          ) -> torch.Tensor:
+        r"""``ln π_k + ln N(x_n | μ_k, Σ_k)`` for every row and component (n×K), in X's dtype.
+
+        For diag / spherical covariances ``XX2`` may hold ``[X, X²]`` (n×2D), which makes the
+        Mahalanobis terms one GEMM.
+        """
         N, D = X.shape
         K = len(self.weights)
-        const = -0.5 * D * math.log(2 * math.pi)
+        t = self._terms(X.dtype)
         if self.cov_type == "full":
-            P = self.prec_chol.permute(1, 0, 2).reshape(D, K * D)  # [P_1 | ... | P_K]
-            maha = torch.empty(N, K, dtype=X.dtype, device=X.device)
+            out = torch.empty(N, K, dtype=X.dtype, device=X.device)
             for s in chunks(N, chunk_rows(K * D, N, max(1, ops._BLOCK_ELEMS // 4))):
-                Y = (X[s] @ P).reshape(-1, K, D) - self.mu_p
-                maha[s] = (Y * Y).sum(-1)
-        elif self.cov_type == "tied":
-            maha = sq_distances(X @ self.prec_chol, self.mu_p)
-        else:
-            prec = self.prec if self.cov_type == "diag" else self.prec.unsqueeze(1).expand(K, D)
-            maha = (torch.addmm(((self.means**2) * prec).sum(1).unsqueeze(0), X,
-                                (self.means * prec).T, alpha=-2)
-                    + (X * X) @ prec.T).clamp_(min=0)
-        return const - 0.5 * maha + self.log_det + self.log_weights
+                Y = (X[s] @ t["P"]).reshape(-1, K, D) - t["mu_p"]
+                out[s] = torch.addcmul(t["bias"], (Y * Y).sum(-1), torch.tensor(
+                    -0.5, dtype=X.dtype, device=X.device))
+            return out
+        if self.cov_type == "tied":
+            return sq_distances(X @ t["P"], t["mu_p"]).mul_(-0.5).add_(t["bias"])
+        if XX2 is None:
+            XX2 = torch.cat([X, X * X], 1)
+        return torch.addmm(t["bias"], XX2, t["W"])
 
 
 def _precision_cholesky(cov: torch.Tensor, cov_type: str) -> torch.Tensor:
@@ -92,7 +113,7 @@ def _precision_cholesky(cov: torch.Tensor, cov_type: str) -> torch.Tensor:
                           params={"n_components": 10, "covariance_type": "diag",
                                   "reg_covar": 1e-3, "max_iter": 100, "random_state": 0},
                           quick={"max_iter": 30}, order=12))
-class GaussianMixture(DensityMixin, BaseEstimator):
+class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
     r"""Gaussian mixture model fitted by expectation-maximisation.
 
     The density is :math:`p(x) = \sum_k \pi_k \mathcal N(x \mid \mu_k, \Sigma_k)`. For any
@@ -172,23 +193,37 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    # -- EM pieces --------------------------------------------------------------------------
-    def _stats(self, X: torch.Tensor, resp: torch.Tensor, X2: torch.Tensor | None = None
-               ) -> tuple[torch.Tensor, ...]:
-        """Sufficient statistics (summed over ranks): N_k, Σγx, and Σγxxᵀ (or its diagonal)."""
-        nk = resp.sum(0)
-        sx = resp.T @ X
-        ct = self.covariance_type
-        if ct == "full":
-            sxx = torch.stack([(X * resp[:, k : k + 1]).T @ X for k in range(resp.shape[1])])
-        elif ct == "tied":
-            sxx = X.T @ X
-        else:
-            sxx = resp.T @ (X * X if X2 is None else X2)
-        ud.all_reduce_sum(nk, sx, sxx)
-        return nk, sx, sxx
+    # -- the math for the EM engine (unsup.train.em) ------------------------------------------
+    _em_objective_name = "log_likelihood"
 
-    def _m_step(self, nk: torch.Tensor, sx: torch.Tensor, sxx: torch.Tensor) -> _Params:
+    def _stats(self, X: torch.Tensor, resp: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Sufficient statistics of a chunk, in float64: N_k, Σγx, and Σγxxᵀ (or its diagonal).
+
+        For diag / spherical, ``X`` is ``[X, X²]`` and one GEMM gives Σγx and Σγx².
+        """
+        ct = self.covariance_type
+        f8 = torch.float64
+        st = {"nk": resp.sum(0, dtype=f8)}
+        if ct in ("diag", "spherical"):
+            D = X.shape[1] // 2
+            both = (resp.T @ X).to(f8)
+            st["sx"], st["sxx"] = both[:, :D].contiguous(), both[:, D:].contiguous()
+            return st
+        st["sx"] = (resp.T @ X).to(f8)
+        if ct == "full":
+            st["sxx"] = torch.stack([(X * resp[:, k : k + 1]).T @ X
+                                     for k in range(resp.shape[1])]).to(f8)
+        else:
+            st["sxx"] = (X.T @ X).to(f8)
+        return st
+
+    def _em_row_width(self, params: _Params) -> int:
+        K, D = params.means.shape
+        return K * D if self.covariance_type == "full" else 4 * K
+
+    def _em_m_step(self, stats: dict[str, torch.Tensor], params: Any, X: torch.Tensor
+                   ) -> _Params:
+        nk, sx, sxx = stats["nk"], stats["sx"], stats["sxx"]
         eps = 10 * torch.finfo(nk.dtype).eps
         nk = nk + eps
         n = nk.sum()
@@ -213,12 +248,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                    ) -> torch.Tensor:
         K, N = self.n_components, X.shape[0]
         if self.init == "kmeans":
-            # a few batched k-means restarts (in float32: only the partition matters) make
-            # the EM start far less seed-dependent for little extra time
-            km = KMeans(K, n_init=3, random_state=rs, device=X.device.type).fit(X.float())
+            # one k-means run, as scikit-learn (in float32: only the partition matters)
+            km = KMeans(K, n_init=1, random_state=rs, device=X.device.type).fit(X.float())
             labels = torch.as_tensor(km.labels_, device=X.device)
         elif self.init == "random":
-            r = torch.rand(N, K, generator=gen, dtype=X.dtype).to(X.device)
+            r = torch.rand(N, K, generator=gen, dtype=torch.float64).to(X.device, X.dtype)
             return r / r.sum(1, keepdim=True)
         else:
             if self.init == "k-means++":
@@ -231,38 +265,47 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         resp[torch.arange(N, device=X.device), labels] = 1.0
         return resp
 
-    def _em(self, X: torch.Tensor, resp: torch.Tensor) -> tuple[_Params, list, bool, int, float]:
-        X2 = X * X if self.covariance_type in ("diag", "spherical") else None
-        params = self._m_step(*self._stats(X, resp, X2))
-        n_total = global_count(X.shape[0], X.device)
-        history: list[dict[str, float]] = []
-        q, neg_h = resp, torch.special.xlogy(resp, resp).sum()  # Σ q ln q (0 ln 0 = 0)
-        prev = -math.inf
-        converged = False
-        it = 0
-        for it in range(self.max_iter + 1):
+    def _em_initialize(self, X: torch.Tensor, gen: torch.Generator, n_runs: int) -> _Params:
+        Xd = X[:, : X.shape[1] // 2] if self.covariance_type in ("diag", "spherical") else X
+        resp = self._init_resp(Xd, gen, self._rs)
+        self._q = resp  # the previous E-step's responsibilities, for the bound and the KL
+        self._qlogq = torch.special.xlogy(resp, resp).sum(1)  # Σ_k q ln q per row
+        stats: dict[str, torch.Tensor] = {}
+        for s in chunks(X.shape[0], em_chunk_rows(self.n_components * X.shape[1], X.shape[0])):
+            for k, v in self._stats(X[s], resp[s]).items():
+                stats[k] = stats[k] + v if k in stats else v
+        ud.all_reduce_sum(*stats.values())
+        return self._em_m_step(stats, None, X)
+
+    def _em_e_step(self, X: torch.Tensor, params: _Params, rows: slice
+                   ) -> dict[str, torch.Tensor]:
+        D = X.shape[1] // 2
+        if self.covariance_type in ("diag", "spherical"):
+            wlp = params.weighted_log_prob(X[:, :D], X)
+        else:
             wlp = params.weighted_log_prob(X)
-            log_norm = torch.logsumexp(wlp, 1, keepdim=True)
-            log_resp = wlp - log_norm
-            # ln p = L(q, θ) + KL(q || p(Z|X, θ)) with q from the previous E-step
-            sums = torch.stack([log_norm.sum(), (q * wlp).sum() - neg_h,
-                                neg_h - (q * log_resp).sum()])
-            ud.all_reduce_sum(sums)
-            ll, bound, kl = (sums / n_total).tolist()
-            history.append({"iter": it, "log_likelihood": ll, "bound": bound, "kl": kl})
-            report_progress("EM", it, self.max_iter, log_likelihood=ll)
-            if self.verbose:
-                print(f"EM iter {it}: log-likelihood {ll:.6f} (bound {bound:.6f}, KL {kl:.2e})")
-            if abs(ll - prev) < self.tol:
-                converged = True
-                break
-            if it == self.max_iter:
-                break
-            prev = ll
-            q = torch.exp(log_resp)
-            neg_h = (q * log_resp).sum()
-            params = self._m_step(*self._stats(X, q, X2))
-        return params, history, converged, it, history[-1]["log_likelihood"]
+        log_norm = torch.logsumexp(wlp, 1)
+        log_resp = wlp.sub_(log_norm.unsqueeze(1))
+        # ln p = L(q, θ) + KL(q || p(Z|X, θ)) with q from the previous E-step; with
+        # Σ_k q = 1: Σ q·wlp = Σ q·log_resp + Σ ln p(x), so both terms use log_resp
+        q, qlogq = self._q[rows], self._qlogq[rows]
+        f8 = torch.float64
+        ll = log_norm.sum(dtype=f8)
+        q_lr = (q * log_resp).sum(dtype=f8)
+        h = qlogq.sum(dtype=f8)
+        resp = torch.exp(log_resp)
+        self._q[rows] = resp
+        self._qlogq[rows] = (resp * log_resp).sum(1)
+        st = self._stats(X, resp)
+        st["objective"] = ll.reshape(1)
+        st["bound"] = (q_lr + ll - h).reshape(1)
+        st["kl"] = (h - q_lr).reshape(1)
+        return st
+
+    def _em_history(self, stats: dict[str, torch.Tensor], n_total: int, j: int
+                    ) -> dict[str, float]:
+        return {"bound": float(stats["bound"][j]) / n_total,
+                "kl": float(stats["kl"][j]) / n_total}
 
     # -- public API -------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> GaussianMixture:
@@ -276,34 +319,31 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(f"covariance_type={self.covariance_type!r} is not one of {_COV_TYPES}")
         if self.init not in _INITS:
             raise ValueError(f"init={self.init!r} is not one of {_INITS}")
-        X = self._validate(X, reset=True, dtype=torch.float64)
+        X = self._validate(X, reset=True)
+        if X.dtype != torch.float32:
+            X = X.to(torch.float64)
         check_min_samples(global_count(X.shape[0], X.device), K, "n_components")
         # Work in centred coordinates (shift-invariant; keeps Σγxxᵀ − Nμμᵀ accurate).
-        mom = torch.cat([X.sum(0), torch.tensor([float(X.shape[0])], dtype=X.dtype,
-                                                device=X.device)])
+        mom = torch.cat([X.sum(0, dtype=torch.float64),
+                         torch.tensor([float(X.shape[0])], dtype=torch.float64, device=X.device)])
         ud.all_reduce_sum(mom)
         shift = mom[:-1] / mom[-1]
-        Xc = X - shift
-        rs = check_random_state(self.random_state)
-        gen = make_generator(rs, torch.device("cpu"))
-        best = None
-        for _ in range(n_init):
-            resp = self._init_resp(Xc, gen, rs)
-            result = self._em(Xc, resp)
-            if best is None or result[-1] > best[-1]:
-                best = result
-        params, history, converged, n_iter, ll = best
-        if not converged and self.max_iter > 0:
-            warnings.warn(
-                f"GaussianMixture did not converge in max_iter={self.max_iter} iterations "
-                "(raise max_iter or tol, or check the initialisation)",
-                ConvergenceWarning, stacklevel=2,
-            )
-        self._store(params, shift)
-        self.converged_ = bool(converged)
-        self.n_iter_ = int(n_iter)
-        self.lower_bound_ = float(ll)
-        self.history_ = history
+        Xc = X - shift.to(X.dtype)
+        if self.covariance_type in ("diag", "spherical"):
+            Xc = torch.cat([Xc, Xc * Xc], 1)  # [X, X²]: E- and M-step are one GEMM each
+        self._rs = check_random_state(self.random_state)
+        gen = make_generator(self._rs, torch.device("cpu"))
+        try:
+            res = self._em_fit(Xc, n_init=n_init, max_iter=self.max_iter, tol=self.tol,
+                               generator=gen, stage="EM", verbose=self.verbose)
+        finally:
+            for a in ("_q", "_qlogq", "_rs"):
+                self.__dict__.pop(a, None)
+        self._store(res.params, shift)
+        self.converged_ = bool(res.converged)
+        self.n_iter_ = int(res.n_iter)
+        self.lower_bound_ = float(res.objective)
+        self.history_ = res.history
         return self
 
     def __sklearn_is_fitted__(self) -> bool:
