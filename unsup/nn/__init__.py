@@ -1,0 +1,30 @@
+"""Building blocks shared by the model families: MLP and conv stacks, masked layers for
+autoregressive models, and output distributions with ``log_prob``/``sample``/``mean``.
+
+See ``docs/nn.md``.
+"""
+
+from unsup.nn.distributions import (
+    Bernoulli,
+    BernoulliHead,
+    Categorical,
+    CategoricalHead,
+    DiscretizedLogistic,
+    DiscretizedLogisticHead,
+    Gaussian,
+    GaussianHead,
+)
+from unsup.nn.masked import MaskedConv2d, MaskedLinear, made_degrees, made_masks
+from unsup.nn.stacks import (
+    ACTIVATIONS,
+    MLP,
+    ConvDecoder,
+    ConvEncoder,
+    activation,
+    infer_image_shape,
+)
+
+__all__ = ["ACTIVATIONS", "activation", "MLP", "ConvEncoder", "ConvDecoder",
+           "infer_image_shape", "MaskedLinear", "MaskedConv2d", "made_degrees", "made_masks",
+           "Bernoulli", "Gaussian", "Categorical", "DiscretizedLogistic", "BernoulliHead",
+           "GaussianHead", "CategoricalHead", "DiscretizedLogisticHead"]
