@@ -1,4 +1,4 @@
-"""The ``unsup`` command: fit, evaluate, report, datasets, demo.
+"""The ``unsup`` command: fit, evaluate, report, encode, sample, models, datasets, demo.
 
 ``unsup fit MODEL`` takes its options from the estimator's own ``__init__`` parameters (one
 source of truth): ``unsup fit kmeans --n-clusters 10 --data mnist5k --out runs/km``.
@@ -267,10 +267,6 @@ def _make_fit_command(spec: Any) -> click.Command:
         if test is not None:
             metrics["test"] = evaluate_model(estimator, test.X, test.y,
                                              given=_given_ratings(estimator, ds.X, test.X))
-        if getattr(estimator, "log_partition_", None) is not None:
-            # keep the (AIS) log Z computed for the metrics in the file: evaluate and
-            # report reuse it instead of re-running the annealing
-            estimator.save(out / "model.safetensors")
         run = {"model": spec.name, "class": cls.__name__, "data": kw["data"],
                "test_data": kw["test_data"], "binarize": binarize,
                "params": {k: v for k, v in est_kw.items() if not isinstance(v, np.ndarray)},
@@ -354,46 +350,39 @@ def _print_probe(title: str, rows: list[dict[str, Any]]) -> None:
 @click.option("--probe-seeds", default=3, show_default=True,
               help="Labelled subsets (seeds) per label count for --probe.")
 @click.option("--reverse-ais", is_flag=True,
-              help="Energy models with AIS: also run reverse AIS from Gibbs chains started at "
-                   "training states and report the log-likelihood it implies; forward and "
-                   "reverse bracket log Z when both have converged. The estimate is "
-                   "saved in the model file.")
+              help="Models with reverse AIS (binary RBMs, DBNs, DBMs): also estimate log Z by "
+                   "reverse AIS from Gibbs chains started at training states; forward and "
+                   "reverse bracket log Z when both have converged. The result is written to "
+                   "RUN_DIR/metrics.json (under evaluate.reverse_ais); the model file is "
+                   "never changed.")
 def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool,
              probe: bool, probe_seeds: int, reverse_ais: bool) -> None:
-    """Evaluate a fitted model (clustering scores, log-likelihood, probes) on data."""
+    """Evaluate a fitted model (clustering scores, log-likelihood, probes) on data.
+
+    Measuring never changes the model: the model file is left byte-identical.
+    """
     from unsup.metrics import evaluate_model
 
     model, run = _read_run(run_dir)
-    if reverse_ais:
-        if not callable(getattr(model, "estimate_log_partition_reverse", None)):
-            raise UserError(f"{type(model).__name__} has no reverse AIS (it is for binary "
-                            "RBMs, DBNs and DBMs)")
-        try:
-            takes_x = "X" in inspect.signature(model.estimate_log_partition_reverse).parameters
-            if takes_x and getattr(model, "check_states_", None) is None and run.get("data"):
-                # a model saved without stored states: start the chains at its training data
-                train = _load_data(run["data"], run.get("binarize"))
-                model.estimate_log_partition_reverse(X=train.X)
-            else:
-                model.estimate_log_partition_reverse()
-        except ValueError as e:
-            raise UserError(str(e).splitlines()[0]) from None
-        d = Path(run_dir)
-        # keep it with the model (like fit keeps log Z): report shows the bracket
-        model.save(d / "model.safetensors" if d.is_dir() else d)
     spec = data or run.get("test_data") or run.get("data")
     if spec is None:
         raise UserError("no --data given and the run records none")
     b = _binarize_arg(binarize) if binarize is not None else run.get("binarize")
+    rev = _reverse_ais(model, run) if reverse_ais else None
     ds = _load_data(spec, b)
     given = None
-    if getattr(model, "_estimator_type", None) == "recommender" and spec != run.get("data"):
+    if callable(getattr(model, "rating_metrics", None)) and spec != run.get("data"):
         train = _load_data(run["data"], run.get("binarize")) if run.get("data") else None
         given = _given_ratings(model, train.X if train is not None else None, ds.X)
     try:
         metrics = evaluate_model(model, ds.X, ds.y, given=given)
+        if rev is not None:
+            metrics.update(_reverse_ais_metrics(model, rev, ds.X))
     except ValueError as e:
         raise UserError(str(e)) from None
+    if rev is not None:
+        _record_metrics(run_dir, "reverse_ais", {"data": spec, **{
+            k: v for k, v in metrics.items() if "reverse" in k}})
     rows = _probe_rows(model, run, ds, spec, b, probe_seeds, run_dir) if probe else None
     if as_json:
         out = {"data": spec, **metrics}
@@ -401,15 +390,88 @@ def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool
             out["probe"] = rows
         click.echo(json.dumps(out, indent=2, default=float))
     else:
-        _print_metrics(f"{type(model).__name__} on {spec}", {spec: metrics})
+        _print_metrics(f"{type(model).__name__} on {spec}",
+                       {spec: {k: v for k, v in metrics.items() if not isinstance(v, dict)}})
         if rows is not None:
             _print_probe(f"Probes: trained on {run.get('data')}, scored on {spec}", rows)
+
+
+def _run_dir(run_dir: str) -> Path:
+    d = Path(run_dir)
+    return d if d.is_dir() else d.parent
+
+
+def _record_metrics(run_dir: str, key: str, value: Any) -> None:
+    """Add ``value`` under ``evaluate.<key>`` in RUN_DIR/metrics.json (never the model)."""
+    path = _run_dir(run_dir) / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text()) if path.exists() else {}
+    except json.JSONDecodeError:
+        raise UserError(f"{path} is not valid JSON") from None
+    metrics.setdefault("evaluate", {})[key] = value
+    _write_json(path, metrics)
+
+
+def _jsonable_result(res: Any) -> Any:
+    """A measurement result as JSON: ``to_dict()``, a dict, a number or a tuple of numbers."""
+    if callable(getattr(res, "to_dict", None)):
+        return res.to_dict()
+    if isinstance(res, dict):
+        return res
+    if isinstance(res, (tuple, list)):
+        return [_jsonable_result(r) for r in res]
+    if isinstance(res, (int, float, np.generic)):
+        return float(res)
+    return None if res is None else repr(res)
+
+
+def _reverse_ais(model: Any, run: dict[str, Any]) -> Any:
+    """Run the model's reverse AIS (the ``estimate_log_partition_reverse`` capability).
+
+    The loaded model may keep the result in memory for this process; nothing is saved.
+    Returns the method's result, or ``True`` when it returns nothing.
+    """
+    fn = getattr(model, "estimate_log_partition_reverse", None)
+    if not callable(fn):
+        raise UserError(f"{type(model).__name__} has no reverse AIS (it is for binary "
+                        "RBMs, DBNs and DBMs)")
+    try:
+        try:
+            res = fn()  # chains start at the training states the model stored at fit
+        except ValueError:
+            takes_x = "X" in inspect.signature(fn).parameters
+            if not (takes_x and run.get("data")):
+                raise
+            # a model saved without stored states: start the chains at its training data
+            res = fn(X=_load_data(run["data"], run.get("binarize")).X)
+    except ValueError as e:
+        raise UserError(str(e).splitlines()[0]) from None
+    return True if res is None else res
+
+
+def _reverse_ais_metrics(model: Any, rev: Any, X: Any) -> dict[str, Any]:
+    """What reverse AIS implies on ``X``.
+
+    Protocol: ``log_likelihood(X, log_partition=RESULT) -> Likelihood`` measures ``X`` with
+    the given log Z result. Without it, the model's own ``log_likelihood`` (which may use the
+    in-memory reverse estimate) is reported.
+    """
+    out: dict[str, Any] = {}
+    if rev is not True:
+        out["reverse_ais"] = _jsonable_result(rev)
+    fn = getattr(model, "log_likelihood", None)
+    if callable(fn) and rev is not True and \
+            "log_partition" in inspect.signature(fn).parameters:
+        lk = fn(X, log_partition=rev)
+        out["likelihood_reverse_ais"] = lk.to_dict()
+        out["log_likelihood_reverse_ais"] = lk.nats
+    return out
 
 
 def _given_ratings(model: Any, train: Any, target: Any) -> Any:
     """For recommenders: held-out ratings are predicted from the same users' training
     ratings, so the training matrix is the conditioning input when the shapes agree."""
-    if getattr(model, "_estimator_type", None) != "recommender" or train is None:
+    if not callable(getattr(model, "rating_metrics", None)) or train is None:
         return None
     if np.shape(train) != np.shape(target):
         raise UserError(f"held-out ratings have shape {np.shape(target)} but the training "
@@ -478,6 +540,60 @@ def encode(run_dir: str, data: str, out_path: str, binarize: str | None) -> None
 
 
 @cli.command()
+@click.argument("run_dir")
+@click.option("--n", "n", default=64, show_default=True, help="Number of samples.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Output file: .npy (the samples, n x n_features), .png (a grid of images; "
+                   "the run's image_shape) or .txt (text models: one sample per line).")
+@click.option("--seed", default=0, show_default=True, help="Random seed of the sampler.")
+def sample(run_dir: str, n: int, out_path: str, seed: int) -> None:
+    """Draw N samples from a fitted model that can generate (``model.sample(n)``)."""
+    from unsup.report.sections import draw_samples
+
+    if n < 1:
+        raise UserError(f"--n must be >= 1, got {n}")
+    out = Path(out_path)
+    if out.suffix not in (".npy", ".png", ".txt"):
+        raise UserError(f"--out must end in .npy, .png or .txt, got {out_path}")
+    model, run = _read_run(run_dir)
+    if not callable(getattr(model, "sample", None)):
+        raise UserError(f"{type(model).__name__} cannot sample: it is not a generative model "
+                        "(it has no sample method)")
+    samples = draw_samples(model, n, seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    is_text = samples.dtype.kind in "USO"
+    if out.suffix == ".txt" or is_text:
+        if out.suffix != ".txt":
+            raise UserError(f"{type(model).__name__} samples text: --out must end in .txt")
+        lines = ["".join(map(str, r)) if np.ndim(r) else str(r) for r in samples]
+        _write_text(out, "\n".join(lines) + "\n")
+    elif out.suffix == ".npy":
+        tmp = out.with_name(out.name + ".tmp.npy")
+        np.save(tmp, samples)
+        os.replace(tmp, out)
+    else:
+        shape = run.get("image_shape")
+        if not shape or int(np.prod(shape)) != samples.reshape(len(samples), -1).shape[1]:
+            raise UserError(f"a .png grid needs image samples: the run records image_shape "
+                            f"{shape} and the samples have {samples.shape[1:]} features; "
+                            "write .npy instead")
+        from unsup.report.plots import image_grid
+
+        fig = image_grid(samples.reshape(len(samples), -1), tuple(shape),
+                         ncols=int(np.ceil(np.sqrt(len(samples)))))
+        tmp = out.with_name(out.name + ".tmp.png")
+        fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, out)
+    click.echo(f"wrote {out} ({len(samples)} samples, seed {seed})")
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@cli.command()
 def datasets() -> None:
     """List the embedded and known datasets."""
     from rich.console import Console
@@ -498,7 +614,8 @@ def datasets() -> None:
 def models() -> None:
     """List the models `unsup fit` knows."""
     for spec in model_specs():
-        click.echo(f"{spec.name:20s} {spec.summary}")
+        aliases = f" (also: {', '.join(spec.aliases)})" if spec.aliases else ""
+        click.echo(f"{spec.name:24s} {spec.family:14s} {spec.summary}{aliases}")
 
 
 @cli.command()

@@ -1,9 +1,11 @@
-"""Report sections about fitted estimators, built by duck typing.
+"""Report sections about fitted estimators, chosen by capability.
 
-:func:`model_report` looks for the usual fitted attributes (``get_params``, ``predict``,
-``cluster_centers_`` / ``means_``, ``history_``) and draws what it finds. Anything missing
-is skipped; anything that fails is noted in the report (and warned about) instead of
-raising, so it works on any scikit-learn-style estimator, unsup's or not.
+:func:`model_report` asks what a model can do (the estimator protocol's methods: ``predict``,
+``transform`` + ``inverse_transform``, ``score_samples`` / ``log_likelihood``, ``sample``) and
+draws what that allows; ``history_`` is the protocol's training record. It never reaches for a
+family's fitted attributes: a family adds its own sections with
+:func:`unsup.report.hooks.report_section`. Anything that fails is noted in the report (and
+warned about) instead of raising, so it works on any scikit-learn-style estimator.
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ from unsup.report.plots import (
     image_grid,
 )
 
-__all__ = ["model_report", "comparison_table", "flatten_dict", "probe_table", "pretraining_table"]
+__all__ = ["model_report", "comparison_table", "flatten_dict", "probe_table", "pretraining_table",
+           "likelihood_record", "draw_samples", "history_series"]
 
 _EM_KEYS = ("log_likelihood", "bound", "kl")
-_MAX_CENTRES = 100
 _MAX_CONFUSION = 60
 _MAX_PROJECTED = 2000
-_MAX_FILTERS = 50
+_N_SAMPLES = 32
 
 
 def _to_numpy(a: Any) -> np.ndarray:
@@ -117,7 +119,7 @@ def _fitted_scalars(model: Any) -> dict[str, Any]:
     return out
 
 
-def _em_history(model: Any) -> list[Mapping[str, Any]] | None:
+def _history(model: Any) -> list[Mapping[str, Any]] | None:
     hist = getattr(model, "history_", None)
     if not isinstance(hist, (list, tuple)) or not hist:
         return None
@@ -126,7 +128,7 @@ def _em_history(model: Any) -> list[Mapping[str, Any]] | None:
     return list(hist)
 
 
-def _history_series(history: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
+def history_series(history: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
     """Numeric keys shared by every history entry (except ``iter``), as series."""
     keys = [k for k in history[0] if k not in ("iter", "step", "epoch", "time", "lr")]
     series: dict[str, list[float]] = {}
@@ -143,53 +145,55 @@ def _history_series(history: Sequence[Mapping[str, Any]]) -> dict[str, list[floa
     return series
 
 
-def _can_reconstruct(model: Any) -> bool:
-    return callable(getattr(model, "reconstruct", None)) or (
-        callable(getattr(model, "transform", None))
-        and callable(getattr(model, "inverse_transform", None)))
+def _can(model: Any, method: str) -> bool:
+    return callable(getattr(model, method, None))
 
 
-def _reconstruct(model: Any, X: np.ndarray) -> Any:
-    if callable(getattr(model, "reconstruct", None)):
-        return model.reconstruct(X)
-    return model.inverse_transform(model.transform(X))
+def _first(out: Any) -> Any:
+    """The data of a ``sample`` result: scikit-learn's mixtures return ``(X, labels)``."""
+    return out[0] if isinstance(out, tuple) else out
 
 
-def _first_layer_filters(model: Any) -> np.ndarray | None:
-    """Rows of ``components_`` (PCA) or of the first ``nn.Linear`` of ``module_.encoder``."""
-    comp = getattr(model, "components_", None)
-    if comp is None:
-        comp = getattr(model, "W1_", None)  # deep Boltzmann machine: first weight matrix
-    if comp is None:  # deep belief net: a list of per-layer weight matrices
-        layers = getattr(model, "weights_", None)
-        if isinstance(layers, (list, tuple)) and layers and getattr(layers[0], "ndim", 0) == 2:
-            comp = layers[0]
-    if comp is not None:
-        a = _to_numpy(comp)
-        return a if a.ndim == 2 else None
-    enc = getattr(getattr(model, "module_", None), "encoder", None)
-    modules = getattr(enc, "modules", None)
-    if not callable(modules):
-        return None
-    for m in modules():
-        if type(m).__name__ == "Linear":
-            return _to_numpy(m.weight)
-        if type(m).__name__.startswith("Conv"):
-            return None
-    return None
+def likelihood_record(lk: Any) -> dict[str, Any]:
+    """A :class:`~unsup.likelihood.Likelihood` (or its ``to_dict()``) as one table row.
+
+    The value sits under the likelihood's own column ("log-likelihood (nats/sample)" for
+    discrete data, "log-density (continuous, nats/sample)" for continuous data), so a table
+    of several rows never puts a density beside a probability mass.
+    """
+    from unsup.likelihood import Likelihood
+
+    d = lk.to_dict() if isinstance(lk, Likelihood) else dict(lk)
+    column = Likelihood(d["nats"], d["kind"], d["estimator"], d["support"],
+                        int(d.get("n_samples") or 1)).column
+    iv = d.get("interval")
+    row: dict[str, Any] = {column: d["nats"], "kind": d["kind"], "estimator": d["estimator"]}
+    if d.get("stderr") is not None:
+        row["std. error"] = d["stderr"]
+    if iv is not None:
+        row["interval"] = f"[{float(iv[0]):.4g}, {float(iv[1]):.4g}]"
+    if d.get("bits_per_dim") is not None:
+        row["bits/dim"] = d["bits_per_dim"]
+    if d.get("transform"):
+        row["data transform"] = d["transform"]
+    row["rows"] = d.get("n_samples")
+    return row
 
 
-def _centres(model: Any) -> np.ndarray | None:
-    for name in ("cluster_centers_", "means_"):
-        c = getattr(model, name, None)
-        if c is not None:
-            try:
-                arr = _to_numpy(c)
-            except Exception:
-                continue
-            if arr.ndim == 2 and arr.shape[0] > 0 and np.issubdtype(arr.dtype, np.number):
-                return arr
-    return None
+def _likelihood_records(metrics: Mapping[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
+    """Typed likelihood records already in ``metrics`` (``evaluate_model``'s ``likelihood``
+    entries, at the top level or one split down), labelled by split."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    if not isinstance(metrics, Mapping):
+        return out
+    for split, vals in [("", metrics), *metrics.items()]:
+        if isinstance(vals, Mapping):
+            for key, rec in vals.items():
+                if (str(key).startswith("likelihood") and isinstance(rec, Mapping)
+                        and {"nats", "kind", "support", "estimator"} <= set(rec)):
+                    label = " ".join(t for t in (str(split), str(key)) if t)
+                    out.append((label, dict(rec)))
+    return out
 
 
 class _Sections:
@@ -211,6 +215,15 @@ class _Sections:
             self.report.text(f"Section skipped because of an error: {type(e).__name__}: {e}")
 
 
+def _load_family_sections() -> None:
+    """Import the families (they register their sections at import) and the interim
+    family sections of :mod:`unsup.report.family_sections`."""
+    import unsup.report.family_sections  # noqa: F401
+    from unsup.registry import load_families
+
+    load_families()
+
+
 def model_report(
     model: Any,
     X: Any,
@@ -219,51 +232,61 @@ def model_report(
     metrics: Mapping[str, Any] | None = None,
     title: str | None = None,
     report: Report | None = None,
+    seed: int = 0,
 ) -> Report:
     """Add a section about a fitted estimator to a report (or start a new report).
 
-    Sections, each included only when the model has what it needs:
+    The generic sections are chosen by **capability** (the methods of the estimator
+    protocol), never by a family's attribute names:
 
-    * **Parameters** — ``model.get_params()``, plus scalar fitted attributes
-      (``n_iter_``, ``inertia_``, ...).
+    * **Parameters** — ``get_params()``, plus scalar public fitted attributes
+      (``n_iter_``, ...).
     * **Metrics** — the ``metrics`` dict (nested dicts flattened to ``a.b`` keys); when
-      ``metrics`` is None and both ``y`` and ``model.predict`` exist, accuracy/NMI/ARI of
-      ``model.predict(X)`` are computed.
-    * **Cluster centres** — ``cluster_centers_`` or ``means_`` (K × D) drawn as images when
-      ``image_shape`` is given.
-    * **Reconstructions** — originals above their reconstructions (``reconstruct`` or
-      ``inverse_transform(transform(X))``), when ``image_shape`` is given.
-    * **First-layer filters** — rows of ``components_`` (PCA) or the weights of the first
-      ``Linear`` layer of ``module_.encoder`` (autoencoders), as images.
-    * **Confusion matrix** — when ``y`` is given and the model has ``predict``.
-    * **EM trace** — when ``history_`` is a non-empty list of dicts with keys
-      ``log_likelihood``, ``bound`` and ``kl``; any other list of dicts of numbers is drawn
-      as training curves.
-    * **2-D projection** — PCA of at most 2,000 rows sampled with a fixed seed, coloured by
-      ``model.predict(X)`` if available, else by ``y``.
+      ``metrics`` is None, ``y`` is given and the model can ``predict``, accuracy / NMI / ARI
+      of ``predict(X)``.
+    * **Log-likelihood** — the typed likelihoods (:class:`unsup.likelihood.Likelihood`)
+      found in ``metrics``, else :func:`unsup.likelihood.likelihood_of` on ``X`` (models with
+      ``score_samples`` or ``log_likelihood``): kind, estimator, uncertainty, bits/dim for
+      discrete data; continuous densities and discrete likelihoods sit in different columns.
+    * **Reconstructions** — ``inverse_transform(transform(X))`` beside ``X``, as images.
+    * **Samples** — a grid of ``sample(n)``, as images.
+    * **Confusion matrix** — ``predict`` and ``y``.
+    * **Training history** — ``history_`` (the protocol's training record: a list of dicts of
+      numbers, one per step or iteration); with keys ``log_likelihood``, ``bound`` and ``kl``
+      it is drawn as an EM trace.
+    * **2-D projection** — PCA of at most 2,000 rows: of the codes (``transform``) of a
+      representation learner, else of the inputs coloured by ``predict`` (or ``y``).
+
+    Then every section a family registered for the model's class
+    (:func:`unsup.report.hooks.report_section`: centres, filters, Gibbs chains, topic
+    tables, ...), in their registered order.
 
     Parameters
     ----------
     model : estimator
-        A fitted estimator; only duck-typed attributes are used.
+        A fitted estimator.
     X : array-like of shape (n_samples, n_features)
         Data to describe the model on (numpy array or torch tensor).
     y : array-like of shape (n_samples,), optional
         True labels.
     image_shape : tuple of int, optional
-        ``(height, width)`` to draw centres as images.
+        Shape of one row as an image; images are drawn only when it is given.
     metrics : dict, optional
         Metrics to tabulate; values may be nested dicts.
     title : str, optional
         Section title; defaults to the model's class name.
     report : Report, optional
         Report to append to. A new one titled ``title`` is created when omitted.
+    seed : int, default=0
+        Seed of the row subsets and of ``sample``.
 
     Returns
     -------
     Report
         The report the section was added to.
     """
+    from unsup.report.hooks import SectionContext, sections_for
+
     name = type(model).__name__
     title = str(title) if title is not None else name
     if report is None:
@@ -276,7 +299,8 @@ def model_report(
 
     Xn = _to_numpy(X) if X is not None else None
     yn = _to_numpy(y).reshape(-1) if y is not None else None
-    has_predict = callable(getattr(model, "predict", None)) and Xn is not None
+    has_predict = _can(model, "predict") and Xn is not None
+    n_pixels = int(np.prod(image_shape)) if image_shape is not None else None
     cache: dict[str, Any] = {}
 
     def predictions() -> np.ndarray:
@@ -315,106 +339,62 @@ def model_report(
 
         sections.run("Metrics", _metrics)
 
-    # Cluster centres ------------------------------------------------------------------
-    centres = _centres(model) if image_shape is not None else None
-    if centres is not None:
+    # Log-likelihood (density capability) ----------------------------------------------
+    records = _likelihood_records(metrics)
+    if records or (Xn is not None and (_can(model, "score_samples")
+                                       or _can(model, "log_likelihood"))):
 
-        def _centres_section() -> None:
-            k = centres.shape[0]
-            shown = centres[:_MAX_CENTRES]
-            weights = getattr(model, "weights_", None)
-            w = None
-            if weights is not None:
-                w = _to_numpy(weights).reshape(-1)
-                if w.shape[0] != k:
-                    w = None
-            titles = [f"{i}" if w is None else f"{i} (π={w[i]:.2g})"
-                      for i in range(shown.shape[0])]
-            report.figure(image_grid(shown, image_shape, titles=titles),
-                          caption=f"{k} centres" + (f" (first {_MAX_CENTRES} shown)"
-                                                    if k > _MAX_CENTRES else ""))
+        def _likelihood() -> None:
+            from unsup.likelihood import likelihood_of
 
-        sections.run("Cluster centres", _centres_section)
+            rows = []
+            if records:
+                rows = [{"measured on": label, **likelihood_record(r)} for label, r in records]
+            else:
+                lk = likelihood_of(model, X)
+                if lk is None:
+                    return
+                rows = [{"measured on": "report data", **likelihood_record(lk)}]
+            report.table(rows, caption="Mean log-likelihood per sample (nats). Discrete "
+                         "likelihoods (log probability mass, <= 0) and continuous densities "
+                         "(log density, which depends on the data's scale) are in separate "
+                         "columns and are not comparable. Bits/dim = -nats / (D ln 2), for "
+                         "discrete data.")
 
-    # Reconstructions and first-layer filters (autoencoders, PCA) -----------------------
-    if image_shape is not None and Xn is not None and _can_reconstruct(model):
+        sections.run("Log-likelihood", _likelihood)
+
+    # Reconstructions (codes and decoding) ---------------------------------------------
+    if (n_pixels is not None and Xn is not None and Xn.ndim == 2 and Xn.shape[1] == n_pixels
+            and _can(model, "transform") and _can(model, "inverse_transform")):
 
         def _reconstructions() -> None:
             n_show = min(10, Xn.shape[0])
-            idx = np.random.default_rng(0).choice(Xn.shape[0], size=n_show, replace=False)
+            idx = np.random.default_rng(seed).choice(Xn.shape[0], size=n_show, replace=False)
             orig = np.asarray(Xn[np.sort(idx)], dtype=np.float32)
-            rec = _to_numpy(_reconstruct(model, orig)).reshape(n_show, -1)
+            rec = _to_numpy(model.inverse_transform(model.transform(orig))).reshape(n_show, -1)
             sse = float(((rec - orig) ** 2).sum(1).mean())
             report.figure(image_grid(np.concatenate([orig, rec]), image_shape, ncols=n_show),
                           caption=f"Top: {n_show} originals; bottom: their reconstructions "
                                   f"(squared error {sse:.3g} per image on these).")
 
         sections.run("Reconstructions", _reconstructions)
-    filters = _first_layer_filters(model) if image_shape is not None else None
-    if filters is not None and filters.shape[1] == int(np.prod(image_shape)):
 
-        def _filters() -> None:
-            shown = filters[:_MAX_FILTERS]
-            report.figure(image_grid(shown, image_shape),
-                          caption=f"First-layer weights of {shown.shape[0]} of "
-                                  f"{filters.shape[0]} units, each scaled to its own range.")
+    # Samples (generation) -------------------------------------------------------------
+    if n_pixels is not None and _can(model, "sample"):
 
-        sections.run("First-layer filters", _filters)
-
-    # Gibbs chains and AIS log-likelihood (energy-based models) -------------------------
-    if image_shape is not None and callable(getattr(model, "gibbs_chain", None)):
-
-        def _gibbs() -> None:
-            steps = (1, 10, 100, 1000)
-            chain = _to_numpy(model.gibbs_chain(10, steps=steps, random_state=0))
-            if chain.shape[-1] != int(np.prod(image_shape)):
-                report.text("Not drawn: samples are not images of the data's shape.")
+        def _samples() -> None:
+            S = draw_samples(model, _N_SAMPLES, seed)
+            if S.ndim != 2 or S.shape[1] != n_pixels:
+                report.text(f"Not drawn: samples of shape {S.shape} are not images of "
+                            f"shape {tuple(image_shape)}.")  # type: ignore[arg-type]
                 return
-            report.figure(image_grid(chain.reshape(-1, chain.shape[-1]), image_shape,
-                                     ncols=chain.shape[1]),
-                          caption="Gibbs chains from random starts: rows after "
-                                  + ", ".join(str(s) for s in steps)
-                                  + " full Gibbs steps (visible means E[v | h]).")
+            report.figure(image_grid(S, image_shape, ncols=8),
+                          caption=f"{S.shape[0]} samples drawn with sample({_N_SAMPLES}), "
+                                  f"seed {seed}.")
 
-        sections.run("Gibbs samples", _gibbs)
-    if getattr(model, "log_partition_interval_", None) is not None and getattr(
-            model, "log_partition_", None) is not None:
+        sections.run("Samples", _samples)
 
-        def _ais() -> None:
-            lo, hi = (float(t) for t in model.log_partition_interval_)
-            kind = getattr(model, "likelihood_kind_", "")
-            rows = [{"quantity": "log Z", "estimate": float(model.log_partition_),
-                     "interval low": lo, "interval high": hi, "kind": kind}]
-            rev = getattr(model, "log_partition_reverse_", None)
-            if rev is not None:  # the other side of the forward/reverse bracket
-                rlo, rhi = (float(t) for t in getattr(
-                    model, "log_partition_reverse_interval_", (rev, rev)))
-                rows.append({"quantity": "log Z, reverse AIS", "estimate": float(rev),
-                             "interval low": rlo, "interval high": rhi,
-                             "kind": "reverse AIS (from Gibbs chains at training states)"})
-            if Xn is not None and callable(getattr(model, "free_energy", None)):
-                neg_f = -float(np.mean(_to_numpy(model.free_energy(Xn))))
-                rows.append({"quantity": "mean log p(v) on the report data (nats)",
-                             "estimate": neg_f - float(model.log_partition_),
-                             "interval low": neg_f - hi, "interval high": neg_f - lo,
-                             "kind": kind})
-            elif Xn is not None and callable(getattr(model, "score_samples", None)):
-                # deep models: the variational lower bound, shifted like log Z's interval
-                bound = float(np.mean(_to_numpy(model.score_samples(Xn))))
-                z = float(model.log_partition_)
-                rows.append({"quantity": "mean lower bound on log p(v), report data (nats)",
-                             "estimate": bound, "interval low": bound + z - hi,
-                             "interval high": bound + z - lo, "kind": kind})
-            report.table(rows, caption="Log partition function and log-likelihood. An AIS "
-                         "estimate's interval is ±3 standard errors of the mean importance "
-                         "weight (Salakhutdinov & Murray 2008); AIS tends to underestimate "
-                         "log Z, i.e. to overstate the log-likelihood. Reverse AIS, when run "
-                         "(unsup evaluate --reverse-ais), tends to overestimate it: the two "
-                         "agreeing is the evidence of convergence.")
-
-        sections.run("Log-likelihood (AIS)", _ais)
-
-    # Confusion matrix -----------------------------------------------------------------
+    # Confusion matrix (clusters) ------------------------------------------------------
     if yn is not None and has_predict:
 
         def _confusion() -> None:
@@ -431,8 +411,8 @@ def model_report(
 
         sections.run("Confusion matrix", _confusion)
 
-    # EM trace / training curves -------------------------------------------------------
-    history = _em_history(model)
+    # Training history (history_) ------------------------------------------------------
+    history = _history(model)
     if history is not None:
         if all(all(k in h for k in _EM_KEYS) for h in history):
 
@@ -446,7 +426,7 @@ def model_report(
 
             sections.run("EM trace", _em)
         else:
-            series = _history_series(history)
+            series = history_series(history)
             if series:
 
                 def _curves() -> None:
@@ -455,35 +435,19 @@ def model_report(
 
                 sections.run("Training history", _curves)
 
-    layer_hist = getattr(model, "pretrain_history_", None)
-    if isinstance(layer_hist, (list, tuple)) and layer_hist:
-        series = {}
-        for i, h in enumerate(layer_hist):
-            if isinstance(h, (list, tuple)) and h and all(isinstance(e, Mapping) for e in h):
-                for k, v in _history_series(h).items():
-                    series[f"layer {i + 1}: {k}"] = v
-        if series:
-
-            def _layer_curves() -> None:
-                report.figure(curves_plot(series, xlabel="monitoring point", ylabel="value"),
-                              caption="Greedy layer-wise pre-training: each layer's RBM "
-                                      "(pretrain_history_).")
-
-            sections.run("Pre-training curves", _layer_curves)
-
-    # 2-D projection -------------------------------------------------------------------
+    # 2-D projection (codes, or inputs coloured by clusters) ---------------------------
     if Xn is not None and Xn.ndim == 2 and Xn.shape[0] >= 3 and Xn.shape[1] >= 2:
 
         def _projection() -> None:
             from sklearn.decomposition import PCA
 
             n = Xn.shape[0]
-            rng = np.random.default_rng(0)
+            rng = np.random.default_rng(seed)
             idx = (np.sort(rng.choice(n, size=_MAX_PROJECTED, replace=False))
                    if n > _MAX_PROJECTED else np.arange(n))
             sub = np.asarray(Xn[idx], dtype=np.float64)
             space = "inputs"
-            if not has_predict and callable(getattr(model, "transform", None)):
+            if not has_predict and _can(model, "transform"):
                 # a representation learner: show its codes, not the raw inputs
                 codes = _to_numpy(model.transform(Xn[idx])).reshape(idx.size, -1)
                 if codes.shape[1] >= 2:
@@ -506,7 +470,80 @@ def model_report(
 
         sections.run("2-D projection", _projection)
 
+    # Sections the model's family registered -------------------------------------------
+    try:
+        _load_family_sections()
+    except Exception as e:  # a broken family import must not lose the generic report
+        warnings.warn(f"model_report: family sections unavailable ({type(e).__name__}: {e})",
+                      RuntimeWarning, stacklevel=2)
+    ctx = SectionContext(report=report, X=Xn, y=yn,
+                         image_shape=tuple(image_shape) if image_shape is not None else None,
+                         metrics=dict(metrics or {}), seed=seed)
+    for heading, fn in sections_for(model):
+        sections.run(heading, lambda fn=fn: fn(model, ctx))
+
     return report
+
+
+def draw_samples(model: Any, n: int, seed: int | None = None) -> np.ndarray:
+    """``model.sample(n)`` as an array (the data of a ``(X, labels)`` tuple), seeded.
+
+    The seed goes to ``sample(n, random_state=seed)`` when the method takes one; otherwise
+    (scikit-learn style samplers that draw from the estimator's own ``random_state``) the
+    estimator's ``random_state`` parameter is set to ``seed`` for the call, and the global torch
+    and numpy generators are seeded around it; both are restored afterwards.
+    """
+    import inspect
+
+    import torch
+
+    fn = model.sample
+    try:
+        takes_seed = "random_state" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        takes_seed = False
+    if takes_seed or seed is None:
+        out = fn(n, random_state=seed) if takes_seed else fn(n)
+    else:
+        np_state, torch_state = np.random.get_state(), torch.get_rng_state()
+        params = _get_params(model) or {}
+        own = "random_state" in params and callable(getattr(model, "set_params", None))
+        try:
+            np.random.seed(seed)
+            torch.manual_seed(seed)
+            if own:
+                model.set_params(random_state=seed)
+            out = fn(n)
+        finally:
+            if own:
+                model.set_params(random_state=params["random_state"])
+            np.random.set_state(np_state)
+            torch.set_rng_state(torch_state)
+    return _to_numpy(_first(out))
+
+
+def _is_likelihood(v: Any) -> bool:
+    from unsup.likelihood import Likelihood
+
+    return isinstance(v, Likelihood) or (
+        isinstance(v, Mapping) and {"nats", "kind", "support", "estimator"} <= set(v))
+
+
+def _split_likelihoods(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Put each likelihood of a row in its own column (discrete vs continuous), with its kind."""
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if _is_likelihood(v):
+            rec = likelihood_record(v)
+            col = next(iter(rec))
+            prefix = "" if str(k) in ("likelihood", "log_likelihood") else f"{k} "
+            out[f"{prefix}{col}"] = rec[col]
+            out[f"{prefix}likelihood kind"] = f"{rec['kind']} ({rec['estimator']})"
+        elif isinstance(v, Mapping):
+            out[k] = _split_likelihoods(v)
+        else:
+            out[k] = v
+    return out
 
 
 def comparison_table(
@@ -516,6 +553,10 @@ def comparison_table(
     title: str = "Comparison",
 ) -> Report:
     """Tabulate several runs side by side (nested dicts flattened to ``a.b`` columns).
+
+    A typed likelihood in a row (:class:`unsup.likelihood.Likelihood` or its ``to_dict()``)
+    goes to the column of its support: discrete log-likelihoods and continuous log-densities
+    never share one.
 
     Parameters
     ----------
@@ -537,7 +578,7 @@ def comparison_table(
         report = Report(title)
     else:
         report.heading(title, 2)
-    flat = [{k: _short(v) for k, v in flatten_dict(r).items()} for r in rows]
+    flat = [{k: _short(v) for k, v in flatten_dict(_split_likelihoods(r)).items()} for r in rows]
     report.table(flat, caption=caption)
     return report
 
