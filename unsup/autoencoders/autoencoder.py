@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unsup.autoencoders._nets import ACTIVATIONS, AENet, conv_net, mlp
+from unsup.autoencoders._nets import ACTIVATIONS, conv_net, mlp_net
 from unsup.registry import Demo, register_model
 from unsup.train import TRAIN_PARAMS_DOC, GradientEstimator
 
@@ -173,9 +173,7 @@ class Autoencoder(GradientEstimator):
             return conv_net(d, self.image_shape, list(self.conv_channels), k, self.activation,
                             self.code_activation)
         sizes = [d, *[int(s) for s in self._hidden()], k]
-        enc = mlp(sizes, self.activation, self.code_activation)
-        dec = mlp(sizes[::-1], self.activation, "linear")
-        return AENet(enc, dec)
+        return mlp_net(sizes, self.activation, self.code_activation)
 
     def _recon_loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-sample reconstruction loss (summed over features)."""

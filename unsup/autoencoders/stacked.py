@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unsup.autoencoders._nets import AENet, activation
+from unsup.autoencoders._nets import mlp_net
 from unsup.autoencoders.autoencoder import Autoencoder
 from unsup.autoencoders.denoising import DenoisingAutoencoder, corrupt
 from unsup.registry import register_model
@@ -173,22 +173,7 @@ class StackedAutoencoder(Autoencoder):
 
     # -- network --------------------------------------------------------------------------
     def _build_module(self) -> nn.Module:
-        sizes = [self.n_features_in_, *self._sizes()]
-        L = len(sizes) - 1
-        enc: list[nn.Module] = []
-        for i in range(L):
-            enc.append(nn.Linear(sizes[i], sizes[i + 1]))
-            if i < L - 1 and self.activation != "linear":
-                enc.append(activation(self.activation))
-        dec: list[nn.Module] = []
-        for i in range(L, 0, -1):
-            dec.append(nn.Linear(sizes[i], sizes[i - 1]))
-            if i > 1 and self.activation != "linear":
-                dec.append(activation(self.activation))
-        return AENet(nn.Sequential(*enc), nn.Sequential(*dec))
-
-    def _linears(self, seq: nn.Sequential) -> list[nn.Linear]:
-        return [m for m in seq if isinstance(m, nn.Linear)]
+        return mlp_net([self.n_features_in_, *self._sizes()], self.activation, "linear")
 
     # -- training ---------------------------------------------------------------------------
     def _layer_estimator(self, i: int, n_layers: int, size: int) -> Autoencoder:
@@ -222,8 +207,8 @@ class StackedAutoencoder(Autoencoder):
         self.pretrain_history_ = []
         if self.pretrain != "none":
             H: Any = Xv
-            enc_lin = self._linears(self.module_.encoder)
-            dec_lin = self._linears(self.module_.decoder)[::-1]  # dec_lin[i]: h_{i+1} -> h_i
+            enc_lin = self.module_.encoder.linears
+            dec_lin = self.module_.decoder.linears[::-1]  # dec_lin[i]: h_{i+1} -> h_i
             for i, size in enumerate(sizes):
                 layer = self._layer_estimator(i, len(sizes), size)
                 layer._stage_name = f"pre-train layer {i + 1}/{len(sizes)}"
