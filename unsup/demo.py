@@ -57,14 +57,25 @@ def _data(quick: bool) -> tuple[Any, Any, str]:
 
 
 def _reconstruction_sse(model: Any, X: Any) -> float | None:
-    """Squared error per image of ``inverse_transform(transform(X))`` (models with codes)."""
-    if callable(getattr(model, "reconstruct", None)):
-        R = model.reconstruct(X)
-    elif callable(getattr(model, "inverse_transform", None)) and hasattr(model, "transform"):
-        R = model.inverse_transform(model.transform(X))
-    else:
+    """Squared error per image of ``inverse_transform(transform(X))`` (codes and decoding)."""
+    if not (callable(getattr(model, "transform", None))
+            and callable(getattr(model, "inverse_transform", None))):
         return None
+    R = model.inverse_transform(model.transform(X))
     return round(float(((np.asarray(R, dtype=np.float64) - X) ** 2).sum(1).mean()), 3)
+
+
+def _likelihood_columns(lk: dict[str, Any] | None) -> dict[str, Any]:
+    """The test likelihood under its own column: discrete log-likelihoods (binary RBMs, ...)
+    and continuous log-densities (Gaussian mixtures, PCA, ...) never share one."""
+    if lk is None:
+        return {}
+    from unsup.report.sections import likelihood_record
+
+    rec = likelihood_record(lk)
+    col = next(iter(rec))
+    return {f"test {col}": round(float(rec[col]), 2),
+            "likelihood kind": f"{rec['kind']} ({rec['estimator']})"}
 
 
 def run_demo(out: Path, quick: bool = False, echo: Callable[[str], None] = print) -> Path:
@@ -96,15 +107,17 @@ def run_demo(out: Path, quick: bool = False, echo: Callable[[str], None] = print
         t = metrics["test"]
         row = {"model": entry.title, "fit time (s)": round(seconds, 2),
                "test accuracy": t.get("accuracy"), "test NMI": t.get("nmi"),
-               "test ARI": t.get("ari"),
-               "test log-likelihood (nats/image)": t.get("log_likelihood"),
+               "test ARI": t.get("ari"), **_likelihood_columns(t.get("likelihood")),
                "test reconstruction SSE/image": _reconstruction_sse(model, test.X)}
         rows.append(row)
         fitted.append((entry, model, metrics))
         acc, nmi = t.get("accuracy", float("nan")), t.get("nmi", float("nan"))
-        if "accuracy" not in t and t.get("log_likelihood") is not None:
-            echo(f"  {entry.title}: {seconds:.1f} s, test log-likelihood "
-                 f"{t['log_likelihood']:.2f} nats/image ({t.get('log_likelihood_kind')})")
+        if "accuracy" not in t and t.get("likelihood") is not None:
+            lk = t["likelihood"]
+            what = ("log-likelihood" if lk["support"] == "discrete"
+                    else "log-density (continuous)")
+            echo(f"  {entry.title}: {seconds:.1f} s, test {what} {lk['nats']:.2f} nats/image "
+                 f"({lk['kind']}, {lk['estimator']})")
         elif row["test reconstruction SSE/image"] is not None and "accuracy" not in t:
             echo(f"  {entry.title}: {seconds:.1f} s, test reconstruction SSE/image "
                  f"{row['test reconstruction SSE/image']:.2f}")
@@ -114,7 +127,12 @@ def run_demo(out: Path, quick: bool = False, echo: Callable[[str], None] = print
     report.text(f"Trained on mnist5k ({len(train.X)} MNIST training digits, pixels in [0, 1]); "
                 f"evaluated on {test_name}. Accuracy is clustering accuracy under the best "
                 "one-to-one matching of clusters to digit classes (Hungarian algorithm).")
-    report.table(rows, caption="Comparison on the test set")
+    columns = list(dict.fromkeys(k for r in rows for k in r))  # union, first-seen order
+    rows = [{k: r.get(k) for k in columns} for r in rows]
+    report.table(rows, caption="Comparison on the test set. A discrete log-likelihood (log "
+                 "probability of binary images) and a continuous log-density (of real-valued "
+                 "pixels, which depends on their scale and can be positive) are different "
+                 "quantities, so they have separate columns and must not be compared.")
     for entry, model, metrics in fitted:
         model_report(model, test.X, test.y, image_shape=train.image_shape, metrics=metrics,
                      title=entry.title, report=report)

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import TransformerMixin
 from sklearn.utils import check_random_state
 
 from unsup.base import BaseEstimator, report_progress
@@ -45,7 +46,7 @@ _SOLVERS = ("auto", "full", "covariance_eigh", "randomized")
                 summary='principal component analysis (full or randomized SVD, whitening)',
                 demo=Demo("PCA (30 components)", params={"n_components": 30, "random_state": 0},
                           order=20))
-class PCA(BaseEstimator):
+class PCA(TransformerMixin, BaseEstimator):
     """Principal component analysis (full or randomized SVD), with whitening.
 
     Parameters
@@ -96,6 +97,11 @@ class PCA(BaseEstimator):
     >>> pca.components_.shape
     (30, 784)
     """
+
+    # small constructor parameters for the conformance tests (tests/test_common.py): one
+    # component fits scikit-learn's checks, whose data can have only two features
+    _test_params = {"n_components": 1}
+
 
     def __init__(
         self,
