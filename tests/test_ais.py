@@ -158,9 +158,13 @@ def test_rbm_reverse_ais_from_training_states(mnist_rbm15: BernoulliRBM) -> None
     rbm = mnist_rbm15
     exact = rbm.log_partition_exact()
     before = rbm.__dict__.get("log_partition_")
+    keys = set(vars(rbm))
     res = rbm.estimate_log_partition_reverse(n_runs=200, n_betas=3000, burn_in=3000,
                                              random_state=2)
+    assert set(vars(rbm)) == keys  # measuring never stores: caching is explicit
+    assert res.method == "reverse AIS"
     assert abs(res.log_z - exact) < 0.1, (res, exact)
+    rbm.set_log_partition(res)
     assert rbm.log_partition_reverse_ == res.log_z
     assert rbm.log_partition_reverse_interval_ == [res.log_z_low, res.log_z_high]
     assert rbm.__dict__.get("log_partition_") == before

@@ -12,7 +12,6 @@ from sklearn.base import clone
 
 import unsup
 from unsup.base import NotFittedError
-from unsup.data import DataError
 from unsup.energy.dbm import DBM
 
 D, H1, H2 = 6, 5, 4
@@ -68,6 +67,7 @@ def test_log_partition_exact_and_ais_match_enumeration() -> None:
     res = dbm.estimate_log_partition(n_runs=100, n_betas=2000, random_state=0)
     assert abs(res.log_z - log_z) < 0.1
     assert res.log_z_low - 0.05 <= log_z <= res.log_z_high + 0.05
+    dbm.set_log_partition(res)  # caching is explicit
     assert dbm.likelihood_kind_ == "lower bound (AIS)"
 
 
@@ -88,6 +88,7 @@ def test_ais_over_h1_matches_enumeration() -> None:
     dbm.base_rate_logits_h1_ = rng.normal(size=H1)
     res = dbm.estimate_log_partition(n_runs=100, n_betas=2000, random_state=1)
     assert abs(res.log_z - log_z) < 0.1
+    dbm.set_log_partition(res)
     assert dbm.log_partition_ == res.log_z
     comp = dbm.estimate_log_partition(n_runs=100, n_betas=2000, random_state=1,
                                       method="composite")
@@ -107,6 +108,7 @@ def test_mean_field_bound_below_exact_and_improved_by_iterations() -> None:
     V = _states(D)
     bound = dbm.score_samples(V)  # exact log Z for this size
     assert dbm.likelihood_kind_ == "lower bound (exact log Z)"
+    dbm.set_log_partition(dbm.log_partition_result())  # what score_samples used
     assert dbm.log_partition_ == pytest.approx(log_z, abs=1e-8)
     assert np.all(bound <= log_pv + 1e-5)
     # the gap is a KL divergence: positive somewhere with these weights, and not huge
@@ -185,15 +187,14 @@ def test_errors() -> None:
         DBM(5).fit(X)
     with pytest.raises(ValueError, match="transform_layers"):
         DBM((4, 3), transform_layers="middle", n_updates=1).fit(X)
-    with pytest.raises(DataError, match="binary"):
-        DBM((4, 3), n_updates=1).fit(X * 0.5)
+    # values in [0, 1] are probabilities (mean-field input), not refused
+    DBM((4, 3), n_updates=1, pretrain_updates=1, device="cpu").fit(X * 0.5)
     with pytest.raises(NotFittedError):
         DBM().transform(X)
     with pytest.raises(NotFittedError):
         DBM().score(X)
     dbm = DBM((4, 3), n_updates=5, pretrain_updates=5, random_state=0, device="cpu").fit(X)
-    with pytest.raises(DataError):
-        dbm.transform(X * 0.3)
+    assert dbm.transform(X * 0.3).shape == (len(X), 3)  # [0, 1]: probabilities
     with pytest.raises(ValueError):
         dbm.transform(X[:, :5])
     # binarize_input handles real-valued data
@@ -240,7 +241,7 @@ def test_log_partition_floor_is_certain_and_checks_ais() -> None:
     assert dbm.check_states_.dtype == np.uint8
     floor = dbm.log_partition_floor()
     assert floor <= dbm.log_partition_exact() + 1e-9
-    dbm.estimate_log_partition(n_runs=50, n_betas=500, random_state=0)
+    dbm.set_log_partition(dbm.estimate_log_partition(n_runs=50, n_betas=500, random_state=0))
     assert dbm.log_partition_check_.startswith("passed")
     assert dbm.log_partition_floor_ == pytest.approx(floor)
 
@@ -252,10 +253,12 @@ def test_reverse_ais_matches_enumeration() -> None:
               pretrain_updates=100, random_state=0, device="cpu").fit(_toy(300))
     log_z = dbm.log_partition_exact()
     fwd = dbm.estimate_log_partition(n_runs=100, n_betas=2000, random_state=0)
+    dbm.set_log_partition(fwd)
     for method in ("h1", "composite"):
         r = dbm.estimate_log_partition_reverse(n_runs=100, n_betas=2000, burn_in=100,
                                                random_state=1, method=method)
         assert abs(r.log_z - log_z) < 0.1, (method, r.log_z, log_z)
+        dbm.set_log_partition(r)
         assert dbm.log_partition_reverse_ == r.log_z
     assert dbm.log_partition_ == fwd.log_z
     tiny, p = _tiny()

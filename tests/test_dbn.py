@@ -9,7 +9,6 @@ import torch
 
 import unsup.io
 from unsup.base import NotFittedError
-from unsup.data import DataError
 from unsup.energy.dbn import DBN
 from unsup.energy.rbm import BernoulliRBM
 from unsup.metrics.likelihood import binary_states
@@ -195,7 +194,8 @@ def test_updown_unties_and_improves_the_bound() -> None:
               random_state=0).fit(X)
     before = float(np.mean(dbn.score_samples(X, n_samples="exact")))
     err_before = dbn.reconstruction_error(X).mean()
-    dbn.estimate_log_partition_reverse(n_runs=10, n_betas=50, burn_in=10, random_state=0)
+    dbn.set_log_partition(dbn.estimate_log_partition_reverse(n_runs=10, n_betas=50, burn_in=10,
+                                                             random_state=0))
     dbn.fine_tune_updown(X, n_updates=1500, learning_rate=0.1, cd_k=5, batch_size=50,
                          random_state=0)
     assert not dbn.tied_
@@ -230,8 +230,8 @@ def test_errors() -> None:
         DBN([4, 0]).fit(X)
     with pytest.raises(ValueError, match="layers"):
         DBN([4, 3], learning_rate=[0.1, 0.1, 0.1], n_updates=5).fit(X)
-    with pytest.raises(DataError, match="binary"):
-        DBN([4], n_updates=5).fit(X * 0.5)
+    # values in [0, 1] are probabilities (mean-field input), not refused
+    DBN([4], n_updates=5, device="cpu").fit(X * 0.5)
     with pytest.raises(NotFittedError):
         DBN([4]).transform(X)
     with pytest.raises(NotFittedError):
@@ -258,7 +258,7 @@ def test_top_log_z_checked_against_training_states(fitted: tuple[DBN, np.ndarray
     top = dbn._top_rbm()
     floor = top.log_partition_floor()
     assert floor <= top.log_partition_exact() + 1e-9
-    dbn.estimate_log_partition(n_runs=50, n_betas=500, random_state=0)
+    dbn.set_log_partition(dbn.estimate_log_partition(n_runs=50, n_betas=500, random_state=0))
     assert dbn.log_partition_check_.startswith("passed")
     assert dbn.log_partition_floor_ == pytest.approx(floor)
     dbn._invalidate_log_z()
@@ -272,5 +272,7 @@ def test_top_reverse_ais_matches_exact(fitted: tuple[DBN, np.ndarray]) -> None:
     res = dbn.estimate_log_partition_reverse(n_runs=100, n_betas=1000, burn_in=500,
                                              random_state=0)
     assert abs(res.log_z - exact) < 0.1
+    assert dbn.log_partition_reverse_ is None  # measuring never stores
+    dbn.set_log_partition(res)
     assert dbn.log_partition_reverse_ == res.log_z
     assert dbn.log_partition_reverse_interval_ == [res.log_z_low, res.log_z_high]

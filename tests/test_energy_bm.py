@@ -69,8 +69,14 @@ def test_hidden_units_help_and_sampling_works() -> None:
 
 
 def test_errors() -> None:
-    with pytest.raises(DataError, match="binary"):
-        BoltzmannMachine(n_updates=2).fit(np.full((10, 3), 0.5))
+    # values in [0, 1] are probabilities (mean-field input), as scikit-learn's BernoulliRBM
+    # takes them; the likelihood is defined on binary rows and says it binarised them
+    bm_p = BoltzmannMachine(n_hidden=1, n_updates=2, device="cpu").fit(np.full((10, 3), 0.7))
+    like = bm_p.log_likelihood(np.full((4, 3), 0.7))
+    assert like.transform.startswith("binarised at 0.5")
+    np.testing.assert_allclose(like.per_sample, bm_p.score_samples(np.ones((4, 3))))
+    with pytest.raises(DataError, match="no hidden units"):
+        BoltzmannMachine(n_updates=2, device="cpu").fit(np.ones((10, 3))).transform(np.ones((2, 3)))
     bm = BoltzmannMachine(n_hidden=20, n_updates=2, device="cpu").fit(_sample_bm(5, 50))
     with pytest.raises(AttributeError, match="20 units"):
         bm.score_samples(_sample_bm(5, 5))

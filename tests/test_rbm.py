@@ -158,10 +158,20 @@ def test_sampling_shapes_and_statistics() -> None:
     assert chain.shape == (3, 4, 16) and np.all((chain >= 0) & (chain <= 1))
 
 
-def test_non_binary_data_is_refused_unless_binarize_asked() -> None:
+def test_values_in_unit_interval_are_probabilities_and_likelihoods_binarise() -> None:
+    """The [0, 1] policy (scikit-learn's BernoulliRBM accepts grey levels): fit and transform
+    take the values as probabilities; likelihoods are defined for binary data, so they
+    binarise at 0.5 and the typed result says so."""
     X = np.random.default_rng(0).random((30, 5))
-    with pytest.raises(DataError, match="binary"):
-        BernoulliRBM(3, n_updates=5).fit(X)
+    rbm = BernoulliRBM(3, n_updates=5, device="cpu", random_state=0).fit(X)
+    codes = rbm.transform(X)
+    assert codes.shape == (30, 3) and not np.allclose(codes, rbm.transform(X > 0.5))
+    Xb = (X > 0.5).astype(np.float64)
+    np.testing.assert_allclose(rbm.score_samples(X), rbm.score_samples(Xb))
+    like = rbm.log_likelihood(X)
+    assert like.transform.startswith("binarised at 0.5") and like.kind == "exact"
+    assert rbm.log_likelihood(Xb).transform is None
+    assert rbm.check_states_.shape[1] == 1  # states stored binarised (5 bits -> 1 byte)
     BernoulliRBM(3, n_updates=5, binarize_input=0.5, device="cpu").fit(X)
     m = BernoulliRBM(3, n_updates=5, binarize_input="stochastic", device="cpu").fit(X)
     assert m.transform(X).shape == (30, 3)
@@ -205,6 +215,7 @@ def test_ais_estimate_is_labelled(monkeypatch) -> None:
     X = np.hstack([X, X[:, :5]])  # 21 visible, 24 hidden: too many for automatic enumeration
     rbm = BernoulliRBM(24, n_updates=50, random_state=0, device="cpu", ais_runs=20,
                        ais_betas=300).fit(X)
+    rbm.set_log_partition(rbm.estimate_log_partition())  # caching is explicit
     ll = rbm.score_samples(X)
     assert rbm.likelihood_kind_ == "AIS estimate"
     lo, hi = rbm.log_partition_interval_
@@ -263,7 +274,7 @@ def test_log_partition_floor_is_certain_and_checks_ais() -> None:
     exact = rbm.log_partition_exact()
     assert floor <= exact
     assert floor > exact - 5  # the training states carry much of the mass
-    rbm.estimate_log_partition(n_runs=50, n_betas=1000, random_state=0)
+    rbm.set_log_partition(rbm.estimate_log_partition(n_runs=50, n_betas=1000, random_state=0))
     assert rbm.log_partition_check_.startswith("passed")
     with pytest.warns(RuntimeWarning, match="below"):
         record_log_partition_check(rbm, floor - 3.0, rbm.log_partition_floor())
@@ -292,6 +303,7 @@ def test_ais_both_sides_within_0p1_of_exact_when_hidden_is_larger(side: str) -> 
     exact = rbm.log_partition_exact()
     res = rbm.estimate_log_partition(n_runs=100, n_betas=2000, random_state=0)
     assert abs(res.log_z - exact) < 0.1, (side, res.log_z, exact)
+    rbm.set_log_partition(res)
     assert rbm.log_partition_check_.startswith("passed")
     assert rbm.set_params(ais_side="auto")._ais_side() == "hidden"
     with pytest.raises(ValueError, match="ais_side"):

@@ -1,8 +1,8 @@
 """Energy-based models trained by MCMC-estimated gradients (CD-k, PCD).
 
 Every model supplies its energy's conditionals and sufficient statistics; one engine
-(:mod:`unsup.energy._engine`) runs the minibatch loop. Likelihoods: exact by enumeration for
-small models, annealed importance sampling otherwise (:mod:`unsup.metrics.likelihood`).
+(:mod:`unsup.train.mcmc`) runs the minibatch loop. Likelihoods: exact by enumeration for
+small models, annealed importance sampling otherwise (:mod:`unsup.train.ais`).
 """
 
 from unsup.energy.boltzmann import BoltzmannMachine

@@ -1,7 +1,7 @@
 r"""Machinery shared by the RBM family: parameters, the training loop hook-up, inference.
 
 An RBM's math object (``_RBMMath`` subclasses) holds the parameters as tensors and implements
-the :class:`~unsup.energy._engine.MCMCModel` protocol plus free energy, conditionals and the
+the :class:`~unsup.train.mcmc.MCMCModel` protocol plus free energy, conditionals and the
 two AIS callbacks. The estimator (``_BaseRBM`` subclasses) validates, owns the fitted numpy
 attributes (scikit-learn's names: ``components_`` is H×D, ``intercept_hidden_``,
 ``intercept_visible_``) and builds a math object from them for every call.
@@ -9,7 +9,6 @@ attributes (scikit-learn's names: ``components_`` is H×D, ``intercept_hidden_``
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
@@ -19,8 +18,18 @@ import torch.nn.functional as F
 from sklearn.base import TransformerMixin
 
 from unsup.base import BaseEstimator, make_generator, report_progress
-from unsup.energy._engine import MCMCConfig, check_float, check_int, fit_mcmc
-from unsup.metrics.likelihood import AISResult, ais, reverse_ais
+from unsup.likelihood import Likelihood
+from unsup.params import Integral, Interval
+from unsup.train.ais import LogPartition, ais, reverse_ais
+from unsup.train.mcmc import (
+    MCMC_TRAINING,
+    SAMPLING,
+    SPARSITY,
+    MCMCConfig,
+    check_int,
+    fit_mcmc,
+    mcmc_config,
+)
 
 __all__ = ["_BaseRBM", "_RBMMath"]
 
@@ -101,25 +110,120 @@ def states_floor(packed: Any, free_energy: Any, n_units: int, device: torch.devi
     return float(torch.logsumexp(neg_f, 0))
 
 
-def record_log_partition_check(est: Any, log_z: float, floor: float | None) -> None:
-    """Compare an AIS estimate of log Z with a certain lower bound and record the verdict.
+def check_log_partition(log_z: float, floor: float | None, warn: bool = True) -> str:
+    """Compare an AIS estimate of log Z with a certain lower bound; return the verdict.
 
     AIS underestimates log Z when its runs miss where the mass is; an estimate below a sum
-    over known states is certainly wrong, so say so: ``log_partition_check_``, a suffix on
-    ``likelihood_kind_`` and a ``RuntimeWarning``."""
-    est.log_partition_floor_ = floor
+    over known states is certainly wrong, so say so (and warn with a ``RuntimeWarning``)."""
     if floor is None:
-        est.log_partition_check_ = "not checked (no stored states)"
-    elif log_z >= floor:
-        est.log_partition_check_ = (f"passed: AIS log Z {log_z:.3f} >= {floor:.3f}, the "
-                                    "certain lower bound from training states")
-    else:
-        est.log_partition_check_ = (
-            f"FAILED: AIS log Z {log_z:.3f} is below {floor:.3f}, a certain lower bound "
-            "(log-sum over training states): the estimate is too low and every "
-            "log-likelihood computed from it too high; use more temperatures/runs")
+        return "not checked (no stored states)"
+    if log_z >= floor:
+        return (f"passed: AIS log Z {log_z:.3f} >= {floor:.3f}, the certain lower bound from "
+                "training states")
+    msg = (f"FAILED: AIS log Z {log_z:.3f} is below {floor:.3f}, a certain lower bound "
+           "(log-sum over training states): the estimate is too low and every "
+           "log-likelihood computed from it too high; use more temperatures/runs")
+    if warn:
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    return msg
+
+
+def record_log_partition_check(est: Any, log_z: float, floor: float | None) -> None:
+    """Check ``log_z`` against ``floor`` and store the verdict on ``est`` (the explicit
+    caching path, :meth:`set_log_partition`): ``log_partition_floor_``,
+    ``log_partition_check_`` and a suffix on ``likelihood_kind_`` when it failed."""
+    est.log_partition_floor_ = floor
+    est.log_partition_check_ = check_log_partition(log_z, floor)
+    if est.log_partition_check_.startswith("FAILED"):
+        est.likelihood_kind_ = getattr(est, "likelihood_kind_", "") + \
+            " (failed check: log Z too low)"
+
+
+def with_check(res: LogPartition, floor: float | None) -> LogPartition:
+    """``res`` with the floor and the verdict of the check filled in (warns if it fails)."""
+    from dataclasses import replace
+
+    if res.is_exact:
+        return replace(res, floor=floor, check="exact")
+    return replace(res, floor=floor, check=check_log_partition(res.log_z, floor, warn=True))
+
+
+def cache_log_partition(est: Any, res: LogPartition, kind: str) -> None:
+    """Store ``res`` on ``est`` (explicit caching: ``set_log_partition``): forward or exact
+    results as ``log_partition_*``, reverse ones as ``log_partition_reverse_*``."""
+    if res.method == "reverse AIS":
+        est.log_partition_reverse_ = float(res.log_z)
+        est.log_partition_reverse_interval_ = [float(res.log_z_low), float(res.log_z_high)]
+        return
+    est.log_partition_ = float(res.log_z)
+    est.log_partition_interval_ = [float(res.log_z_low), float(res.log_z_high)]
+    est.log_partition_std_ = float(res.log_z_std)
+    est.log_partition_method_ = res.method
+    est.log_partition_n_runs_ = int(res.n_runs)
+    est.log_partition_n_betas_ = int(res.n_betas)
+    est.likelihood_kind_ = kind
+    if res.is_exact:
+        return
+    est.log_partition_floor_ = res.floor
+    est.log_partition_check_ = res.check if res.check is not None else check_log_partition(
+        res.log_z, res.floor)
+    if est.log_partition_check_.startswith("FAILED"):
         est.likelihood_kind_ += " (failed check: log Z too low)"
-        warnings.warn(est.log_partition_check_, RuntimeWarning, stacklevel=3)
+
+
+def cached_log_partition(est: Any) -> LogPartition | None:
+    """The log Z stored by :func:`cache_log_partition` (None when nothing is cached)."""
+    z = getattr(est, "log_partition_", None)
+    if z is None:
+        return None
+    lo, hi = getattr(est, "log_partition_interval_", None) or (z, z)
+    method = getattr(est, "log_partition_method_", None) or (
+        "exact enumeration" if lo == hi == z else "forward AIS")
+    return LogPartition(float(z), float(lo), float(hi),
+                        float(getattr(est, "log_partition_std_", 0.0) or 0.0),
+                        n_betas=int(getattr(est, "log_partition_n_betas_", 0) or 0),
+                        method=method, floor=getattr(est, "log_partition_floor_", None),
+                        check=getattr(est, "log_partition_check_", None))
+
+
+def clear_log_partition(est: Any) -> None:
+    """Forget a cached log Z (forward and reverse)."""
+    for k in ("log_partition_", "log_partition_interval_", "log_partition_std_",
+              "log_partition_method_", "log_partition_n_runs_", "log_partition_n_betas_",
+              "log_partition_floor_", "log_partition_check_", "log_partition_reverse_",
+              "log_partition_reverse_interval_"):
+        est.__dict__.pop(k, None)
+
+
+def likelihood_from(per_row: np.ndarray, lz: LogPartition, *, support: str, n_dims: int,
+                    transform: str | None, bound: str | None = None,
+                    bound_exact: bool = True) -> Likelihood:
+    """The typed :class:`~unsup.likelihood.Likelihood` of per-row values computed with the log
+    Z ``lz`` (already subtracted). ``bound`` names a variational bound ("mean-field lower
+    bound", ...); ``bound_exact`` says whether that bound was computed exactly (else sampled).
+    """
+    if lz.is_exact:
+        if bound is None:
+            kind, est = "exact", "exact enumeration"
+        else:
+            kind = "lower bound" if bound_exact else "stochastic lower bound"
+            est = f"{bound}, exact log Z"
+    else:
+        kind = "stochastic estimate"
+        est = lz.method if bound is None else f"{bound}, log Z by {lz.method}"
+        if lz.failed_check:
+            est += " (failed check: log Z too low)"
+    like = Likelihood.from_samples(per_row, kind=kind, estimator=est, support=support,
+                                   n_dims=n_dims, transform=transform)
+    counts: dict[str, Any] = {}
+    interval = None
+    if not lz.is_exact:
+        counts = {"runs": lz.n_runs, "temperatures": int(lz.n_betas)}
+        # every row moves with log Z: the mean's interval is the log Z interval, mirrored
+        interval = (like.nats - (lz.log_z_high - lz.log_z), like.nats - (lz.log_z_low - lz.log_z))
+    from dataclasses import replace
+
+    return replace(like, counts=counts, interval=interval)
 
 
 def start_rows(X: torch.Tensor | None, packed: Any, n_units: int, n: int,
@@ -138,14 +242,11 @@ def start_rows(X: torch.Tensor | None, packed: Any, n_units: int, n: int,
 
 
 def run_reverse_ais(est: Any, step: Any, state: Any, log_z_base: float, betas: Any
-                    ) -> AISResult:
-    """Reverse AIS from ``state`` (see :func:`unsup.metrics.likelihood.reverse_ais`); records
-    ``log_partition_reverse_`` and ``log_partition_reverse_interval_`` on ``est``."""
-    res = reverse_ais(step, state, log_z_base, betas=betas,
-                      progress=lambda k, K: report_progress("reverse AIS", k, K))
-    est.log_partition_reverse_ = res.log_z
-    est.log_partition_reverse_interval_ = [res.log_z_low, res.log_z_high]
-    return res
+                    ) -> LogPartition:
+    """Reverse AIS from ``state`` (see :func:`unsup.train.ais.reverse_ais`); returns the result
+    without storing it (``est.set_log_partition(result)`` caches it)."""
+    return reverse_ais(step, state, log_z_base, betas=betas,
+                       progress=lambda k, K: report_progress("reverse AIS", k, K))
 
 
 class _RBMMath:
@@ -220,42 +321,42 @@ def _to_t(a: Any, device: torch.device, dtype: torch.dtype = torch.float32) -> t
 
 
 class _BaseRBM(TransformerMixin, BaseEstimator):
-    """Shared fit / inference for RBMs with binary hidden units (not used directly)."""
+    """Shared fit / inference for RBMs with binary hidden units (not used directly).
+
+    The loop and chain parameters are the groups :data:`~unsup.train.mcmc.MCMC_TRAINING`,
+    :data:`~unsup.train.mcmc.SAMPLING` and :data:`~unsup.train.mcmc.SPARSITY`, checked once
+    in ``fit`` with the declared constraints.
+    """
 
     _math_cls: type = _RBMMath
     _stage = "RBM"
+    _param_groups = (MCMC_TRAINING, SAMPLING, SPARSITY)
+    _parameter_constraints: dict[str, Any] = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "ais_runs": [Interval(Integral, 2, None, closed="left")],
+        "ais_betas": [Interval(Integral, 2, None, closed="left"), "array-like"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+    _likelihood_support = "discrete"
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = []  # codes are float32 whatever comes in
+        return tags
 
     # -- parameters -------------------------------------------------------------------------
     def _mcmc_config(self, n_samples: int) -> MCMCConfig:
-        check_int("n_components", self.n_components, 1)
-        bs = check_int("batch_size", self.batch_size, 1)
-        lr = check_float("learning_rate", self.learning_rate, 0.0, low_open=True)
-        n_iter = check_int("n_iter", self.n_iter, 1, allow_none=True)
-        n_updates = check_int("n_updates", self.n_updates, 1)
-        if n_iter is not None:  # scikit-learn semantics: epochs over the data
-            n_updates = n_iter * max(1, math.ceil(n_samples / min(bs, n_samples)))
-        k = check_int("cd_k", self.cd_k, 1)
-        mom = check_float("momentum", self.momentum, 0.0, 1.0 - 1e-12)
-        wd = check_float("weight_decay", self.weight_decay, 0.0)
-        if not isinstance(self.persistent, (bool, np.bool_)):
-            raise ValueError(f"persistent must be True or False, got {self.persistent!r}")
-        n_chains = check_int("n_chains", self.n_chains, 1, allow_none=True)
-        if self.lr_schedule not in ("constant", "linear", "cosine"):
-            raise ValueError("lr_schedule must be 'constant', 'linear' or 'cosine', got "
-                             f"{self.lr_schedule!r}")
-        target = self.sparsity_target
-        if target is not None:
-            target = check_float("sparsity_target", target, 0.0, 1.0, low_open=True)
-        cost = check_float("sparsity_cost", self.sparsity_cost, 0.0)
-        return MCMCConfig(
-            batch_size=bs, n_updates=n_updates, learning_rate=lr, lr_schedule=self.lr_schedule,
-            momentum=mom, initial_momentum=min(0.5, mom), weight_decay=wd, cd_k=k,
-            persistent=bool(self.persistent), n_chains=n_chains, sparsity_target=target,
-            sparsity_cost=cost, monitor_every=max(100, n_updates // 50), stage=self._stage)
+        self._validate_params()
+        return mcmc_config(self, n_samples, stage=self._stage)
 
     # -- subclass hooks -----------------------------------------------------------------------
     def _check_data(self, X: torch.Tensor, fitting: bool) -> torch.Tensor:
         return X
+
+    def _likelihood_input(self, X: Any) -> tuple[torch.Tensor, str | None]:
+        """Rows the likelihood is defined on, and the transform that made them (or None)."""
+        return self._input(X), None
 
     def _init_math(self, X: torch.Tensor, gen: torch.Generator) -> _RBMMath:
         raise NotImplementedError
@@ -284,6 +385,7 @@ class _BaseRBM(TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> _BaseRBM:
         """Fit the model to the rows of ``X`` by CD-k or PCD. Returns ``self``."""
         self._reset_fitted()
+        self._validate_params()
         Xt = self._input(X, reset=True)
         cfg = self._mcmc_config(Xt.shape[0])
         dev = Xt.device
@@ -339,8 +441,8 @@ class _BaseRBM(TransformerMixin, BaseEstimator):
 
     def estimate_log_partition(
         self, n_runs: int | None = None, n_betas: Any = None, random_state: Any = None,
-    ) -> AISResult:
-        """AIS estimate of log Z (Salakhutdinov & Murray 2008); cached on the model.
+    ) -> LogPartition:
+        """AIS estimate of log Z (Salakhutdinov & Murray 2008). Never changes the model.
 
         Parameters
         ----------
@@ -351,9 +453,12 @@ class _BaseRBM(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        AISResult
-            With ``log_z`` and the interval ``[log_z_low, log_z_high]`` (±3 standard errors of
-            the mean importance weight).
+        LogPartition
+            ``log_z``, the interval ``[log_z_low, log_z_high]`` (±3 standard errors of the
+            mean importance weight), ``method="forward AIS"``, the runs and temperatures, and
+            the check against the certain lower bound from stored training states
+            (``floor``, ``check``; a failed check also warns). Cache it explicitly with
+            :meth:`set_log_partition`.
         """
         self._check_fitted()
         runs = check_int("ais_runs", self.ais_runs if n_runs is None else n_runs, 2)
@@ -364,41 +469,74 @@ class _BaseRBM(TransformerMixin, BaseEstimator):
         init, step = self._ais_callbacks(m, gen)
         res = ais(init, step, n_runs=runs, betas=betas,
                   progress=lambda k, K: report_progress("AIS", k, K))
-        self.log_partition_ = res.log_z
-        self.log_partition_interval_ = [res.log_z_low, res.log_z_high]
-        self.log_partition_std_ = res.log_z_std
-        self.likelihood_kind_ = "AIS estimate"
-        record_log_partition_check(self, res.log_z, self.log_partition_floor())
-        return res
+        return with_check(res, self.log_partition_floor())
 
     def log_partition_floor(self) -> float | None:
         """A certain lower bound on log Z from known states (None if the model has none)."""
         return None
 
-    def _log_partition(self) -> float:
+    def _likelihood_kind(self, res: LogPartition) -> str:
+        return "exact" if res.is_exact else "AIS estimate"
+
+    def set_log_partition(self, result: LogPartition) -> _BaseRBM:
+        """Cache a log Z result on the model (explicitly: measuring never stores one).
+
+        Forward-AIS or exact results become ``log_partition_`` (with
+        ``log_partition_interval_``, ``log_partition_std_``, ``log_partition_method_``,
+        ``log_partition_check_``, ...), used by :meth:`score_samples` and
+        :meth:`log_likelihood` from then on and saved with the model; reverse-AIS results
+        become ``log_partition_reverse_`` / ``log_partition_reverse_interval_`` and are
+        never used for likelihoods. Returns ``self``.
+        """
         self._check_fitted()
-        if getattr(self, "log_partition_", None) is None:
-            exact = self._exact_log_partition()
-            if exact is not None:
-                self.log_partition_ = exact
-                self.log_partition_interval_ = [exact, exact]
-                self.log_partition_std_ = 0.0
-                self.likelihood_kind_ = "exact"
-            else:
-                self.estimate_log_partition()
-        return float(self.log_partition_)
+        cache_log_partition(self, result, self._likelihood_kind(result))
+        return self
+
+    def clear_log_partition(self) -> _BaseRBM:
+        """Forget a cached log Z. Returns ``self``."""
+        clear_log_partition(self)
+        self.likelihood_kind_ = "exact" if self._exact_possible() else "AIS estimate"
+        return self
+
+    def log_partition_result(self) -> LogPartition:
+        """log Z as used by the likelihoods: the cached one if any, else exact enumeration
+        (small models), else a fresh forward-AIS estimate (``ais_runs`` x ``ais_betas``;
+        expensive, and not stored: cache it with :meth:`set_log_partition`)."""
+        self._check_fitted()
+        cached = cached_log_partition(self)
+        if cached is not None:
+            return cached
+        exact = self._exact_log_partition()
+        if exact is not None:
+            return LogPartition.exact(exact)
+        return self.estimate_log_partition()
+
+    def _log_partition(self) -> float:
+        return float(self.log_partition_result().log_z)
 
     def score_samples(self, X: Any) -> np.ndarray:
-        """log p(v) per row, in nats: :math:`-F(v) - \\log \\hat Z`.
+        """log p(v) per row, in nats: :math:`-F(v) - \\log \\hat Z` (one float per row).
 
-        This is an **estimate** whenever log Z comes from AIS (``likelihood_kind_ ==
-        "AIS estimate"``; the interval of log Z is ``log_partition_interval_``, and every
-        row's log p(v) carries the same uncertainty, shifted); it is exact when the smaller
-        layer has at most 20 units (``likelihood_kind_ == "exact"``).
+        Exact when the smaller layer is small enough to enumerate; otherwise log Z is an AIS
+        estimate (cached by :meth:`set_log_partition`, else computed afresh on every call
+        and not stored) and every row carries its uncertainty, shifted:
+        :meth:`log_likelihood` returns the typed result with the interval. Never changes the
+        model.
         """
-        Xt = self._input(X)
+        Xt, _ = self._likelihood_input(X)
         log_z = self._log_partition()
         return -self._math(Xt.device).free_energy(Xt).double().cpu().numpy() - log_z
+
+    def log_likelihood(self, X: Any) -> Likelihood:
+        """The mean log-likelihood of ``X`` as a typed :class:`~unsup.likelihood.Likelihood`:
+        exact (enumeration) or a stochastic estimate (forward AIS, with the interval implied
+        by log Z's, the runs and temperatures), the support and the data transform assumed.
+        Never changes the model."""
+        Xt, transform = self._likelihood_input(X)
+        lz = self.log_partition_result()
+        neg_f = -self._math(Xt.device).free_energy(Xt).double().cpu().numpy()
+        return likelihood_from(neg_f - lz.log_z, lz, support=self._likelihood_support,
+                               n_dims=int(Xt.shape[1]), transform=transform)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean of :meth:`score_samples` (average log-likelihood per row, nats)."""
@@ -407,9 +545,8 @@ class _BaseRBM(TransformerMixin, BaseEstimator):
     def log_likelihood_interval(self, X: Any) -> tuple[float, float]:
         """Interval of the mean log-likelihood of ``X`` implied by the interval of log Z."""
         mean_neg_f = -float(np.mean(self.free_energy(X)))
-        self._log_partition()
-        lo, hi = self.log_partition_interval_
-        return (mean_neg_f - hi, mean_neg_f - lo)
+        lz = self.log_partition_result()
+        return (mean_neg_f - lz.log_z_high, mean_neg_f - lz.log_z_low)
 
     # -- sampling -------------------------------------------------------------------------------
     def _init_visible(self, m: _RBMMath, n: int, gen: torch.Generator) -> torch.Tensor:

@@ -2,7 +2,6 @@ r"""The (general, fully connected) Boltzmann machine with binary units."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -11,10 +10,12 @@ from sklearn.base import TransformerMixin
 
 from unsup.base import BaseEstimator, make_generator
 from unsup.data.validation import DataError
-from unsup.energy._engine import MCMCConfig, check_float, check_int, fit_mcmc
-from unsup.energy.rbm import _check_binary
-from unsup.metrics.likelihood import binary_states
+from unsup.energy.rbm import likelihood_input
+from unsup.likelihood import Likelihood
+from unsup.params import Integral, Interval
 from unsup.registry import register_model
+from unsup.train.ais import binary_states
+from unsup.train.mcmc import MCMC_TRAINING, check_int, fit_mcmc, mcmc_config
 
 __all__ = ["BoltzmannMachine"]
 
@@ -106,7 +107,7 @@ class BoltzmannMachine(TransformerMixin, BaseEstimator):
     units; the negative phase runs ``n_gibbs`` sweeps of ``n_chains`` persistent chains (or
     chains restarted at the positive states with ``persistent=False``). The minibatch loop,
     momentum, weight decay and learning-rate schedule are those of the shared engine
-    (:mod:`unsup.energy._engine`).
+    (:mod:`unsup.train.mcmc`).
 
     With at most 20 units, the log-likelihood is exact by enumeration:
     :math:`\log p(v) = \operatorname{logsumexp}_h(-E(v,h)) - \log Z`.
@@ -148,13 +149,25 @@ class BoltzmannMachine(TransformerMixin, BaseEstimator):
     Cognitive Science 9. Tieleman (2008) for persistent chains.
     """
 
+    _param_groups = (MCMC_TRAINING,)
+    _parameter_constraints: dict[str, Any] = {
+        "n_hidden": [Interval(Integral, 0, None, closed="left")],
+        "n_gibbs": [Interval(Integral, 1, None, closed="left")],
+        "n_gibbs_positive": [Interval(Integral, 1, None, closed="left")],
+        "persistent": ["boolean"],
+        "n_chains": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+    _test_params: dict[str, Any] = {"n_hidden": 2, "n_updates": 20, "n_chains": 10,
+                                    "device": "cpu", "random_state": 0}
+    _likelihood_support = "discrete"
+
     def __init__(
         self,
         n_hidden: int = 0,
         *,
         learning_rate: float = 0.05,
         batch_size: int = 50,
-        n_iter: int | None = None,
         n_updates: int = 2000,
         n_gibbs: int = 1,
         n_gibbs_positive: int = 5,
@@ -162,14 +175,12 @@ class BoltzmannMachine(TransformerMixin, BaseEstimator):
         n_chains: int = 100,
         momentum: float = 0.5,
         weight_decay: float = 0.0,
-        lr_schedule: str = "linear",
         device: str = "auto",
         random_state: Any = None,
     ) -> None:
         self.n_hidden = n_hidden
         self.learning_rate = learning_rate
         self.batch_size = batch_size
-        self.n_iter = n_iter
         self.n_updates = n_updates
         self.n_gibbs = n_gibbs
         self.n_gibbs_positive = n_gibbs_positive
@@ -177,9 +188,13 @@ class BoltzmannMachine(TransformerMixin, BaseEstimator):
         self.n_chains = n_chains
         self.momentum = momentum
         self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
         self.device = device
         self.random_state = random_state
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = []
+        return tags
 
     def _math(self, dev: torch.device) -> _BMMath:
         W = torch.as_tensor(self.weights_, device=dev, dtype=torch.float64)
@@ -187,29 +202,15 @@ class BoltzmannMachine(TransformerMixin, BaseEstimator):
         return _BMMath(W, b, self.n_visible_, int(self.n_gibbs_positive))
 
     def fit(self, X: Any, y: Any = None) -> BoltzmannMachine:
-        """Fit to binary rows of ``X``. Returns ``self``."""
-        nh = check_int("n_hidden", self.n_hidden, 0)
-        bs = check_int("batch_size", self.batch_size, 1)
-        n_iter = check_int("n_iter", self.n_iter, 1, allow_none=True)
-        T = check_int("n_updates", self.n_updates, 1)
-        check_int("n_gibbs_positive", self.n_gibbs_positive, 1)
-        if self.lr_schedule not in ("constant", "linear", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant', 'linear' or 'cosine', got "
-                             f"{self.lr_schedule!r}")
+        """Fit to the rows of ``X`` (binary, or probabilities in [0, 1] used as mean-field
+        input to the positive phase). Returns ``self``."""
+        self._validate_params()
+        nh = int(self.n_hidden)
         Xt = self._validate(X, reset=True, dtype=torch.float64)
-        _check_binary(Xt, "BoltzmannMachine")
         N, D = Xt.shape
-        if n_iter is not None:
-            T = n_iter * max(1, math.ceil(N / min(bs, N)))
-        cfg = MCMCConfig(
-            batch_size=bs, n_updates=T,
-            learning_rate=check_float("learning_rate", self.learning_rate, 0, low_open=True),
-            lr_schedule=self.lr_schedule, momentum=check_float("momentum", self.momentum, 0, 0.999),
-            initial_momentum=min(0.5, float(self.momentum)),
-            weight_decay=check_float("weight_decay", self.weight_decay, 0.0),
-            cd_k=check_int("n_gibbs", self.n_gibbs, 1), persistent=bool(self.persistent),
-            n_chains=check_int("n_chains", self.n_chains, 1), monitor_every=max(1, T // 50),
-            stage="BoltzmannMachine")
+        cfg = mcmc_config(self, N, stage="BoltzmannMachine", cd_k=int(self.n_gibbs),
+                          persistent=bool(self.persistent), n_chains=int(self.n_chains))
+        cfg.monitor_every = max(1, cfg.n_updates // 50)
         gen = make_generator(self.random_state, Xt.device)
         n = D + nh
         W = torch.zeros(n, n, dtype=torch.float64, device=Xt.device)
@@ -229,7 +230,7 @@ class BoltzmannMachine(TransformerMixin, BaseEstimator):
         self.weights_ = m.W.cpu().numpy()
         self.biases_ = m.b.cpu().numpy()
         self.n_visible_ = D
-        self.n_updates_ = T
+        self.n_updates_ = cfg.n_updates
         self.likelihood_kind_ = "exact"
         return self
 
@@ -248,22 +249,47 @@ class BoltzmannMachine(TransformerMixin, BaseEstimator):
         m = self._math(torch.device("cpu"))
         return float(torch.logsumexp(m.neg_energy(binary_states(m.n)), 0))
 
+    def _too_big(self) -> str | None:
+        w = getattr(self, "weights_", None)
+        if w is not None and w.shape[0] > 20:
+            return (f"this BoltzmannMachine has {w.shape[0]} units; the exact "
+                    "log-likelihood needs at most 20 units")
+        return None
+
     @property
     def score_samples(self) -> Any:
         """Exact log p(v) per row (nats), hidden units summed out by enumeration.
 
         Present only for models with at most 20 units (so generic evaluation code that looks
-        for ``score_samples`` skips larger ones instead of failing).
+        for ``score_samples`` skips larger ones instead of failing). Defined for binary rows:
+        non-binary X is binarised at 0.5 (:meth:`log_likelihood` says so).
         """
-        w = getattr(self, "weights_", None)
-        if w is not None and w.shape[0] > 20:
-            raise AttributeError(f"this BoltzmannMachine has {w.shape[0]} units; the exact "
-                                 "log-likelihood needs at most 20 units")
+        msg = self._too_big()
+        if msg:
+            raise AttributeError(msg)
         return self._score_samples
 
+    @property
+    def log_likelihood(self) -> Any:
+        """Typed exact log-likelihood (:class:`~unsup.likelihood.Likelihood`, kind "exact",
+        estimator "exact enumeration"); present only for models with at most 20 units."""
+        msg = self._too_big()
+        if msg:
+            raise AttributeError(msg)
+        return self._log_likelihood
+
+    def _log_likelihood(self, X: Any) -> Likelihood:
+        ll, transform = self._score(X)
+        return Likelihood.from_samples(ll, kind="exact", estimator="exact enumeration",
+                                       support="discrete", n_dims=int(self.n_visible_),
+                                       transform=transform)
+
     def _score_samples(self, X: Any) -> np.ndarray:
+        return self._score(X)[0]
+
+    def _score(self, X: Any) -> tuple[np.ndarray, str | None]:
         Xt = self._validate(X, reset=False, dtype=torch.float64).cpu()
-        _check_binary(Xt, "BoltzmannMachine")
+        Xt, transform = likelihood_input(Xt, None)
         self._check_small()
         m = self._math(torch.device("cpu"))
         nh = m.n - self.n_visible_
@@ -274,18 +300,25 @@ class BoltzmannMachine(TransformerMixin, BaseEstimator):
             x = torch.cat([v.unsqueeze(1).expand(-1, hs.shape[0], -1),
                            hs.unsqueeze(0).expand(v.shape[0], -1, -1)], 2).reshape(-1, m.n)
             out[s:s + 256] = torch.logsumexp(m.neg_energy(x).reshape(v.shape[0], -1), 1)
-        return (out - self.log_partition()).numpy()
+        return (out - self.log_partition()).numpy(), transform
 
     def score(self, X: Any, y: Any = None) -> float:
         return float(np.mean(self.score_samples(X)))
 
     def transform(self, X: Any) -> np.ndarray:
-        """Hidden-unit marginals given v, estimated by Gibbs sweeps with v clamped."""
+        """Hidden-unit marginals :math:`p(h_j = 1 \\mid v)`: exact by enumerating the hidden
+        states when there are at most 12 hidden units, else estimated by 50 Gibbs sweeps
+        with v clamped. v in [0, 1] enters as given (mean-field input)."""
         Xt = self._validate(X, reset=False, dtype=torch.float64)
-        _check_binary(Xt, "BoltzmannMachine")
         m = self._math(Xt.device)
         if m.n == m.nv:
             raise DataError("this BoltzmannMachine has no hidden units to transform into")
+        nh = m.n - m.nv
+        if nh <= 12:  # p(h | v) ∝ exp(v^T W_vh h + 1/2 h^T W_hh h + b_h^T h), enumerated
+            hs = binary_states(nh, dtype=Xt.dtype, device=Xt.device)  # (S, nh)
+            Wvh, Whh, bh = m.W[: m.nv, m.nv:], m.W[m.nv:, m.nv:], m.b[m.nv:]
+            logits = Xt @ Wvh @ hs.T + (0.5 * ((hs @ Whh) * hs).sum(1) + hs @ bh)
+            return (torch.softmax(logits, 1) @ hs).cpu().numpy()
         gen = make_generator(self.random_state, Xt.device)
         acc = torch.zeros(Xt.shape[0], m.n - m.nv, dtype=torch.float64, device=Xt.device)
         x = m._with_hidden(Xt, gen)

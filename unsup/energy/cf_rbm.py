@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from unsup.base import BaseEstimator, make_generator
 from unsup.data.validation import DataError, check_n_features
-from unsup.energy._engine import MCMCConfig, check_float, check_int, fit_mcmc
 from unsup.registry import register_model
+from unsup.train.mcmc import MCMCConfig, check_float, check_int, fit_mcmc
 
 __all__ = ["CollaborativeFilteringRBM"]
 

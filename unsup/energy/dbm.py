@@ -42,7 +42,7 @@ initialised by the bottom-up pass :math:`\mu_1 = \sigma(2 W_1 v + c_1)`,
 of the bound below, so it never decreases it); the negative phase uses persistent Gibbs
 chains (PCD; Tieleman 2008; Younes 1989). Both phases give sufficient statistics
 :math:`\langle h^1 v^\top\rangle, \langle h^2 h^{1\top}\rangle` and the unit means; the update
-(momentum, weight decay, learning-rate schedule) is :func:`unsup.energy._engine.fit_mcmc`.
+(momentum, weight decay, learning-rate schedule) is :func:`unsup.train.mcmc.fit_mcmc`.
 
 **Pre-training** (§3.1) greedily trains two modified RBMs. The bottom RBM counts the visibles
 twice going up, :math:`p(h^1 \mid v) = \sigma(2 W_1 v + c_1)`, :math:`p(v \mid h^1) =
@@ -82,24 +82,26 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.base import TransformerMixin
 from torch import nn
 
-from unsup.base import BaseEstimator, make_generator, report_progress
-from unsup.energy._engine import MCMCConfig, check_float, check_int, fit_mcmc
+from unsup.base import make_generator, report_progress
+from unsup.energy._deep import _DeepEnergy
 from unsup.energy._rbm import (
     _bernoulli,
     _to_t,
     pack_states,
-    record_log_partition_check,
     run_reverse_ais,
     spaced_rows,
     start_rows,
     states_floor,
+    with_check,
 )
-from unsup.energy.rbm import _BernoulliMath, binarize_mode, binary_input, stochastic_prepare
-from unsup.metrics.likelihood import AISResult, ais, binary_states, rbm_log_partition_exact
+from unsup.energy.rbm import _BernoulliMath, binary_input, is_binary, stochastic_prepare
+from unsup.likelihood import Likelihood
+from unsup.params import Integral, Interval, Real, StrOptions
 from unsup.registry import register_model
+from unsup.train.ais import LogPartition, ais, binary_states, rbm_log_partition_exact
+from unsup.train.mcmc import MCMC_TRAINING, MCMCConfig, check_int, fit_mcmc, mcmc_config
 
 __all__ = ["DBM"]
 
@@ -123,7 +125,7 @@ def _entropy(q: torch.Tensor) -> torch.Tensor:
 
 
 class _DBMMath:
-    """DBM parameters as tensors and the :class:`~unsup.energy._engine.MCMCModel` protocol.
+    """DBM parameters as tensors and the :class:`~unsup.train.mcmc.MCMCModel` protocol.
 
     State rows are ``(v, p1, h2)``: sampled visibles, the conditional means
     :math:`p(h^1 = 1 \\mid v, h^2)` (a Rao-Blackwellised :math:`h^1`), sampled :math:`h^2`;
@@ -243,7 +245,7 @@ class _DownDoubledRBM(_BernoulliMath):
 
 @register_model('dbm', family='energy', aliases=('deep-boltzmann-machine',),
                 summary='deep Boltzmann machine (2 hidden layers): mean field + PCD, AIS bound')
-class DBM(TransformerMixin, BaseEstimator):
+class DBM(_DeepEnergy):
     r"""Deep Boltzmann machine with two hidden layers, binary units.
 
     :math:`E(v,h^1,h^2) = -b^\top v - c_1^\top h^1 - c_2^\top h^2 - h^{1\top} W_1 v -
@@ -326,19 +328,29 @@ class DBM(TransformerMixin, BaseEstimator):
     Salakhutdinov & Murray (2008), On the quantitative analysis of deep belief networks. ICML.
     """
 
+    _param_groups = (MCMC_TRAINING,)
+    _parameter_constraints: dict[str, Any] = {
+        "n_updates": [Interval(Integral, 0, None, closed="left")],  # 0: pre-training only
+        "n_chains": [Interval(Integral, 1, None, closed="left"), None],
+        "cd_k": [Interval(Integral, 1, None, closed="left")],
+        "mean_field_iters": [Interval(Integral, 0, None, closed="left")],
+        "pretrain": ["boolean"],
+        "pretrain_learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "transform_layers": [StrOptions({"top", "all"})],
+    }
+    _test_params: dict[str, Any] = {"layer_sizes": (4, 3), "n_updates": 20,
+                                    "pretrain_updates": 10, "ais_runs": 10, "ais_betas": 50,
+                                    "device": "cpu", "random_state": 0}
+
     def __init__(
         self,
         layer_sizes: Sequence[int] = (500, 1000),
         *,
         learning_rate: float = 0.001,
-        batch_size: int = 100,
-        n_updates: int = 20000,
         n_chains: int | None = None,
         cd_k: int = 1,
         mean_field_iters: int = 10,
-        momentum: float = 0.9,
         weight_decay: float = 2e-4,
-        lr_schedule: str = "linear",
         pretrain: bool = True,
         pretrain_updates: Any = 5000,
         pretrain_learning_rate: float = 0.02,
@@ -352,14 +364,10 @@ class DBM(TransformerMixin, BaseEstimator):
     ) -> None:
         self.layer_sizes = layer_sizes
         self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.n_updates = n_updates
         self.n_chains = n_chains
         self.cd_k = cd_k
         self.mean_field_iters = mean_field_iters
-        self.momentum = momentum
         self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
         self.pretrain = pretrain
         self.pretrain_updates = pretrain_updates
         self.pretrain_learning_rate = pretrain_learning_rate
@@ -392,29 +400,12 @@ class DBM(TransformerMixin, BaseEstimator):
         n = check_int("pretrain_updates", p, 0)
         return (n, n)
 
-    def _config(self) -> MCMCConfig:
+    def _config(self, n_samples: int) -> MCMCConfig:
+        self._validate_params()
         self._sizes()
-        bs = check_int("batch_size", self.batch_size, 1)
-        lr = check_float("learning_rate", self.learning_rate, 0.0, low_open=True)
-        T = check_int("n_updates", self.n_updates, 0)
-        k = check_int("cd_k", self.cd_k, 1)
-        check_int("mean_field_iters", self.mean_field_iters, 0)
-        mom = check_float("momentum", self.momentum, 0.0, 1.0 - 1e-12)
-        wd = check_float("weight_decay", self.weight_decay, 0.0)
-        n_chains = check_int("n_chains", self.n_chains, 1, allow_none=True)
-        if self.lr_schedule not in ("constant", "linear", "cosine"):
-            raise ValueError("lr_schedule must be 'constant', 'linear' or 'cosine', got "
-                             f"{self.lr_schedule!r}")
-        if not isinstance(self.pretrain, (bool, np.bool_)):
-            raise ValueError(f"pretrain must be True or False, got {self.pretrain!r}")
         self._pretrain_updates()
-        check_float("pretrain_learning_rate", self.pretrain_learning_rate, 0.0, low_open=True)
         self._transform_layers()
-        return MCMCConfig(batch_size=bs, n_updates=T, learning_rate=lr,
-                          lr_schedule=self.lr_schedule, momentum=mom,
-                          initial_momentum=min(0.5, mom), weight_decay=wd, cd_k=k,
-                          persistent=True, n_chains=n_chains,
-                          monitor_every=max(100, T // 50), stage="DBM")
+        return mcmc_config(self, n_samples, stage="DBM", persistent=True, sparsity_target=None)
 
     def _transform_layers(self) -> str:
         if self.transform_layers not in ("top", "all"):
@@ -422,13 +413,13 @@ class DBM(TransformerMixin, BaseEstimator):
                              f"{self.transform_layers!r}")
         return str(self.transform_layers)
 
-    def _binarize_mode(self) -> Any:
-        return binarize_mode(self.binarize_input)
-
     def _input(self, X: Any, reset: bool = False) -> torch.Tensor:
-        """Validated binary data (the raw [0, 1] values when fitting with "stochastic")."""
+        """Validated input: values in [0, 1] as given (probabilities, mean-field input) with
+        ``binarize_input=None``; thresholded under a threshold, and at 0.5 outside fitting
+        under "stochastic"."""
         X = self._validate(X, reset=reset, dtype=torch.float32)
-        return binary_input(X, self._binarize_mode(), "DBM", keep_raw=reset)
+        mode = self._binarize_mode()
+        return binary_input(X, mode, "DBM", keep_raw=reset or mode is None)
 
     def _prepare(self) -> Any:
         return stochastic_prepare(self._binarize_mode())
@@ -477,16 +468,13 @@ class DBM(TransformerMixin, BaseEstimator):
         return est
 
     # -- fitting --------------------------------------------------------------------------------
-    def _reset_fitted(self) -> None:
-        for k in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
-            delattr(self, k)
-
     def fit(self, X: Any, y: Any = None) -> DBM:
         """Pre-train (optionally), then train jointly by mean field + PCD. Returns ``self``."""
         self._reset_fitted()
-        cfg = self._config()
+        self._validate_params()
         H1, H2 = self._sizes()
         Xt = self._input(X, reset=True)
+        cfg = self._config(Xt.shape[0])
         dev, dt = Xt.device, Xt.dtype
         D = Xt.shape[1]
         gen = make_generator(self.random_state, dev)
@@ -542,7 +530,7 @@ class DBM(TransformerMixin, BaseEstimator):
         self.n_updates_ = cfg.n_updates
         # AIS base rate over u = [v; h2]: data marginals of v, training mean of q(h2)
         # and of h1 (the training mean of q(h1)) for the AIS over h1
-        Xb = Xt if prepare is None else (Xt > 0.5).to(dt)
+        Xb = Xt if is_binary(Xt) else (Xt > 0.5).to(dt)
         mf = [m.mean_field(Xb[s:s + 4096], _EVAL_MF_ITERS, _EVAL_MF_TOL)
               for s in range(0, Xb.shape[0], 4096)]
         q1, q2 = torch.cat([t[0] for t in mf]), torch.cat([t[1] for t in mf])
@@ -620,8 +608,9 @@ class DBM(TransformerMixin, BaseEstimator):
 
     def estimate_log_partition(self, n_runs: int | None = None, n_betas: Any = None,
                                random_state: Any = None, method: str | None = None
-                               ) -> AISResult:
-        """AIS estimate of log Z; cached on the model like :class:`BernoulliRBM`'s.
+                               ) -> LogPartition:
+        """AIS estimate of log Z, checked against the stored training states. Never changes
+        the model; cache it with :meth:`set_log_partition`.
 
         Parameters
         ----------
@@ -640,8 +629,8 @@ class DBM(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        AISResult
-            ``log_z`` and its ±3σ interval ``[log_z_low, log_z_high]``.
+        LogPartition
+            ``log_z`` and its ±3σ interval ``[log_z_low, log_z_high]``, ``floor``, ``check``.
         """
         self._check_fitted()
         method = self._ais_method(method)
@@ -652,12 +641,7 @@ class DBM(TransformerMixin, BaseEstimator):
         init, step = self._ais_callbacks(self._math(dev), method, gen)
         res = ais(init, step, n_runs=runs, betas=betas,
                   progress=lambda k, K: report_progress("AIS", k, K))
-        self.log_partition_ = res.log_z
-        self.log_partition_interval_ = [res.log_z_low, res.log_z_high]
-        self.log_partition_std_ = res.log_z_std
-        self.likelihood_kind_ = "lower bound (AIS)"
-        record_log_partition_check(self, res.log_z, self.log_partition_floor())
-        return res
+        return with_check(res, self.log_partition_floor())
 
     @staticmethod
     def _ais_method(method: str | None) -> str:
@@ -678,7 +662,7 @@ class DBM(TransformerMixin, BaseEstimator):
     def estimate_log_partition_reverse(self, n_runs: int | None = None, n_betas: Any = None,
                                        burn_in: int = 5000, random_state: Any = None,
                                        method: str | None = None, X: Any = None
-                                       ) -> AISResult:
+                                       ) -> LogPartition:
         """Reverse AIS, the upper side of the forward/reverse sandwich (Grosse et al. 2015).
 
         ``n_runs`` block-Gibbs chains start at stored training states :math:`[v; h^2]`
@@ -687,9 +671,9 @@ class DBM(TransformerMixin, BaseEstimator):
         anneal to the base model along the reversed schedule with the transitions of
         ``method`` (as :meth:`estimate_log_partition`). Too high in expectation given exact
         samples, too low when the chains miss part of the mass: the
-        gap to the forward estimate is a convergence diagnostic. Recorded as
-        ``log_partition_reverse_`` / ``log_partition_reverse_interval_``; the bound keeps
-        using the forward ``log_partition_``.
+        gap to the forward estimate is a convergence diagnostic. Never changes the model;
+        :meth:`set_log_partition` caches it as ``log_partition_reverse_`` /
+        ``log_partition_reverse_interval_`` (the bound keeps using the forward log Z).
         """
         self._check_fitted()
         method = self._ais_method(method)
@@ -705,7 +689,7 @@ class DBM(TransformerMixin, BaseEstimator):
                            runs, gen, dev, m.W1.dtype)
             v, h2 = u[:, :D], u[:, D:]
         else:
-            v = start_rows(self._input(X), None, D, runs, gen, dev, m.W1.dtype)
+            v = start_rows(self._likelihood_input(X)[0], None, D, runs, gen, dev, m.W1.dtype)
             h2 = _bernoulli(m.mean_field(v, _EVAL_MF_ITERS)[1], gen)
         p1 = m.h1_mean(v, h2)
         for _ in range(burn_in):
@@ -726,23 +710,15 @@ class DBM(TransformerMixin, BaseEstimator):
         pu = 1.0 / (1.0 + np.exp(-np.asarray(self.base_rate_logits_, np.float64)))
         return np.clip(np.asarray(self.intercept_hidden1_, np.float64) + W @ pu, -6.9, 6.9)
 
-    def _log_partition(self) -> float:
-        self._check_fitted()
-        if getattr(self, "log_partition_", None) is None:
-            if self._exact_possible():
-                z = self.log_partition_exact()
-                self.log_partition_ = z
-                self.log_partition_interval_ = [z, z]
-                self.log_partition_std_ = 0.0
-                self.likelihood_kind_ = "lower bound (exact log Z)"
-            else:
-                self.estimate_log_partition()
-        return float(self.log_partition_)
+    def _exact_log_partition(self) -> float | None:
+        return self.log_partition_exact() if self._exact_possible() else None
 
     def lower_bound(self, X: Any, n_iter: int | None = None) -> np.ndarray:
         """:math:`-E_q[E] + \\mathcal{H}(q)` per row, the bound *before* subtracting log Z
-        (``n_iter`` as in :meth:`mean_field`)."""
-        Xt = self._input(X)
+        (``n_iter`` as in :meth:`mean_field`; non-binary X is binarised at 0.5 first)."""
+        return self._bound_terms(self._likelihood_input(X)[0], n_iter)
+
+    def _bound_terms(self, Xt: torch.Tensor, n_iter: int | None = None) -> np.ndarray:
         m = self._math(Xt.device)
         out = []
         for s in range(0, Xt.shape[0], 4096):
@@ -758,16 +734,23 @@ class DBM(TransformerMixin, BaseEstimator):
         """Variational lower bound on log p(v) per row (nats):
         :math:`-E_q[E(v,h)] + \\mathcal{H}(q) - \\log Z`, q the converged mean field.
 
-        A bound with exact log Z when the composite RBM has a side of at most 20 units
-        (``likelihood_kind_ == "lower bound (exact log Z)"``), otherwise an estimate of the
-        bound with log Z from AIS (interval in ``log_partition_interval_``).
+        A bound with exact log Z when the composite RBM has a side of at most 20 units,
+        otherwise an estimate of the bound with log Z from AIS (cached by
+        :meth:`set_log_partition`, else computed afresh and not stored;
+        :meth:`log_likelihood` carries its interval). Non-binary X is binarised at 0.5
+        first. Never changes the model.
         """
-        terms = self.lower_bound(X)
-        return terms - self._log_partition()
+        return self.lower_bound(X) - self._log_partition()
 
-    def score(self, X: Any, y: Any = None) -> float:
-        """Mean of :meth:`score_samples` (nats)."""
-        return float(np.mean(self.score_samples(X)))
+    def log_likelihood(self, X: Any) -> Likelihood:
+        """The mean of :meth:`score_samples` as a typed :class:`~unsup.likelihood.Likelihood`:
+        kind "lower bound" (exact log Z) or "stochastic estimate" (log Z by forward AIS),
+        estimator "mean-field lower bound, ..."; never changes the model."""
+        Xt, transform = self._likelihood_input(X)
+        lz = self.log_partition_result()
+        rows = self._bound_terms(Xt) - lz.log_z
+        return self._bound_likelihood(rows, lz, n_dims=int(Xt.shape[1]), transform=transform,
+                                      bound="mean-field lower bound")
 
     def log_likelihood_exact(self, X: Any, max_units: int = 20) -> np.ndarray:
         """Exact log p(v) per row by enumerating :math:`h^1` (or :math:`h^2` if smaller),
@@ -778,7 +761,7 @@ class DBM(TransformerMixin, BaseEstimator):
             \\log p(v) = b^\\top v + \\operatorname{logsumexp}_{h^1}\\Big[c_1^\\top h^1 +
             h^{1\\top} W_1 v + \\sum_k \\operatorname{softplus}(c_2 + W_2 h^1)_k\\Big] - \\log Z
         """
-        Xt = self._input(X).double().cpu()
+        Xt = self._likelihood_input(X)[0].double().cpu()
         m = self._math(torch.device("cpu"), torch.float64)
         H1, H2 = m.W1.shape[0], m.W2.shape[0]
         if min(H1, H2) > max_units:

@@ -79,16 +79,17 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.base import TransformerMixin
 from sklearn.utils import check_random_state
 from torch import nn
 
-from unsup.base import BaseEstimator, make_generator
-from unsup.energy._engine import check_float, check_int
+from unsup.base import make_generator
+from unsup.energy._deep import _DeepEnergy
 from unsup.energy._rbm import _bernoulli
-from unsup.energy.rbm import BernoulliRBM, binarize_mode, binary_input
-from unsup.metrics.likelihood import AISResult, binary_states
+from unsup.energy.rbm import BernoulliRBM, binary_input
+from unsup.likelihood import Likelihood
 from unsup.registry import register_model
+from unsup.train.ais import LogPartition, binary_states
+from unsup.train.mcmc import check_float, check_int
 
 __all__ = ["DBN"]
 
@@ -114,7 +115,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 @register_model('dbn', family='energy', aliases=('deep-belief-net',),
                 summary='deep belief net: greedy stacked RBMs, up-down fine-tuning, AIS bound')
-class DBN(TransformerMixin, BaseEstimator):
+class DBN(_DeepEnergy):
     r"""Deep belief network of binary units, trained greedily as a stack of RBMs.
 
     See the module docstring (:mod:`unsup.energy.dbn`) for the model, the variational lower
@@ -139,10 +140,11 @@ class DBN(TransformerMixin, BaseEstimator):
     momentum : float, default=0.9
     lr_schedule : {"linear", "cosine", "constant"}, default="linear"
     binarize_input : None, float or "stochastic", default=None
-        As in :class:`~unsup.energy.BernoulliRBM`: None requires binary data (else
-        :class:`~unsup.data.DataError`), a number thresholds, "stochastic" samples
-        Bernoulli(X) every minibatch of the first layer and thresholds at 0.5 for
-        likelihoods.
+        As in :class:`~unsup.energy.BernoulliRBM`: None uses X as given (values in [0, 1]
+        are probabilities, the mean-field input of the first RBM and of ``transform``;
+        likelihoods binarise non-binary rows at 0.5 and say so), a number thresholds,
+        "stochastic" samples Bernoulli(X) every minibatch of the first layer and thresholds
+        at 0.5 for likelihoods.
     bound_samples : int or "exact", default=10
         Default ``n_samples`` of :meth:`score_samples`.
     ais_runs : int, default=100
@@ -178,7 +180,8 @@ class DBN(TransformerMixin, BaseEstimator):
         "lower bound (exact log Z)" or "lower bound (AIS)" (one layer: "exact" or
         "AIS estimate", as the RBM).
     log_partition_, log_partition_interval_, log_partition_std_ : float, list, float
-        log Z of the top RBM and its ±3σ AIS interval (once computed).
+        log Z of the top RBM and its ±3σ AIS interval, once cached by
+        :meth:`set_log_partition` (None otherwise: measuring never stores them).
     n_features_in_ : int
 
     References
@@ -186,6 +189,10 @@ class DBN(TransformerMixin, BaseEstimator):
     Hinton, Osindero & Teh (2006); Hinton & Salakhutdinov (2006); Salakhutdinov & Murray
     (2008). See :mod:`unsup.energy.dbn`.
     """
+
+    _test_params: dict[str, Any] = {"layer_sizes": (4, 3), "n_updates": 20,
+                                    "bound_samples": "exact", "ais_runs": 10, "ais_betas": 50,
+                                    "device": "cpu", "random_state": 0}
 
     def __init__(
         self,
@@ -235,9 +242,6 @@ class DBN(TransformerMixin, BaseEstimator):
                 raise ValueError(f"layer_sizes must contain positive integers, got {list(s)!r}")
         return [int(v) for v in s]
 
-    def _binarize_mode(self) -> Any:
-        return binarize_mode(self.binarize_input)
-
     def _check_data(self, X: torch.Tensor, *, for_likelihood: bool, fitting: bool = False
                     ) -> torch.Tensor:
         return binary_input(X, self._binarize_mode(), type(self).__name__,
@@ -275,10 +279,6 @@ class DBN(TransformerMixin, BaseEstimator):
             ais_runs=self.ais_runs, ais_betas=self.ais_betas, device=self.device,
             random_state=seed, verbose=self.verbose)
 
-    def _reset_fitted(self) -> None:
-        for k in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
-            delattr(self, k)
-
     def _set_layers(self, rbms: Sequence[BernoulliRBM]) -> None:
         self.weights_ = [np.asarray(r.components_, dtype=np.float32) for r in rbms]
         self.hidden_biases_ = [np.asarray(r.intercept_hidden_, dtype=np.float32) for r in rbms]
@@ -304,15 +304,7 @@ class DBN(TransformerMixin, BaseEstimator):
         self.updown_updates_ = 0
         self._invalidate_log_z()
 
-    def _invalidate_log_z(self) -> None:
-        self.log_partition_ = None
-        self.log_partition_interval_ = None
-        self.log_partition_std_ = None
-        self.log_partition_reverse_ = None
-        self.log_partition_reverse_interval_ = None
-        self.likelihood_kind_ = self._kind()
-
-    def _kind(self) -> str:
+    def _kind_default(self) -> str:
         exact = min(self.weights_[-1].shape) <= 20
         if len(self.weights_) == 1:
             return "exact" if exact else "AIS estimate"
@@ -358,6 +350,7 @@ class DBN(TransformerMixin, BaseEstimator):
         Returns ``self``.
         """
         self._reset_fitted()
+        self._validate_params()
         sizes = self._sizes()
         L = len(sizes)
         self._persistent_list(L)  # validate early
@@ -466,47 +459,26 @@ class DBN(TransformerMixin, BaseEstimator):
         return rbm
 
     def estimate_log_partition(self, n_runs: int | None = None, n_betas: Any = None,
-                               random_state: Any = None) -> AISResult:
-        """AIS estimate of log Z of the top RBM (cached; see BernoulliRBM's method)."""
+                               random_state: Any = None) -> LogPartition:
+        """AIS estimate of log Z of the top RBM (see BernoulliRBM's method), checked against
+        the top RBM's stored training states. Never changes the model; cache it with
+        :meth:`set_log_partition`."""
         self._check_fitted()
-        top = self._top_rbm()
-        res = top.estimate_log_partition(n_runs, n_betas, random_state)
-        self.log_partition_ = res.log_z
-        self.log_partition_interval_ = [res.log_z_low, res.log_z_high]
-        self.log_partition_std_ = res.log_z_std
-        self.likelihood_kind_ = "AIS estimate" if len(self.weights_) == 1 else \
-            "lower bound (AIS)"
-        self.log_partition_floor_ = top.log_partition_floor_
-        self.log_partition_check_ = top.log_partition_check_
-        if top.log_partition_check_.startswith("FAILED"):
-            self.likelihood_kind_ += " (failed check: log Z too low)"
-        return res
+        return self._top_rbm().estimate_log_partition(n_runs, n_betas, random_state)
 
     def estimate_log_partition_reverse(self, n_runs: int | None = None, n_betas: Any = None,
                                        burn_in: int = 5000, random_state: Any = None
-                                       ) -> AISResult:
+                                       ) -> LogPartition:
         """Reverse AIS on the top RBM (see BernoulliRBM's method): the other side of the
-        forward/reverse sandwich of log Z; recorded as ``log_partition_reverse_`` and
-        ``log_partition_reverse_interval_``, never used for the bound itself."""
+        forward/reverse sandwich of log Z (``method="reverse AIS"``). Never changes the model;
+        :meth:`set_log_partition` caches it as ``log_partition_reverse_`` (never used for the
+        bound itself)."""
         self._check_fitted()
-        top = self._top_rbm()
-        res = top.estimate_log_partition_reverse(n_runs, n_betas, burn_in, random_state)
-        self.log_partition_reverse_ = res.log_z
-        self.log_partition_reverse_interval_ = [res.log_z_low, res.log_z_high]
-        return res
+        return self._top_rbm().estimate_log_partition_reverse(n_runs, n_betas, burn_in,
+                                                              random_state)
 
-    def _log_partition(self) -> float:
-        self._check_fitted()
-        if getattr(self, "log_partition_", None) is None:
-            exact = self._top_rbm()._exact_log_partition()
-            if exact is not None:
-                self.log_partition_ = exact
-                self.log_partition_interval_ = [exact, exact]
-                self.log_partition_std_ = 0.0
-                self.likelihood_kind_ = self._kind()
-            else:
-                self.estimate_log_partition()
-        return float(self.log_partition_)
+    def _exact_log_partition(self) -> float | None:
+        return self._top_rbm()._exact_log_partition()
 
     def _bound(self, x: torch.Tensor, k: int, n: int | None, P: dict[str, list],
                gen: torch.Generator) -> torch.Tensor:
@@ -559,8 +531,11 @@ class DBN(TransformerMixin, BaseEstimator):
             + \mathcal H(q(h^1 \mid v)),
 
         applied recursively up to the top RBM, whose :math:`\log Z` is exact (smaller layer
-        <= 20 units) or an AIS estimate (``log_partition_interval_`` gives its ±3σ interval;
-        its error shifts every row equally). With one layer this is the RBM's log p(v).
+        <= 20 units) or an AIS estimate (cached by :meth:`set_log_partition`, else computed
+        afresh and not stored; its error shifts every row equally, and
+        :meth:`log_likelihood` carries the interval). With one layer this is the RBM's
+        log p(v). Non-binary X is binarised at 0.5 first (the likelihood is defined for
+        binary data).
 
         Parameters
         ----------
@@ -571,7 +546,11 @@ class DBN(TransformerMixin, BaseEstimator):
         random_state : optional
             Seed of the draws (default: the estimator's ``random_state``).
         """
-        Xt = self._input(X)
+        return self._rows(X, n_samples, random_state)[0]
+
+    def _rows(self, X: Any, n_samples: int | str | None, random_state: Any
+              ) -> tuple[np.ndarray, LogPartition, str | None, int | None, int]:
+        Xt, transform = self._likelihood_input(X)
         n = self.bound_samples if n_samples is None else n_samples
         if n == "exact":
             big = [h for h in self.layer_sizes_[:-1] if h > _EXACT_MAX_UNITS]
@@ -582,11 +561,32 @@ class DBN(TransformerMixin, BaseEstimator):
             n = None
         else:
             n = check_int("n_samples", n, 1)
-        log_z = self._log_partition()
+        lz = self.log_partition_result()
         dev = Xt.device
         gen = make_generator(self.random_state if random_state is None else random_state, dev)
         P = self._params(dev, torch.float64)
-        return (self._bound(Xt.double(), 0, n, P, gen) - log_z).cpu().numpy()
+        rows = (self._bound(Xt.double(), 0, n, P, gen) - lz.log_z).cpu().numpy()
+        return rows, lz, transform, n, int(Xt.shape[1])
+
+    def log_likelihood(self, X: Any, n_samples: int | str | None = None,
+                       random_state: Any = None) -> Likelihood:
+        """The mean of :meth:`score_samples` as a typed :class:`~unsup.likelihood.Likelihood`.
+
+        One layer: the RBM's log-likelihood (exact, or a forward-AIS estimate). Deeper: the
+        variational lower bound, kind "lower bound" (hidden layers enumerated, exact log Z),
+        "stochastic lower bound" (bound sampled, exact log Z) or "stochastic estimate" (log Z
+        by forward AIS, whose error can push the value above the bound); the estimator names
+        both parts. Never changes the model.
+        """
+        rows, lz, transform, n, D = self._rows(X, n_samples, random_state)
+        if len(self.weights_) == 1:
+            bound = None
+        elif n is None:
+            bound = "variational lower bound (hidden layers enumerated)"
+        else:
+            bound = f"variational lower bound ({n} samples of q per row)"
+        return self._bound_likelihood(rows, lz, n_dims=D, transform=transform, bound=bound,
+                                      bound_exact=n is None)
 
     def score(self, X: Any, y: Any = None, n_samples: int | str | None = None) -> float:
         """Mean of :meth:`score_samples`: the average lower bound on log p(v) per row."""

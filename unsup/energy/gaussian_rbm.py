@@ -10,8 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from unsup.energy._rbm import State, _BaseRBM, _bernoulli, _RBMMath, _to_t
-from unsup.metrics.likelihood import binary_states
+from unsup.likelihood import Likelihood
+from unsup.params import Interval, Real, StrOptions
 from unsup.registry import register_model
+from unsup.train.ais import binary_states
 
 __all__ = ["GaussianBernoulliRBM"]
 
@@ -129,27 +131,22 @@ class GaussianBernoulliRBM(_BaseRBM):
 
     _stage = "GaussianBernoulliRBM"
 
+    _parameter_constraints: dict[str, Any] = {
+        "sigma": [Interval(Real, 0, None, closed="neither"), StrOptions({"learn"})],
+        "standardize": ["boolean"],
+    }
+    _test_params: dict[str, Any] = {"n_components": 4, "n_updates": 20, "ais_runs": 10,
+                                    "ais_betas": 50, "device": "cpu", "random_state": 0}
+    _likelihood_support = "continuous"
+
     def __init__(self, n_components: int = 64, *, learning_rate: float = 0.005,
-                 batch_size: int = 100, n_iter: int | None = None, cd_k: int = 1,
-                 persistent: bool = False, n_updates: int = 10000, momentum: float = 0.9,
-                 weight_decay: float = 1e-4, lr_schedule: str = "linear",
-                 n_chains: int | None = None, sparsity_target: float | None = None,
-                 sparsity_cost: float = 0.1, sigma: Any = 1.0, standardize: bool = True,
-                 ais_runs: int = 100, ais_betas: Any = 10000, device: str = "auto",
-                 random_state: Any = None, verbose: Any = False) -> None:
+                 n_updates: int = 10000, weight_decay: float = 1e-4, sigma: Any = 1.0,
+                 standardize: bool = True, ais_runs: int = 100, ais_betas: Any = 10000,
+                 device: str = "auto", random_state: Any = None, verbose: Any = False) -> None:
         self.n_components = n_components
         self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.n_iter = n_iter
-        self.cd_k = cd_k
-        self.persistent = persistent
         self.n_updates = n_updates
-        self.momentum = momentum
         self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.n_chains = n_chains
-        self.sparsity_target = sparsity_target
-        self.sparsity_cost = sparsity_cost
         self.sigma = sigma
         self.standardize = standardize
         self.ais_runs = ais_runs
@@ -238,6 +235,11 @@ class GaussianBernoulliRBM(_BaseRBM):
     def score_samples(self, X: Any) -> np.ndarray:
         """log density of the original (unstandardised) rows, nats; see the class notes."""
         return super().score_samples(X) - float(np.log(self.scale_).sum())
+
+    def log_likelihood(self, X: Any) -> Likelihood:
+        """Typed log density of the original rows (support "continuous"; see the class
+        notes): exact for ``n_components <= 20``, else a forward-AIS estimate."""
+        return super().log_likelihood(X).shifted(-float(np.log(self.scale_).sum()))
 
     def sample(self, n_samples: int = 1, **kw: Any) -> np.ndarray:
         """Gibbs samples (see :meth:`BernoulliRBM.sample`), in the original data units."""

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 
 from unsup.data.validation import DataError
-from unsup.energy._engine import check_int
 from unsup.energy._rbm import (
     _BaseRBM,
     _bernoulli,
@@ -23,8 +22,10 @@ from unsup.energy._rbm import (
     states_floor,
     visible_ais_increment,
 )
-from unsup.metrics.likelihood import AISResult, rbm_log_partition_exact
+from unsup.params import Real, StrOptions
 from unsup.registry import Demo, register_model
+from unsup.train.ais import LogPartition, rbm_log_partition_exact
+from unsup.train.mcmc import check_int
 
 __all__ = ["BernoulliRBM"]
 
@@ -149,19 +150,9 @@ class _BernoulliMath(_RBMMath):
         return init, step
 
 
-def _check_binary(X: torch.Tensor, who: str) -> None:
-    if torch.equal(X * X, X):  # x^2 == x exactly iff x is 0 or 1 (NaN fails): one cheap pass
-        return
-    bad = (X != 0) & (X != 1)
-    if bool(bad.any()):
-        i, j = (int(t) for t in torch.nonzero(bad)[0])
-        raise DataError(
-            f"{who} models binary data, but X has non-binary values (e.g. X[{i}, {j}] = "
-            f"{float(X[i, j]):.4g}; range [{float(X.min()):.4g}, {float(X.max()):.4g}]). "
-            "Binarise it first (unsup.data.binarize, or --binarize 0.5 on the command line), "
-            "or pass binarize_input=0.5 (threshold) or binarize_input='stochastic' (Bernoulli "
-            "draws of values in [0, 1])"
-        )
+def is_binary(X: torch.Tensor) -> bool:
+    """Whether every value is exactly 0 or 1 (one cheap pass: x^2 == x)."""
+    return bool(torch.equal(X * X, X))
 
 
 def binarize_mode(b: Any) -> Any:
@@ -173,22 +164,44 @@ def binarize_mode(b: Any) -> Any:
     raise ValueError(f"binarize_input must be None, a threshold or 'stochastic', got {b!r}")
 
 
-def binary_input(X: torch.Tensor, mode: Any, who: str, keep_raw: bool) -> torch.Tensor:
-    """Binary data for a model over binary units, per ``binarize_input`` ``mode``.
+def _check_unit_interval(X: torch.Tensor) -> None:
+    if float(X.min()) < 0 or float(X.max()) > 1:
+        raise DataError("binarize_input='stochastic' needs values in [0, 1]; X ranges "
+                        f"over [{float(X.min()):.4g}, {float(X.max()):.4g}]")
 
-    None requires 0/1 values (else a :class:`DataError`); a threshold t gives ``X > t``;
-    "stochastic" requires values in [0, 1] and returns them as they are when ``keep_raw``
-    (fitting draws Bernoulli(X) per minibatch, see :func:`stochastic_prepare`), else
-    thresholded at 0.5."""
+
+def binary_input(X: torch.Tensor, mode: Any, who: str, keep_raw: bool) -> torch.Tensor:
+    """The visible input of a model over binary units, per ``binarize_input`` ``mode``.
+
+    None: values in [0, 1] are probabilities, used as they are (mean-field input, as
+    scikit-learn's ``BernoulliRBM`` does; other real values are not refused either, as there);
+    for likelihoods (``keep_raw`` false) non-binary rows are thresholded at 0.5 (see
+    :func:`likelihood_input`). A threshold t gives ``X > t``. "stochastic" requires values in
+    [0, 1] and returns them as they are when ``keep_raw`` (fitting draws Bernoulli(X) per
+    minibatch, see :func:`stochastic_prepare`), else thresholded at 0.5."""
     if mode is None:
-        _check_binary(X, who)
-        return X
+        if keep_raw or is_binary(X):
+            return X
+        return (X > 0.5).to(X.dtype)
     if mode == "stochastic":
-        if float(X.min()) < 0 or float(X.max()) > 1:
-            raise DataError("binarize_input='stochastic' needs values in [0, 1]; X ranges "
-                            f"over [{float(X.min()):.4g}, {float(X.max()):.4g}]")
+        _check_unit_interval(X)
         return X if keep_raw else (X > 0.5).to(X.dtype)
     return (X > mode).to(X.dtype)
+
+
+def likelihood_input(X: torch.Tensor, mode: Any) -> tuple[torch.Tensor, str | None]:
+    """Binary rows for a likelihood and the transform that made them (None: X was binary).
+
+    Likelihoods of models over binary units are defined for binary data; a grey-level X is
+    binarised at 0.5 (or at the ``binarize_input`` threshold) and the result says so."""
+    if mode is None:
+        if is_binary(X):
+            return X, None
+        return (X > 0.5).to(X.dtype), "binarised at 0.5 (X had non-binary values)"
+    if mode == "stochastic":
+        _check_unit_interval(X)
+        return (X > 0.5).to(X.dtype), "binarised at 0.5"
+    return (X > mode).to(X.dtype), f"binarised at {mode:g}"
 
 
 def stochastic_prepare(mode: Any) -> Any:
@@ -232,7 +245,7 @@ class BernoulliRBM(_BaseRBM):
     :math:`\partial \log p(v)/\partial W = \langle h v^\top\rangle_{data} -
     \langle h v^\top\rangle_{model}`, the model term from Gibbs chains: restarted at the data
     and run ``cd_k`` steps (CD-k), or persistent across updates (PCD); see
-    :mod:`unsup.energy._engine` for the update with momentum, weight decay and sparsity.
+    :mod:`unsup.train.mcmc` for the update with momentum, weight decay and sparsity.
 
     The default budget is counted in parameter updates (``n_updates``), not epochs, so the
     defaults behave the same on 5,000 or 60,000 rows; ``n_iter`` (epochs, scikit-learn's
@@ -267,9 +280,14 @@ class BernoulliRBM(_BaseRBM):
     sparsity_cost : float, default=0.1
         Strength κ of the sparsity penalty.
     binarize_input : None, float or "stochastic", default=None
-        None requires binary data (else a clear error); a number thresholds ``X > t``;
-        "stochastic" draws every minibatch as Bernoulli(X) (values in [0, 1]) during fitting
-        and thresholds at 0.5 for likelihoods (``transform`` uses the values as given).
+        None uses X as given: values in [0, 1] are probabilities (mean-field input to the
+        positive phase and to ``transform``, as in scikit-learn's ``BernoulliRBM``, which
+        refuses no real values either); likelihoods are defined for binary data, so
+        :meth:`score_samples` / :meth:`log_likelihood` binarise non-binary rows at 0.5 and
+        the typed result says so (``transform="binarised at 0.5 ..."``). A number
+        thresholds ``X > t`` everywhere; "stochastic" draws every minibatch as Bernoulli(X)
+        (values in [0, 1]) during fitting and thresholds at 0.5 for likelihoods
+        (``transform`` uses the values as given).
     ais_runs : int, default=100
         AIS runs M for log Z.
     ais_betas : int or array-like, default=10000
@@ -302,8 +320,8 @@ class BernoulliRBM(_BaseRBM):
     likelihood_kind_ : str
         "AIS estimate" or "exact" (when min(D, H) <= 20, log Z is enumerated).
     log_partition_, log_partition_interval_, log_partition_std_ : float, list, float
-        log Z and its ±3σ interval, once computed by :meth:`score_samples` or
-        :meth:`estimate_log_partition`.
+        log Z and its ±3σ interval, once cached by :meth:`set_log_partition` (measuring
+        never stores them).
     n_features_in_ : int
 
     References
@@ -317,22 +335,17 @@ class BernoulliRBM(_BaseRBM):
     _math_cls = _BernoulliMath
     _stage = "BernoulliRBM"
 
+    _parameter_constraints: dict[str, Any] = {
+        "binarize_input": [None, Real, StrOptions({"stochastic"})],
+        "ais_side": [StrOptions({"auto", "visible", "hidden"})],
+    }
+    _test_params: dict[str, Any] = {"n_components": 4, "n_updates": 20, "ais_runs": 10,
+                                    "ais_betas": 50, "device": "cpu", "random_state": 0}
+
     def __init__(
         self,
         n_components: int = 256,
         *,
-        learning_rate: float = 0.01,
-        batch_size: int = 100,
-        n_iter: int | None = None,
-        cd_k: int = 1,
-        persistent: bool = False,
-        n_updates: int = 20000,
-        momentum: float = 0.9,
-        weight_decay: float = 1e-3,
-        lr_schedule: str = "linear",
-        n_chains: int | None = None,
-        sparsity_target: float | None = None,
-        sparsity_cost: float = 0.1,
         binarize_input: Any = None,
         ais_runs: int = 100,
         ais_betas: Any = 10000,
@@ -342,18 +355,6 @@ class BernoulliRBM(_BaseRBM):
         verbose: Any = False,
     ) -> None:
         self.n_components = n_components
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.n_iter = n_iter
-        self.cd_k = cd_k
-        self.persistent = persistent
-        self.n_updates = n_updates
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.n_chains = n_chains
-        self.sparsity_target = sparsity_target
-        self.sparsity_cost = sparsity_cost
         self.binarize_input = binarize_input
         self.ais_runs = ais_runs
         self.ais_betas = ais_betas
@@ -366,10 +367,14 @@ class BernoulliRBM(_BaseRBM):
     def _binarize_mode(self) -> Any:
         return binarize_mode(self.binarize_input)
 
-    def _check_data(self, X: torch.Tensor, fitting: bool, for_likelihood: bool = True
+    def _check_data(self, X: torch.Tensor, fitting: bool, for_likelihood: bool = False
                     ) -> torch.Tensor:
         return binary_input(X, self._binarize_mode(), type(self).__name__,
                             keep_raw=fitting or not for_likelihood)
+
+    def _likelihood_input(self, X: Any) -> tuple[torch.Tensor, str | None]:
+        Xt = self._validate(X, reset=False, dtype=torch.float32)
+        return likelihood_input(Xt, self._binarize_mode())
 
     def _prepare(self) -> Any:
         return stochastic_prepare(self._binarize_mode())
@@ -391,12 +396,6 @@ class BernoulliRBM(_BaseRBM):
         return torch.log(p) - torch.log1p(-p)
 
     # -- inference ----------------------------------------------------------------------------
-    def transform(self, X: Any) -> np.ndarray:
-        """Hidden probabilities :math:`p(h_j = 1 \\mid v)` (N, H)."""
-        Xt = self._validate(X, reset=False, dtype=torch.float32)
-        Xt = self._check_data(Xt, fitting=False, for_likelihood=False)
-        return self._math(Xt.device).hidden_mean_of(Xt).cpu().numpy()
-
     def gibbs(self, v: Any) -> np.ndarray:
         """One Gibbs step from ``v`` (scikit-learn's method): returns a sampled v (bool)."""
         Xt = self._input(v)
@@ -421,8 +420,11 @@ class BernoulliRBM(_BaseRBM):
             scikit-learn's ``score_samples``).
         random_state : optional
             Seed for the random bits.
+
+        Like every likelihood here it is defined for binary rows: non-binary X is binarised
+        at 0.5 (or at the ``binarize_input`` threshold) first.
         """
-        Xt = self._input(X)
+        Xt, _ = self._likelihood_input(X)
         m = self._math(Xt.device)
         N, D = Xt.shape
         pre = m.hidden_input(Xt)  # (N, H)
@@ -455,7 +457,8 @@ class BernoulliRBM(_BaseRBM):
         # up to 1,000 distinct binary training states (bit-packed) for the certain lower
         # bound on log Z that every AIS estimate is checked against, and the hidden marginals
         # on the same rows: the hidden side of the AIS base model (only roughly right needed)
-        S = self._check_data(X[spaced_rows(X.shape[0]).to(X.device)], fitting=False)
+        S = self._check_data(X[spaced_rows(X.shape[0]).to(X.device)], fitting=False,
+                             for_likelihood=True)
         self.check_states_ = pack_states(S)
         q = self._math(X.device).hidden_mean_of(S).double()
         self.hidden_base_rate_logits_ = self._base_rate(q.mean(0)).cpu().numpy()
@@ -471,8 +474,8 @@ class BernoulliRBM(_BaseRBM):
 
     def estimate_log_partition_reverse(self, n_runs: int | None = None, n_betas: Any = None,
                                        burn_in: int = 5000, random_state: Any = None,
-                                       X: Any = None) -> AISResult:
-        """Reverse AIS (the upper side of the sandwich; ``unsup.metrics.likelihood``).
+                                       X: Any = None) -> LogPartition:
+        """Reverse AIS (the upper side of the sandwich; ``unsup.train.ais``).
 
         ``n_runs`` Gibbs chains start at rows of ``X`` (default: the training states stored
         at fit, ``check_states_``), run
@@ -480,9 +483,10 @@ class BernoulliRBM(_BaseRBM):
         then anneal down to the base model along the reversed schedule, on the same side as
         :meth:`estimate_log_partition` (``ais_side``). The estimate is too high in expectation
         given exact samples, and too low when the chains miss part of the model's mass;
-        forward and reverse agreeing is the evidence that both converged. Recorded as
-        ``log_partition_reverse_`` and ``log_partition_reverse_interval_``; it never
-        replaces ``log_partition_``.
+        forward and reverse agreeing is the evidence that both converged. Returns a
+        :class:`~unsup.train.ais.LogPartition` with ``method="reverse AIS"`` and never changes
+        the model; :meth:`set_log_partition` caches it as ``log_partition_reverse_`` and
+        ``log_partition_reverse_interval_`` (never used for likelihoods).
         """
         self._check_fitted()
         runs = check_int("ais_runs", self.ais_runs if n_runs is None else n_runs, 2)
@@ -491,7 +495,7 @@ class BernoulliRBM(_BaseRBM):
         dev = self._device()
         gen = make_gen(self, dev, random_state)
         m = self._math(dev)
-        v = start_rows(None if X is None else self._input(X),
+        v = start_rows(None if X is None else self._likelihood_input(X)[0],
                        getattr(self, "check_states_", None), int(self.components_.shape[1]),
                        runs, gen, dev, m.W.dtype)
         for _ in range(burn_in):
@@ -519,7 +523,7 @@ class BernoulliRBM(_BaseRBM):
 
     def _ais_side(self) -> str:
         side = self.ais_side
-        if side not in ("auto", "visible", "hidden"):
+        if side not in ("auto", "visible", "hidden"):  # also checked in fit
             raise ValueError(f"ais_side must be 'auto', 'visible' or 'hidden', got {side!r}")
         has_h = getattr(self, "hidden_base_rate_logits_", None) is not None
         if side == "hidden" and not has_h:

@@ -3,6 +3,7 @@ r"""Replicated softmax: an RBM over word counts of documents of different length
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,6 @@ import torch.nn.functional as F
 
 from unsup.base import make_generator, report_progress
 from unsup.data.validation import DataError
-from unsup.energy._engine import check_int
 from unsup.energy._rbm import (
     State,
     _BaseRBM,
@@ -20,8 +20,10 @@ from unsup.energy._rbm import (
     _to_t,
     visible_ais_increment,
 )
-from unsup.metrics.likelihood import AISResult, _summarise, ais
+from unsup.likelihood import Likelihood
 from unsup.registry import register_model
+from unsup.train.ais import LogPartition, _summarise, ais
+from unsup.train.mcmc import check_int
 
 __all__ = ["ReplicatedSoftmaxRBM"]
 
@@ -129,8 +131,8 @@ class ReplicatedSoftmaxRBM(_BaseRBM):
     base_rate_logits_ : ndarray (K,)
         Log unigram frequencies of the training words (smoothed): the AIS base model.
     log_partition_lengths_, log_partition_values_, log_partition_stds_ : ndarray
-        Document lengths whose log Z_D has been computed, the values, and their AIS
-        standard deviations (0 when exact); filled on demand by :meth:`score_samples`.
+        Document lengths whose log Z_D is cached, the values, and their AIS standard
+        deviations (0 when exact); filled only by :meth:`set_log_partition`.
     likelihood_kind_ : str
         "exact" (H <= 16) or "AIS estimate".
 
@@ -142,43 +144,46 @@ class ReplicatedSoftmaxRBM(_BaseRBM):
     _math_cls = _RSMMath
     _stage = "ReplicatedSoftmaxRBM"
 
+    _test_params: dict[str, Any] = {"n_components": 4, "n_updates": 20, "ais_runs": 10,
+                                    "ais_betas": 50, "device": "cpu", "random_state": 0}
+
     def __init__(self, n_components: int = 50, *, learning_rate: float = 0.001,
-                 batch_size: int = 100, n_iter: int | None = None, cd_k: int = 1,
-                 persistent: bool = False, n_updates: int = 5000, momentum: float = 0.9,
-                 weight_decay: float = 1e-4, lr_schedule: str = "linear",
-                 n_chains: int | None = None, sparsity_target: float | None = None,
-                 sparsity_cost: float = 0.1, ais_runs: int = 100, ais_betas: Any = 10000,
-                 device: str = "auto", random_state: Any = None,
+                 n_updates: int = 5000, weight_decay: float = 1e-4, ais_runs: int = 100,
+                 ais_betas: Any = 10000, device: str = "auto", random_state: Any = None,
                  verbose: Any = False) -> None:
         self.n_components = n_components
         self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.n_iter = n_iter
-        self.cd_k = cd_k
-        self.persistent = persistent
         self.n_updates = n_updates
-        self.momentum = momentum
         self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.n_chains = n_chains
-        self.sparsity_target = sparsity_target
-        self.sparsity_cost = sparsity_cost
         self.ais_runs = ais_runs
         self.ais_betas = ais_betas
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        return tags
+
     def _check_data(self, X: torch.Tensor, fitting: bool) -> torch.Tensor:
-        neg = X < 0
-        frac = X != torch.round(X)
-        for bad, what in ((neg, "negative"), (frac, "fractional")):
-            if bool(bad.any()):
-                i, j = (int(t) for t in torch.nonzero(bad)[0])
-                raise DataError(
-                    f"ReplicatedSoftmaxRBM models word counts (non-negative integers), but X "
-                    f"has {what} values (e.g. X[{i}, {j}] = {float(X[i, j]):.4g})")
+        bad = X < 0
+        if bool(bad.any()):
+            i, j = (int(t) for t in torch.nonzero(bad)[0])
+            raise DataError(
+                f"Negative values in data passed to ReplicatedSoftmaxRBM: it models word "
+                f"counts (non-negative), but X has negative values (e.g. X[{i}, {j}] = "
+                f"{float(X[i, j]):.4g})")
         return X
+
+    def _likelihood_input(self, X: Any) -> tuple[torch.Tensor, str | None]:
+        """Integer counts: likelihoods are defined for token counts; fractional values
+        (weighted counts, accepted by ``fit`` and ``transform``) are rounded, and said so."""
+        Xt = self._input(X)
+        R = torch.round(Xt)
+        if torch.equal(R, Xt):
+            return Xt, None
+        return R, "counts rounded to integers (X had fractional values)"
 
     def _init_math(self, X: torch.Tensor, gen: torch.Generator) -> _RSMMath:
         K, H = X.shape[1], int(self.n_components)
@@ -222,9 +227,10 @@ class ReplicatedSoftmaxRBM(_BaseRBM):
 
     def estimate_log_partition(self, lengths: Any, n_runs: int | None = None,
                                n_betas: Any = None, random_state: Any = None
-                               ) -> dict[int, AISResult]:
+                               ) -> dict[int, LogPartition]:
         r"""AIS estimates of :math:`\log Z_D` for every length in ``lengths`` (one batched
-        annealing: ``n_runs`` runs per length). Cached on the model.
+        annealing: ``n_runs`` runs per length). Never changes the model; cache the results
+        with :meth:`set_log_partition`.
 
         Base model: :math:`p_A(v) \propto e^{a^\top v}` with :math:`a` the unigram log
         frequencies, hidden units independent with probability 1/2:
@@ -264,11 +270,28 @@ class ReplicatedSoftmaxRBM(_BaseRBM):
         res = ais(init, step, n_runs=Dn.shape[0], betas=betas,
                   progress=lambda k, K: report_progress("AIS", k, K))
         lw = torch.as_tensor(res.log_weights).view(len(Ls), runs)
-        out = {D: _summarise(lw[i], res.log_z_base, res.n_betas) for i, D in enumerate(Ls)}
-        self._cache_log_z({D: (r.log_z, r.log_z_std) for D, r in out.items()})
-        return out
+        return {D: _summarise(lw[i], res.log_z_base, res.n_betas) for i, D in enumerate(Ls)}
+
+    def set_log_partition(self, result: Any) -> ReplicatedSoftmaxRBM:  # type: ignore[override]
+        """Cache log Z_D results (``{length: LogPartition}``, as returned by
+        :meth:`estimate_log_partition`) in ``log_partition_lengths_`` / ``_values_`` /
+        ``_stds_`` (saved with the model). Returns ``self``."""
+        self._check_fitted()
+        if not isinstance(result, dict):
+            raise TypeError("ReplicatedSoftmaxRBM.set_log_partition takes {length: "
+                            "LogPartition}, one log Z per document length")
+        self._cache_log_z({int(D): (float(r.log_z), float(r.log_z_std))
+                           for D, r in result.items()})
+        return self
+
+    def clear_log_partition(self) -> ReplicatedSoftmaxRBM:  # type: ignore[override]
+        """Forget every cached log Z_D. Returns ``self``."""
+        self._after_fit(torch.empty(0))
+        return self
 
     def _cache_log_z(self, new: dict[int, tuple[float, float]]) -> None:
+        if getattr(self, "log_partition_lengths_", None) is None:
+            self._after_fit(torch.empty(0))
         have = dict(zip(self.log_partition_lengths_.tolist(),
                         zip(self.log_partition_values_.tolist(),
                             self.log_partition_stds_.tolist(), strict=True), strict=True))
@@ -278,33 +301,64 @@ class ReplicatedSoftmaxRBM(_BaseRBM):
         self.log_partition_values_ = np.asarray([have[k][0] for k in keys])
         self.log_partition_stds_ = np.asarray([have[k][1] for k in keys])
 
-    def _log_z_of(self, lengths: np.ndarray) -> np.ndarray:
-        """log Z_D for each entry of ``lengths`` (computing and caching what is missing)."""
-        if getattr(self, "log_partition_lengths_", None) is None:
-            self._after_fit(torch.empty(0))
-        known = set(self.log_partition_lengths_.tolist())
-        missing = sorted({int(d) for d in lengths.tolist()} - known - {0})
+    def _log_z_table(self, lengths: np.ndarray) -> dict[int, LogPartition]:
+        """log Z_D for each distinct entry of ``lengths``: cached, else exact (H <= 16), else
+        one batched forward AIS over the missing lengths (not stored)."""
+        H = int(self.components_.shape[0])
+        table: dict[int, LogPartition] = {0: LogPartition.exact(H * math.log(2.0))}
+        known = getattr(self, "log_partition_lengths_", None)
+        if known is not None:
+            for D, v, sd in zip(known.tolist(), self.log_partition_values_.tolist(),
+                                self.log_partition_stds_.tolist(), strict=True):
+                table[int(D)] = (LogPartition.exact(v) if sd == 0.0 and self._exact_possible()
+                                 else LogPartition(v, v - 3 * sd, v + 3 * sd, sd,
+                                                   method="forward AIS"))
+        missing = sorted({int(d) for d in lengths.tolist()} - set(table))
         if missing:
             if self._exact_possible():
-                self._cache_log_z({D: (self.log_partition_exact(D), 0.0) for D in missing})
+                table.update({D: LogPartition.exact(self.log_partition_exact(D))
+                              for D in missing})
             else:
-                self.estimate_log_partition(missing)
-        table = dict(zip(self.log_partition_lengths_.tolist(),
-                         self.log_partition_values_.tolist(), strict=True))
-        H = int(self.components_.shape[0])
-        table[0] = H * math.log(2.0)  # the empty document: Z_0 = 2^H, log p = 0
-        return np.asarray([table[int(d)] for d in lengths.tolist()])
+                table.update(self.estimate_log_partition(missing))
+        return table
 
     def score_samples(self, X: Any) -> np.ndarray:  # type: ignore[override]
         r"""log p of each document's token sequence (nats): :math:`-F(v) - \log Z_D`.
 
-        An **estimate** when log Z_D comes from AIS (``likelihood_kind_``); exact for
-        H <= 16. New lengths trigger AIS (batched over all of them) and are cached.
+        An **estimate** when log Z_D comes from AIS; exact for H <= 16. Lengths without a
+        cached log Z_D (:meth:`set_log_partition`) are estimated afresh (one batched AIS) and
+        not stored. Fractional counts are rounded first.
         """
-        Xt = self._input(X)
+        return self._per_row(X)[0]
+
+    def _per_row(self, X: Any) -> tuple[np.ndarray, dict[int, LogPartition], np.ndarray,
+                                        str | None, int]:
+        Xt, transform = self._likelihood_input(X)
         lengths = Xt.sum(1).round().long().cpu().numpy()
         neg_f = -self._math(Xt.device).free_energy(Xt).double().cpu().numpy()
-        return neg_f - self._log_z_of(lengths)
+        table = self._log_z_table(lengths)
+        log_z = np.asarray([table[int(d)].log_z for d in lengths.tolist()])
+        return neg_f - log_z, table, lengths, transform, int(Xt.shape[1])
+
+    def log_likelihood(self, X: Any) -> Likelihood:  # type: ignore[override]
+        """Typed mean log-likelihood per document (nats; discrete): exact (H <= 16) or a
+        forward-AIS estimate, with the interval from the per-length log Z intervals."""
+        ll, table, lengths, transform, K = self._per_row(X)
+        used = [table[int(d)] for d in lengths.tolist()]
+        exact = all(t.is_exact for t in used)
+        like = Likelihood.from_samples(
+            ll, kind="exact" if exact else "stochastic estimate",
+            estimator="exact enumeration" if exact else "forward AIS", support="discrete",
+            n_dims=K, transform=transform)
+        if exact:
+            return like
+        lo = float(np.mean([t.log_z_low - t.log_z for t in used]))
+        hi = float(np.mean([t.log_z_high - t.log_z for t in used]))
+        runs = max((t.n_runs for t in used), default=0)
+        betas = max((int(t.n_betas) for t in used), default=0)
+        return replace(like, interval=(like.nats - hi, like.nats - lo),
+                       counts={"runs": runs, "temperatures": betas,
+                               "lengths": len({int(d) for d in lengths.tolist()})})
 
     def score(self, X: Any, y: Any = None) -> float:  # type: ignore[override]
         """Mean log-likelihood per document (nats)."""
