@@ -74,17 +74,38 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+class _NumberOrWord(click.ParamType):
+    """An int (or float) option that also passes a word through, for parameters such as
+    ``bound_samples=10`` that also accept ``"exact"``: the estimator validates the word."""
+
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+        self.name = "integer" if kind is int else "float"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.kind(value)
+        except ValueError:
+            pass
+        try:
+            return float(value) if self.kind is int and "." in value else _parse_value(value)
+        except ValueError:
+            return value
+
+
 def _option_for(name: str, default: Any, help_text: str) -> click.Option:
     flag = "--" + name.replace("_", "-")
     if isinstance(default, bool):
         return click.Option([f"{flag}/--no-{name.replace('_', '-')}"], default=default,
                             help=help_text, show_default=True)
     if isinstance(default, int):
-        return click.Option([flag], type=int, default=default, help=help_text,
+        return click.Option([flag], type=_NumberOrWord(int), default=default, help=help_text,
                             show_default=True)
     if isinstance(default, float):
-        return click.Option([flag], type=float, default=default, help=help_text,
-                            show_default=True)
+        return click.Option([flag], type=_NumberOrWord(float), default=default,
+                            help=help_text, show_default=True)
     if isinstance(default, str):
         return click.Option([flag], type=str, default=default, help=help_text,
                             show_default=True)
