@@ -2,17 +2,18 @@ r"""RBM for collaborative filtering: K-way softmax visible units over ratings, m
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.base import TransformerMixin
 
 from unsup.base import BaseEstimator, make_generator
 from unsup.data.validation import DataError, check_n_features
+from unsup.params import Integral, Interval
 from unsup.registry import register_model
-from unsup.train.mcmc import MCMCConfig, check_float, check_int, fit_mcmc
+from unsup.train.mcmc import MCMC_TRAINING, check_int, fit_mcmc, mcmc_config
 
 __all__ = ["CollaborativeFilteringRBM"]
 
@@ -74,7 +75,7 @@ class _CFMath:
 
 @register_model('cf-rbm', family='energy', aliases=('collaborative-filtering-rbm',),
                 summary='RBM for collaborative filtering (softmax ratings 1..K, missing skipped)')
-class CollaborativeFilteringRBM(BaseEstimator):
+class CollaborativeFilteringRBM(TransformerMixin, BaseEstimator):
     r"""Restricted Boltzmann machine for collaborative filtering (Salakhutdinov, Mnih &
     Hinton 2007).
 
@@ -126,25 +127,36 @@ class CollaborativeFilteringRBM(BaseEstimator):
 
     _estimator_type = "recommender"  # unsup.metrics.evaluate_model reports RMSE for these
 
+    _param_groups = (MCMC_TRAINING,)
+    _parameter_constraints: dict[str, Any] = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_ratings": [Interval(Integral, 2, None, closed="left")],
+        "cd_k": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+    _test_params: dict[str, Any] = {"n_components": 4, "n_updates": 20, "device": "cpu",
+                                    "random_state": 0}
+
     def __init__(self, n_components: int = 100, *, n_ratings: int = 5,
-                 learning_rate: float = 0.05, batch_size: int = 100,
-                 n_iter: int | None = None, n_updates: int = 3000, cd_k: int = 1,
-                 momentum: float = 0.9, weight_decay: float = 1e-3, lr_schedule: str = "linear",
+                 learning_rate: float = 0.05, n_updates: int = 3000, cd_k: int = 1,
                  device: str = "auto", random_state: Any = None) -> None:
         self.n_components = n_components
         self.n_ratings = n_ratings
         self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.n_iter = n_iter
         self.n_updates = n_updates
         self.cd_k = cd_k
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
         self.device = device
         self.random_state = random_state
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # NaN marks a missing rating
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
     def _one_hot(self, R: Any, reset: bool) -> torch.Tensor:
+        if not reset:
+            self._check_fitted()
         K = check_int("n_ratings", self.n_ratings, 2)
         a = np.asarray(R, dtype=np.float64)
         if a.ndim != 2 or a.size == 0:
@@ -170,28 +182,14 @@ class CollaborativeFilteringRBM(BaseEstimator):
 
     def fit(self, R: Any, y: Any = None) -> CollaborativeFilteringRBM:
         """Fit to a users × items rating matrix ``R`` (0 or NaN = missing). Returns self."""
+        self._validate_params()
         V = self._one_hot(R, reset=True)
         N = V.shape[0]
         K = int(self.n_ratings)
-        bs = check_int("batch_size", self.batch_size, 1)
-        T = check_int("n_updates", self.n_updates, 1)
-        n_iter = check_int("n_iter", self.n_iter, 1, allow_none=True)
-        if n_iter is not None:
-            T = n_iter * max(1, math.ceil(N / min(bs, N)))
-        if self.lr_schedule not in ("constant", "linear", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant', 'linear' or 'cosine', got "
-                             f"{self.lr_schedule!r}")
-        cfg = MCMCConfig(
-            batch_size=bs, n_updates=T,
-            learning_rate=check_float("learning_rate", self.learning_rate, 0, low_open=True),
-            lr_schedule=self.lr_schedule,
-            momentum=check_float("momentum", self.momentum, 0, 0.999),
-            initial_momentum=min(0.5, float(self.momentum)),
-            weight_decay=check_float("weight_decay", self.weight_decay, 0.0),
-            cd_k=check_int("cd_k", self.cd_k, 1), persistent=False,
-            stage="CollaborativeFilteringRBM")
+        cfg = mcmc_config(self, N, stage="CollaborativeFilteringRBM", persistent=False,
+                          n_chains=None, sparsity_target=None, monitor_every=0)
         gen = make_generator(self.random_state, V.device)
-        H = check_int("n_components", self.n_components, 1)
+        H = int(self.n_components)
         # visible biases: log of each item's smoothed rating frequencies
         cnt = V.sum(0).view(-1, K) + 1.0
         b = torch.log(cnt / cnt.sum(1, keepdim=True)).reshape(-1)
