@@ -166,7 +166,29 @@ def test_embedding_and_curves_plot():
 # ---------------------------------------------------------------- model_report
 
 
-def test_model_report_fake_model(tmp_path):
+@pytest.fixture
+def fake_centres_section():
+    """FakeModel's family registers its centres section by class (as real families do)."""
+    from unsup.report import hooks
+
+    @hooks.report_section(FakeModel, title="Cluster centres")
+    def _centres(model, ctx):
+        ctx.report.figure(image_grid(model.cluster_centers_, ctx.image_shape),
+                          caption=f"{len(model.cluster_centers_)} centres")
+
+    yield
+    hooks._SECTIONS[:] = [s for s in hooks._SECTIONS if s.fn is not _centres]
+
+
+def test_model_report_generic_sections_ignore_family_attributes():
+    """Without a registered section, a model's fitted attributes are never probed by name."""
+    X, y = _data()
+    html = model_report(FakeModel(), X, y, image_shape=(4, 4)).to_html()
+    assert "Cluster centres" not in html
+    assert "<h2>Confusion matrix</h2>" in html and "<h2>EM trace</h2>" in html
+
+
+def test_model_report_fake_model(tmp_path, fake_centres_section):
     X, y = _data()
     model = FakeModel()
     r = model_report(model, X, y, image_shape=(4, 4),
@@ -189,11 +211,11 @@ def test_model_report_fake_model(tmp_path):
     _assert_self_contained(html)
 
 
-def test_model_report_sklearn_kmeans_appends(tmp_path):
-    from sklearn.cluster import KMeans
+def test_model_report_kmeans_appends(tmp_path):
+    from unsup.cluster import KMeans
 
     X, y = _data(n=80)
-    km = KMeans(n_clusters=3, n_init=1, random_state=0).fit(X)
+    km = KMeans(n_clusters=3, n_init=1, random_state=0, device="cpu").fit(X)
     km.history_ = _history(3)
     r = Report("Comparison")
     model_report(km, X, y, image_shape=(4, 4), report=r)
@@ -240,3 +262,81 @@ def test_flatten_and_comparison_table():
     r = comparison_table([{"model": "A", "m": {"nmi": 0.5}}, {"model": "B", "m": {"nmi": 0.75}}])
     html = r.to_html()
     assert "<th>m.nmi</th>" in html and "0.75" in html
+
+
+# ---------------------------------------------------------------- by capability
+
+
+def test_generic_report_names_no_family_attribute():
+    """The generic sections choose by capability; family attributes live in family sections."""
+    import inspect
+
+    import unsup.metrics.evaluate
+    import unsup.report.sections
+
+    for mod in (unsup.report.sections, unsup.metrics.evaluate):
+        src = inspect.getsource(mod)
+        for name in ("W1_", "weights_", "log_partition", "gibbs_chain", "module_",
+                     "pretrain_history_", "cluster_centers_", "means_", "components_",
+                     "inertia_", "likelihood_kind_", "_estimator_type"):
+            assert not re.search(rf"(?<!\w){name}", src), (mod.__name__, name)
+
+
+def _binary_likelihood(nats=-10.0):
+    from unsup.likelihood import Likelihood
+
+    return Likelihood(nats, "stochastic estimate", "forward AIS", "discrete", 100, n_dims=16,
+                      interval=(nats - 0.5, nats + 0.25))
+
+
+def test_comparison_table_never_mixes_densities_and_masses():
+    from unsup.likelihood import Likelihood
+
+    dens = Likelihood(989.5, "exact", "closed form", "continuous", 100, n_dims=784)
+    html = comparison_table([{"model": "GMM", "test": {"likelihood": dens}},
+                             {"model": "RBM", "test": {"likelihood": _binary_likelihood()}}]
+                            ).to_html()
+    assert "<th>test.log-density (continuous, nats/sample)</th>" in html
+    assert "<th>test.log-likelihood (nats/sample)</th>" in html
+    rows = re.findall(r"<tr>(.*?)</tr>", html, re.S)[1:]
+    # each row fills one of the two columns and leaves the other empty
+    gmm = [c for c in re.findall(r"<td[^>]*>(.*?)</td>", rows[0], re.S)]
+    rbm = [c for c in re.findall(r"<td[^>]*>(.*?)</td>", rows[1], re.S)]
+    assert "989.5" in " ".join(gmm) and "-10" not in " ".join(gmm)
+    assert "-10" in " ".join(rbm) and "989.5" not in " ".join(rbm)
+
+
+def test_likelihood_section_from_metrics_and_from_the_model(tmp_path):
+    from unsup.cluster import GaussianMixture
+
+    X, y = _data(n=90, d=4)
+    gmm = GaussianMixture(n_components=3, covariance_type="diag", random_state=0,
+                          device="cpu").fit(X)
+    html = model_report(gmm, X, y).to_html()
+    assert "<h2>Log-likelihood</h2>" in html
+    assert "log-density (continuous, nats/sample)" in html
+    assert f"{gmm.score(X):.4g}" in html or format_value(gmm.score(X)) in html
+    # a typed record in the metrics is shown as it is (kind, estimator, interval, bits/dim)
+    rec = _binary_likelihood(-7.0).to_dict()
+    html = model_report(gmm, X, metrics={"test": {"likelihood": rec}}).to_html()
+    assert "forward AIS" in html and "stochastic estimate" in html
+    assert "bits/dim" in html and "[-7.5, -6.75]" in html
+
+
+def test_samples_and_reconstructions_and_family_sections():
+    from unsup.cluster import GaussianMixture
+    from unsup.decomposition import PCA
+
+    X, y = _data(n=90, d=16)
+    gmm = GaussianMixture(n_components=3, covariance_type="diag", random_state=0,
+                          device="cpu").fit(X)
+    html = model_report(gmm, X, y, image_shape=(4, 4)).to_html()
+    assert "<h2>Samples</h2>" in html and "32 samples drawn" in html
+    assert "<h2>Cluster centres</h2>" in html  # registered for the cluster family
+    pca = PCA(n_components=3, device="cpu").fit(X)
+    html = model_report(pca, X, image_shape=(4, 4)).to_html()
+    for h in ("Reconstructions", "Components", "Log-likelihood", "2-D projection"):
+        assert f"<h2>{h}</h2>" in html, h
+    assert "Samples" not in html and "Confusion matrix" not in html  # no sample, no predict
+    html = model_report(pca, X).to_html()  # no image shape: no images
+    assert "Reconstructions" not in html

@@ -107,7 +107,7 @@ def _get_params(model: Any) -> dict[str, Any] | None:
 
 
 def _fitted_scalars(model: Any) -> dict[str, Any]:
-    """Scalar public fitted attributes (``n_iter_``, ``inertia_``, ``converged_``, ...)."""
+    """Scalar public fitted attributes (``n_iter_``, ``converged_``, ...)."""
     try:
         attrs = vars(model)
     except TypeError:
