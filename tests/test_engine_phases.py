@@ -260,3 +260,29 @@ def test_bad_step_declarations_are_refused():
         train(m, [Phase("x", loss, "a")], X, cfg, optimizers={"a": [m.p], "b": [m.q]})
     with pytest.raises(ValueError, match="repeat"):
         train(m, [Phase("x", loss, "main", repeat=0)], X, cfg)
+
+
+def test_loss_scaler_path_with_two_optimizers_runs_and_resumes(tmp_path, monkeypatch):
+    # fp16 autocast needs CUDA; on CPU the engine's GradScaler path still runs (the scalers
+    # are disabled, so scale/step/update pass through): same weights as without scaling,
+    # and scaler states go through the checkpoint
+    import contextlib
+    import warnings
+
+    import unsup.train.engine as engine
+
+    X = _gauss(60)
+    kw = dict(n_critic=2, epochs=3, batch_size=16, clip_grad_norm=1.0, device="cpu",
+              random_state=5)
+    ref = ToyGAN(**kw).fit(X)
+    monkeypatch.setattr(engine, "amp_context",
+                        lambda amp, device: (contextlib.nullcontext, torch.float16))
+    ckpt = str(tmp_path / "ck")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "CUDA is not available, disabling GradScaler"
+        with pytest.raises(_Stop):
+            ToyGAN(checkpoint_dir=ckpt, checkpoint_every=2, **kw).fit(
+                X, callbacks=[lambda s, m: (_ for _ in ()).throw(_Stop) if s == 5 else None])
+        scaled = ToyGAN(checkpoint_dir=ckpt, checkpoint_every=2, resume=True, **kw).fit(X)
+    for k, v in _state(ref).items():
+        assert torch.equal(v, _state(scaled)[k]), k
