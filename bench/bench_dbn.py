@@ -105,21 +105,20 @@ def _convergence(model: Any, X: np.ndarray, Xt: np.ndarray, args: argparse.Names
             if est == "library":
                 r = model.estimate_log_partition(n_runs=args.ais_runs, n_betas=nb,
                                                  random_state=12345)
+                model.set_log_partition(r)
             elif est == "reverse":  # the other side of the bracket; never the bound's log Z
                 r = model.estimate_log_partition_reverse(n_runs=args.ais_runs, n_betas=nb,
                                                          burn_in=args.burn_in,
                                                          random_state=12345)
             else:
                 r = _two_sided_ais(model, X, args.ais_runs, nb, 12345)
-                model.log_partition_ = r.log_z  # what estimate_log_partition would store
-                model.log_partition_interval_ = [r.log_z_low, r.log_z_high]
-                model.log_partition_std_ = r.log_z_std
+                model.set_log_partition(r)
             ais_s = time.perf_counter() - t0
             if terms is None:  # E_q[...] part of the bound, without log Z: independent of it
                 t0 = time.perf_counter()
                 train = model.score(X, n_samples=args.bound_samples)
                 test = model.score(Xt, n_samples=args.bound_samples)
-                log_z = float(model.log_partition_)  # what score subtracted
+                log_z = model.log_partition_result().log_z  # what score subtracted
                 terms = (train + log_z, test + log_z, time.perf_counter() - t0)
             lo, hi = r.log_z_low, r.log_z_high
             train, test = terms[0] - r.log_z, terms[1] - r.log_z

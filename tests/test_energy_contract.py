@@ -199,3 +199,18 @@ def test_sampling_group_composed_with_real_signatures() -> None:
         BernoulliRBM(cd_k=0).fit(_bars(20))
     with pytest.raises(ValueError, match="n_chains"):
         DBM(n_chains=0).fit(_bars(20))
+
+
+def test_report_sections_registered_by_the_family() -> None:
+    from unsup.report.hooks import SectionContext, sections_for
+    from unsup.report.html import Report
+
+    X = _bars(60)
+    dbm = DBM((5, 3), n_updates=10, pretrain_updates=5, random_state=0, device="cpu").fit(X)
+    titles = [t for t, _ in sections_for(dbm)]
+    assert titles[:3] == ["First-layer filters", "Gibbs chains", "log Z"]
+    before = _snapshot(dbm)
+    r = Report("t")
+    for _, fn in sections_for(dbm):
+        fn(dbm, SectionContext(report=r, X=X, image_shape=(2, 4)))
+    assert len(r) == 3 and _same(before, vars(dbm))
