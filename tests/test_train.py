@@ -258,3 +258,13 @@ def test_tensorboard_needs_the_package(tmp_path):
             est.fit(_data())
     with pytest.raises(ValueError, match="log_dir"):
         Autoencoder(4, epochs=1, tensorboard=True, device="cpu").fit(_data())
+
+
+def test_resume_a_run_started_without_random_state(tmp_path):
+    X = _data()
+    kw = dict(hidden_layer_sizes=(8,), epochs=3, batch_size=25, device="cpu")
+    ckpt = str(tmp_path / "ck")
+    part = Autoencoder(4, max_steps=7, checkpoint_dir=ckpt, **kw).fit(X)
+    full = Autoencoder(4, checkpoint_dir=ckpt, resume=True, **kw).fit(X)
+    assert part.n_steps_ == 7 and full.n_steps_ == 15
+    assert full._seed == part._seed

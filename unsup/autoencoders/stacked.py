@@ -42,6 +42,7 @@ from unsup.autoencoders.autoencoder import Autoencoder
 from unsup.autoencoders.denoising import DenoisingAutoencoder, corrupt
 from unsup.registry import register_model
 from unsup.train import TRAIN_PARAMS_DOC
+from unsup.train.engine import checkpoint_seed
 from unsup.train.seeding import seed_from
 
 __all__ = ["StackedAutoencoder", "PRESETS"]
@@ -176,6 +177,15 @@ class StackedAutoencoder(Autoencoder):
         return mlp_net([self.n_features_in_, *self._sizes()], self.activation, "linear")
 
     # -- training ---------------------------------------------------------------------------
+    def _run_seed(self) -> int:
+        # resuming a run seeded from entropy: the fine-tuning checkpoint knows the seed (a run
+        # killed during pre-training resumes only with an explicit random_state)
+        if self.resume and self.random_state is None:
+            seed = checkpoint_seed(_subdir(self.checkpoint_dir, "finetune"))
+            if seed is not None:
+                return seed
+        return seed_from(self.random_state)
+
     def _layer_estimator(self, i: int, n_layers: int, size: int) -> Autoencoder:
         top = i == n_layers - 1
         common: dict[str, Any] = dict(
@@ -198,7 +208,7 @@ class StackedAutoencoder(Autoencoder):
     def fit(self, X: Any, y: Any = None, callbacks: Any = None) -> StackedAutoencoder:
         """Pre-train layer by layer, unroll, fine-tune end to end (``y`` is ignored)."""
         self._validate_params()
-        self._seed = seed_from(self.random_state)
+        self._seed = self._run_seed()
         Xv = self._validate_train_input(X)
         self._prepare(Xv)
         self.module_ = self._init_module()

@@ -492,6 +492,17 @@ def train(
                        seconds=time.perf_counter() - t_start)
 
 
+def checkpoint_seed(directory: str | None) -> int | None:
+    """The seed of the run that wrote the checkpoint in ``directory`` (None: no checkpoint).
+
+    Lets ``resume=True`` continue a run started with ``random_state=None``.
+    """
+    if not directory:
+        return None
+    loaded = load_checkpoint(directory)
+    return None if loaded is None else int(loaded[1]["signature"]["seed"])
+
+
 def _ckpt_step(directory: str | None) -> int | str:
     if not directory:
         return "none"

@@ -34,7 +34,7 @@ from torch import nn
 
 from unsup.base import BaseEstimator
 from unsup.data.validation import check_array, check_n_features
-from unsup.train.engine import TrainConfig, TrainResult, train
+from unsup.train.engine import TrainConfig, TrainResult, checkpoint_seed, train
 from unsup.train.params import TRAIN_PARAMS, TRAIN_PARAMS_DOC, config_kwargs
 from unsup.train.seeding import seed_from, seeded
 from unsup.train.steps import OptimizerSpec, Phase
@@ -103,6 +103,15 @@ class GradientEstimator(BaseEstimator):
             setattr(cfg, k, v)
         return cfg
 
+    def _run_seed(self) -> int:
+        """The run's seed: from ``random_state``, or, when resuming a run started with
+        ``random_state=None``, the seed stored in its checkpoint."""
+        if self.resume and self.random_state is None:
+            seed = checkpoint_seed(self.checkpoint_dir)
+            if seed is not None:
+                return seed
+        return seed_from(self.random_state)
+
     def _validate_train_input(self, X: Any) -> Any:
         """A checked float32 tensor on the device, or a memory-mapped array left on disk."""
         if isinstance(X, np.memmap):
@@ -157,7 +166,7 @@ class GradientEstimator(BaseEstimator):
         self
         """
         self._validate_params()
-        self._seed = seed_from(self.random_state)
+        self._seed = self._run_seed()
         Xv = self._validate_train_input(X)
         self._prepare(Xv)
         self.module_ = self._init_module()
