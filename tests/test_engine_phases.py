@@ -286,3 +286,72 @@ def test_loss_scaler_path_with_two_optimizers_runs_and_resumes(tmp_path, monkeyp
         scaled = ToyGAN(checkpoint_dir=ckpt, checkpoint_every=2, resume=True, **kw).fit(X)
     for k, v in _state(ref).items():
         assert torch.equal(v, _state(scaled)[k]), k
+
+
+_KILL_SCRIPT = r'''
+import sys, time, torch
+torch.set_num_threads(1)
+sys.path.insert(0, sys.argv[2])
+from test_engine_phases import two_player_run
+two_player_run(sys.argv[1], slow=True)
+'''
+
+
+def two_player_run(ckpt: str | None, slow: bool = False, resume: bool = False) -> nn.Module:
+    """A two-optimiser run through :func:`train` (used in-process and in a killed child)."""
+    import time
+
+    torch.manual_seed(0)
+    module = nn.ModuleDict({"D": nn.Linear(1, 1), "G": nn.Linear(1, 1)})
+    g = torch.Generator().manual_seed(1)
+    X = torch.from_numpy(_gauss(96))
+
+    def fake(n: int) -> torch.Tensor:
+        return module["G"](torch.randn(n, 1, generator=g))
+
+    def d_loss(x: torch.Tensor) -> torch.Tensor:
+        return F.softplus(-module["D"](x)).mean() + F.softplus(module["D"](fake(len(x)))).mean()
+
+    def g_loss(x: torch.Tensor) -> torch.Tensor:
+        return F.softplus(-module["D"](fake(len(x)))).mean()
+
+    cfg = TrainConfig(epochs=6, batch_size=16, learning_rate=0.02, lr_schedule="cosine",
+                      checkpoint_dir=ckpt, checkpoint_every=2 if ckpt else None, resume=resume)
+    train(module, [Phase("d", d_loss, "d", repeat=2), Phase("g", g_loss, "g")], X, cfg,
+          generators={"noise": g},
+          optimizers={"d": OptimizerSpec(module["D"].parameters()),
+                      "g": OptimizerSpec(module["G"].parameters(), optimizer="sgd")},
+          callbacks=[lambda s, m: time.sleep(0.1)] if slow else [])
+    return module
+
+
+def test_exact_resume_after_sigkill(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from unsup.train.checkpoint import load_checkpoint
+
+    ckpt = str(tmp_path / "ck")
+    here = str(Path(__file__).parent)
+    child = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, ckpt, here])
+    try:
+        deadline = time.time() + 120
+        step = 0
+        while time.time() < deadline and child.poll() is None:
+            loaded = load_checkpoint(ckpt) if Path(ckpt).exists() else None
+            step = loaded[1]["state"]["step"] if loaded else 0
+            if step >= 8:
+                break
+            time.sleep(0.05)
+        assert child.poll() is None, "the child finished before it could be killed"
+        child.kill()  # SIGKILL: no cleanup, no final checkpoint
+        child.wait()
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert 8 <= step < 36
+    ref = two_player_run(None)
+    resumed = two_player_run(ckpt, resume=True)
+    for k, v in ref.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
