@@ -158,7 +158,7 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> KMeans:
         """Cluster ``X`` (N×D). Returns ``self``."""
         K, R, max_iter, tol = self._check_params()
-        X = self._validate(X, reset=True)
+        X = self._validate(X, reset=True).contiguous()
         N = X.shape[0]
         check_min_samples(global_count(N, X.device), K, "n_clusters")
         gen = make_generator(self.random_state, torch.device("cpu"))
