@@ -17,9 +17,8 @@ import math
 import torch
 
 from unsup import distributed as ud
-from unsup import ops
 from unsup.ops import chunk_rows, chunks, sq_distances, sq_norms
-from unsup.train.em import global_count
+from unsup.train.em import em_chunk_rows, global_count
 
 __all__ = ["kmeans_plusplus", "lloyd_pass", "assign", "accumulate", "min_distances", "sample_rows",
            "farthest_points", "global_count"]
@@ -149,7 +148,7 @@ def lloyd_pass(
     inertia = torch.zeros(R, dtype=torch.float64, device=X.device)
     labels = torch.empty(R, N, dtype=torch.long, device=X.device)
     mind = torch.empty(R, N, dtype=X.dtype, device=X.device)
-    for s in chunks(N, chunk_rows(R * K, N, min(ops._BLOCK_ELEMS, 2**20))):
+    for s in chunks(N, em_chunk_rows(R * K, N)):
         md, lab = assign(X[s], x_sq[s], flat, c_sq, R)
         labels[:, s] = lab
         mind[:, s] = md
@@ -164,7 +163,7 @@ def min_distances(X: torch.Tensor, x_sq: torch.Tensor, C: torch.Tensor) -> torch
     """Squared distance of every row to its nearest centre of ``C`` (K×D), chunked."""
     out = torch.empty(X.shape[0], dtype=X.dtype, device=X.device)
     c_sq = sq_norms(C)
-    for s in chunks(X.shape[0], chunk_rows(C.shape[0], X.shape[0], min(ops._BLOCK_ELEMS, 2**20))):
+    for s in chunks(X.shape[0], em_chunk_rows(C.shape[0], X.shape[0])):
         out[s] = assign(X[s], x_sq[s], C, c_sq, 1)[0][0]
     return out
 
