@@ -79,10 +79,11 @@ class _Params:
         t = self._terms(X.dtype)
         if self.cov_type == "full":
             out = torch.empty(N, K, dtype=X.dtype, device=X.device)
-            for s in chunks(N, chunk_rows(K * D, N, max(1, ops._BLOCK_ELEMS // 4))):
-                Y = (X[s] @ t["P"]).reshape(-1, K, D) - t["mu_p"]
-                out[s] = torch.addcmul(t["bias"], (Y * Y).sum(-1), torch.tensor(
-                    -0.5, dtype=X.dtype, device=X.device))
+            neg_mu_p = -t["mu_p"].reshape(1, K * D)
+            # chunks of ~2**20 elements of Y: the square and the sum stay in cache
+            for s in chunks(N, chunk_rows(K * D, N, max(1, min(ops._BLOCK_ELEMS, 2**20)))):
+                Y = torch.addmm(neg_mu_p, X[s], t["P"])  # rows of (x P_k − μ_k P_k), n × K·D
+                out[s] = Y.view(-1, K, D).square_().sum(-1).mul_(-0.5).add_(t["bias"])
             return out
         if self.cov_type == "tied":
             return sq_distances(X @ t["P"], t["mu_p"]).mul_(-0.5).add_(t["bias"])
