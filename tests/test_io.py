@@ -276,3 +276,23 @@ def test_unsaveable_values_are_refused(X, tmp_path):
     with pytest.raises(TypeError, match="not a registered unsup model"):
         unsup.save(object(), tmp_path / "o.safetensors")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["KMeans", "GaussianMixture-full"])
+def test_model_trained_on_gpu_loads_on_cpu(name, X, tmp_path):
+    """A file whose params say device="cuda" (as written on a GPU machine) loads here:
+    on the CPU when no GPU is present, or where ``device=`` says."""
+    est = _fitted(name, X)
+    expected = est.predict(X)
+    est.device = "cuda"  # what a model fitted on a GPU stores; written through the public save
+    path = tmp_path / "model.safetensors"
+    est.save(path)
+    loaded = unsup.load(path)
+    assert loaded.device == ("cuda" if torch.cuda.is_available() else "cpu")
+    np.testing.assert_array_equal(loaded.predict(X), expected)
+    on_cpu = unsup.load(path, device="cpu")
+    assert on_cpu.device == "cpu"
+    np.testing.assert_array_equal(on_cpu.predict(X), expected)
+    if not torch.cuda.is_available():
+        with pytest.raises((ValueError, RuntimeError), match="(?i)cuda"):
+            unsup.load(path, device="cuda")
