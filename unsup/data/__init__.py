@@ -1,5 +1,9 @@
 """Data layer: embedded data sets, file loaders, synthetic generators, transforms, validation.
 
+Modules: :mod:`~unsup.data.datasets` (embedded sets by name, :func:`load`),
+:mod:`~unsup.data.formats` (file-format readers), :mod:`~unsup.data.dataset` (the container),
+:mod:`~unsup.data.synthetic`, :mod:`~unsup.data.transforms`, :mod:`~unsup.data.validation`.
+
 >>> from unsup.data import load
 >>> ds = load("digits")
 >>> ds.X.shape, ds.image_shape
