@@ -152,3 +152,18 @@ def test_two_classes_with_one_class_name_clash(toy):
     ToyMean = type("ToyMean", (BaseEstimator,), {"__module__": "elsewhere"})
     with pytest.raises(RegistryError, match="two model classes are named ToyMean"):
         register_model("toy-mean-2", family="test", summary="clash")(ToyMean)
+
+
+def test_readme_model_table_is_the_generated_one(capsys):
+    """README's model table is ``unsup models --markdown``: regenerate it, never edit it."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start, end = "<!-- model-table:start -->\n", "\n<!-- model-table:end -->"
+    assert start in readme and end in readme
+    table = readme[readme.index(start) + len(start):readme.index(end)]
+    assert main(["models", "--markdown"]) == 0
+    assert capsys.readouterr().out.strip() == registry.model_table()
+    assert table == registry.model_table(), (
+        "README.md's model table is stale: replace it with the output of "
+        "`unsup models --markdown`")

@@ -632,8 +632,15 @@ def datasets() -> None:
 
 
 @cli.command()
-def models() -> None:
-    """List the models `unsup fit` knows."""
+@click.option("--markdown", is_flag=True,
+              help="Print the docs' model table (markdown), as README.md embeds it.")
+def models(markdown: bool) -> None:
+    """List the models `unsup fit` knows (name, family, summary, aliases)."""
+    if markdown:
+        from unsup.registry import model_table
+
+        click.echo(model_table())
+        return
     for spec in model_specs():
         aliases = f" (also: {', '.join(spec.aliases)})" if spec.aliases else ""
         click.echo(f"{spec.name:24s} {spec.family:14s} {spec.summary}{aliases}")
