@@ -4,8 +4,11 @@ Issue 9 §6. For each point of the grid (N, D, K) × model × thread count, both
 same data with the same ``random_state`` and the same number of initialisations, back to back
 in this process (interleaved when ``--repeats`` > 1; the best time is kept), both capped at the
 same number of threads (``torch.set_num_threads`` + ``threadpoolctl`` for scikit-learn's
-OpenMP/BLAS), after one small untimed warm-up fit of each (thread pools, lazy imports). Printed: a markdown table with the times, the time ratio (ours / scikit-learn),
-and the quality: inertia ratio for k-means (target ≤ 1.01), mean log-likelihood shortfall
+OpenMP/BLAS), after one small untimed warm-up fit of each (thread pools, lazy imports). With
+several ``--seeds`` the times are summed and the quality averaged over the seeds (each seed is
+a different local optimum for both libraries: one seed is a coin toss for the quality).
+Printed: a markdown table with the times, the time ratio (ours / scikit-learn) and the
+quality: inertia ratio for k-means (target ≤ 1.01), mean log-likelihood shortfall
 (scikit-learn − ours) / |scikit-learn| for mixtures (target ≤ 0.5%).
 
 Models: ``kmeans`` (``KMeans(K, n_init=--kmeans-n-init)``, k-means++), ``gmm-diag`` and
@@ -67,17 +70,6 @@ def make_models(model: str, K: int, seed: int, kmeans_n_init: int) -> tuple[Any,
             sklearn.mixture.GaussianMixture(K, covariance_type=ct, random_state=seed))
 
 
-def quality(model: str, ours: Any, theirs: Any, X: np.ndarray) -> tuple[float, str]:
-    """(value, text): inertia ratio ours/theirs, or the LL shortfall in % (both scored by
-    scikit-learn's ``score`` formula on X: ours through its own exact ``score``)."""
-    if model == "kmeans":
-        r = ours.inertia_ / theirs.inertia_
-        return r, fmt_ratio(r)
-    ll_o, ll_t = ours.score(X), theirs.score(X)
-    short = (ll_t - ll_o) / abs(ll_t)
-    return short, f"{100 * short:+.3f}% ({ll_o:.4g} vs {ll_t:.4g})"
-
-
 def load_data(name: str, n: int, d: int, k: int) -> tuple[np.ndarray, str]:
     from bench.common import load_mnist_test, mnist_pca
 
@@ -114,6 +106,43 @@ def profile_ours(model: str, X: np.ndarray, K: int, seed: int, n_init: int) -> s
     return out.getvalue()
 
 
+def run_point(model: str, X: np.ndarray, k: int, th: int, a: argparse.Namespace
+              ) -> dict[str, Any]:
+    """Both libraries on one point, every seed; times summed over seeds, quality averaged."""
+    lim = set_threads(th)
+    try:
+        for m in make_models(model, min(k, 4), 0, 1):  # warm-up, untimed
+            m.fit(X[:1000])
+        t_o = t_t = 0.0
+        it_o, it_t, ll = [], [], []
+        for seed in a.seeds:
+            ours, theirs = make_models(model, k, seed, a.kmeans_n_init)
+            res = time_pair(lambda o=ours: o.fit(X), lambda t=theirs: t.fit(X), a.repeats)
+            t_o += res["ours"]["best"]
+            t_t += res["theirs"]["best"]
+            mo, mt = res["ours"]["model"], res["theirs"]["model"]
+            if model == "kmeans":
+                ll.append((mo.inertia_, mt.inertia_))
+            else:
+                ll.append((mo.score(X), mt.score(X)))
+            it_o.append(mo.n_iter_)
+            it_t.append(mt.n_iter_)
+            if a.profile:
+                print(profile_ours(model, X, k, seed, a.kmeans_n_init))
+    finally:
+        lim.restore_original_limits()
+    o = float(np.mean([v[0] for v in ll]))
+    t = float(np.mean([v[1] for v in ll]))
+    if model == "kmeans":
+        q, qtxt = o / t, fmt_ratio(o / t)
+    else:
+        q = (t - o) / abs(t)
+        qtxt = f"{100 * q:+.3f}% ({o:.4g} vs {t:.4g})"
+    return {"model": model, "K": k, "threads": th, "seeds": a.seeds, "ours_s": t_o,
+            "sklearn_s": t_t, "ratio": t_o / t_t, "quality": q, "quality_text": qtxt,
+            "per_seed": ll, "n_iter": (float(np.mean(it_o)), float(np.mean(it_t)))}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int_list, default=int_list("1e4,1e5"))
@@ -123,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int_list, default=[1, 2])
     p.add_argument("--data", type=comma_list, default=["synthetic"],
                    help="synthetic, mnist, mnist-pca50, mnist-pca50-f32")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int_list, default=[0],
+                   help="random_state values; times are summed and quality averaged over them")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--kmeans-n-init", type=int, default=3)
     p.add_argument("--max-full-d", type=int, default=64,
@@ -156,31 +186,16 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"skip {model} on {label}: D > --max-full-d", flush=True)
                     continue
                 for th in a.threads:
-                    lim = set_threads(th)
-                    try:
-                        for m in make_models(model, min(k, 4), a.seed, 1):  # warm-up, untimed
-                            m.fit(X[:1000])
-                        ours, theirs = make_models(model, k, a.seed, a.kmeans_n_init)
-                        res = time_pair(lambda o=ours, X=X: o.fit(X),
-                                        lambda t=theirs, X=X: t.fit(X), a.repeats)
-                        q, qtxt = quality(model, res["ours"]["model"], res["theirs"]["model"], X)
-                        if a.profile:
-                            print(profile_ours(model, X, k, a.seed, a.kmeans_n_init))
-                    finally:
-                        lim.restore_original_limits()
-                    r = res["ours"]["best"] / res["theirs"]["best"]
-                    pt = {"data": label, "model": model, "K": k, "threads": th,
-                          "ours_s": res["ours"]["best"], "sklearn_s": res["theirs"]["best"],
-                          "ratio": r, "quality": q, "quality_text": qtxt,
-                          "n_iter": (res["ours"]["model"].n_iter_, res["theirs"]["model"].n_iter_)}
+                    pt = run_point(model, X, k, th, a)
+                    pt["data"] = label
                     points.append(pt)
                     print(f"{label} {model} K={k} threads={th}: ours {pt['ours_s']:.3f} s, "
-                          f"sklearn {pt['sklearn_s']:.3f} s, ratio {r:.3f}, quality {qtxt}, "
-                          f"n_iter {pt['n_iter']}", flush=True)
+                          f"sklearn {pt['sklearn_s']:.3f} s, ratio {pt['ratio']:.3f}, "
+                          f"quality {pt['quality_text']}, n_iter {pt['n_iter']}", flush=True)
     print(f"\nfinished {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
     rows = [[p_["data"], p_["model"], p_["K"], p_["threads"], f"{p_['ours_s']:.3f}",
              f"{p_['sklearn_s']:.3f}", fmt_ratio(p_["ratio"], 3), p_["quality_text"],
-             f"{p_['n_iter'][0]} / {p_['n_iter'][1]}"] for p_ in points]
+             f"{p_['n_iter'][0]:.4g} / {p_['n_iter'][1]:.4g}"] for p_ in points]
     print(markdown_table(["data", "model", "K", "threads", "ours (s)", "sklearn (s)", "ratio",
                           "quality (inertia ratio / LL shortfall)", "n_iter ours / sk"], rows))
     for model in a.models:
