@@ -485,3 +485,20 @@ def test_dataset_split_and_validation() -> None:
     with pytest.raises(DataError, match="image_shape"):
         Dataset(X=np.zeros((3, 4), np.float32), image_shape=(3, 3))
     assert "name='t'" in repr(ds)
+
+
+def test_file_formats_module_is_the_one_load_uses(tmp_path: Path) -> None:
+    """The readers live in unsup.data.formats; unsup.data re-exports the same objects."""
+    import unsup.data
+    from unsup.data import formats
+    from unsup.data.dataset import Dataset as Container
+
+    assert unsup.data.read_idx is formats.read_idx and unsup.data.write_idx is formats.write_idx
+    assert unsup.data.SUPPORTED_FORMATS is formats.SUPPORTED_FORMATS
+    assert unsup.data.Dataset is Container
+    X = np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.save(tmp_path / "x.npy", X)
+    via_formats = formats.load_path(tmp_path / "x.npy")
+    via_load = unsup.data.load(str(tmp_path / "x.npy"))
+    assert isinstance(via_formats, Container)
+    np.testing.assert_array_equal(np.asarray(via_formats.X), np.asarray(via_load.X))

@@ -471,19 +471,38 @@ def _reverse_ais(model: Any, run: dict[str, Any]) -> Any:
 
 
 def _reverse_ais_metrics(model: Any, rev: Any, X: Any) -> dict[str, Any]:
-    """What reverse AIS implies on ``X``.
+    """What the reverse-AIS log Z implies on ``X``, as a typed likelihood.
 
-    Protocol: ``log_likelihood(X, log_partition=RESULT) -> Likelihood`` measures ``X`` with
-    the given log Z result. Without it, the model's own ``log_likelihood`` (which may use the
-    in-memory reverse estimate) is reported.
+    Either the model measures ``X`` with a given log Z (``log_likelihood(X,
+    log_partition=RESULT)``), or the likelihood the model reports with the log Z it uses
+    (``log_partition_result()``) is moved by the difference of the two log Z: log p(v) is
+    -F(v) - log Z, so another log Z shifts every row by the same amount (and its interval maps
+    to the likelihood's, reversed).
     """
+    from dataclasses import replace
+
+    from unsup.likelihood import likelihood_of
+
     out: dict[str, Any] = {}
-    if rev is not True:
-        out["reverse_ais"] = _jsonable_result(rev)
+    if rev is True:
+        return out
+    out["reverse_ais"] = _jsonable_result(rev)
     fn = getattr(model, "log_likelihood", None)
-    if callable(fn) and rev is not True and \
-            "log_partition" in inspect.signature(fn).parameters:
+    lk = None
+    if callable(fn) and "log_partition" in inspect.signature(fn).parameters:
         lk = fn(X, log_partition=rev)
+    elif callable(getattr(model, "log_partition_result", None)) and hasattr(rev, "log_z"):
+        used = model.log_partition_result()
+        base = likelihood_of(model, X)
+        if base is not None:
+            lk = base.shifted(float(used.log_z) - float(rev.log_z))
+            lo, hi = (float(t) for t in getattr(rev, "interval", (rev.log_z, rev.log_z)))
+            at_used = base.nats + float(used.log_z)
+            bound = base.kind in ("lower bound", "stochastic lower bound")
+            lk = replace(lk, kind="stochastic lower bound" if bound else "stochastic estimate",
+                         estimator=f"{base.estimator}; log Z by reverse AIS",
+                         interval=(at_used - hi, at_used - lo))
+    if lk is not None:
         out["likelihood_reverse_ais"] = lk.to_dict()
         out["log_likelihood_reverse_ais"] = lk.nats
     return out
@@ -583,9 +602,11 @@ def sample(run_dir: str, n: int, out_path: str, seed: int) -> None:
     samples = draw_samples(model, n, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     is_text = samples.dtype.kind in "USO"
-    if out.suffix == ".txt" or is_text:
-        if out.suffix != ".txt":
-            raise UserError(f"{type(model).__name__} samples text: --out must end in .txt")
+    if is_text != (out.suffix == ".txt"):
+        raise UserError(f"{type(model).__name__} samples text: --out must end in .txt"
+                        if is_text else f"{type(model).__name__} samples arrays: --out must "
+                        "end in .npy or .png")
+    if is_text:
         lines = ["".join(map(str, r)) if np.ndim(r) else str(r) for r in samples]
         _write_text(out, "\n".join(lines) + "\n")
     elif out.suffix == ".npy":
