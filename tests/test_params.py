@@ -98,3 +98,17 @@ def test_star_kwargs_are_refused():
 
             def __init__(self, **kw) -> None:
                 pass
+
+
+class SetsFirst(Base):
+    """Sets a re-declared group parameter before calling super().__init__()."""
+
+    def __init__(self, k: int = 4, *, epochs: int = 50) -> None:
+        self.epochs = epochs
+        super().__init__(k=k)
+
+
+def test_super_init_does_not_reset_a_redeclared_default():
+    assert SetsFirst().epochs == 50 and SetsFirst(epochs=8).epochs == 8
+    assert SetsFirst(lr=0.3).lr == 0.3 and SetsFirst().lr == 0.1
+    assert clone(SetsFirst(epochs=9)).epochs == 9

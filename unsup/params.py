@@ -129,10 +129,16 @@ def _compose_init(cls: type, groups: tuple[ParamGroup, ...]) -> None:
             new_sig.bind(self, *args, **kwargs)
         except TypeError as e:  # unknown or missing arguments, named with the class
             raise TypeError(f"{type(self).__name__}(): {e}") from None
-        values = {n: kwargs.pop(n, d) for n, d in group_defaults.items()}
+        given = {n: kwargs.pop(n) for n in group_defaults if n in kwargs}
         own(self, *args, **kwargs)
-        for n, v in values.items():  # stored unchanged, as scikit-learn requires
-            setattr(self, n, v)
+        # Reached through a subclass's super().__init__(), only explicit values and missing
+        # attributes are set, so a default the subclass declared itself is never reset.
+        outermost = type(self).__init__ is __init__
+        for n, d in group_defaults.items():  # stored unchanged, as scikit-learn requires
+            if n in given:
+                setattr(self, n, given[n])
+            elif outermost or not hasattr(self, n):
+                setattr(self, n, d)
 
     __init__.__signature__ = new_sig  # type: ignore[attr-defined]
     __init__.__wrapped_own__ = own  # type: ignore[attr-defined]
