@@ -180,19 +180,30 @@ def likelihood_record(lk: Any) -> dict[str, Any]:
     return row
 
 
-def _likelihood_records(metrics: Mapping[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
-    """Typed likelihood records already in ``metrics`` (``evaluate_model``'s ``likelihood``
-    entries, at the top level or one split down), labelled by split."""
+_LIKELIHOOD_KEYS = frozenset({"nats", "kind", "support", "estimator"})
+
+
+def _drop_likelihoods(m: Mapping[str, Any]) -> dict[str, Any]:
+    """``m`` without its typed likelihood records (at any depth)."""
+    return {k: (_drop_likelihoods(v) if isinstance(v, Mapping) else v) for k, v in m.items()
+            if not (isinstance(v, Mapping) and _LIKELIHOOD_KEYS <= set(v))}
+
+
+def _likelihood_records(metrics: Mapping[str, Any] | None, prefix: str = ""
+                        ) -> list[tuple[str, dict[str, Any]]]:
+    """Typed likelihood records in ``metrics`` (``evaluate_model``'s ``likelihood*`` entries),
+    at any depth, labelled by where they are (``train``, ``test``, ``evaluate reverse_ais``)."""
     out: list[tuple[str, dict[str, Any]]] = []
     if not isinstance(metrics, Mapping):
         return out
-    for split, vals in [("", metrics), *metrics.items()]:
-        if isinstance(vals, Mapping):
-            for key, rec in vals.items():
-                if (str(key).startswith("likelihood") and isinstance(rec, Mapping)
-                        and {"nats", "kind", "support", "estimator"} <= set(rec)):
-                    label = " ".join(t for t in (str(split), str(key)) if t)
-                    out.append((label, dict(rec)))
+    for key, val in metrics.items():
+        if not isinstance(val, Mapping):
+            continue
+        if str(key).startswith("likelihood") and _LIKELIHOOD_KEYS <= set(val):
+            label = " ".join(t for t in (prefix, "" if key == "likelihood" else str(key)) if t)
+            out.append((label or "report data", dict(val)))
+        else:
+            out.extend(_likelihood_records(val, " ".join(t for t in (prefix, str(key)) if t)))
     return out
 
 
@@ -333,7 +344,7 @@ def model_report(
 
         def _metrics() -> None:
             m = metrics if metrics is not None else clustering_report(yn, predictions())
-            flat = flatten_dict(m)
+            flat = flatten_dict(_drop_likelihoods(m))  # those have their own section
             report.table([{"metric": k, "value": _short(v)} for k, v in flat.items()],
                          caption="Metrics")
 
