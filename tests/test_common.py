@@ -6,6 +6,7 @@ it, with no edit here. For each model:
 - scikit-learn's ``check_estimator`` (expected failures listed below, each with its reason);
 - a save / load round trip gives identical outputs of every capability;
 - a tiny ``unsup fit`` run, whose ``unsup evaluate`` leaves the model file byte-identical;
+- measuring (``evaluate_model``, ``likelihood_of``, the report) leaves the fitted state as it was;
 - bad input (NaN, wrong width, empty, 1-D) is answered by a clear ``ValueError``.
 
 The helpers (``check_*``) are also used by ``tests/test_registry.py`` on a toy model.
@@ -163,6 +164,34 @@ def check_cli_fit(spec: Any, tmp_path: Path) -> dict[str, Any]:
     return metrics
 
 
+def _state(model: Any) -> tuple[dict[str, np.ndarray], str]:
+    arrays, values = model._get_state()
+    return ({k: np.array(v, copy=True) for k, v in arrays.items()},
+            json.dumps(values, sort_keys=True, default=repr))
+
+
+def check_measuring_never_mutates(cls: type) -> None:
+    """evaluate_model and the report read a model; they never change its state."""
+    from unsup.metrics import evaluate_model
+    from unsup.report import model_report
+
+    X = toy_data_for(cls)
+    model = _fit(cls, X)
+    arrays, values = _state(model)
+    params = repr(model.get_params())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        evaluate_model(model, X)
+        likelihood_of(model, X)
+        model_report(model, X, image_shape=(4, 4) if X.shape[1] == 16 else None)
+    arrays_after, values_after = _state(model)
+    assert values_after == values
+    assert set(arrays_after) == set(arrays)
+    for k, v in arrays.items():
+        np.testing.assert_array_equal(arrays_after[k], v, err_msg=k)
+    assert repr(model.get_params()) == params
+
+
 BAD_INPUTS = {
     "nan": (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 3, np.nan, X),
             r"nan|infinit|finite"),
@@ -223,6 +252,11 @@ def test_save_load_round_trip(cls, tmp_path):
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_cli_fit_and_evaluate_leave_file(spec, tmp_path):
     check_cli_fit(spec, tmp_path)
+
+
+@pytest.mark.parametrize("cls", [s.cls for s in SPECS], ids=IDS)
+def test_measuring_never_mutates(cls):
+    check_measuring_never_mutates(cls)
 
 
 @pytest.mark.parametrize("kind", list(BAD_INPUTS))
