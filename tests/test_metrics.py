@@ -122,3 +122,66 @@ def test_clustering_report():
     r = clustering_report(y, p, X=X)
     assert set(r) == {"accuracy", "nmi", "ari", "silhouette"}
     assert all(isinstance(v, float) for v in r.values())
+
+
+# -- evaluate_model: by capability ------------------------------------------------------------
+def _blobs3(n=150, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    return (rng.normal(size=(n, d)) + 6.0 * y[:, None]).astype(np.float32), y
+
+
+def test_evaluate_density_model_gives_a_typed_likelihood():
+    from unsup.cluster import GaussianMixture
+    from unsup.metrics import evaluate_model
+
+    X, y = _blobs3()
+    gmm = GaussianMixture(3, covariance_type="diag", random_state=0, device="cpu").fit(X)
+    m = evaluate_model(gmm, X, y)
+    lk = m["likelihood"]
+    assert lk["kind"] == "exact" and lk["estimator"] == "closed form"
+    assert lk["support"] == "continuous" and lk["bits_per_dim"] is None  # a density
+    assert lk["nats"] == pytest.approx(gmm.score(X), rel=1e-9)
+    assert lk["stderr"] == pytest.approx(gmm.score_samples(X).std(ddof=1) / np.sqrt(len(X)),
+                                         rel=1e-6)
+    assert m["log_likelihood"] == lk["nats"] and m["log_likelihood_support"] == "continuous"
+    assert m["accuracy"] > 0.95 and "score" not in m  # a density, so no separate score
+
+
+def test_evaluate_without_density_uses_score_and_family_metrics():
+    from unsup.cluster import KMeans
+    from unsup.metrics import evaluate_model
+
+    X, y = _blobs3()
+    km = KMeans(3, n_init=1, random_state=0, device="cpu").fit(X)
+    m = evaluate_model(km, X, y)
+    assert "likelihood" not in m and "log_likelihood" not in m
+    assert m["score"] == pytest.approx(km.score(X))
+    # k-means inertia is registered by the cluster family (model_metrics), not probed by name
+    assert m["inertia"] == pytest.approx(km.inertia_, rel=1e-5)
+    assert m["inertia_per_sample"] == pytest.approx(m["inertia"] / len(X))
+
+
+def test_model_metrics_hook_applies_by_class():
+    from unsup.metrics import evaluate
+    from unsup.metrics.evaluate import metrics_for, model_metrics
+
+    class Toy:
+        def score(self, X, y=None):
+            return 1.0
+
+    class SubToy(Toy):
+        pass
+
+    @model_metrics(Toy)
+    def toy_metric(model, X):
+        return {"toy": len(X)}
+
+    try:
+        assert metrics_for(SubToy()) == [toy_metric] and metrics_for(object()) == []
+        m = evaluate.evaluate_model(SubToy(), np.zeros((4, 2)))
+        assert m == {"n_samples": 4, "score": 1.0, "toy": 4}
+        with pytest.raises(ValueError):
+            model_metrics()
+    finally:
+        evaluate._METRICS[:] = [e for e in evaluate._METRICS if e[1] is not toy_metric]

@@ -1,4 +1,8 @@
-"""Self-contained HTML reports: tables, figures and per-model sections in one file."""
+"""Self-contained HTML reports: tables, figures and per-model sections in one file.
+
+Per-model sections are chosen by capability (:mod:`unsup.report.sections`); families add their
+own with :func:`unsup.report.hooks.report_section`.
+"""
 
 from unsup.report.html import Report, format_value
 from unsup.report.plots import (
@@ -10,7 +14,9 @@ from unsup.report.plots import (
 )
 from unsup.report.sections import (
     comparison_table,
+    draw_samples,
     flatten_dict,
+    likelihood_record,
     model_report,
     pretraining_table,
     probe_table,
@@ -26,6 +32,8 @@ __all__ = [
     "curves_plot",
     "model_report",
     "comparison_table",
+    "likelihood_record",
+    "draw_samples",
     "flatten_dict",
     "probe_table",
     "pretraining_table",
