@@ -174,6 +174,8 @@ def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
             table.add_row("", split, f"{vals:.4g}" if isinstance(vals, float) else str(vals))
             continue
         for k, v in vals.items():
+            if isinstance(v, dict):  # typed records (likelihood): their flat keys are shown
+                continue
             table.add_row(split, k, f"{v:.6g}" if isinstance(v, float) else str(v))
     Console(stderr=False).print(table)
 
@@ -411,8 +413,7 @@ def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool
             out["probe"] = rows
         click.echo(json.dumps(out, indent=2, default=float))
     else:
-        _print_metrics(f"{type(model).__name__} on {spec}",
-                       {spec: {k: v for k, v in metrics.items() if not isinstance(v, dict)}})
+        _print_metrics(f"{type(model).__name__} on {spec}", {spec: metrics})
         if rows is not None:
             _print_probe(f"Probes: trained on {run.get('data')}, scored on {spec}", rows)
 
