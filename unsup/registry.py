@@ -139,9 +139,14 @@ def load_families() -> None:
 
 
 def model_specs(family: str | None = None) -> list[ModelSpec]:
-    """Every registered model (optionally of one family), in registration order."""
+    """Every registered model (optionally of one family): by family, then registration order.
+
+    Sorting by family keeps the order independent of which family happened to be imported
+    first; within a family it is the family's own import order.
+    """
     load_families()
-    return [s for s in _BY_NAME.values() if family is None or s.family == family]
+    specs = [s for s in _BY_NAME.values() if family is None or s.family == family]
+    return sorted(specs, key=lambda s: s.family)
 
 
 def get_model(name: str) -> ModelSpec:
