@@ -335,7 +335,8 @@ def test_samples_and_reconstructions_and_family_sections():
     assert "<h2>Cluster centres</h2>" in html  # registered for the cluster family
     pca = PCA(n_components=3, device="cpu").fit(X)
     html = model_report(pca, X, image_shape=(4, 4)).to_html()
-    for h in ("Reconstructions", "Components", "Log-likelihood", "2-D projection"):
+    for h in ("Reconstructions", "First-layer filters (principal components)", "Log-likelihood",
+              "2-D projection"):
         assert f"<h2>{h}</h2>" in html, h
     assert "Samples" not in html and "Confusion matrix" not in html  # no sample, no predict
     html = model_report(pca, X).to_html()  # no image shape: no images

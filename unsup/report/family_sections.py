@@ -76,7 +76,7 @@ def kmeans_inertia(model: Any, X: Any) -> dict[str, Any]:
 
 
 # -- decomposition (move to unsup/decomposition) -----------------------------------------------
-@report_section(PCA, title="Components", order=50)
+@report_section(PCA, title="First-layer filters (principal components)", order=50)
 def pca_components(model: Any, ctx: SectionContext) -> None:
     comp = _np(model.components_)
     _images(ctx, comp[:_MAX_FILTERS], f"The first {min(len(comp), _MAX_FILTERS)} of "
