@@ -5,7 +5,8 @@ it, with no edit here. For each model:
 
 - scikit-learn's ``check_estimator`` (expected failures listed below, each with its reason);
 - a save / load round trip gives identical outputs of every capability;
-- a tiny ``unsup fit`` run, whose ``unsup evaluate`` leaves the model file byte-identical;
+- a tiny ``unsup fit`` run, whose ``unsup evaluate`` leaves the model file byte-identical and
+  whose ``unsup sample`` is seeded (or refused, for models that cannot sample);
 - measuring (``evaluate_model``, ``likelihood_of``, the report) leaves the fitted state as it was;
 - bad input (NaN, wrong width, empty, 1-D) is answered by a clear ``ValueError``.
 
@@ -161,6 +162,21 @@ def check_cli_fit(spec: Any, tmp_path: Path) -> dict[str, Any]:
         warnings.simplefilter("ignore")
         assert main(["evaluate", str(out), "--json"]) == 0
     assert hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest() == digest
+    # unsup sample: every model that can sample, seeded; a clear refusal for the others
+    draws = []
+    for i in range(2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            code = main(["sample", str(out), "--n", "4", "--out", str(tmp_path / f"s{i}.npy"),
+                         "--seed", "0"])
+        if not callable(getattr(model, "sample", None)):
+            assert code == 2 and not (tmp_path / f"s{i}.npy").exists()
+            break
+        assert code == 0
+        draws.append(np.load(tmp_path / f"s{i}.npy"))
+    if draws:
+        assert draws[0].shape == (4, X.shape[1])
+        np.testing.assert_array_equal(draws[0], draws[1])
     return metrics
 
 
