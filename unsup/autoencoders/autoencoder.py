@@ -93,6 +93,9 @@ class Autoencoder(GradientEstimator):
     >>> codes = ae.transform(X)                                            # doctest: +SKIP
     """
 
+    _test_params: dict[str, Any] = {"n_components": 2, "hidden_layer_sizes": (8,),
+                                   "epochs": 2, "batch_size": 32}
+
     _allow_overcomplete = False
 
     def __init__(

@@ -95,6 +95,9 @@ class DenoisingAutoencoder(Autoencoder):
         Number of input features.
     """
 
+    _test_params: dict[str, Any] = {"n_components": 2, "hidden_layer_sizes": (8,),
+                                   "epochs": 2, "batch_size": 32}
+
     _allow_overcomplete = True
 
     def __init__(

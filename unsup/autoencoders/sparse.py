@@ -70,6 +70,8 @@ class SparseAutoencoder(Autoencoder):
         Number of input features.
     """
 
+    _test_params: dict[str, Any] = {"n_components": 4, "epochs": 2, "batch_size": 32}
+
     _allow_overcomplete = True
 
     def __init__(

@@ -105,6 +105,9 @@ class StackedAutoencoder(Autoencoder):
     weights right after greedy pre-training (before fine-tuning).
     """
 
+    _test_params: dict[str, Any] = {"layer_sizes": (8, 2), "pretrain_epochs": 1, "epochs": 2,
+                                   "batch_size": 32}
+
     def __init__(
         self,
         layer_sizes: Sequence[int] | str = (1000, 500, 250, 30),

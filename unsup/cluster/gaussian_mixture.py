@@ -169,6 +169,9 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
     justifies incremental, sparse, and other variants. Bishop (2006), PRML §9.2–9.4.
     """
 
+    _test_params: dict[str, Any] = {"n_components": 2, "covariance_type": "diag",
+                                   "max_iter": 20}
+
     def __init__(
         self,
         n_components: int = 1,

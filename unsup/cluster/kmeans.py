@@ -125,6 +125,8 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
     k-means++: the advantages of careful seeding. Bishop (2006), PRML §9.1.
     """
 
+    _test_params: dict[str, Any] = {"n_clusters": 3, "n_init": 1, "max_iter": 20}
+
     def __init__(
         self,
         n_clusters: int = 8,

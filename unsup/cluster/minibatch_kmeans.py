@@ -83,6 +83,9 @@ class MiniBatchKMeans(KMeans):
     Sculley (2010), Web-scale k-means clustering. WWW.
     """
 
+    _test_params: dict[str, Any] = {"n_clusters": 3, "n_init": 1, "max_iter": 5,
+                                   "batch_size": 64}
+
     def __init__(
         self,
         n_clusters: int = 8,

@@ -149,6 +149,8 @@ class BoltzmannMachine(TransformerMixin, BaseEstimator):
     Cognitive Science 9. Tieleman (2008) for persistent chains.
     """
 
+    _test_data = "binary"
+
     _param_groups = (MCMC_TRAINING,)
     _parameter_constraints: dict[str, Any] = {
         "n_hidden": [Interval(Integral, 0, None, closed="left")],

@@ -125,6 +125,8 @@ class CollaborativeFilteringRBM(TransformerMixin, BaseEstimator):
     filtering. ICML.
     """
 
+    _test_data = "ratings"
+
     _estimator_type = "recommender"  # unsup.metrics.evaluate_model reports RMSE for these
 
     _param_groups = (MCMC_TRAINING,)

@@ -328,6 +328,8 @@ class DBM(_DeepEnergy):
     Salakhutdinov & Murray (2008), On the quantitative analysis of deep belief networks. ICML.
     """
 
+    _test_data = "binary"
+
     _param_groups = (MCMC_TRAINING,)
     _parameter_constraints: dict[str, Any] = {
         "n_updates": [Interval(Integral, 0, None, closed="left")],  # 0: pre-training only

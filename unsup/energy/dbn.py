@@ -190,6 +190,8 @@ class DBN(_DeepEnergy):
     (2008). See :mod:`unsup.energy.dbn`.
     """
 
+    _test_data = "binary"
+
     _test_params: dict[str, Any] = {"layer_sizes": (4, 3), "n_updates": 20,
                                     "bound_samples": "exact", "ais_runs": 10, "ais_betas": 50,
                                     "device": "cpu", "random_state": 0}

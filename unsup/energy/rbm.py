@@ -332,6 +332,8 @@ class BernoulliRBM(_BaseRBM):
     Hinton (2010), A practical guide to training restricted Boltzmann machines.
     """
 
+    _test_data = "binary"
+
     _math_cls = _BernoulliMath
     _stage = "BernoulliRBM"
 

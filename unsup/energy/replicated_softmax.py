@@ -141,6 +141,8 @@ class ReplicatedSoftmaxRBM(_BaseRBM):
     Salakhutdinov & Hinton (2009), Replicated softmax: an undirected topic model. NIPS.
     """
 
+    _test_data = "counts"
+
     _math_cls = _RSMMath
     _stage = "ReplicatedSoftmaxRBM"
 
