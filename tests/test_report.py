@@ -304,6 +304,11 @@ def test_comparison_table_never_mixes_densities_and_masses():
     rbm = [c for c in re.findall(r"<td[^>]*>(.*?)</td>", rows[1], re.S)]
     assert "989.5" in " ".join(gmm) and "-10" not in " ".join(gmm)
     assert "-10" in " ".join(rbm) and "989.5" not in " ".join(rbm)
+    # evaluate_model's flat copies (log_likelihood, one key for both) never make a column
+    flat = {"log_likelihood": 989.5, "log_likelihood_kind": "exact", "bits_per_dim": None}
+    html = comparison_table([{"model": "GMM", "test": {"likelihood": dens, **flat}}]).to_html()
+    assert "test.log_likelihood" not in html and "bits_per_dim" not in html
+    assert "<th>test.log-density (continuous, nats/sample)</th>" in html
 
 
 def test_likelihood_section_from_metrics_and_from_the_model(tmp_path):

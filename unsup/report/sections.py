@@ -541,9 +541,13 @@ def _is_likelihood(v: Any) -> bool:
 
 
 def _split_likelihoods(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Put each likelihood of a row in its own column (discrete vs continuous), with its kind."""
+    """Put each likelihood of a row in its own column (discrete vs continuous), with its kind;
+    drop the flat ``log_likelihood*`` copies beside a typed record."""
     out: dict[str, Any] = {}
+    typed = any(_is_likelihood(v) for v in row.values())
     for k, v in row.items():
+        if typed and str(k).startswith(("log_likelihood", "bits_per_dim")):
+            continue  # evaluate_model's flat copies of the typed record: one column for all
         if _is_likelihood(v):
             rec = likelihood_record(v)
             col = next(iter(rec))
