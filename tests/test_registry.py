@@ -167,3 +167,30 @@ def test_readme_model_table_is_the_generated_one(capsys):
     assert table == registry.model_table(), (
         "README.md's model table is stale: replace it with the output of "
         "`unsup models --markdown`")
+
+
+class ToyChars(ToyMean):
+    """Samples text (one string per sample): for ``unsup sample``'s text output."""
+
+    def sample(self, n_samples=1, random_state=None):
+        x = super().sample(n_samples, random_state)
+        return np.array(["".join(np.where(row > self.mean_, "b", "a")) for row in x])
+
+
+def test_text_samples_are_written_as_text(tmp_path, capsys):
+    cls = register_model("toy-chars", family="test", summary="samples text (a toy)")(ToyChars)
+    try:
+        X = np.random.default_rng(0).normal(size=(30, 5))
+        np.save(tmp_path / "x.npy", X)
+        assert main(["fit", "toy-chars", "--data", str(tmp_path / "x.npy"), "--out",
+                     str(tmp_path / "run"), "-q"]) == 0
+        assert type(unsup.load(tmp_path / "run")) is cls
+        assert main(["sample", str(tmp_path / "run"), "--n", "7", "--out",
+                     str(tmp_path / "s.txt"), "--seed", "1"]) == 0
+        lines = (tmp_path / "s.txt").read_text().splitlines()
+        assert len(lines) == 7 and all(len(t) == 5 and set(t) <= {"a", "b"} for t in lines)
+        capsys.readouterr()
+        assert main(["sample", str(tmp_path / "run"), "--out", str(tmp_path / "s.npy")]) == 2
+        assert "samples text" in capsys.readouterr().err
+    finally:
+        unregister(cls)
