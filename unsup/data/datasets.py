@@ -30,6 +30,7 @@ __all__ = [
     "read_idx",
     "write_idx",
     "find_mnist_dir",
+    "register_dataset",
     "SUPPORTED_FORMATS",
 ]
 
@@ -182,6 +183,30 @@ _ALIASES = {
 }
 
 
+# modules that add named data sets with register_dataset (imported on first lookup)
+_PROVIDERS = ["unsup.data.text"]
+
+
+def register_dataset(name: str, description: str | Callable[[], str],
+                     loader: Callable[[], Dataset], *, aliases: tuple[str, ...] = ()) -> None:
+    """Make ``load(name)`` call ``loader`` (for modules that own their data sets, e.g. text)."""
+    key = _normalize_name(name)
+    if key in _REGISTRY and _REGISTRY[key][1] is not loader:
+        old = _REGISTRY[key][1]
+        if (old.__module__, old.__qualname__) != (loader.__module__, loader.__qualname__):
+            raise ValueError(f"data set name {name!r} is already registered")
+    _REGISTRY[key] = (description, loader)
+    for a in aliases:
+        _ALIASES[_normalize_name(a)] = key
+
+
+def _load_providers() -> None:
+    import importlib
+
+    while _PROVIDERS:
+        importlib.import_module(_PROVIDERS.pop(0))
+
+
 def list_datasets() -> list[tuple[str, str]]:
     """Names and one-line descriptions of the data sets ``load`` knows by name.
 
@@ -189,6 +214,7 @@ def list_datasets() -> list[tuple[str, str]]:
     -------
     list of (name, description)
     """
+    _load_providers()
     out = []
     for name, (desc, _) in _REGISTRY.items():
         out.append((name, desc() if callable(desc) else desc))
@@ -263,6 +289,7 @@ def load(
         raise DataError(
             f"binarize must be None, a threshold number or 'stochastic', got {binarize!r}"
         )
+    _load_providers()
     if isinstance(name_or_path, str):
         key = _normalize_name(name_or_path)
         key = _ALIASES.get(key, key)
