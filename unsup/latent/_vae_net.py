@@ -1,0 +1,61 @@
+"""The VAE's network: a Gaussian encoder q(z|x) and a decoder p(x|z), MLP or convolutional."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from unsup.latent._common import output_dist
+from unsup.nn import MLP, ConvDecoder, ConvEncoder, infer_image_shape
+
+# log-variances of q(z|x) are kept in a range where exp() is finite in float32 and gradients
+# stay meaningful (a clamp only bites on a diverging encoder)
+LOGVAR_RANGE = (-16.0, 10.0)
+# a learned decoder σ floor: constant pixels would otherwise drive σ -> 0, log p -> +inf
+MIN_LOG_SCALE = -7.0
+
+
+class VAENet(nn.Module):
+    """``encoder(x) -> (μ, log σ²)`` of q(z|x); ``decoder(z)`` -> raw outputs of p(x|z).
+
+    ``dist(out)`` turns the decoder's outputs into the output distribution (Bernoulli,
+    continuous Bernoulli or Gaussian with a fixed or learned per-feature scale).
+    """
+
+    def __init__(self, n_features: int, latent: int, hidden: Sequence[int], act: str,
+                 decoder: str, decoder_scale: float | None, architecture: str = "mlp",
+                 conv_channels: Sequence[int] = (32, 64),
+                 image_shape: Sequence[int] | None = None) -> None:
+        super().__init__()
+        self.kind, self.latent = decoder, int(latent)
+        if architecture == "conv":
+            shape = infer_image_shape(n_features, image_shape)
+            self.encoder = ConvEncoder(shape, list(conv_channels), 2 * latent, act)
+            self.decoder = ConvDecoder(shape, list(conv_channels), latent, act)
+        else:
+            self.encoder = MLP([n_features, *hidden, 2 * latent], act)
+            self.decoder = MLP([latent, *reversed(list(hidden)), n_features], act)
+        if decoder == "gaussian" and decoder_scale is None:
+            self.log_scale = nn.Parameter(torch.zeros(n_features))
+        elif decoder == "gaussian":
+            self.register_buffer("log_scale", torch.full((n_features,),
+                                                         float(torch.tensor(decoder_scale).log())))
+        else:
+            self.log_scale = None
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        return mu, logvar.clamp(*LOGVAR_RANGE)
+
+    def dist(self, out: torch.Tensor) -> Any:
+        ls = None if self.log_scale is None else self.log_scale.clamp(min=MIN_LOG_SCALE)
+        return output_dist(self.kind, out, ls)
+
+    def decode(self, z: torch.Tensor) -> Any:
+        """p(x | z) for a batch of codes of any leading shape ``(..., latent)``."""
+        lead = z.shape[:-1]
+        out = self.decoder(z.reshape(-1, self.latent))
+        return self.dist(out.reshape(*lead, out.shape[-1]))

@@ -1,0 +1,370 @@
+r"""The variational autoencoder (Kingma & Welling 2014), β-VAE and the IWAE bound.
+
+A latent code :math:`z \sim p(z) = N(0, I)` generates :math:`x \sim p_θ(x \mid z)`; a Gaussian
+encoder :math:`q_φ(z \mid x) = N(μ_φ(x), \operatorname{diag} σ_φ^2(x))` approximates the
+posterior. Training maximises the evidence lower bound
+
+.. math::
+
+    \log p_θ(x) \ \ge\ \mathcal L(x) = E_{q_φ(z|x)}[\log p_θ(x \mid z)]
+    - β\, KL(q_φ(z \mid x)\,\|\,p(z)),
+    \qquad KL = \tfrac12 \sum_j (μ_j^2 + σ_j^2 - \log σ_j^2 - 1)
+
+(the gap is :math:`KL(q_φ(z|x) \| p_θ(z|x))` at β = 1), with the reparameterisation
+:math:`z = μ + σ \odot ε`, :math:`ε \sim N(0, I)`, so that the gradient flows through the
+sample. β > 1 is the β-VAE (Higgins et al. 2017: more disentangled codes, looser bound);
+``kl_warmup_steps`` ramps β linearly from 0 over the first steps (Bowman et al. 2016;
+Sønderby et al. 2016) against inactive latent units.
+
+With ``n_importance_samples = k > 1`` the objective is the importance-weighted bound of the
+IWAE (Burda, Grosse & Salakhutdinov 2016), tighter for larger k and equal to the ELBO at k = 1:
+
+.. math::
+
+    \mathcal L_k(x) = E_{z_{1..k} \sim q}\Big[\log \frac1k \sum_{i=1}^k
+    \frac{p_θ(x \mid z_i)\, p(z_i)^β}{q_φ(z_i \mid x)^β}\Big]
+
+(β enters each weight; at k = 1 this is the β-ELBO above, whose KL is computed in closed form).
+
+Decoders: Bernoulli (binary data), continuous Bernoulli (grey levels in [0, 1], the normalised
+Bernoulli cross-entropy, :class:`unsup.latent._common.ContinuousBernoulli`) and Gaussian with a
+fixed or learned per-feature scale (real data). ``score_samples`` is the importance-sampled
+log p(x) with ``n_eval_samples`` proposals from q (see :mod:`unsup.latent._common`).
+
+References
+----------
+.. [1] Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
+.. [2] Rezende, Mohamed & Wierstra, "Stochastic Backpropagation and Approximate Inference in
+   Deep Generative Models", ICML 2014.
+.. [3] Burda, Grosse & Salakhutdinov, "Importance Weighted Autoencoders", ICLR 2016.
+.. [4] Higgins et al., "β-VAE: Learning Basic Visual Concepts with a Constrained Variational
+   Framework", ICLR 2017.
+.. [5] Loaiza-Ganem & Cunningham, "The continuous Bernoulli: fixing a pervasive error in
+   variational autoencoders", NeurIPS 2019.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import TransformerMixin
+from torch import nn
+
+from unsup.latent._common import (
+    DECODERS,
+    binarize,
+    binarize_note,
+    choose_decoder,
+    is_likelihood,
+    log_mean_exp,
+    measure_seed,
+    row_draws,
+)
+from unsup.latent._vae_net import VAENet
+from unsup.likelihood import Likelihood
+from unsup.nn import ACTIVATIONS
+from unsup.params import Interval, StrOptions
+from unsup.registry import Demo, register_model
+from unsup.train import TRAIN_PARAMS_DOC, GradientEstimator, load_checkpoint
+
+__all__ = ["VAE"]
+
+_LOG_2PI = math.log(2 * math.pi)
+_pos = Interval(Integral, 1, None, closed="left")
+
+
+@register_model("vae", family="latent", aliases=("variational-autoencoder",),
+                summary="variational autoencoder (β-VAE, KL warm-up, IS-k log-likelihood)",
+                demo=Demo("VAE 784-200-200-50 (tanh, Bernoulli decoder; pixels thresholded at "
+                          "0.5; log-likelihood of the binarised image, IS-100 estimate)",
+                          params={"binarize_input": 0.5, "n_eval_samples": 100,
+                                  "random_state": 0},
+                          quick={"epochs": 20}, order=45))
+class VAE(TransformerMixin, GradientEstimator):
+    """Variational autoencoder with a Gaussian encoder and a decoder that follows the data.
+
+    Parameters
+    ----------
+    n_components : int, default=50
+        Size of the latent code z (at least 1).
+    hidden_layer_sizes : sequence of int, default=(200, 200)
+        Hidden layers of the MLP encoder; the decoder mirrors them. ``()``: linear maps.
+    activation : str, default="tanh"
+        Hidden non-linearity (relu, tanh, elu, ...; see ``unsup.nn.ACTIVATIONS``).
+    decoder : {"auto", "bernoulli", "continuous_bernoulli", "gaussian"}, default="auto"
+        p(x|z). "auto": Bernoulli for binary data, continuous Bernoulli for grey levels in
+        [0, 1], Gaussian otherwise. Bernoulli needs data in [0, 1] (grey levels are then a
+        cross-entropy target, not a normalised likelihood).
+    decoder_scale : float or None, default=None
+        Gaussian decoder: a fixed σ, or None for one learned σ per feature.
+    beta : float, default=1.0
+        Weight β of the KL term (β-VAE); 1 is the ELBO.
+    kl_warmup_steps : int, default=0
+        Ramp β linearly from 0 to ``beta`` over this many steps (0: no warm-up).
+    n_importance_samples : int, default=1
+        k of the training objective: 1 is the ELBO (VAE), k > 1 the IWAE bound.
+    n_eval_samples : int, default=1000
+        k of the importance-sampled log-likelihood of :meth:`score_samples`.
+    binarize_input : None, float or "stochastic", default=None
+        None: X as given. A threshold t: ``X > t`` everywhere (fit, codes, likelihoods).
+        "stochastic": every training minibatch drawn as Bernoulli(X) (dynamic binarisation);
+        X thresholded at 0.5 for codes and likelihoods.
+    architecture : {"mlp", "conv"}, default="mlp"
+        Fully connected networks, or stride-2 convolutions (images; see ``image_shape``).
+    conv_channels : sequence of int, default=(32, 64)
+        Channels of the convolutional encoder (architecture="conv").
+    image_shape : sequence of int or None, default=None
+        (H, W) or (C, H, W) of the images (architecture="conv"; None: square, one channel).
+    epochs : int, default=500
+        Passes over the training data (early stopping usually ends training first).
+    batch_size : int, default=100
+    validation_fraction : float, default=0.1
+        Rows held out for early stopping on the validation bound.
+    early_stopping : bool, default=True
+    patience : int, default=20
+    {train_params}
+
+    Attributes
+    ----------
+    decoder_ : str
+        The decoder used.
+    module_ : VAENet
+        ``module_.encoder``, ``module_.decoder``.
+    history_ : list of dict
+        Per epoch: ``loss`` (the negative training objective), ``recon`` (mean
+        -E_q log p(x|z)), ``kl`` (mean KL(q||p)), ``val_loss`` (negative validation bound, β=1).
+    n_features_in_ : int
+    """
+
+    _parameter_constraints: dict[str, Any] = {
+        "n_components": [_pos],
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "decoder": [StrOptions(set(DECODERS))],
+        "decoder_scale": [Interval(Real, 0, None, closed="neither"), None],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "kl_warmup_steps": [Interval(Integral, 0, None, closed="left")],
+        "n_importance_samples": [_pos],
+        "n_eval_samples": [_pos],
+        "binarize_input": [None, Interval(Real, None, None, closed="neither"),
+                           StrOptions({"stochastic"})],
+        "architecture": [StrOptions({"mlp", "conv"})],
+        "conv_channels": ["array-like"],
+        "image_shape": ["array-like", None],
+    }
+    _test_params: dict[str, Any] = {"n_components": 2, "hidden_layer_sizes": (8,), "epochs": 2,
+                                    "batch_size": 32, "n_eval_samples": 8,
+                                    "early_stopping": False, "validation_fraction": 0.0}
+    _stage_name = "VAE"
+
+    def __init__(
+        self,
+        n_components: int = 50,
+        *,
+        hidden_layer_sizes: Sequence[int] = (200, 200),
+        activation: str = "tanh",
+        decoder: str = "auto",
+        decoder_scale: float | None = None,
+        beta: float = 1.0,
+        kl_warmup_steps: int = 0,
+        n_importance_samples: int = 1,
+        n_eval_samples: int = 1000,
+        binarize_input: Any = None,
+        architecture: str = "mlp",
+        conv_channels: Sequence[int] = (32, 64),
+        image_shape: Sequence[int] | None = None,
+        epochs: int = 500,
+        batch_size: int = 100,
+        validation_fraction: float = 0.1,
+        early_stopping: bool = True,
+        patience: int = 20,
+    ) -> None:
+        super().__init__()  # the training group's defaults first; ours overwrite five of them
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.decoder = decoder
+        self.decoder_scale = decoder_scale
+        self.beta = beta
+        self.kl_warmup_steps = kl_warmup_steps
+        self.n_importance_samples = n_importance_samples
+        self.n_eval_samples = n_eval_samples
+        self.binarize_input = binarize_input
+        self.architecture = architecture
+        self.conv_channels = conv_channels
+        self.image_shape = image_shape
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+
+    # -- data and network ---------------------------------------------------------------------
+    def _prepare(self, X: Any) -> None:
+        hidden = [int(h) for h in self.hidden_layer_sizes]
+        if any(h < 1 for h in hidden):
+            raise ValueError(f"hidden_layer_sizes must be positive, got {hidden}")
+        mode = self.binarize_input
+        if mode is not None:  # the decoder sees binary data: thresholded, or Bernoulli draws
+            Xt = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X[:20000]))
+            binarize(Xt, mode)  # refuses "stochastic" outside [0, 1]
+            self.decoder_ = choose_decoder(self.decoder, torch.zeros(1, 1))
+        else:
+            self.decoder_ = choose_decoder(self.decoder, X)
+        self._step = 0
+        if self.resume and self.checkpoint_dir:  # the KL warm-up continues where it stopped
+            ck = load_checkpoint(self.checkpoint_dir)
+            self._step = int(ck[1]["state"]["step"]) if ck is not None else 0
+
+    def _build_module(self) -> nn.Module:
+        return VAENet(self.n_features_in_, int(self.n_components),
+                      [int(h) for h in self.hidden_layer_sizes], self.activation,
+                      self.decoder_, self.decoder_scale, self.architecture,
+                      self.conv_channels, self.image_shape)
+
+    def _data(self, X: torch.Tensor, train: bool = False) -> torch.Tensor:
+        return binarize(X, self.binarize_input, self._gen if train else None)
+
+    # -- the objective ------------------------------------------------------------------------
+    def _beta_now(self) -> float:
+        w = self.kl_warmup_steps
+        return float(self.beta) * (min(1.0, (self._step + 1) / w) if w else 1.0)
+
+    def _log_weights(self, x: torch.Tensor, eps: torch.Tensor, beta: float = 1.0
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``log p(x|z) + β(log p(z) - log q(z|x))`` for ``z = μ + σ ε``, shape (k, n); also
+        the reconstruction term log p(x|z) (k, n) and the closed-form KL (n,)."""
+        mu, logvar = self.module_.posterior(x)
+        std = torch.exp(0.5 * logvar)
+        z = mu + std * eps  # eps: (k, n, L)
+        lpx = self.module_.decode(z).log_prob(x.expand(z.shape[0], *x.shape))
+        lpz = -0.5 * (z * z + _LOG_2PI).sum(-1)
+        lqz = -0.5 * (eps * eps + _LOG_2PI).sum(-1) - 0.5 * logvar.sum(-1)
+        kl = 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(-1)
+        return lpx + beta * (lpz - lqz), lpx, kl
+
+    def _bound(self, x: torch.Tensor, k: int, beta: float, gen: torch.Generator
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-row training bound (β-ELBO with closed-form KL at k = 1, else IWAE), recon, KL."""
+        eps = torch.randn((k, x.shape[0], int(self.n_components)), generator=gen,
+                          device=x.device, dtype=x.dtype)
+        lw, lpx, kl = self._log_weights(x, eps, beta)
+        if k == 1:
+            return lpx[0] - beta * kl, -lpx[0], kl
+        return log_mean_exp(lw), -lpx.mean(0), kl
+
+    def _loss(self, batch: torch.Tensor) -> torch.Tensor:
+        x = self._data(batch, train=True)
+        bound, recon, kl = self._bound(x, int(self.n_importance_samples), self._beta_now(),
+                                       self._gen)
+        self._terms = (recon.mean().detach(), kl.mean().detach())
+        return -bound.mean()
+
+    def _val_loss(self, batch: torch.Tensor) -> torch.Tensor:
+        x = self._data(batch)  # thresholded, not redrawn: a fixed validation set
+        return -self._bound(x, int(self.n_importance_samples), 1.0, self._gen)[0].mean()
+
+    def _on_step(self, step: int, metrics: dict[str, float]) -> None:
+        self._step = step
+        s = self._epoch_terms.setdefault(int(metrics["epoch"]), [0.0, 0.0, 0])
+        s[0] += float(self._terms[0])
+        s[1] += float(self._terms[1])
+        s[2] += 1
+
+    def _run(self, X: Any, cfg: Any, callbacks: Any = (), loss: Any = None, val_loss: Any = None,
+             module: Any = None) -> Any:
+        self._epoch_terms: dict[int, list[float]] = {}
+        return super()._run(X, cfg, [*callbacks, self._on_step], loss,
+                            val_loss or self._val_loss, module)
+
+    def _record(self, res: Any) -> None:
+        super()._record(res)
+        for rec in self.history_:  # the KL and reconstruction curves, per epoch
+            s = self._epoch_terms.get(math.ceil(rec["epoch"]) - 1)
+            if s and s[2]:
+                rec["recon"], rec["kl"] = s[0] / s[2], s[1] / s[2]
+        self._step = self.n_steps_
+
+    # -- public API ---------------------------------------------------------------------------
+    def _x(self, X: Any) -> torch.Tensor:
+        return self._data(self._input(X))
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Posterior means E_q[z | x], shape (n_samples, n_components)."""
+        return self._map_batches(lambda b: self.module_.posterior(self._data(b))[0], X)
+
+    def inverse_transform(self, Z: Any) -> np.ndarray:
+        """Decode codes: the mean of p(x | z) (pixel probabilities for Bernoulli)."""
+        self._check_fitted()
+        z = torch.as_tensor(np.asarray(Z, dtype=np.float32), device=self._device())
+        if z.ndim != 2 or z.shape[1] != int(self.n_components):
+            raise ValueError(f"codes must have shape (n, {self.n_components}), got "
+                             f"{tuple(z.shape)}")
+        with torch.no_grad():
+            self.module_.eval()
+            return torch.cat([self.module_.decode(z[i:i + 4096]).mean.cpu()
+                              for i in range(0, z.shape[0], 4096)]).numpy()
+
+    def sample(self, n_samples: int = 1, random_state: Any = None, mean: bool = False
+               ) -> np.ndarray:
+        """Draw x ~ p(x | z), z ~ N(0, I) (``mean=True``: the decoder means instead)."""
+        self._check_fitted()
+        g = torch.Generator(device=self._device())
+        g.manual_seed(measure_seed(self.random_state if random_state is None else random_state))
+        with torch.no_grad():
+            self.module_.eval()
+            z = torch.randn((int(n_samples), int(self.n_components)), generator=g,
+                            device=self._device())
+            d = self.module_.decode(z)
+            return (d.mean if mean else d.sample(g)).cpu().numpy()
+
+    @torch.no_grad()
+    def log_likelihood(self, X: Any, n_samples: int | None = None, elbo: bool = False,
+                       random_state: Any = None) -> Likelihood:
+        """Importance-sampled log p(x) with k proposals from q(z|x) (a stochastic lower bound;
+        estimator "IS-k"); ``elbo=True``: the ELBO, averaged over k draws of z, instead.
+
+        Parameters
+        ----------
+        X : array-like (n_samples, n_features)
+        n_samples : int, optional
+            k (default ``n_eval_samples``).
+        elbo : bool, default=False
+            Return the ELBO E_q[log p(x, z) - log q(z | x)] (estimator "ELBO (k draws)").
+        random_state : int, optional
+            Seed of the proposals (default: from ``random_state``); measuring never changes
+            the model.
+        """
+        self._check_fitted()
+        x = self._x(X)
+        self.module_.eval()
+        k = int(n_samples or self.n_eval_samples)
+        seed = measure_seed(self.random_state if random_state is None else random_state)
+        L = int(self.n_components)
+
+        def lw(b: torch.Tensor) -> torch.Tensor:
+            return self._log_weights(b, row_draws(b, k, [L], seed, uniform=False)[0])[0]
+
+        support = "discrete" if self.decoder_ == "bernoulli" else "continuous"
+        return is_likelihood(lw, x, k, support=support,
+                             transform=binarize_note(self.binarize_input), elbo=elbo)
+
+    def elbo(self, X: Any, n_samples: int | None = None) -> Likelihood:
+        """The evidence lower bound per row, estimated with k draws of z (typed result)."""
+        return self.log_likelihood(X, n_samples=n_samples, elbo=True)
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """IS-k estimate of log p(x) per row (k = ``n_eval_samples``), nats."""
+        return self.log_likelihood(X).per_sample
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean IS-k log-likelihood."""
+        return float(self.log_likelihood(X).nats)
+
+
+VAE.__doc__ = (VAE.__doc__ or "").replace("{train_params}", TRAIN_PARAMS_DOC)
