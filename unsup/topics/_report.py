@@ -1,0 +1,55 @@
+"""The topic family's report sections: top words per topic, topic sizes, a topic x document
+heat map, and the training trace, registered with :func:`unsup.report.hooks.report_section`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from unsup.report.hooks import SectionContext, report_section
+from unsup.topics.lda import LDA
+from unsup.topics.mixture import MixtureOfUnigrams
+from unsup.topics.plsa import PLSA
+from unsup.topics.unigram import UnigramLM
+
+__all__ = ["topic_table"]
+
+
+def topic_table(model: Any, n_words: int = 10) -> list[dict[str, str]]:
+    """Rows of the top-words table: topic, share of the training documents, top words."""
+    words = model.top_words(n_words)
+    share = _topic_sizes(model)
+    return [{"topic": str(k), "size": "" if share is None else f"{100 * share[k]:.1f}%",
+             "top words": " ".join(w)} for k, w in enumerate(words)]
+
+
+def _topic_sizes(model: Any) -> np.ndarray | None:
+    if isinstance(model, MixtureOfUnigrams):
+        return np.asarray(model.weights_)
+    dt = getattr(model, "doc_topic_", None)
+    return None if dt is None else np.asarray(dt).mean(0)
+
+
+@report_section(UnigramLM, MixtureOfUnigrams, PLSA, LDA, title="Topics: top words", order=40)
+def top_words_section(model: Any, ctx: SectionContext) -> None:
+    rows = topic_table(model)
+    ctx.report.table(rows, caption="size: mean topic proportion of the training documents")
+    if getattr(model, "vocabulary_", None) is None:
+        ctx.report.text("no vocabulary was given with the counts: words are column numbers")
+
+
+@report_section(MixtureOfUnigrams, PLSA, LDA, title="Topics x documents", order=41)
+def topic_document_heatmap(model: Any, ctx: SectionContext) -> None:
+    import matplotlib.pyplot as plt
+
+    if ctx.X is None:
+        return
+    n = min(40, ctx.X.shape[0])
+    theta = np.asarray(model.transform(ctx.X[np.arange(n)]))
+    fig, ax = plt.subplots(figsize=(8, 3))
+    im = ax.imshow(theta.T, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    ax.set_xlabel(f"document (first {n})")
+    ax.set_ylabel("topic")
+    fig.colorbar(im, ax=ax)
+    ctx.report.figure(fig, caption="topic proportions of a sample of documents")

@@ -1,0 +1,337 @@
+r"""Latent Dirichlet allocation: variational Bayes (batch, online) and collapsed Gibbs."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import TransformerMixin
+
+from unsup import distributed as ud
+from unsup.base import make_generator, report_progress
+from unsup.params import Interval, StrOptions
+from unsup.registry import Demo, register_model
+from unsup.topics._base import TopicModelBase
+from unsup.topics._docs import SparseDocs, admixture_completion, sddmm, spmm, spmm_t
+from unsup.topics._gibbs import gibbs_sweep
+from unsup.topics.mixture import _to
+from unsup.train.em import EMEngine
+
+__all__ = ["LDA", "vb_e_step"]
+
+
+def _dirichlet_expectation(x: torch.Tensor) -> torch.Tensor:
+    """E[log θ] under Dirichlet(x), row-wise."""
+    return torch.digamma(x) - torch.digamma(x.sum(1, keepdim=True))
+
+
+def vb_e_step(ch: SparseDocs, exp_elog_beta_t: torch.Tensor, alpha: torch.Tensor,
+              max_iter: int = 100, tol: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Variational E-step of LDA for a chunk of documents (Blei et al. 2003; Hoffman 2010).
+
+    Iterates :math:`\gamma_{dk} = \alpha_k + e^{E\log\theta_{dk}} \sum_w n_{dw}
+    e^{E\log\beta_{kw}} / \phi^{norm}_{dw}` with :math:`\phi^{norm}_{dw} = \sum_k
+    e^{E\log\theta_{dk} + E\log\beta_{kw}}` over the non-zeros only; a document stops when the
+    mean change of its γ is below ``tol``. Returns γ (rows, K) and φ^norm at the final γ.
+    """
+    K = exp_elog_beta_t.shape[1]
+    gamma = alpha + (ch.lengths / K).unsqueeze(1)
+    active = torch.ones(ch.shape[0], dtype=torch.bool, device=gamma.device)
+    for _ in range(max_iter):
+        et = torch.exp(_dirichlet_expectation(gamma))
+        r = ch.val / sddmm(ch, et, exp_elog_beta_t).clamp_min(1e-300)
+        new = alpha + et * spmm(ch, exp_elog_beta_t, r)
+        new = torch.where(active.unsqueeze(1), new, gamma)
+        active &= (new - gamma).abs().mean(1) >= tol
+        gamma = new
+        if not bool(active.any()):
+            break
+    et = torch.exp(_dirichlet_expectation(gamma))
+    return gamma, sddmm(ch, et, exp_elog_beta_t).clamp_min(1e-300)
+
+
+@register_model("lda", family="topics", aliases=("latent-dirichlet-allocation",),
+                summary="latent Dirichlet allocation: variational Bayes (batch/online) or "
+                        "collapsed Gibbs",
+                demo=Demo("LDA (K=10, VB)", params={"n_components": 10}, order=303))
+class LDA(TransformerMixin, EMEngine, TopicModelBase):
+    r"""Latent Dirichlet allocation (Blei, Ng & Jordan 2003).
+
+    .. math:: \beta_k \sim \mathrm{Dir}(\eta),\quad \theta_d \sim \mathrm{Dir}(\alpha),\quad
+              z_{di} \sim \theta_d,\quad w_{di} \sim \beta_{z_{di}}
+
+    ``method="vb"`` — batch variational Bayes on :mod:`unsup.train.em`. q(θ_d) = Dir(γ_d),
+    q(β_k) = Dir(λ_k); the E-step (:func:`vb_e_step`, per chunk, on the non-zeros) gives
+    γ and the statistics :math:`S_{kw} = e^{E\log\beta_{kw}} \sum_d n_{dw}
+    e^{E\log\theta_{dk}}/\phi^{norm}_{dw}`; the M-step sets λ = η + S. The objective is the
+    ELBO (per document; Hoffman et al. 2010, eq. 3), which increases up to the E-step's
+    tolerance.
+    ``method="online"`` — online VB (Hoffman, Blei & Bach 2010): minibatches of
+    ``batch_size`` documents, :math:`\lambda \leftarrow (1-\rho_t)\lambda + \rho_t(\eta +
+    \tfrac{N}{|B|} S_B)`, :math:`\rho_t = (\tau_0 + t)^{-\kappa}`; ``max_iter`` passes.
+    ``method="gibbs"`` — collapsed Gibbs sampling (Griffiths & Steyvers 2004):
+    :math:`p(z_i = k \mid z_{-i}, w) \propto (n_{dk}^{-i} + \alpha_k)
+    \frac{n_{kw}^{-i} + \eta}{n_k^{-i} + V\eta}` (:mod:`unsup.topics._gibbs`, numba);
+    ``max_iter`` sweeps; ``components_`` = final n_kw + η, ``history_`` the exact collapsed
+    :math:`\log p(w \mid z)` per document every ``evaluate_every`` sweeps.
+
+    ``components_`` holds λ (pseudo-counts, as scikit-learn's), the topics are its rows
+    normalised. :meth:`transform` gives the document-topic proportions (normalised γ of the VB
+    E-step with the topics fixed, for every method). Held-out measure: document completion
+    (θ̂ folded in on the observed half with prior α, the topics fixed).
+
+    Parameters
+    ----------
+    n_components : int, default=10
+    method : {"vb", "online", "gibbs"}, default="vb"
+    doc_topic_prior : float or None, default=None
+        α (symmetric); None is 1/K.
+    topic_word_prior : float or None, default=None
+        η; None is 1/K.
+    max_iter : int, default=100
+        VB iterations, online passes, or Gibbs sweeps.
+    tol : float, default=1e-3
+        Batch VB: stop when the ELBO per document changes by less.
+    batch_size : int, default=128
+    learning_offset : float, default=10.0
+        τ₀ of online VB.
+    learning_decay : float, default=0.7
+        κ of online VB, in (0.5, 1].
+    evaluate_every : int, default=10
+        Gibbs: sweeps between log p(w | z) records; online: passes between ELBO records
+        (0: never).
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        VB's device (Gibbs runs on the CPU).
+    random_state : int or None, default=None
+    verbose : bool, default=False
+
+    Attributes
+    ----------
+    components_ : ndarray (K, V)
+    doc_topic_ : ndarray (N, K)
+        Proportions of the training documents.
+    history_ : list of dict
+    n_iter_ : int
+
+    References
+    ----------
+    Blei, Ng & Jordan (2003), Latent Dirichlet allocation. JMLR 3. Griffiths & Steyvers
+    (2004), Finding scientific topics. PNAS. Hoffman, Blei & Bach (2010), Online learning for
+    latent Dirichlet allocation. NIPS. Wallach, Murray, Salakhutdinov & Mimno (2009),
+    Evaluation methods for topic models. ICML.
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "method": [StrOptions({"vb", "online", "gibbs"})],
+        "doc_topic_prior": [None, Interval(Real, 0, None, closed="neither")],
+        "topic_word_prior": [None, Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_offset": [Interval(Real, 0, None, closed="left")],
+        "learning_decay": [Interval(Real, 0.5, 1, closed="right")],
+        "evaluate_every": [Interval(Integral, 0, None, closed="left")],
+        "verbose": ["boolean"],
+    }
+    _test_params: dict[str, Any] = {"n_components": 2, "max_iter": 10}
+    _em_objective_name = "elbo"
+    _completion_kind = "stochastic estimate"
+    _completion_how = "θ̂ folded in on the observed half with prior α, topics fixed"
+
+    def __init__(self, n_components: int = 10, *, method: str = "vb",
+                 doc_topic_prior: float | None = None, topic_word_prior: float | None = None,
+                 max_iter: int = 100, tol: float = 1e-3, batch_size: int = 128,
+                 learning_offset: float = 10.0, learning_decay: float = 0.7,
+                 evaluate_every: int = 10, device: str = "auto", random_state: Any = None,
+                 verbose: bool = False) -> None:
+        self.n_components = n_components
+        self.method = method
+        self.doc_topic_prior = doc_topic_prior
+        self.topic_word_prior = topic_word_prior
+        self.max_iter = max_iter
+        self.tol = tol
+        self.batch_size = batch_size
+        self.learning_offset = learning_offset
+        self.learning_decay = learning_decay
+        self.evaluate_every = evaluate_every
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- priors --
+    def _alpha(self) -> float:
+        K = int(self.n_components)
+        return 1.0 / K if self.doc_topic_prior is None else float(self.doc_topic_prior)
+
+    def _eta(self) -> float:
+        K = int(self.n_components)
+        return 1.0 / K if self.topic_word_prior is None else float(self.topic_word_prior)
+
+    # -- VB on the EM engine --
+    def _em_initialize(self, X: SparseDocs, gen: torch.Generator, n_runs: int) -> Any:
+        seed = int(torch.randint(2**31 - 1, (1,), generator=gen, device=gen.device))
+        lam = np.random.default_rng(seed).gamma(100.0, 0.01, (int(self.n_components),
+                                                            X.shape[1]))
+        lam = torch.from_numpy(lam).to(X.device, X.dtype)
+        return {"lam": ud.broadcast(lam)}
+
+    def _em_row_width(self, params: Any) -> int:
+        return 8 * int(self.n_components)
+
+    def _em_e_step(self, ch: SparseDocs, p: Any, rows: slice) -> dict[str, torch.Tensor]:
+        lam = p["lam"]
+        elog_beta = _dirichlet_expectation(lam)
+        eb_t = torch.exp(elog_beta).T.contiguous()
+        a = torch.tensor(self._alpha(), dtype=lam.dtype, device=lam.device)
+        gamma, phinorm = vb_e_step(ch, eb_t, a)
+        et = torch.exp(_dirichlet_expectation(gamma))
+        S = eb_t * spmm_t(ch, et, ch.val / phinorm)  # (V, K)
+        obj = self._elbo_docs(ch, gamma, phinorm, a)
+        if rows.start == 0 and ud.rank() == 0:
+            obj = obj + self._elbo_topics(lam, elog_beta)
+        return {"S": S.T.contiguous(), "objective": obj.reshape(1)}
+
+    @staticmethod
+    def _elbo_docs(ch: SparseDocs, gamma: torch.Tensor, phinorm: torch.Tensor,
+                   a: torch.Tensor) -> torch.Tensor:
+        K = gamma.shape[1]
+        elog_theta = _dirichlet_expectation(gamma)
+        return ((ch.val * torch.log(phinorm)).sum()
+                + ((a - gamma) * elog_theta + torch.lgamma(gamma) - torch.lgamma(a)).sum()
+                + (torch.lgamma(K * a) - torch.lgamma(gamma.sum(1))).sum())
+
+    def _elbo_topics(self, lam: torch.Tensor, elog_beta: torch.Tensor) -> torch.Tensor:
+        eta = torch.tensor(self._eta(), dtype=lam.dtype, device=lam.device)
+        V = lam.shape[1]
+        return (((eta - lam) * elog_beta + torch.lgamma(lam) - torch.lgamma(eta)).sum()
+                + (torch.lgamma(V * eta) - torch.lgamma(lam.sum(1))).sum())
+
+    def _em_m_step(self, stats: dict[str, torch.Tensor], p: Any, X: Any) -> Any:
+        return {"lam": self._eta() + stats["S"]}
+
+    # -- online VB --
+    def _fit_online(self, docs: SparseDocs, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        p = self._em_initialize(docs, gen, 1)
+        N, B = docs.shape[0], int(self.batch_size)
+        M = self._csr
+        a = torch.tensor(self._alpha(), dtype=docs.dtype, device=docs.device)
+        t = 0
+        self.history_ = []
+        for epoch in range(int(self.max_iter)):
+            perm = torch.randperm(N, generator=gen, device=gen.device).cpu().numpy()
+            for s in range(0, N, B):
+                ch = SparseDocs(M[np.sort(perm[s:s + B])], docs.device)
+                eb_t = torch.exp(_dirichlet_expectation(p["lam"])).T.contiguous()
+                gamma, phinorm = vb_e_step(ch, eb_t, a)
+                et = torch.exp(_dirichlet_expectation(gamma))
+                S = (eb_t * spmm_t(ch, et, ch.val / phinorm)).T
+                rho = (float(self.learning_offset) + t) ** -float(self.learning_decay)
+                p["lam"] = (1 - rho) * p["lam"] + rho * (self._eta() + N / ch.shape[0] * S)
+                t += 1
+            ev = int(self.evaluate_every)
+            if ev and ((epoch + 1) % ev == 0 or epoch + 1 == int(self.max_iter)):
+                obj = float(self._em_pass(docs, p)["objective"]) / N
+                self.history_.append({"iter": epoch + 1, "elbo": obj})
+            report_progress("LDA online", epoch + 1, int(self.max_iter))
+        self.n_iter_ = int(self.max_iter)
+        return p
+
+    # -- collapsed Gibbs --
+    def _fit_gibbs(self, M: Any, rng: np.random.Generator) -> None:
+        c = np.rint(M.data).astype(np.int64)
+        if not np.array_equal(c, M.data):
+            raise ValueError("method='gibbs' needs integer word counts (X has fractional "
+                             "values); use method='vb' or round the counts")
+        K, (D, V) = int(self.n_components), M.shape
+        doc = np.repeat(np.repeat(np.arange(D), np.diff(M.indptr)), c)
+        word = np.repeat(M.indices.astype(np.int64), c)
+        z = rng.integers(0, K, doc.size)
+        ndk = np.zeros((D, K), np.int64)
+        nwk = np.zeros((V, K), np.int64)
+        np.add.at(ndk, (doc, z), 1)
+        np.add.at(nwk, (word, z), 1)
+        nk = nwk.sum(0)
+        alpha, eta = np.full(K, self._alpha()), self._eta()
+        self.history_ = []
+        ev = int(self.evaluate_every)
+        for sweep in range(int(self.max_iter)):
+            gibbs_sweep(doc, word, z, ndk, nwk, nk, alpha, eta, V * eta, rng.random(doc.size))
+            if ev and ((sweep + 1) % ev == 0 or sweep + 1 == int(self.max_iter)):
+                self.history_.append({"iter": sweep + 1,
+                                      "log_p_w_given_z": _log_p_w_given_z(nwk, nk, eta) / D})
+            report_progress("LDA Gibbs", sweep + 1, int(self.max_iter))
+        self.components_ = (nwk.T + eta).astype(np.float64)
+        th = ndk + alpha
+        self.doc_topic_ = th / th.sum(1, keepdims=True)
+        self.n_iter_ = int(self.max_iter)
+
+    # -- public API --
+    def fit(self, X: Any, y: Any = None) -> LDA:
+        """Fit the topics on the documents x words counts ``X``. Returns ``self``."""
+        self._validate_params()
+        M = self._counts(X, reset=True)
+        dev = self._device()
+        gen = make_generator(self.random_state, dev)
+        if self.method == "gibbs":
+            seed = int(torch.randint(2**31 - 1, (1,), generator=gen, device=gen.device))
+            self._fit_gibbs(M, np.random.default_rng(seed))
+            return self
+        docs = SparseDocs(M, dev)
+        if self.method == "online":
+            self._csr = M
+            try:
+                p = self._fit_online(docs, gen)
+            finally:
+                del self._csr
+        else:
+            res = self._em_fit(docs, n_init=1, max_iter=int(self.max_iter),
+                               tol=float(self.tol), generator=gen, stage="LDA",
+                               verbose=bool(self.verbose))
+            p, self.history_, self.n_iter_ = res.params, res.history, int(res.n_iter)
+        self.components_ = p["lam"].cpu().numpy()
+        self.doc_topic_ = self._transform(docs)
+        return self
+
+    def _topics(self) -> np.ndarray:
+        return self.components_ / self.components_.sum(1, keepdims=True)
+
+    def _transform(self, ch: SparseDocs) -> np.ndarray:
+        lam = torch.from_numpy(self.components_).to(ch.device)
+        eb_t = torch.exp(_dirichlet_expectation(lam)).T.contiguous()
+        gamma, _ = vb_e_step(ch, eb_t, torch.tensor(self._alpha(), dtype=lam.dtype,
+                                                    device=lam.device))
+        return (gamma / gamma.sum(1, keepdim=True)).cpu().numpy()
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Document-topic proportions (normalised γ of the VB E-step, topics fixed)."""
+        return self._transform(SparseDocs(self._counts(X, reset=False), self._device()))
+
+    def _completion(self, obs: SparseDocs, held: SparseDocs) -> torch.Tensor:
+        dev = self._device()
+        phi = torch.from_numpy(self._topics()).to(dev)
+        return admixture_completion(phi, self._alpha(), _to(obs, dev), _to(held, dev)).cpu()
+
+    def sample(self, n_samples: int = 1, random_state: Any = None, length: int | None = None
+               ) -> np.ndarray:
+        """Word counts of new documents: θ ~ Dir(α), then ``length`` words (default: the mean
+        training length is not stored; 50)."""
+        self._check_fitted()
+        rng = np.random.default_rng(self.random_state if random_state is None else random_state)
+        phi = self._topics()
+        theta = rng.dirichlet(np.full(phi.shape[0], self._alpha()), size=n_samples)
+        n = 50 if length is None else int(length)
+        return np.stack([rng.multinomial(n, t @ phi / (t @ phi).sum()) for t in theta]
+                        ).astype(np.float64)
+
+
+def _log_p_w_given_z(nwk: np.ndarray, nk: np.ndarray, eta: float) -> float:
+    """Exact collapsed log p(w | z) = Σ_k [lnΓ(Vη) − lnΓ(n_k + Vη) + Σ_w lnΓ(n_kw + η) − lnΓ(η)]."""
+    from scipy.special import gammaln
+
+    V, K = nwk.shape
+    return float(K * (gammaln(V * eta) - V * gammaln(eta)) - gammaln(nk + V * eta).sum()
+                 + gammaln(nwk + eta).sum())
+
