@@ -121,7 +121,8 @@ def test_iwae_with_one_sample_is_the_vae():
     X = bars(64)
     a = VAE(2, **SMALL, epochs=3).fit(X)
     b = IWAE(2, **SMALL, epochs=3, n_importance_samples=1).fit(X)
-    for (ka, va), (kb, vb) in zip(a.module_.state_dict().items(), b.module_.state_dict().items()):
+    sa, sb = a.module_.state_dict(), b.module_.state_dict()
+    for (ka, va), (kb, vb) in zip(sa.items(), sb.items(), strict=True):
         assert ka == kb
         torch.testing.assert_close(va, vb, rtol=0, atol=0)
 

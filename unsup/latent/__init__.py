@@ -8,9 +8,9 @@ lower bounds. The family's report sections live in :mod:`unsup.latent._report`. 
 ``docs/latent.md``.
 """
 
+from unsup.latent import _report  # noqa: E402,F401,I001  (registers the report sections)
 from unsup.latent.helmholtz import HelmholtzMachine
 from unsup.latent.iwae import IWAE
 from unsup.latent.vae import VAE
-from unsup.latent import _report  # noqa: E402,F401,I001  (registers the report sections)
 
 __all__ = ["VAE", "IWAE", "HelmholtzMachine"]

@@ -10,8 +10,6 @@ seed and never changes the model.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 

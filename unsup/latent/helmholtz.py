@@ -86,8 +86,9 @@ class HelmholtzNet(nn.Module):
         super().__init__()
         sizes = [int(n_features), *[int(s) for s in layers]]
         self.prior = nn.Parameter(torch.zeros(sizes[-1]))
-        self.generative = nn.ModuleList(nn.Linear(b, a) for a, b in zip(sizes, sizes[1:]))
-        self.recognition = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
+        pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+        self.generative = nn.ModuleList(nn.Linear(b, a) for a, b in pairs)
+        self.recognition = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)
 
     def recognise(self, x: torch.Tensor, uniforms: Sequence[torch.Tensor]
                   ) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -286,6 +287,11 @@ class HelmholtzMachine(TransformerMixin, GradientEstimator):
     def _run(self, X: Any, cfg: Any, callbacks: Any = (), loss: Any = None, val_loss: Any = None,
              module: Any = None) -> Any:
         return super()._run(X, cfg, callbacks, loss, val_loss or self._val_loss, module)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = []  # codes are float32 whatever comes in
+        return tags
 
     # -- public API ---------------------------------------------------------------------------
     def _probs_up(self, x: torch.Tensor) -> torch.Tensor:

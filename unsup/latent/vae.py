@@ -290,6 +290,11 @@ class VAE(TransformerMixin, GradientEstimator):
                 rec["recon"], rec["kl"] = s[0] / s[2], s[1] / s[2]
         self._step = self.n_steps_
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = []  # codes are float32 whatever comes in
+        return tags
+
     # -- public API ---------------------------------------------------------------------------
     def _x(self, X: Any) -> torch.Tensor:
         return self._data(self._input(X))
