@@ -175,7 +175,8 @@ def as_doc_term(X: Any, vocabulary: Vocabulary | Sequence[str] | Any = None
         vocabulary = vocabulary.get_feature_names_out()
     if vocabulary is not None and not isinstance(vocabulary, Vocabulary):
         vocabulary = Vocabulary(tuple(vocabulary))
-    M = sp.csr_matrix(X, dtype=np.float64) if sp.issparse(X) else sp.csr_matrix(
+    # copy: sum_duplicates sorts indices in place, and a cast may share them with the caller's
+    M = sp.csr_matrix(X, dtype=np.float64, copy=True) if sp.issparse(X) else sp.csr_matrix(
         np.asarray(X, dtype=np.float64))
     if M.ndim != 2 or M.shape[0] == 0:
         raise DataError(f"empty corpus: the document-term matrix has shape {M.shape}")

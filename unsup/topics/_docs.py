@@ -265,6 +265,6 @@ def counts_for(model: Any, X: Any, reset: bool) -> sp.csr_matrix:
         voc = getattr(X, "vocabulary", None)
         model.vocabulary_ = None if voc is None else list(voc.words)
     else:
+        check_vocabulary(model, X)  # first: a different vocabulary is the real problem
         check_n_features(M, model.n_features_in_, type(model).__name__)
-        check_vocabulary(model, X)
     return M

@@ -1,0 +1,234 @@
+"""Topic models against ground truth: exact enumeration on tiny problems, EM monotonicity,
+planted topics recovered, and scikit-learn's LatentDirichletAllocation as a peer."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from scipy.optimize import linear_sum_assignment, minimize
+from scipy.special import logsumexp
+
+import unsup
+from unsup.data.text import vectorize
+from unsup.topics import LDA, PLSA, BigramLM, MixtureOfUnigrams, UnigramLM
+from unsup.topics._docs import SparseDocs, completion_split, fold_in
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def planted(n_docs=200, V=30, K=3, length=60, alpha=0.1, seed=0):
+    """LDA data with K topics on disjoint blocks of words (plus a little noise)."""
+    rng = np.random.default_rng(seed)
+    phi = np.full((K, V), 0.02 / V)
+    for k in range(K):
+        phi[k, k * V // K:(k + 1) * V // K] += 0.98 / (V // K)
+    phi /= phi.sum(1, keepdims=True)
+    theta = rng.dirichlet(np.full(K, alpha), n_docs)
+    X = np.stack([rng.multinomial(length, t @ phi) for t in theta]).astype(np.float64)
+    return sp.csr_matrix(X), phi
+
+
+def match(phi_true, phi_est):
+    """Mean cosine similarity of the topics after the best one-to-one matching."""
+    a = phi_true / np.linalg.norm(phi_true, axis=1, keepdims=True)
+    b = phi_est / np.linalg.norm(phi_est, axis=1, keepdims=True)
+    sim = a @ b.T
+    r, c = linear_sum_assignment(-sim)
+    return float(sim[r, c].mean())
+
+
+# -- the held-out measure --------------------------------------------------------------------------
+def test_split_halves_partition_each_document_independently_of_the_others():
+    X, _ = planted(20)
+    obs, held = completion_split(X)
+    np.testing.assert_array_equal((obs + held).toarray(), X.toarray())
+    n = np.asarray(X.sum(1)).ravel()
+    np.testing.assert_array_equal(np.asarray(obs.sum(1)).ravel(), n // 2)
+    perm = np.random.default_rng(1).permutation(20)
+    obs_p, _ = completion_split(X[perm])
+    np.testing.assert_array_equal(obs_p.toarray(), obs.toarray()[perm])
+
+
+def test_mixture_completion_equals_enumeration():
+    """log p(held | obs) of a mixture of unigrams by brute force over the topic."""
+    X = sp.csr_matrix(np.array([[2, 1, 0], [0, 3, 2], [1, 1, 1]], dtype=float))
+    m = MixtureOfUnigrams(2, max_iter=5, device="cpu", random_state=0).fit(X)
+    obs, held = completion_split(X)
+    got = m.score_samples(X)
+    lp, lphi = np.log(m.weights_), np.log(m.components_)
+    for d in range(3):
+        o, h = obs[d].toarray().ravel(), held[d].toarray().ravel()
+        joint = logsumexp(lp + lphi @ (o + h))
+        marg = logsumexp(lp + lphi @ o)
+        assert got[d] == pytest.approx(joint - marg, abs=1e-10)
+
+
+def test_unigram_completion_and_smoothing_exact():
+    X = sp.csr_matrix(np.array([[3, 1, 0], [1, 0, 0]], dtype=float))
+    m = UnigramLM(smoothing=1.0).fit(X)
+    np.testing.assert_allclose(m.probabilities_, np.array([5, 2, 1]) / 8)
+    _, held = completion_split(X)
+    expect = held.toarray() @ np.log(m.probabilities_)
+    np.testing.assert_allclose(m.score_samples(X), expect)
+    lk = m.log_likelihood(X)
+    assert lk.kind == "exact" and lk.support == "discrete"
+    npw = lk.counts["nats_per_held_out_word"]
+    assert lk.counts["perplexity"] == pytest.approx(math.exp(-npw))
+    assert npw == pytest.approx(expect.sum() / held.sum())
+
+
+def test_fold_in_is_the_map_of_theta():
+    """The fixed point maximises Σ_w n_w log Σ_k θ_k φ_kw + Σ_k α_k log θ_k on the simplex."""
+    rng = np.random.default_rng(0)
+    phi = rng.dirichlet(np.ones(6), 3)
+    n = np.array([[3.0, 0, 1, 2, 0, 1]])
+    alpha = 0.7
+    th = fold_in(torch.from_numpy(phi), SparseDocs(sp.csr_matrix(n)), alpha, max_iter=5000,
+                 tol=1e-12).numpy()[0]
+
+    def neg(u):
+        t = np.exp(u - logsumexp(u))
+        return -(n[0] @ np.log(t @ phi) + alpha * np.log(t).sum())
+
+    best = minimize(neg, np.zeros(3), method="Nelder-Mead",
+                    options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000})
+    t_opt = np.exp(best.x - logsumexp(best.x))
+    np.testing.assert_allclose(th, t_opt, atol=1e-4)
+
+
+# -- EM: monotone objectives -----------------------------------------------------------------------
+@pytest.mark.parametrize("model", [MixtureOfUnigrams(3, max_iter=40, tol=0, device="cpu",
+                                                     random_state=0),
+                                   MixtureOfUnigrams(3, topic_prior=0, word_prior=0,
+                                                     max_iter=40, tol=0, device="cpu",
+                                                     random_state=1),
+                                   PLSA(3, max_iter=40, tol=0, device="cpu", random_state=0)],
+                         ids=["mixture-map", "mixture-ml", "plsa"])
+def test_em_objective_never_decreases(model):
+    X, _ = planted(100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X)
+    obj = np.array([h[model._em_objective_name] for h in model.history_])
+    assert len(obj) > 5
+    assert np.all(np.diff(obj) >= -1e-9 * np.abs(obj[:-1]))
+
+
+def test_plsa_log_likelihood_is_what_history_says():
+    X, _ = planted(50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = PLSA(3, max_iter=10, device="cpu", random_state=0).fit(X)
+    P = m.doc_topic_ @ m.components_
+    ll = (X.toarray() * np.log(P)).sum() / X.shape[0]
+    assert m.history_[-1]["log_likelihood"] == pytest.approx(ll, rel=1e-10)
+
+
+def test_vb_elbo_increases_and_bounds_completion():
+    X, _ = planted(100)
+    m = LDA(3, max_iter=30, tol=0, device="cpu", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m.fit(X)
+    elbo = np.array([h["elbo"] for h in m.history_])
+    assert np.all(np.diff(elbo) >= -1e-3)  # up to the E-step's tolerance
+
+
+# -- planted topics --
+@pytest.mark.parametrize("params", [{"method": "vb", "max_iter": 50},
+                                    {"method": "online", "max_iter": 20, "batch_size": 50},
+                                    {"method": "gibbs", "max_iter": 100}],
+                         ids=["vb", "online", "gibbs"])
+def test_lda_recovers_planted_topics(params):
+    X, phi = planted()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = LDA(3, device="cpu", random_state=0, **params).fit(X)
+    assert match(phi, m._topics()) > 0.95
+    # and its held-out fit beats the unigram model's on fresh documents from the same source
+    Xt, _ = planted(100, seed=1)
+    assert m.log_likelihood(Xt).nats > UnigramLM().fit(X).log_likelihood(Xt).nats
+
+
+@pytest.mark.parametrize("cls", [PLSA, MixtureOfUnigrams])
+def test_em_models_recover_planted_topics(cls):
+    X, phi = planted(alpha=0.01)  # nearly one topic per document: both models apply
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = cls(3, device="cpu", random_state=0).fit(X)
+    assert match(phi, m._topics()) > 0.95
+
+
+def test_lda_vb_agrees_with_scikit_learn():
+    from sklearn.decomposition import LatentDirichletAllocation
+
+    X, phi = planted()
+    Xt, _ = planted(100, seed=1)
+    ours = LDA(3, max_iter=50, tol=0, device="cpu", random_state=0).fit(X)
+    sk = LatentDirichletAllocation(3, learning_method="batch", max_iter=50, random_state=0,
+                                   doc_topic_prior=1 / 3, topic_word_prior=1 / 3).fit(X)
+    from unsup.topics import completion_log_likelihood
+
+    a = ours.log_likelihood(Xt).counts["nats_per_held_out_word"]
+    b = completion_log_likelihood(sk.components_, 1 / 3, Xt).counts["nats_per_held_out_word"]
+    assert a == pytest.approx(b, abs=0.01)
+    assert match(sk.components_ / sk.components_.sum(1, keepdims=True), ours._topics()) > 0.99
+
+
+def test_sparse_and_dense_input_give_the_same_model():
+    X, _ = planted(60)
+    a = LDA(3, max_iter=5, device="cpu", random_state=0).fit(X)
+    b = LDA(3, max_iter=5, device="cpu", random_state=0).fit(X.toarray())
+    np.testing.assert_allclose(a.components_, b.components_)
+    np.testing.assert_allclose(a.transform(X), b.transform(X.toarray()))
+
+
+def test_gibbs_refuses_fractional_counts():
+    X, _ = planted(20)
+    with pytest.raises(ValueError, match="integer"):
+        LDA(2, method="gibbs", max_iter=2).fit(X * 0.5)
+
+
+def test_vocabulary_travels_with_the_model(tmp_path):
+    docs = ["apples and pears and apples", "pears plums apples", "cars trucks buses cars",
+            "buses cars trucks", "plums pears"]
+    X = vectorize(docs)
+    m = LDA(2, max_iter=20, device="cpu", random_state=0).fit(X)
+    assert m.vocabulary_ == list(X.vocabulary.words)
+    m.save(tmp_path / "m.safetensors")
+    m2 = unsup.load(tmp_path / "m.safetensors")
+    assert m2.vocabulary_ == m.vocabulary_ and m2.top_words(3) == m.top_words(3)
+    assert {w for t in m.top_words(3) for w in t} <= set(X.vocabulary.words)
+    other = vectorize(docs[::-1] + ["zebra giraffe"])
+    with pytest.raises(ValueError, match="vocabulary mismatch"):
+        m.transform(other)
+    same = vectorize(["apples cars zebra"], vocabulary=m.vocabulary_)
+    assert m.transform(same).shape == (1, 2)
+
+
+# -- bigram --
+def test_bigram_is_a_distribution_and_matches_hand_computation():
+    lm = BigramLM(interpolation=0.5, smoothing=1.0).fit([["a", "b"], ["a", "a"]])
+    for ctx in ["<s>", "a", "b"]:
+        assert lm.conditional(ctx).sum() == pytest.approx(1.0)
+    # vocab <s> </s> <unk> a b; predicted tokens: a b </s> a a </s> -> unigram counts
+    uni = np.array([0, 2, 0, 3, 1]) + 1.0
+    uni[0] = 0
+    uni /= uni.sum()
+    i = lm.index_
+    p_a_s = 0.5 * 1.0 + 0.5 * uni[i["a"]]           # c(<s>, a) = 2 of c(<s>) = 2
+    p_b_a = 0.5 * (1 / 3) + 0.5 * uni[i["b"]]       # c(a, b) = 1 of c(a) = 3
+    p_e_b = 0.5 * 1.0 + 0.5 * uni[i["</s>"]]
+    assert lm.score_samples([["a", "b"]])[0] == pytest.approx(
+        math.log(p_a_s) + math.log(p_b_a) + math.log(p_e_b))
+    # every sentence up to length 7 (with <unk>): total probability < 1, approaching it
+    total = sum(math.exp(lm.score_samples([list(s)])[0])
+                for n in range(0, 8) for s in itertools.product(["a", "b", "<unk>"], repeat=n))
+    assert 0.9 < total < 1.0
+    assert all(isinstance(t, str) for t in lm.sample(3, random_state=0))
