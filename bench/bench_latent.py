@@ -1,0 +1,126 @@
+"""Directed latent-variable models on binarised MNIST: IS-k test NLL and fit time (issue 11).
+
+Protocol: the energy benchmarks' split (``bench.common.binarised_mnist``: mnist5k binarised at
+0.5 for training, the MNIST test set binarised at 0.5 for testing), so that every number sits
+beside the RBM's, DBN's and DBM's in BENCHMARKS.md. Test log-likelihood: importance sampling
+with the model's recognition network as the proposal, ``--k`` samples per digit (default 5,000),
+on the first ``--test-rows`` test digits (IS-5000 on all 10,000 costs about ten times as long).
+
+Parts (``--parts``):
+
+* ``vae``       — ``VAE()`` with library defaults (784-200-200-50 tanh, Bernoulli decoder, Adam
+  1e-3, batch 100, early stopping on 10% of the training rows). Target: <= 94 nats in < 3 min.
+* ``iwae``      — ``IWAE()`` defaults (k = 5); ``--iwae-k`` for others (e.g. 5,50).
+* ``helmholtz`` — ``HelmholtzMachine()`` defaults (one layer of 200 binary units), wake-sleep
+  and reweighted wake-sleep (K = 5).
+* ``kconv``     — IS-k of the default VAE for k = 100 ... 5,000: the k at which the estimate is
+  within 0.1 nats of k = 5,000 (the ``n_eval_samples`` default).
+
+Usage::
+
+    python -m bench.bench_latent --quick
+    python -m bench.bench_latent --parts vae,iwae,kconv --json results/latent.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    apply_threads,
+    binarised_mnist,
+    machine_info,
+    machine_markdown,
+    markdown_table,
+)
+
+
+def _measure(name: str, model: Any, X: Any, Xt: Any, k: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    model.fit(X)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    test = model.log_likelihood(Xt, n_samples=k)
+    eval_s = time.perf_counter() - t0
+    train = model.log_likelihood(X[:len(Xt)], n_samples=min(k, 1000))
+    elbo = model.elbo(Xt, n_samples=100)
+    row = {"model": name, "fit_seconds": round(fit_s, 1), "epochs": len(model.history_),
+           "stopped_early": bool(model.stopped_early_), "test_nll": -test.nats,
+           "test_stderr": test.stderr, "test_estimator": test.estimator,
+           "train_nll": -train.nats, "train_estimator": train.estimator,
+           "test_neg_elbo": -elbo.nats, "eval_seconds": round(eval_s, 1)}
+    print(f"  {name}: fit {fit_s:.0f} s ({row['epochs']} epochs), test NLL {-test.nats:.2f} "
+          f"± {test.stderr:.2f} ({test.estimator}), train NLL {-train.nats:.2f}, test -ELBO "
+          f"{-elbo.nats:.2f}", flush=True)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--parts", default="vae,iwae,helmholtz,kconv")
+    p.add_argument("--quick", action="store_true", help="smoke run; numbers not meaningful")
+    p.add_argument("--k", type=int, default=5000, help="importance samples of the test NLL")
+    p.add_argument("--test-rows", type=int, default=1000)
+    p.add_argument("--iwae-k", default="5")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    apply_threads(args.threads)
+    from unsup.latent import IWAE, VAE, HelmholtzMachine
+
+    X, Xt, test_name = binarised_mnist(args.quick)
+    if args.quick:
+        X, args.k, args.test_rows = X[::5], min(args.k, 100), min(args.test_rows, 200)
+    Xt = Xt[:args.test_rows]
+    info = machine_info()
+    print(machine_markdown(info))
+    print(f"train: binarised mnist5k ({len(X)}); test: binarised {test_name}, first {len(Xt)}")
+    parts = [s.strip() for s in args.parts.split(",") if s.strip()]
+    quick = {"epochs": 3} if args.quick else {}
+    rows: list[dict[str, Any]] = []
+    models: dict[str, Any] = {}
+    if "vae" in parts or "kconv" in parts:
+        models["vae"] = VAE(random_state=0, **quick)
+        rows.append(_measure("VAE (defaults)", models["vae"], X, Xt, args.k))
+    if "iwae" in parts:
+        for k in (int(s) for s in args.iwae_k.split(",")):
+            rows.append(_measure(f"IWAE k={k}", IWAE(n_importance_samples=k, random_state=0,
+                                                     **quick), X, Xt, args.k))
+    if "helmholtz" in parts:
+        for method in ("wake-sleep", "reweighted"):
+            rows.append(_measure(f"Helmholtz machine 200, {method}",
+                                 HelmholtzMachine(method=method, random_state=0, **quick),
+                                 X, Xt, args.k))
+    results: dict[str, Any] = {"machine": info, "quick": args.quick, "test": test_name,
+                               "test_rows": len(Xt), "rows": rows}
+    if "kconv" in parts:
+        conv = []
+        for k in (100, 300, 1000, 2000, args.k):
+            t0 = time.perf_counter()
+            lk = models["vae"].log_likelihood(Xt, n_samples=k)
+            conv.append({"k": k, "test_nll": -lk.nats,
+                         "seconds": round(time.perf_counter() - t0, 1)})
+        ref = conv[-1]["test_nll"]
+        for c in conv:
+            c["gap_to_kmax"] = c["test_nll"] - ref
+        results["kconv"] = conv
+        print(markdown_table(["k", "test NLL", "gap to k max", "seconds"],
+                             [[c["k"], f"{c['test_nll']:.3f}", f"{c['gap_to_kmax']:.3f}",
+                               c["seconds"]] for c in conv]))
+    print(markdown_table(["model", "fit s", "epochs", "test NLL (IS)", "± se", "train NLL",
+                          "test -ELBO"],
+                         [[r["model"], r["fit_seconds"], r["epochs"], f"{r['test_nll']:.2f}",
+                           f"{r['test_stderr']:.2f}", f"{r['train_nll']:.2f}",
+                           f"{r['test_neg_elbo']:.2f}"] for r in rows]))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
