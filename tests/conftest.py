@@ -4,10 +4,10 @@
   test processes; more threads only add contention). Use it with
   ``pytestmark = pytest.mark.usefixtures("one_thread")``.
 - Toy data (``bars``, ``blobs``, ``counts``, ``ratings``) and :func:`toy_data_for`, which gives
-  every registered model data of the kind it accepts (``_test_data`` on the class, else
-  :data:`TEST_DATA`, else real-valued blobs).
-- :func:`test_params_for`: small constructor parameters of a registered model for fast tests
-  (``_test_params`` on the class, else :data:`TEST_PARAMS`).
+  every registered model data of the kind it accepts: the class's ``_test_data`` ("binary",
+  "real", "counts", "ratings"; default "real").
+- :func:`test_params_for`: small constructor parameters of a registered model for fast tests:
+  the class's ``_test_params``, with ``device="cpu"`` and ``random_state=0`` added.
 """
 
 from __future__ import annotations
@@ -69,31 +69,9 @@ def ratings(n_users: int = 120, n_items: int = 16, seed: int = 0) -> np.ndarray:
 
 DATA_KINDS = {"binary": bars, "real": lambda: blobs()[0], "counts": counts, "ratings": ratings}
 
-# the kind of data a registered class accepts, until its family declares ``_test_data``
-TEST_DATA: dict[str, str] = {
-    "BernoulliRBM": "binary", "BoltzmannMachine": "binary", "DBN": "binary", "DBM": "binary",
-    "ReplicatedSoftmaxRBM": "counts", "CollaborativeFilteringRBM": "ratings",
-}
-
-# small constructor parameters, until the family declares ``_test_params`` on the class
-TEST_PARAMS: dict[str, dict[str, Any]] = {
-    "KMeans": {"n_clusters": 3, "n_init": 1, "max_iter": 20},
-    "MiniBatchKMeans": {"n_clusters": 3, "n_init": 1, "max_iter": 5, "batch_size": 64},
-    "GaussianMixture": {"n_components": 2, "covariance_type": "diag", "max_iter": 20},
-    "Autoencoder": {"n_components": 2, "hidden_layer_sizes": (8,), "epochs": 2,
-                    "batch_size": 32},
-    "DenoisingAutoencoder": {"n_components": 2, "hidden_layer_sizes": (8,), "epochs": 2,
-                             "batch_size": 32},
-    "SparseAutoencoder": {"n_components": 4, "epochs": 2, "batch_size": 32},
-    "StackedAutoencoder": {"layer_sizes": (8, 2), "pretrain_epochs": 1, "epochs": 2,
-                           "batch_size": 32},
-    "CollaborativeFilteringRBM": {"n_components": 4, "n_updates": 20},
-}
-
-
 def test_params_for(cls: type) -> dict[str, Any]:
     """Small constructor parameters for ``cls``, with a CPU device and a fixed seed."""
-    params = dict(getattr(cls, "_test_params", None) or TEST_PARAMS.get(cls.__name__, {}))
+    params = dict(getattr(cls, "_test_params", None) or {})
     sig = cls._get_param_names() if hasattr(cls, "_get_param_names") else []
     for k, v in (("device", "cpu"), ("random_state", 0)):
         if k in sig:
@@ -102,7 +80,7 @@ def test_params_for(cls: type) -> dict[str, Any]:
 
 
 def data_kind_for(cls: type) -> str:
-    return getattr(cls, "_test_data", None) or TEST_DATA.get(cls.__name__, "real")
+    return getattr(cls, "_test_data", None) or "real"
 
 
 def toy_data_for(cls: type) -> np.ndarray:

@@ -11,8 +11,8 @@ it, with no edit here. For each model:
 - bad input (NaN, wrong width, empty, 1-D) is answered by a clear ``ValueError``.
 
 The helpers (``check_*``) are also used by ``tests/test_registry.py`` on a toy model.
-Small constructor parameters come from the class's ``_test_params`` (else
-``conftest.TEST_PARAMS``); toy data of the right kind from ``conftest.toy_data_for``.
+Small constructor parameters come from the class's ``_test_params``; toy data of the kind
+it accepts (``_test_data``) from ``conftest.toy_data_for``.
 """
 
 from __future__ import annotations
@@ -41,11 +41,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SPECS = model_specs()
 IDS = [s.name for s in SPECS]
 
-# check name -> reason, per class: scikit-learn checks a model is known to fail.
-EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
-    # every class: array API input is not checked without SCIPY_ARRAY_API (it is skipped,
-    # not failed; listed here so that an environment setting it does not fail the suite)
-}
+# class name -> {check name: reason}: scikit-learn checks a model is known to fail, passed to
+# check_estimator(expected_failed_checks=...). None today: every registered model passes every
+# check it is given (check_array_api_input is skipped without SCIPY_ARRAY_API), except the
+# whole-class xfails below.
+EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {}
 
 # class name -> reason: models scikit-learn's checks cannot judge at all (whole test xfail).
 CHECK_ESTIMATOR_XFAIL: dict[str, str] = {
