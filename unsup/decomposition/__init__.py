@@ -1,5 +1,12 @@
-"""Linear decompositions: PCA (full and randomized SVD)."""
+"""Linear and sparse decompositions: PCA (full and randomized SVD), sparse coding."""
 
 from unsup.decomposition.pca import PCA
+from unsup.decomposition.sparse_coding import (
+    DictionaryLearning,
+    SparseCoding,
+    sparse_coding_objective,
+    sparse_encode,
+)
 
-__all__ = ["PCA"]
+__all__ = ["PCA", "SparseCoding", "DictionaryLearning", "sparse_encode",
+           "sparse_coding_objective"]
