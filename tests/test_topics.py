@@ -102,6 +102,18 @@ def test_fold_in_is_the_map_of_theta():
     np.testing.assert_allclose(th, t_opt, atol=1e-4)
 
 
+def test_generic_completion_equals_the_models_own():
+    """completion_log_likelihood on a model's topics = the model's log_likelihood (unigram:
+    K = 1 and α = 0, including one-token documents with nothing observed)."""
+    from unsup.topics import completion_log_likelihood
+
+    X, _ = planted(30)
+    X = sp.vstack([X, sp.csr_matrix(np.eye(1, X.shape[1]))]).tocsr()
+    m = UnigramLM().fit(X)
+    a = completion_log_likelihood(m._topics(), 0.0, X)
+    assert a.nats == pytest.approx(m.log_likelihood(X).nats, rel=1e-12)
+
+
 # -- EM: monotone objectives -----------------------------------------------------------------------
 @pytest.mark.parametrize("model", [MixtureOfUnigrams(3, max_iter=40, tol=0, device="cpu",
                                                      random_state=0),

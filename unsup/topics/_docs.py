@@ -188,7 +188,9 @@ def fold_in(phi: torch.Tensor, ch: SparseDocs, alpha: torch.Tensor | float,
         r = ch.val / sddmm(ch, theta, phiT).clamp_min(1e-300)
         nk = theta * spmm(ch, phiT, r)
         new = nk + a
-        new = new / new.sum(1, keepdim=True).clamp_min(1e-300)
+        tot = new.sum(1, keepdim=True)
+        # no observed word and α = 0 (pLSA): nothing to fold in, θ stays uniform
+        new = torch.where(tot > 0, new / tot.clamp_min(1e-300), theta)
         new = torch.where(active.unsqueeze(1), new, theta)
         active &= (new - theta).abs().amax(1) >= tol
         theta = new
