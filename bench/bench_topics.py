@@ -1,0 +1,139 @@
+"""LDA against scikit-learn, gensim and tomotopy on one corpus: wall time and the one held-out
+measure (document completion, :func:`unsup.topics.completion_log_likelihood`) applied to
+every model's topics with the same α.
+
+    python bench/bench_topics.py --data shakespeare --k 20 --threads 1
+
+Same corpus, vocabulary, K and priors (α = η = 1/K unless given) for every model; 10% of the
+documents (seed 0) are held out. Peers that are not installed are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from unsup.data import load
+from unsup.topics import LDA, PLSA, MixtureOfUnigrams, UnigramLM, completion_log_likelihood
+
+
+def _split(X, frac=0.1, seed=0):
+    n = X.shape[0]
+    perm = np.random.default_rng(seed).permutation(n)
+    k = int(n * frac)
+    return X[np.sort(perm[k:])], X[np.sort(perm[:k])]
+
+
+def _tokens(X):
+    """Per document, the token ids (for gensim's bag of words and tomotopy's word lists)."""
+    X = X.tocsr()
+    return [(X.indices[X.indptr[d]:X.indptr[d + 1]],
+             np.rint(X.data[X.indptr[d]:X.indptr[d + 1]]).astype(int)) for d in range(X.shape[0])]
+
+
+def run(args):
+    ds = load(args.data)
+    train, test = _split(ds.X)
+    K, a = args.k, 1.0 / args.k
+    eta = a
+    rows = []
+
+    def record(name, seconds, topics, alpha):
+        lk = completion_log_likelihood(topics, alpha, test)
+        rows.append((name, seconds, lk.counts["nats_per_held_out_word"], lk.counts["perplexity"]))
+        print(f"{name:34s} {seconds:8.2f} s  {lk.counts['nats_per_held_out_word']:8.4f} nats/word"
+              f"  perplexity {lk.counts['perplexity']:8.1f}", flush=True)
+
+    def timed(fn):
+        t = time.perf_counter()
+        out = fn()
+        return out, time.perf_counter() - t
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m, s = timed(lambda: UnigramLM().fit(train))
+        record("unsup UnigramLM", s, m._topics(), 0.0)
+        m, s = timed(lambda: MixtureOfUnigrams(K, device="cpu", random_state=0).fit(train))
+        rows_mix = m.log_likelihood(test).counts
+        print(f"{'unsup MixtureOfUnigrams (exact)':34s} {s:8.2f} s  "
+              f"{rows_mix['nats_per_held_out_word']:8.4f} nats/word  "
+              f"perplexity {rows_mix['perplexity']:8.1f}")
+        m, s = timed(lambda: PLSA(K, device="cpu", random_state=0, max_iter=100).fit(train))
+        record("unsup PLSA (EM, 100 it)", s, m.components_, 0.0)
+        for it in args.vb_iters:
+            m, s = timed(lambda it=it: LDA(K, method="vb", max_iter=it, tol=0, device="cpu",
+                                           random_state=0).fit(train))
+            record(f"unsup LDA VB batch ({it} it)", s, m._topics(), a)
+        m, s = timed(lambda: LDA(K, method="online", max_iter=10, evaluate_every=0,
+                                 device="cpu", random_state=0).fit(train))
+        record("unsup LDA VB online (10 passes)", s, m._topics(), a)
+        LDA(K, method="gibbs", max_iter=1).fit(train[:10])  # compile numba outside the timing
+        for it in args.gibbs_iters:
+            m, s = timed(lambda it=it: LDA(K, method="gibbs", max_iter=it, evaluate_every=0,
+                                           random_state=0).fit(train))
+            record(f"unsup LDA Gibbs ({it} sweeps)", s, m._topics(), a)
+
+        from sklearn.decomposition import LatentDirichletAllocation as SK
+
+        for it in args.vb_iters:
+            m, s = timed(lambda it=it: SK(K, learning_method="batch", max_iter=it,
+                                          doc_topic_prior=a, topic_word_prior=eta,
+                                          n_jobs=args.threads, random_state=0).fit(train))
+            record(f"sklearn LDA batch ({it} it)", s, m.components_, a)
+        m, s = timed(lambda: SK(K, learning_method="online", max_iter=10, doc_topic_prior=a,
+                                topic_word_prior=eta, n_jobs=args.threads,
+                                random_state=0).fit(train))
+        record("sklearn LDA online (10 passes)", s, m.components_, a)
+        try:
+            from gensim.models import LdaModel
+
+            bow = [list(zip(i.tolist(), c.tolist(), strict=True)) for i, c in _tokens(train)]
+            m, s = timed(lambda: LdaModel(bow, num_topics=K, alpha=a, eta=eta, passes=10,
+                                          id2word={j: str(j) for j in range(train.shape[1])},
+                                          random_state=0))
+            record("gensim LdaModel (10 passes)", s, m.get_topics(), a)
+        except ImportError:
+            print("gensim not installed: skipped")
+        try:
+            import tomotopy as tp
+
+            docs = [[str(j) for j, c in zip(i, cs, strict=True) for _ in range(c)]
+                    for i, cs in _tokens(train)]
+            for it in args.gibbs_iters:
+                def fit_tp(it=it):
+                    mdl = tp.LDAModel(k=K, alpha=a, eta=eta, seed=1)
+                    for d in docs:
+                        if d:
+                            mdl.add_doc(d)
+                    mdl.train(it, workers=args.threads)
+                    return mdl
+                mdl, s = timed(fit_tp)
+                vocab = list(mdl.used_vocabs)
+                phi = np.full((K, train.shape[1]), 1e-12)
+                cols = np.array([int(w) for w in vocab])
+                for k in range(K):
+                    phi[k, cols] = mdl.get_topic_word_dist(k)
+                record(f"tomotopy LDA Gibbs ({it} sweeps)", s, phi, a)
+        except ImportError:
+            print("tomotopy not installed: skipped")
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="shakespeare")
+    p.add_argument("--k", type=int, default=20)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--vb-iters", type=int, nargs="+", default=[20, 50])
+    p.add_argument("--gibbs-iters", type=int, nargs="+", default=[100, 300])
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
