@@ -9,6 +9,7 @@ from unsup.metrics.clustering import (
     nmi,
     silhouette,
 )
+from unsup.metrics.embedding import trustworthiness
 from unsup.metrics.evaluate import evaluate_model
 from unsup.metrics.likelihood import (
     AISResult,
@@ -47,4 +48,5 @@ __all__ = [
     "reverse_ais",
     "beta_schedule",
     "rbm_log_partition_exact",
+    "trustworthiness",
 ]

@@ -1,0 +1,177 @@
+"""t-SNE (issue 15, §2): gradients against autograd and each other, perplexity calibration,
+KL against scikit-learn's, trustworthiness against scikit-learn's, transform for new points."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import blobs
+from sklearn.manifold import _t_sne as sk_tsne
+from sklearn.manifold import trustworthiness as sk_trustworthiness
+from sklearn.metrics import pairwise_distances
+from sklearn.neighbors import KNeighborsClassifier
+
+from unsup.manifold import TSNE
+from unsup.manifold._affinity import calibrate, joint_affinities, knn
+from unsup.manifold._gradient import (
+    attraction,
+    exact_gradient,
+    kernel_sums_exact,
+    kernel_sums_fft,
+)
+from unsup.metrics import trustworthiness
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _kl(Y: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+    """KL(P‖Q) written directly from the definition (for autograd)."""
+    n = Y.shape[0]
+    W = 1.0 / (1.0 + torch.cdist(Y, Y) ** 2)
+    W = W * (1 - torch.eye(n, dtype=Y.dtype))
+    Q = W / W.sum()
+    m = P > 0
+    return (P[m] * torch.log(P[m] / Q[m])).sum()
+
+
+def _random_P(n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    A = torch.rand(n, n, generator=g, dtype=torch.float64)
+    P = (A + A.T) * (1 - torch.eye(n, dtype=torch.float64))
+    return P / P.sum()
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_exact_gradient_is_autograd_of_kl(d):
+    P = _random_P(12, 0)
+    Y = torch.randn(12, d, dtype=torch.float64, generator=torch.Generator().manual_seed(d))
+    Y.requires_grad_(True)
+    _kl(Y, P).backward()
+    grad, Z = exact_gradient(Y.detach(), P)
+    np.testing.assert_allclose(grad.numpy(), Y.grad.numpy(), rtol=1e-10, atol=1e-12)
+    # with exaggeration α the step follows -α Σ p log w + log Z (P scaled, Q not)
+    Y.grad = None
+    W = 1.0 / (1.0 + torch.cdist(Y, Y) ** 2)
+    off = 1 - torch.eye(12, dtype=Y.dtype)
+    (-(3.0 * P * torch.log(W) * off).sum() + torch.log((W * off).sum())).backward()
+    g3, _ = exact_gradient(Y.detach(), P, alpha=3.0)
+    np.testing.assert_allclose(g3.numpy(), Y.grad.numpy(), rtol=1e-10, atol=1e-12)
+    assert Z == pytest.approx(float((W * off).sum().detach()))
+
+
+@pytest.mark.parametrize("d, scale", [(1, 20.0), (2, 3.0), (2, 30.0)])
+def test_fft_gradient_matches_exact(d, scale):
+    """Attraction + FFT-interpolated repulsion against the exact gradient."""
+    g = torch.Generator().manual_seed(0)
+    n = 1500
+    Y = torch.randn(n, d, dtype=torch.float64, generator=g) * scale
+    X = torch.randn(n, 5, dtype=torch.float64, generator=g)
+    D, idx = knn(X, 15)
+    rows, cols, p = joint_affinities(calibrate(D, 5.0)[0], idx)
+    P = torch.zeros(n, n, dtype=torch.float64)
+    P[rows, cols] = p
+    exact, Z_exact = exact_gradient(Y, P)
+    phi0, phi1, phiy = kernel_sums_fft(Y, Y)
+    Z = float((phi0 - 1).sum())
+    approx = 4 * (attraction(Y, rows, cols, p) - (phi1[:, None] * Y - phiy) / Z)
+    assert abs(Z - Z_exact) / Z_exact < 5e-3
+    assert float((approx - exact).norm() / exact.norm()) < 2e-2
+    # cubic interpolation: halving the grid spacing divides the error by about 2^4
+    e0, e1, ey = kernel_sums_exact(Y, Y)
+    rep_e = e1[:, None] * Y - ey
+    errs = []
+    for h in (1 / 3, 1 / 6):
+        _, a1, ay = kernel_sums_fft(Y, Y, h=h)
+        errs.append(float((a1[:, None] * Y - ay - rep_e).norm() / rep_e.norm()))
+    assert errs[0] < 2e-2 and errs[1] < errs[0] / 8
+
+
+def test_calibrated_perplexities_equal_the_target():
+    X = torch.as_tensor(blobs(200, d=8)[0], dtype=torch.float64)
+    for perp in (5.0, 20.0):
+        D, _ = knn(X, int(3 * perp))
+        P, _ = calibrate(D, perp)
+        H = -(P * torch.log(P.clamp_min(1e-300))).sum(1)
+        np.testing.assert_allclose(torch.exp(H).numpy(), perp, rtol=1e-4)
+        np.testing.assert_allclose(P.sum(1).numpy(), 1.0, rtol=1e-12)
+
+
+def test_knn_is_exact():
+    X = np.random.default_rng(0).normal(size=(300, 6))
+    D, idx = knn(torch.as_tensor(X), 7)
+    full = pairwise_distances(X, squared=True)
+    np.fill_diagonal(full, np.inf)
+    np.testing.assert_array_equal(idx.numpy(), np.argsort(full, 1, kind="stable")[:, :7])
+    np.testing.assert_allclose(D.numpy(), np.sort(full, 1)[:, :7], rtol=1e-9, atol=1e-12)
+
+
+def test_reported_kl_equals_sklearn_kl_at_our_map():
+    """Exact method: our P is scikit-learn's exact P, and KL_ is its KL at our embedding."""
+    X, _ = blobs(90, d=6)
+    X = X.astype(np.float64)
+    m = TSNE(perplexity=10, method="exact", n_iter=300, random_state=0, device="cpu").fit(X)
+    P = sk_tsne._joint_probabilities(pairwise_distances(X, squared=True), 10, 0)
+    Y = m.embedding_.astype(np.float64)
+    kl_sk, _ = sk_tsne._kl_divergence(Y.ravel(), P, 1, len(X), 2)
+    assert m.kl_divergence_ == pytest.approx(kl_sk, rel=1e-4)
+    assert m.kl_history_[-1][1] >= m.kl_divergence_ - 1e-3
+
+
+def test_fit_is_deterministic_and_any_dimension():
+    X, y = blobs(150, d=10)
+    kw = dict(perplexity=10, n_iter=250, early_exaggeration_iter=100, random_state=0,
+              device="cpu")
+    a = TSNE(**kw).fit_transform(X)
+    np.testing.assert_array_equal(a, TSNE(**kw).fit_transform(X))
+    Y3 = TSNE(3, **kw).fit_transform(X)
+    assert Y3.shape == (150, 3)
+    for Y in (a, Y3):  # the blobs stay separated
+        assert KNeighborsClassifier(5).fit(Y, y).score(Y, y) == 1.0
+        assert trustworthiness(X, Y, 10) > 0.9
+
+
+def test_fft_method_reaches_the_exact_methods_kl():
+    X, _ = blobs(600, d=10, k=5)
+    kw = dict(perplexity=20, n_iter=300, random_state=0, device="cpu")
+    ex = TSNE(method="exact", **kw).fit(X)
+    ff = TSNE(method="fft", **kw).fit(X)
+    # different P (exact vs 3·perplexity neighbours): compare the FFT map's KL under its own P
+    # with the exact fit's loosely, and both maps' trustworthiness tightly
+    assert ff.kl_divergence_ < 1.1 * ex.kl_divergence_
+    assert abs(trustworthiness(X, ff.embedding_, 10) - trustworthiness(X, ex.embedding_, 10)
+               ) < 0.01
+
+
+def test_transform_places_new_points_in_their_clusters():
+    X, y = blobs(260, d=10, k=4, seed=1)
+    m = TSNE(perplexity=15, n_iter=300, transform_n_iter=100, random_state=0,
+             device="cpu").fit(X[:200])
+    Yn = m.transform(X[200:])
+    clf = KNeighborsClassifier(5).fit(m.embedding_, y[:200])
+    assert clf.score(Yn, y[200:]) == 1.0
+    # new points do not interact: transforming a subset gives the same rows
+    np.testing.assert_allclose(m.transform(X[200:210]), Yn[:10], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 5, 10])
+def test_trustworthiness_equals_sklearn(k):
+    rng = np.random.default_rng(k)
+    X = rng.normal(size=(120, 8))
+    Y = X[:, :2] + 0.5 * rng.normal(size=(120, 2))
+    assert trustworthiness(X, Y, k) == pytest.approx(sk_trustworthiness(X, Y, n_neighbors=k),
+                                                     abs=1e-12)
+    assert trustworthiness(X, X, k) == pytest.approx(1.0)
+
+
+def test_clear_errors():
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    with pytest.raises(ValueError, match="n_neighbors"):
+        trustworthiness(X, X[:, :2], 10)
+    with pytest.raises(ValueError, match="perplexity"):
+        TSNE(perplexity=-1).fit(X)
+    with pytest.raises(ValueError, match="init"):
+        TSNE(init=np.zeros((3, 2)), device="cpu").fit(X)
+    assert math.isfinite(TSNE(n_iter=5, device="cpu").fit(X).kl_divergence_)
