@@ -10,3 +10,5 @@ from unsup.decomposition.sparse_coding import (
 
 __all__ = ["PCA", "SparseCoding", "DictionaryLearning", "sparse_encode",
            "sparse_coding_objective"]
+
+from unsup.decomposition import _report  # noqa: E402,F401,I001  (registers the report sections)

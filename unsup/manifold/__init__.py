@@ -3,3 +3,5 @@
 from unsup.manifold.tsne import TSNE
 
 __all__ = ["TSNE"]
+
+from unsup.manifold import _report  # noqa: E402,F401,I001  (registers the report sections)

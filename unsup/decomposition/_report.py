@@ -1,0 +1,38 @@
+"""Report sections of the sparse-coding models (registered with ``report_section``).
+
+The dictionary's atoms drawn as images (when rows are images), and the sparsity of the codes
+of the report's data. Drawing never changes the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from unsup.decomposition.sparse_coding import SparseCoding
+from unsup.report.hooks import SectionContext, report_section
+
+__all__ = ["dictionary_atoms"]
+
+
+@report_section(SparseCoding, title="Dictionary atoms", order=50)
+def dictionary_atoms(model: Any, ctx: SectionContext) -> None:
+    from unsup.report.plots import image_grid
+
+    D = np.asarray(model.components_)
+    if ctx.X is not None and len(ctx.X):
+        Z = model.transform(np.asarray(ctx.X)[:500])
+        used = (Z != 0).mean(0)
+        ctx.report.text(f"{D.shape[0]} atoms; on {len(Z)} rows of the data a code has "
+                        f"{(Z != 0).sum(1).mean():.1f} non-zero entries on average; "
+                        f"{int((used == 0).sum())} atoms are never used.")
+        order = np.argsort(-used, kind="stable")  # the most used atoms first
+    else:
+        order = np.arange(D.shape[0])
+    if ctx.image_shape is None or int(np.prod(ctx.image_shape)) != D.shape[1]:
+        ctx.report.text(f"Atoms have {D.shape[1]} features (no image shape to draw them).")
+        return
+    n = min(100, D.shape[0])
+    ctx.report.figure(image_grid(D[order[:n]], ctx.image_shape),
+                      caption=f"the {n} most used atoms (each scaled to its own range)")
