@@ -135,3 +135,39 @@ def test_clear_errors():
         SparseCoding(3, dict_init=np.ones((2, 4)), device="cpu").fit(X)
     with pytest.raises(ValueError, match="features"):
         sparse_encode(X, np.ones((3, 5)), device="cpu")
+
+
+# -- PSD ----------------------------------------------------------------------------------------
+def test_psd_inference_is_the_augmented_lasso():
+    """min ½‖x - zD‖² + β‖z - F‖² + α‖z‖₁ is a lasso on [x, √(2β) F] with [D, √(2β) I]."""
+    import torch
+
+    from unsup.decomposition import PSD
+
+    rng = np.random.default_rng(0)
+    D = _dictionary(5, 8, 1)
+    X = rng.normal(size=(20, 8))
+    F = 0.5 * rng.normal(size=(20, 5))
+    m = PSD(5, alpha=0.3, beta=0.7, code_max_iter=5000)
+    z = m._infer(torch.as_tensor(X), torch.as_tensor(D), torch.as_tensor(F)).numpy()
+    s = np.sqrt(2 * 0.7)
+    exact = sparse_encode(np.c_[X, s * F], np.c_[D, s * np.eye(5)], 0.3, algorithm="exact",
+                          device="cpu")
+    np.testing.assert_allclose(z, exact, atol=1e-4)  # FISTA stops at a relative change 1e-4
+
+
+def test_psd_encoder_learns_to_predict_the_codes():
+    from unsup.decomposition import PSD
+
+    X, _ = _sparse_data(n=600)
+    X = X.astype(np.float32)
+    m = PSD(6, alpha=0.05, epochs=1, batch_size=64, random_state=0, device="cpu").fit(X)
+    err0 = np.linalg.norm(m.transform(X) - m.sparse_codes(X)) / np.linalg.norm(m.sparse_codes(X))
+    m = PSD(6, alpha=0.05, epochs=40, batch_size=64, random_state=0, device="cpu").fit(X)
+    Z = m.sparse_codes(X)
+    err = np.linalg.norm(m.transform(X) - Z) / np.linalg.norm(Z)
+    losses = [h["loss"] for h in m.history_]
+    assert losses[-1] < 0.5 * losses[0]
+    assert err < 0.5 and err < err0
+    np.testing.assert_allclose(np.linalg.norm(m.components_, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(m.inverse_transform(Z), Z @ m.components_, rtol=1e-4, atol=1e-5)

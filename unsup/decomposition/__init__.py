@@ -1,6 +1,7 @@
-"""Linear and sparse decompositions: PCA (full and randomized SVD), sparse coding."""
+"""Linear and sparse decompositions: PCA (full and randomized SVD), sparse coding, PSD."""
 
 from unsup.decomposition.pca import PCA
+from unsup.decomposition.psd import PSD
 from unsup.decomposition.sparse_coding import (
     DictionaryLearning,
     SparseCoding,
@@ -8,7 +9,7 @@ from unsup.decomposition.sparse_coding import (
     sparse_encode,
 )
 
-__all__ = ["PCA", "SparseCoding", "DictionaryLearning", "sparse_encode",
+__all__ = ["PCA", "PSD", "SparseCoding", "DictionaryLearning", "sparse_encode",
            "sparse_coding_objective"]
 
 from unsup.decomposition import _report  # noqa: E402,F401,I001  (registers the report sections)

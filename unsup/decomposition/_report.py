@@ -1,4 +1,4 @@
-"""Report sections of the sparse-coding models (registered with ``report_section``).
+"""Report sections of the sparse-coding models (SparseCoding, PSD) (registered with ``report_section``).
 
 The dictionary's atoms drawn as images (when rows are images), and the sparsity of the codes
 of the report's data. Drawing never changes the model.
@@ -10,19 +10,21 @@ from typing import Any
 
 import numpy as np
 
+from unsup.decomposition.psd import PSD
 from unsup.decomposition.sparse_coding import SparseCoding
 from unsup.report.hooks import SectionContext, report_section
 
 __all__ = ["dictionary_atoms"]
 
 
-@report_section(SparseCoding, title="Dictionary atoms", order=50)
+@report_section(SparseCoding, PSD, title="Dictionary atoms", order=50)
 def dictionary_atoms(model: Any, ctx: SectionContext) -> None:
     from unsup.report.plots import image_grid
 
     D = np.asarray(model.components_)
     if ctx.X is not None and len(ctx.X):
-        Z = model.transform(np.asarray(ctx.X)[:500])
+        # PSD's transform is the encoder's dense prediction: count the optimal codes' zeros
+        Z = getattr(model, "sparse_codes", model.transform)(np.asarray(ctx.X)[:500])
         used = (Z != 0).mean(0)
         ctx.report.text(f"{D.shape[0]} atoms; on {len(Z)} rows of the data a code has "
                         f"{(Z != 0).sum(1).mean():.1f} non-zero entries on average; "
