@@ -1,4 +1,4 @@
-"""Report sections of the sparse-coding models (SparseCoding, PSD) (registered with ``report_section``).
+"""Report sections of the sparse-coding models, SparseCoding and PSD (``report_section``).
 
 The dictionary's atoms drawn as images (when rows are images), and the sparsity of the codes
 of the report's data. Drawing never changes the model.
