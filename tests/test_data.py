@@ -126,7 +126,56 @@ def test_real_mnist_test_by_path_and_name() -> None:
     np.testing.assert_array_equal(by_name.y, ds.y)
 
 
-def test_mnist_test_from_env_var(tiny_idx, monkeypatch: pytest.MonkeyPatch) -> None:
+# published checksums of the original files (LeCun et al.; md5 of the decompressed images)
+_MNIST_SHA256 = {
+    "t10k-images-idx3-ubyte.gz": "167310007f03058885c7e95e6c0b19c20de5c7fd3031f4cbdadc9014a523d80b",
+    "t10k-labels-idx1-ubyte.gz": "fc607395669ec21321ea83e4b82c0544b7e8e63ff5b34337c06bc0a17cc0da3c",
+}
+_MNIST_IMAGES_MD5 = "2646ac647ad5339dbf082846283269ea"
+
+
+def test_mnist_test_is_packaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh machine: no UNSUP_MNIST_DIR, no ../shared anywhere: the packaged copy loads."""
+    import hashlib
+
+    monkeypatch.delenv("UNSUP_MNIST_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ds_mod, "_PROJECT_ROOT", tmp_path / "project")
+    packaged = ds_mod.PACKAGED_MNIST_DIR
+    assert ds_mod.find_mnist_dir() == packaged
+    for name, digest in _MNIST_SHA256.items():
+        assert hashlib.sha256((packaged / name).read_bytes()).hexdigest() == digest
+    raw = gzip.decompress((packaged / "t10k-images-idx3-ubyte.gz").read_bytes())
+    assert hashlib.md5(raw).hexdigest() == _MNIST_IMAGES_MD5
+    assert (packaged / "README.md").read_text().count("CC BY-SA 3.0") >= 1  # attribution kept
+    ds = load("mnist-test")
+    assert ds.X.shape == (10000, 784) and ds.image_shape == (28, 28) and ds.name == "mnist-test"
+    assert ds.info["source"] == str(packaged / "t10k-images-idx3-ubyte.gz")
+    # the pixels and labels, parsed here by hand from the IDX bytes (16- and 8-byte headers)
+    pixels = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(10000, 784)
+    np.testing.assert_array_equal(ds.X, pixels.astype(np.float32) / np.float32(255))
+    lab = gzip.decompress((packaged / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    np.testing.assert_array_equal(ds.y, np.frombuffer(lab, dtype=np.uint8, offset=8))
+    assert np.bincount(ds.y).tolist() == MNIST_COUNTS
+    assert "shipped with unsup" in dict(list_datasets())["mnist-test"]
+
+
+def test_mnist_packaged_files_are_package_data() -> None:
+    """Every file of the packaged copy matches a package-data pattern, so wheels carry it."""
+    import fnmatch
+
+    tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11")
+    cfg = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    patterns = cfg["tool"]["setuptools"]["package-data"]["unsup.data"]
+    root = ds_mod.PACKAGED_MNIST_DIR.parent
+    files = sorted(p.relative_to(root).as_posix() for p in ds_mod.PACKAGED_MNIST_DIR.iterdir())
+    assert {"mnist/README.md", "mnist/t10k-images-idx3-ubyte.gz"} <= set(files)
+    for f in files:
+        assert any(fnmatch.fnmatch(f, pat) for pat in patterns), f
+
+
+def test_mnist_test_env_var_beats_packaged_copy(tiny_idx,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     img, images, labels = tiny_idx
     monkeypatch.setenv("UNSUP_MNIST_DIR", str(img.parent))
     ds = load("mnist-test")
@@ -139,6 +188,7 @@ def test_mnist_test_absent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("UNSUP_MNIST_DIR", str(tmp_path / "empty"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(ds_mod, "_PROJECT_ROOT", tmp_path / "project")
+    monkeypatch.setattr(ds_mod, "PACKAGED_MNIST_DIR", tmp_path / "trimmed")
     with pytest.raises(FileNotFoundError, match="MNIST test set not found.*UNSUP_MNIST_DIR"):
         load("mnist-test")
     assert "not found" in dict(list_datasets())["mnist-test"]

