@@ -41,17 +41,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SPECS = model_specs()
 IDS = [s.name for s in SPECS]
 
-# class name -> {check name: reason}: scikit-learn checks a model is known to fail, passed to
-# check_estimator(expected_failed_checks=...). None today: every registered model passes every
-# check it is given (check_array_api_input is skipped without SCIPY_ARRAY_API), except the
-# whole-class xfails below.
-EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {}
+# A model lists the scikit-learn checks it is known to fail, with the reason, where it is
+# defined: ``_expected_failed_checks = {check name: reason}`` on the class. The suite passes
+# them to check_estimator and fails when the list is stale (a listed check that passes).
 
-# class name -> reason: models scikit-learn's checks cannot judge at all (whole test xfail).
-CHECK_ESTIMATOR_XFAIL: dict[str, str] = {
-    "CollaborativeFilteringRBM": "its input is a users x items matrix of ratings 1..K (0 or NaN "
-    "when missing); scikit-learn's checks feed arbitrary floats, which it rightly refuses",
-}
 
 CAPABILITIES = ("transform", "predict", "predict_proba", "score_samples", "score", "sample")
 
@@ -97,9 +90,14 @@ def outputs(model: Any, X: np.ndarray) -> dict[str, Any]:
 # -- the checks, reusable on any registered class ---------------------------------------------
 def check_sklearn(cls: type) -> None:
     est = cls(**test_params_for(cls))
+    expected = dict(getattr(cls, "_expected_failed_checks", {}))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        check_estimator(est, expected_failed_checks=EXPECTED_FAILED_CHECKS.get(cls.__name__, {}))
+        res = check_estimator(est, expected_failed_checks=expected, on_fail=None)
+    failed = {r["check_name"]: r["exception"] for r in res if r["status"] == "failed"}
+    assert not failed, f"{cls.__name__} fails scikit-learn checks: {failed}"
+    passing = set(expected) - {r["check_name"] for r in res if r["status"] == "xfail"}
+    assert not passing, f"{cls.__name__}._expected_failed_checks is stale: {sorted(passing)} pass"
 
 
 def check_round_trip(cls: type, tmp_path: Path) -> None:
@@ -243,10 +241,7 @@ def check_bad_input(cls: type, kind: str) -> None:
 # -- the suite ------------------------------------------------------------------------------
 def _sklearn_param(spec: Any) -> Any:
     marks = []
-    if spec.cls.__name__ in CHECK_ESTIMATOR_XFAIL:
-        marks.append(pytest.mark.xfail(raises=(ValueError, RuntimeError), strict=True,
-                                       reason=CHECK_ESTIMATOR_XFAIL[spec.cls.__name__]))
-    elif _missing_transformer_tags(spec.cls):
+    if _missing_transformer_tags(spec.cls):
         marks.append(pytest.mark.xfail(
             raises=RuntimeError, strict=True,
             reason=f"{spec.cls.__name__} has transform but no scikit-learn transformer tags "

@@ -4,11 +4,9 @@ against exact enumeration, and measuring never changing the model (nor its saved
 from __future__ import annotations
 
 import copy
-import warnings
 
 import numpy as np
 import pytest
-from sklearn.utils.estimator_checks import check_estimator
 
 import unsup
 from unsup.energy import (
@@ -16,49 +14,11 @@ from unsup.energy import (
     DBN,
     BernoulliRBM,
     BoltzmannMachine,
-    CollaborativeFilteringRBM,
     GaussianBernoulliRBM,
     ReplicatedSoftmaxRBM,
 )
 from unsup.likelihood import Likelihood, likelihood_of
 from unsup.train.ais import LogPartition
-
-_CF_DOMAIN = ("input domain: ratings are integers 1..n_ratings (0 or NaN missing); the check "
-              "feeds real-valued data, which the model refuses with a DataError")
-# every check that fits on scikit-learn's real-valued data fails for the CF-RBM by design
-CF_EXPECTED_FAILURES = {name: _CF_DOMAIN for name in (
-    "check_complex_data", "check_dict_unchanged", "check_dont_overwrite_parameters",
-    "check_dtype_object", "check_estimator_sparse_array", "check_estimator_sparse_matrix",
-    "check_estimator_sparse_tag", "check_estimators_dtypes",
-    "check_estimators_empty_data_messages", "check_estimators_fit_returns_self",
-    "check_estimators_overwrite_params", "check_estimators_pickle",
-    "check_f_contiguous_array_estimator", "check_fit2d_1feature", "check_fit2d_1sample",
-    "check_fit2d_predict1d", "check_fit_check_is_fitted", "check_fit_idempotent",
-    "check_fit_score_takes_y", "check_methods_sample_order_invariance",
-    "check_methods_subset_invariance", "check_n_features_in",
-    "check_n_features_in_after_fitting", "check_pipeline_consistency",
-    "check_positive_only_tag_during_fit", "check_readonly_memmap_input",
-    "check_transformer_data_not_an_array", "check_transformer_general")}
-
-
-@pytest.mark.parametrize("cls", [BernoulliRBM, GaussianBernoulliRBM, ReplicatedSoftmaxRBM, DBN,
-                                 DBM, BoltzmannMachine])
-def test_check_estimator_passes(cls: type) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        check_estimator(cls(**cls._test_params))
-
-
-def test_check_estimator_cf_rbm_fails_only_on_its_input_domain() -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = check_estimator(CollaborativeFilteringRBM(**CollaborativeFilteringRBM._test_params),
-                              expected_failed_checks=CF_EXPECTED_FAILURES, on_fail=None)
-    failed = {r["check_name"] for r in res if r["status"] == "failed"}
-    assert not failed, failed
-    # the list is not stale: every listed check does fail
-    xfailed = {r["check_name"] for r in res if r["status"] == "xfail"}
-    assert xfailed == set(CF_EXPECTED_FAILURES)
 
 
 def _bars(n: int = 200, seed: int = 0) -> np.ndarray:

@@ -74,14 +74,9 @@ class ToyMean(TransformerMixin, BaseEstimator):
 
 
 def unregister(cls: type) -> None:
-    """Remove a test model from the registry (test helper: the library never unregisters)."""
-    spec = registry.spec_for(cls)
-    if spec is None:
-        return
-    registry._BY_NAME.pop(spec.name, None)
-    for a in spec.aliases:
-        registry._ALIAS.pop(a, None)
-    registry._BY_CLASS.pop(cls.__name__, None)
+    """Remove a test model from the registry (if it is still there)."""
+    if registry.spec_for(cls) is not None:
+        registry.unregister_model(cls)
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-__all__ = ["Demo", "ModelSpec", "RegistryError", "register_model", "get_model", "model_specs",
+__all__ = ["Demo", "ModelSpec", "RegistryError", "register_model", "unregister_model",
+           "get_model", "model_specs",
            "spec_for", "class_by_name", "load_families", "model_table", "PLATFORM_PACKAGES"]
 
 T = TypeVar("T", bound=type)
@@ -121,6 +122,17 @@ def register_model(name: str, *, family: str, summary: str, aliases: tuple[str, 
     return deco
 
 
+def unregister_model(model: type | str) -> None:
+    """Remove a model (class or name) from the registry; for tests and interactive sessions."""
+    spec = spec_for(model) if isinstance(model, type) else _BY_NAME.get(_key(model))
+    if spec is None:
+        raise ValueError(f"{model!r} is not a registered model")
+    _BY_NAME.pop(spec.name, None)
+    for a in spec.aliases:
+        _ALIAS.pop(a, None)
+    _BY_CLASS.pop(spec.cls.__name__, None)
+
+
 def load_families() -> None:
     """Import every family package (and ``unsup.models`` entry points) once."""
     global _loaded
@@ -177,6 +189,7 @@ def model_table() -> str:
     """The docs' model table (markdown): name, aliases, family, class, summary."""
     rows = ["| name | aliases | family | class | what it is |", "| --- | --- | --- | --- | --- |"]
     for s in model_specs():
+        summary = s.summary.replace("|", "\\|")  # a bare | would split the markdown cell
         rows.append(f"| `{s.name}` | {', '.join(f'`{a}`' for a in s.aliases)} | {s.family} | "
-                    f"`{s.cls.__module__.rsplit('.', 1)[0]}.{s.cls.__name__}` | {s.summary} |")
+                    f"`{s.cls.__module__.rsplit('.', 1)[0]}.{s.cls.__name__}` | {summary} |")
     return "\n".join(rows)

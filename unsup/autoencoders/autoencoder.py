@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.base import TransformerMixin
 from torch import nn
 
 from unsup.autoencoders._nets import ACTIVATIONS, conv_net, mlp_net
@@ -49,7 +50,7 @@ LOSSES = ("auto", "bce", "mse")
                           params={"n_components": 30, "hidden_layer_sizes": (256,),
                                   "epochs": 10, "batch_size": 128, "random_state": 0},
                           quick={"epochs": 3}, order=30))
-class Autoencoder(GradientEstimator):
+class Autoencoder(TransformerMixin, GradientEstimator):
     """Autoencoder with an MLP or convolutional encoder/decoder of any depth.
 
     Parameters
@@ -97,6 +98,11 @@ class Autoencoder(GradientEstimator):
                                    "epochs": 2, "batch_size": 32}
 
     _allow_overcomplete = False
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # codes are float32 tensors' values
+        return tags
 
     def __init__(
         self,

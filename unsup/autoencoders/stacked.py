@@ -162,7 +162,7 @@ class StackedAutoencoder(Autoencoder):
         d = self.n_features_in_
         if sizes[-1] > d:
             raise ValueError(f"the code size {sizes[-1]} (last of layer_sizes={sizes}) is larger "
-                             f"than the input ({d} features)")
+                             f"than the input (n_features={d})")
         if self.pretrain not in ("ae", "dae", "none"):
             raise ValueError(f"pretrain={self.pretrain!r} is not 'ae', 'dae' or 'none'")
         if self.activation not in ("relu", "sigmoid", "tanh", "elu", "gelu", "leaky_relu",
