@@ -218,9 +218,6 @@ def test_cli_dbn_fit_evaluate_report_and_fresh_load(tmp_path, capsys):
     assert r.returncode == 0 and r.stdout.strip() == "DBN", r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="the energy family has not registered a pre-training "
-                   "section for DBN/DBM (their layer-wise history) in unsup/energy/_report.py; "
-                   "the generic report no longer reads pretrain_history_")
 def test_cli_dbn_report_shows_pretraining_curves(tmp_path, capsys):
     out = tmp_path / "dbn"
     assert run(["fit", "dbn", "--data", "digits", "--binarize", 0.5, "--out", out,

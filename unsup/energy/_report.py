@@ -91,3 +91,23 @@ def log_partition_summary(model: Any, ctx: SectionContext) -> None:
         rows.append({"quantity": "log Z", "value": rev, "method": "reverse AIS",
                      "interval": f"[{lo:.3f}, {hi:.3f}]", "check": ""})
     ctx.report.table(rows, caption="log partition function (nats)")
+
+
+@report_section(DBN, DBM, title="Pre-training curves", order=55)
+def pretraining_curves(model: Any, ctx: SectionContext) -> None:
+    """Greedy layer-wise pre-training: each layer's RBM record (``pretrain_history_``)."""
+    from unsup.report.plots import curves_plot
+    from unsup.report.sections import history_series
+
+    layers = getattr(model, "pretrain_history_", None) or []
+    series: dict[str, list[float]] = {}
+    for i, h in enumerate(layers):
+        if h:
+            for k, v in history_series(h).items():
+                series[f"layer {i + 1}: {k.replace('_', ' ')}"] = v
+    if not series:
+        return
+    ctx.report.figure(curves_plot(series, xlabel="monitoring point (every few updates)",
+                                  ylabel="per-layer training measure"),
+                      caption="Greedy layer-wise pre-training: each layer's RBM, in the order "
+                              "the layers were trained.")
