@@ -112,3 +112,26 @@ def test_super_init_does_not_reset_a_redeclared_default():
     assert SetsFirst().epochs == 50 and SetsFirst(epochs=8).epochs == 8
     assert SetsFirst(lr=0.3).lr == 0.3 and SetsFirst().lr == 0.1
     assert clone(SetsFirst(epochs=9)).epochs == 9
+
+
+class Defaults(Child):
+    """Only changes defaults: an own parameter of a base and a group parameter."""
+
+    _param_defaults = {"k": 7, "epochs": 11}
+
+
+def test_param_defaults_change_defaults_without_repeating_the_signature():
+    sig = inspect.signature(Defaults.__init__).parameters
+    assert sig["k"].default == 7 and sig["epochs"].default == 11 and sig["lr"].default == 0.5
+    d = Defaults()
+    assert (d.k, d.epochs, d.lr) == (7, 11, 0.5)
+    assert Defaults(3, epochs=2).get_params()["k"] == 3 and Defaults(epochs=2).epochs == 2
+    assert clone(Defaults(noise=0.5)).get_params() == Defaults(noise=0.5).get_params()
+    with pytest.raises(TypeError, match="unexpected"):
+        Defaults(zz=1)
+
+
+def test_param_defaults_must_name_known_parameters():
+    with pytest.raises(TypeError, match="unknown parameters"):
+        class Bad(Child):
+            _param_defaults = {"nope": 1}

@@ -146,11 +146,39 @@ def _compose_init(cls: type, groups: tuple[ParamGroup, ...]) -> None:
     cls.__init__ = __init__  # type: ignore[misc]
 
 
+def _override_defaults(cls: type, overrides: dict[str, Any]) -> None:
+    """Give ``cls`` its parent's ``__init__`` with other defaults (``_param_defaults``)."""
+    parent = cls.__init__
+    sig = inspect.signature(parent)
+    unknown = sorted(set(overrides) - set(sig.parameters))
+    if unknown:
+        raise TypeError(f"{cls.__name__}._param_defaults names unknown parameters {unknown}")
+    new_sig = sig.replace(parameters=[
+        p.replace(default=overrides[p.name]) if p.name in overrides else p
+        for p in sig.parameters.values()])
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            given = new_sig.bind_partial(self, *args, **kwargs).arguments
+        except TypeError as e:
+            raise TypeError(f"{type(self).__name__}(): {e}") from None
+        for n, d in overrides.items():
+            if n not in given:
+                kwargs[n] = d
+        parent(self, *args, **kwargs)
+
+    __init__.__signature__ = new_sig  # type: ignore[attr-defined]
+    __init__.__doc__ = parent.__doc__
+    cls.__init__ = __init__  # type: ignore[misc]
+
+
 class ParamsMixin:
     """Composes ``_param_groups`` into ``__init__`` and validates constraints once in ``fit``.
 
     ``_parameter_constraints`` of a class is merged with its bases' and with its groups', so a
-    class declares constraints only for the parameters it introduces.
+    class declares constraints only for the parameters it introduces. A subclass that only
+    changes defaults declares ``_param_defaults = {name: default}`` instead of repeating its
+    parent's ``__init__`` (e.g. ``IWAE`` is a ``VAE`` with ``n_importance_samples=5``).
     """
 
     _param_groups: tuple[ParamGroup, ...] = ()
@@ -167,6 +195,12 @@ class ParamsMixin:
         cls._parameter_constraints = merged
         if groups and "__init__" in cls.__dict__:
             _compose_init(cls, groups)
+        overrides = cls.__dict__.get("_param_defaults")
+        if overrides:
+            if "__init__" in cls.__dict__:
+                raise TypeError(f"{cls.__name__} defines __init__ and _param_defaults: put the "
+                                "defaults in its __init__ signature")
+            _override_defaults(cls, dict(overrides))
 
     def _validate_params(self) -> None:
         """Check every declared constraint against the current parameters (call in ``fit``)."""

@@ -21,7 +21,6 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from unsup.latent.vae import VAE
@@ -42,36 +41,7 @@ class IWAE(VAE):
     _stage_name = "IWAE"
     _test_params: dict[str, Any] = {**VAE._test_params, "n_importance_samples": 3}
 
-    def __init__(  # VAE's parameters, with k = 5 (scikit-learn reads the signature)
-        self,
-        n_components: int = 50,
-        *,
-        hidden_layer_sizes: Sequence[int] = (200, 200),
-        activation: str = "tanh",
-        decoder: str = "auto",
-        decoder_scale: float | None = None,
-        beta: float = 1.0,
-        kl_warmup_steps: int = 0,
-        n_importance_samples: int = 5,
-        n_eval_samples: int = 1000,
-        binarize_input: Any = None,
-        architecture: str = "mlp",
-        conv_channels: Sequence[int] = (32, 64),
-        image_shape: Sequence[int] | None = None,
-        epochs: int = 500,
-        batch_size: int = 100,
-        validation_fraction: float = 0.1,
-        early_stopping: bool = True,
-        patience: int = 20,
-    ) -> None:
-        super().__init__(
-            n_components, hidden_layer_sizes=hidden_layer_sizes, activation=activation,
-            decoder=decoder, decoder_scale=decoder_scale, beta=beta,
-            kl_warmup_steps=kl_warmup_steps, n_importance_samples=n_importance_samples,
-            n_eval_samples=n_eval_samples, binarize_input=binarize_input,
-            architecture=architecture, conv_channels=conv_channels, image_shape=image_shape,
-            epochs=epochs, batch_size=batch_size, validation_fraction=validation_fraction,
-            early_stopping=early_stopping, patience=patience)
+    _param_defaults = {"n_importance_samples": 5}  # the VAE's signature, k = 5
 
 
 IWAE.__doc__ = (IWAE.__doc__ or "").replace("{train_params}", TRAIN_PARAMS_DOC)
