@@ -13,14 +13,7 @@ from unsup.data import load
 from unsup.energy import BernoulliRBM
 from unsup.metrics.likelihood import ais, beta_schedule, binary_states, rbm_log_partition_exact
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Shared 2-core machines: oversubscribed BLAS threads are many times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _brute_log_z(W: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:

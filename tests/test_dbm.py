@@ -17,12 +17,7 @@ from unsup.energy.dbm import DBM
 D, H1, H2 = 6, 5, 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _states(n: int) -> np.ndarray:

@@ -13,13 +13,7 @@ from unsup.energy.dbn import DBN
 from unsup.energy.rbm import BernoulliRBM
 from unsup.metrics.likelihood import binary_states
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _bars(n: int = 300, seed: int = 0) -> np.ndarray:

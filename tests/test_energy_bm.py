@@ -6,18 +6,11 @@ import itertools
 
 import numpy as np
 import pytest
-import torch
 
 from unsup.data import DataError
 from unsup.energy import BoltzmannMachine
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _sample_bm(n: int = 6, N: int = 3000, seed: int = 0) -> np.ndarray:

@@ -12,13 +12,7 @@ import unsup
 from unsup.data import DataError
 from unsup.energy import CollaborativeFilteringRBM, GaussianBernoulliRBM, ReplicatedSoftmaxRBM
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- Gaussian-Bernoulli ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from conftest import bars
 from sklearn.base import clone
 from sklearn.neural_network import BernoulliRBM as SkRBM
 
@@ -17,23 +18,11 @@ from unsup.energy import BernoulliRBM
 from unsup.energy._engine import lr_factor
 from unsup.energy.rbm import _BernoulliMath
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _bars(n: int = 400, seed: int = 0) -> np.ndarray:
-    """4x4 bars-and-stripes-like binary data with a little noise."""
-    rng = np.random.default_rng(seed)
-    rows = rng.integers(0, 2, (n, 4))
-    X = np.where(rng.random(n)[:, None] < 0.5, np.repeat(rows, 4, axis=1),
-                 np.tile(rows, 4)).astype(np.float32)
-    flip = rng.random(X.shape) < 0.02
-    return np.abs(X - flip)
+    return bars(n, seed)
 
 
 def _tiny_math(D: int = 5, H: int = 3, seed: int = 0) -> _BernoulliMath:
