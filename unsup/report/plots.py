@@ -15,6 +15,7 @@ from typing import Any
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from scipy.optimize import linear_sum_assignment
 
 from unsup.metrics.clustering import contingency_matrix
@@ -206,7 +207,8 @@ def em_trace_plot(history: Sequence[Mapping[str, Any]]) -> Figure:
     ax1.grid(True, alpha=0.3)
     ax2.plot(it, kl, marker="o", ms=3, lw=1.2, color="C3", label="KL(q ‖ p(Z|X, θ))")
     ax2.set_ylabel("KL (nats / sample)")
-    ax2.set_xlabel("iteration")
+    ax2.set_xlabel("EM iteration")
+    ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.legend(loc="upper right", fontsize=8)
     ax2.grid(True, alpha=0.3)
     fig.suptitle("EM trace: ln p(X|θ) = L(q, θ) + KL(q ‖ p(Z|X, θ))")
@@ -219,6 +221,9 @@ def embedding_plot(
     labels: Any | None = None,
     title: str = "2-D embedding",
     max_legend: int = 20,
+    xlabel: str = "dimension 1",
+    ylabel: str = "dimension 2",
+    legend_title: str | None = None,
 ) -> Figure:
     """Scatter plot of a 2-D embedding, coloured by label.
 
@@ -233,6 +238,11 @@ def embedding_plot(
         Axes title.
     max_legend : int, default=20
         Largest number of labels drawn with a legend.
+    xlabel, ylabel : str
+        Axis labels: say what the coordinates are and their unit (e.g. "PC 1 of the codes
+        (31% of variance)").
+    legend_title : str, optional
+        What the colours are ("true digit", "predicted cluster").
 
     Returns
     -------
@@ -261,14 +271,18 @@ def embedding_plot(
                 m = inv == k
                 ax.scatter(Zn[m, 0], Zn[m, 1], s=size, alpha=0.75, linewidths=0,
                            color=colours(k % colours.N), label=str(u))
-            ax.legend(loc="best", fontsize=7, markerscale=max(1.0, 12.0 / size) ** 0.5,
-                      ncols=1 if uniq.size <= 10 else 2, framealpha=0.7)
+            ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7,
+                      markerscale=max(1.0, 12.0 / size) ** 0.5, title=legend_title,
+                      title_fontsize=8, ncols=1 if uniq.size <= 10 else 2, framealpha=0.7)
         else:
-            ax.scatter(Zn[:, 0], Zn[:, 1], c=inv, cmap="viridis", s=size, alpha=0.75,
-                       linewidths=0)
+            sc = ax.scatter(Zn[:, 0], Zn[:, 1], c=inv, cmap="viridis", s=size, alpha=0.75,
+                            linewidths=0)
+            fig.colorbar(sc, ax=ax, label=legend_title or "label (rank)")
     ax.set_title(str(title))
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set_xlabel(str(xlabel))
+    ax.set_ylabel(str(ylabel))
+    ax.tick_params(labelsize=7)
+    ax.grid(True, alpha=0.2)
     fig.tight_layout()
     return fig
 
@@ -279,39 +293,60 @@ def curves_plot(
     ylabel: str = "value",
     title: str | None = None,
     logy: bool = False,
+    x: Sequence[float] | None = None,
+    panels: bool = False,
 ) -> Figure:
-    """Generic line plot of several named series against their index.
+    """Line plot of several named series, against ``x`` (default ``0, 1, ..., len - 1``).
 
     Parameters
     ----------
     series : mapping of str to sequence of float
-        Name → values; each series is plotted against ``0, 1, ..., len - 1``.
+        Name → values (the names label the lines, or the panels' y-axes).
     xlabel, ylabel : str
-        Axis labels.
+        Axis labels (``ylabel`` is unused with ``panels``: each panel is labelled by its name).
     title : str, optional
-        Axes title.
+        Title of the figure.
     logy : bool, default=False
         Logarithmic y-axis.
+    x : sequence of float, optional
+        Common x values (e.g. the epoch of each record); integer x values get integer ticks.
+    panels : bool, default=False
+        One panel per series, stacked with a shared x-axis: for series on different scales
+        or in different units, which one y-axis would misrepresent.
 
     Returns
     -------
     matplotlib.figure.Figure
-        A figure with one axes.
     """
-    fig = Figure(figsize=(6.5, 4.0))
-    ax = fig.add_subplot(1, 1, 1)
-    for name, values in series.items():
-        v = _to_numpy(values).astype(np.float64, copy=False).reshape(-1)
-        ax.plot(np.arange(v.size), v, lw=1.5, marker="o" if v.size <= 30 else None, ms=3,
-                label=str(name))
-    ax.set_xlabel(str(xlabel))
-    ax.set_ylabel(str(ylabel))
-    if logy:
-        ax.set_yscale("log")
+    items = [(str(k), _to_numpy(v).astype(np.float64, copy=False).reshape(-1))
+             for k, v in series.items()]
+    xs = None if x is None else np.asarray(x, dtype=np.float64).reshape(-1)
+    integer_x = xs is None or bool(np.all(xs == np.round(xs)))
+    n_ax = len(items) if panels and items else 1
+    fig = Figure(figsize=(6.5, 4.0 if n_ax == 1 else 1.2 + 1.7 * n_ax))
+    axes = [fig.add_subplot(n_ax, 1, 1)]
+    for i in range(1, n_ax):
+        axes.append(fig.add_subplot(n_ax, 1, i + 1, sharex=axes[0]))
+    for i, (name, v) in enumerate(items):
+        ax = axes[i if panels else 0]
+        xv = np.arange(v.size) if xs is None or xs.size != v.size else xs
+        ax.plot(xv, v, lw=1.5, marker="o" if v.size <= 30 else None, ms=3, label=name,
+                color=f"C{i % 10}")
+        if panels:
+            ax.set_ylabel(name, fontsize=8)
+    for ax in axes:
+        if logy:
+            ax.set_yscale("log")
+        if integer_x:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=7)
+    axes[-1].set_xlabel(str(xlabel))
+    if not panels:
+        axes[0].set_ylabel(str(ylabel))
+        if items:
+            axes[0].legend(fontsize=8)
     if title:
-        ax.set_title(str(title))
-    if series:
-        ax.legend(fontsize=8)
-    ax.grid(True, alpha=0.3)
+        (fig.suptitle if panels else axes[0].set_title)(str(title))
     fig.tight_layout()
     return fig

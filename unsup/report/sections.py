@@ -14,6 +14,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
@@ -244,6 +245,7 @@ def model_report(
     title: str | None = None,
     report: Report | None = None,
     seed: int = 0,
+    hint: str | None = None,
 ) -> Report:
     """Add a section about a fitted estimator to a report (or start a new report).
 
@@ -300,200 +302,274 @@ def model_report(
 
     name = type(model).__name__
     title = str(title) if title is not None else name
+    stack = ExitStack()
     if report is None:
         report = Report(title)
         level = 2
-    else:
-        report.heading(title, 2)
+    else:  # one collapsible section per model, listed in the contents bar
+        stack.enter_context(report.section(title, hint=hint or name))
         level = 3
-    sections = _Sections(report, level)
+    with stack:
+        sections = _Sections(report, level)
 
-    Xn = _to_numpy(X) if X is not None else None
-    yn = _to_numpy(y).reshape(-1) if y is not None else None
-    has_predict = _can(model, "predict") and Xn is not None
-    n_pixels = int(np.prod(image_shape)) if image_shape is not None else None
-    cache: dict[str, Any] = {}
+        Xn = _to_numpy(X) if X is not None else None
+        yn = _to_numpy(y).reshape(-1) if y is not None else None
+        has_predict = _can(model, "predict") and Xn is not None
+        n_pixels = int(np.prod(image_shape)) if image_shape is not None else None
+        cache: dict[str, Any] = {}
 
-    def predictions() -> np.ndarray:
-        if "pred" not in cache:
-            cache["pred"] = _to_numpy(model.predict(X)).reshape(-1)
-        return cache["pred"]
+        def predictions() -> np.ndarray:
+            if "pred" not in cache:
+                cache["pred"] = _to_numpy(model.predict(X)).reshape(-1)
+            return cache["pred"]
 
-    # Parameters -----------------------------------------------------------------------
-    params = None
-    try:
-        params = _get_params(model)
-    except Exception as e:
-        warnings.warn(f"model_report: get_params failed ({type(e).__name__}: {e})",
-                      RuntimeWarning, stacklevel=2)
-    fitted = _fitted_scalars(model)
-    if params is not None or fitted:
+        # Parameters -----------------------------------------------------------------------
+        params = None
+        try:
+            params = _get_params(model)
+        except Exception as e:
+            warnings.warn(f"model_report: get_params failed ({type(e).__name__}: {e})",
+                          RuntimeWarning, stacklevel=2)
+        fitted = _fitted_scalars(model)
+        if params is not None or fitted:
 
-        def _params() -> None:
-            if params:
-                report.table([{"parameter": k, "value": _short(v)} for k, v in params.items()],
-                             caption=f"{name} parameters")
-            if fitted:
-                report.table([{"attribute": k, "value": v} for k, v in fitted.items()],
-                             caption="Fitted attributes")
+            def _params() -> None:
+                n_rows = len(params or {}) + len(fitted)
+                with report.collapsed(f"{n_rows} parameters and fitted attributes (click to "
+                                      "show)"):
+                    if params:
+                        report.table([{"parameter": k, "value": _short(v, 160)}
+                                      for k, v in params.items()], caption=f"{name} parameters")
+                    if fitted:
+                        report.table([{"attribute": k, "value": v} for k, v in fitted.items()],
+                                     caption="Fitted attributes")
 
-        sections.run("Parameters", _params)
+            sections.run("Parameters", _params)
 
-    # Metrics --------------------------------------------------------------------------
-    if metrics is not None or (yn is not None and has_predict):
+        # Metrics --------------------------------------------------------------------------
+        if metrics is not None or (yn is not None and has_predict):
 
-        def _metrics() -> None:
-            m = metrics if metrics is not None else clustering_report(yn, predictions())
-            flat = flatten_dict(_drop_likelihoods(m))  # those have their own section
-            report.table([{"metric": k, "value": _short(v)} for k, v in flat.items()],
-                         caption="Metrics")
+            def _metrics() -> None:
+                m = metrics if metrics is not None else clustering_report(yn, predictions())
+                flat = flatten_dict(_drop_likelihoods(m))  # those have their own section
+                report.table([{"metric": k, "value": _short(v)} for k, v in flat.items()],
+                             caption="Metrics")
 
-        sections.run("Metrics", _metrics)
+            sections.run("Metrics", _metrics)
 
-    # Log-likelihood (density capability) ----------------------------------------------
-    records = _likelihood_records(metrics)
-    if records or (Xn is not None and (_can(model, "score_samples")
-                                       or _can(model, "log_likelihood"))):
+        # Log-likelihood (density capability) ----------------------------------------------
+        records = _likelihood_records(metrics)
+        if records or (Xn is not None and (_can(model, "score_samples")
+                                           or _can(model, "log_likelihood"))):
 
-        def _likelihood() -> None:
-            from unsup.likelihood import likelihood_of
+            def _likelihood() -> None:
+                from unsup.likelihood import likelihood_of
 
-            rows = []
-            if records:
-                rows = [{"measured on": label, **likelihood_record(r)} for label, r in records]
-            else:
-                lk = likelihood_of(model, X)
-                if lk is None:
+                rows = []
+                if records:
+                    rows = [{"measured on": label, **likelihood_record(r)} for label, r in records]
+                else:
+                    lk = likelihood_of(model, X)
+                    if lk is None:
+                        return
+                    rows = [{"measured on": "report data", **likelihood_record(lk)}]
+                report.table(rows, caption="Mean log-likelihood per sample (nats). Discrete "
+                             "likelihoods (log probability mass, <= 0) and continuous densities "
+                             "(log density, which depends on the data's scale) are in separate "
+                             "columns and are not comparable. Bits/dim = -nats / (D ln 2), for "
+                             "discrete data.")
+
+            sections.run("Log-likelihood", _likelihood)
+
+        # Representation quality (codes: reconstruction error, linear probe) ----------------
+        if Xn is not None and Xn.ndim == 2 and _can(model, "transform") and not has_predict:
+
+            def _quality() -> None:
+                from unsup.report.quality import representation_quality
+
+                probe = _find_number(metrics, "linear_probe_accuracy")
+                rows = representation_quality(model, Xn, yn, seed, probe=probe)
+                if rows:
+                    report.table(rows, caption="Quality of the representation")
+
+            sections.run("Representation quality", _quality)
+
+        # Reconstructions (codes and decoding) ---------------------------------------------
+        if (n_pixels is not None and Xn is not None and Xn.ndim == 2 and Xn.shape[1] == n_pixels
+                and _can(model, "transform") and _can(model, "inverse_transform")):
+
+            def _reconstructions() -> None:
+                n_show = min(10, Xn.shape[0])
+                idx = np.random.default_rng(seed).choice(Xn.shape[0], size=n_show, replace=False)
+                orig = np.asarray(Xn[np.sort(idx)], dtype=np.float32)
+                rec = _to_numpy(model.inverse_transform(model.transform(orig))).reshape(n_show, -1)
+                sse = float(((rec - orig) ** 2).sum(1).mean())
+                report.figure(image_grid(np.concatenate([orig, rec]), image_shape, ncols=n_show),
+                              caption=f"Top: {n_show} originals; bottom: their reconstructions "
+                                      f"(squared error {sse:.3g} per image on these).")
+
+            sections.run("Reconstructions", _reconstructions)
+
+        # Samples (generation) -------------------------------------------------------------
+        if n_pixels is not None and _can(model, "sample"):
+
+            def _samples() -> None:
+                S = draw_samples(model, _N_SAMPLES, seed)
+                if S.ndim != 2 or S.shape[1] != n_pixels:
+                    report.text(f"Not drawn: samples of shape {S.shape} are not images of "
+                                f"shape {tuple(image_shape)}.")  # type: ignore[arg-type]
                     return
-                rows = [{"measured on": "report data", **likelihood_record(lk)}]
-            report.table(rows, caption="Mean log-likelihood per sample (nats). Discrete "
-                         "likelihoods (log probability mass, <= 0) and continuous densities "
-                         "(log density, which depends on the data's scale) are in separate "
-                         "columns and are not comparable. Bits/dim = -nats / (D ln 2), for "
-                         "discrete data.")
+                report.figure(image_grid(S, image_shape, ncols=8),
+                              caption=f"{S.shape[0]} samples drawn with sample({_N_SAMPLES}), "
+                                      f"seed {seed}.")
+                _diversity_note(report, S, Xn, yn, seed)
 
-        sections.run("Log-likelihood", _likelihood)
+            sections.run("Samples", _samples)
 
-    # Reconstructions (codes and decoding) ---------------------------------------------
-    if (n_pixels is not None and Xn is not None and Xn.ndim == 2 and Xn.shape[1] == n_pixels
-            and _can(model, "transform") and _can(model, "inverse_transform")):
+        # Confusion matrix (clusters) ------------------------------------------------------
+        if yn is not None and has_predict:
 
-        def _reconstructions() -> None:
-            n_show = min(10, Xn.shape[0])
-            idx = np.random.default_rng(seed).choice(Xn.shape[0], size=n_show, replace=False)
-            orig = np.asarray(Xn[np.sort(idx)], dtype=np.float32)
-            rec = _to_numpy(model.inverse_transform(model.transform(orig))).reshape(n_show, -1)
-            sse = float(((rec - orig) ** 2).sum(1).mean())
-            report.figure(image_grid(np.concatenate([orig, rec]), image_shape, ncols=n_show),
-                          caption=f"Top: {n_show} originals; bottom: their reconstructions "
-                                  f"(squared error {sse:.3g} per image on these).")
+            def _confusion() -> None:
+                pred = predictions()
+                n_clu = np.unique(pred).size
+                n_cls = np.unique(yn).size
+                if max(n_clu, n_cls) > _MAX_CONFUSION:
+                    report.text(f"Not drawn: {n_cls} classes × {n_clu} clusters is too large "
+                                f"(limit {_MAX_CONFUSION}).")
+                    return
+                report.figure(confusion_matrix_plot(yn, pred),
+                              caption="Rows: true classes; columns: clusters in the order of "
+                                      "the Hungarian matching (matched pairs on the diagonal).")
 
-        sections.run("Reconstructions", _reconstructions)
+            sections.run("Confusion matrix", _confusion)
 
-    # Samples (generation) -------------------------------------------------------------
-    if n_pixels is not None and _can(model, "sample"):
+        # Training history (history_) ------------------------------------------------------
+        history = _history(model)
+        if history is not None:
+            if all(all(k in h for k in _EM_KEYS) for h in history):
 
-        def _samples() -> None:
-            S = draw_samples(model, _N_SAMPLES, seed)
-            if S.ndim != 2 or S.shape[1] != n_pixels:
-                report.text(f"Not drawn: samples of shape {S.shape} are not images of "
-                            f"shape {tuple(image_shape)}.")  # type: ignore[arg-type]
-                return
-            report.figure(image_grid(S, image_shape, ncols=8),
-                          caption=f"{S.shape[0]} samples drawn with sample({_N_SAMPLES}), "
-                                  f"seed {seed}.")
+                def _em() -> None:
+                    report.figure(em_trace_plot(history),
+                                  caption="Per-sample log-likelihood, bound L(q, θ) and KL gap "
+                                          "(nats); ln p(X|θ) = L(q, θ) + KL(q ‖ p(Z|X, θ)).")
+                    last = history[-1]
+                    report.table([{k: _short(v) for k, v in last.items()}],
+                                 caption="Last recorded step")
 
-        sections.run("Samples", _samples)
+                sections.run("EM trace", _em)
+            else:
+                series = history_series(history)
+                if series:
 
-    # Confusion matrix (clusters) ------------------------------------------------------
-    if yn is not None and has_predict:
+                    def _curves() -> None:
+                        from unsup.report.quality import history_axes, series_label
 
-        def _confusion() -> None:
-            pred = predictions()
-            n_clu = np.unique(pred).size
-            n_cls = np.unique(yn).size
-            if max(n_clu, n_cls) > _MAX_CONFUSION:
-                report.text(f"Not drawn: {n_cls} classes × {n_clu} clusters is too large "
-                            f"(limit {_MAX_CONFUSION}).")
-                return
-            report.figure(confusion_matrix_plot(yn, pred),
-                          caption="Rows: true classes; columns: clusters in the order of "
-                                  "the Hungarian matching (matched pairs on the diagonal).")
+                        x, xlabel = history_axes(history)
+                        named = {series_label(k): v for k, v in series.items()}
+                        one_axis = set(series) <= {"loss", "val_loss"}
+                        report.figure(curves_plot(named, xlabel=xlabel, x=x,
+                                                  ylabel="loss (the model's objective, per "
+                                                         "sample)" if one_axis else "value",
+                                                  panels=not one_axis),
+                                      caption="The training record (history_): "
+                                              + ", ".join(named) + f", against {xlabel}.")
 
-        sections.run("Confusion matrix", _confusion)
+                    sections.run("Training history", _curves)
 
-    # Training history (history_) ------------------------------------------------------
-    history = _history(model)
-    if history is not None:
-        if all(all(k in h for k in _EM_KEYS) for h in history):
+        # 2-D projection (codes, or inputs coloured by clusters) ---------------------------
+        if Xn is not None and Xn.ndim == 2 and Xn.shape[0] >= 3 and Xn.shape[1] >= 2:
 
-            def _em() -> None:
-                report.figure(em_trace_plot(history),
-                              caption="Per-sample log-likelihood, bound L(q, θ) and KL gap "
-                                      "(nats); ln p(X|θ) = L(q, θ) + KL(q ‖ p(Z|X, θ)).")
-                last = history[-1]
-                report.table([{k: _short(v) for k, v in last.items()}],
-                             caption="Last recorded step")
+            def _projection() -> None:
+                from sklearn.decomposition import PCA
 
-            sections.run("EM trace", _em)
-        else:
-            series = history_series(history)
-            if series:
+                n = Xn.shape[0]
+                rng = np.random.default_rng(seed)
+                idx = (np.sort(rng.choice(n, size=_MAX_PROJECTED, replace=False))
+                       if n > _MAX_PROJECTED else np.arange(n))
+                sub = np.asarray(Xn[idx], dtype=np.float64)
+                space = "inputs"
+                if not has_predict and _can(model, "transform"):
+                    # a representation learner: show its codes, not the raw inputs
+                    codes = _to_numpy(model.transform(Xn[idx])).reshape(idx.size, -1)
+                    if codes.shape[1] >= 2:
+                        sub, space = codes.astype(np.float64), "codes"
+                unit = "code units" if space == "codes" else "input units"
+                if sub.shape[1] == 2:
+                    Z, axes = sub, [f"{space} 1 ({unit})", f"{space} 2 ({unit})"]
+                else:
+                    pca = PCA(n_components=2, random_state=0).fit(sub)
+                    Z = pca.transform(sub)
+                    axes = [f"PC {i + 1} of the {space} ({unit}; "
+                            f"{100 * pca.explained_variance_ratio_[i]:.1f}% of variance)"
+                            for i in range(2)]
+                labels, what = None, ""
+                if has_predict:
+                    try:
+                        labels, what = predictions()[idx], "predicted cluster"
+                    except Exception as e:
+                        warnings.warn(f"model_report: predict failed ({type(e).__name__}: {e})",
+                                      RuntimeWarning, stacklevel=4)
+                if labels is None and yn is not None:
+                    labels, what = yn[idx], "true label"
+                cap = (f"PCA of the {space} of {idx.size} of {n} samples"
+                       + (f", coloured by {what}" if what else ""))
+                report.figure(embedding_plot(Z, labels, title=f"{name}: PCA projection",
+                                             xlabel=axes[0], ylabel=axes[1],
+                                             legend_title=what or None),
+                              caption=cap)
 
-                def _curves() -> None:
-                    report.figure(curves_plot(series, xlabel="step", ylabel="value"),
-                                  caption="history_")
+            sections.run("2-D projection", _projection)
 
-                sections.run("Training history", _curves)
-
-    # 2-D projection (codes, or inputs coloured by clusters) ---------------------------
-    if Xn is not None and Xn.ndim == 2 and Xn.shape[0] >= 3 and Xn.shape[1] >= 2:
-
-        def _projection() -> None:
-            from sklearn.decomposition import PCA
-
-            n = Xn.shape[0]
-            rng = np.random.default_rng(seed)
-            idx = (np.sort(rng.choice(n, size=_MAX_PROJECTED, replace=False))
-                   if n > _MAX_PROJECTED else np.arange(n))
-            sub = np.asarray(Xn[idx], dtype=np.float64)
-            space = "inputs"
-            if not has_predict and _can(model, "transform"):
-                # a representation learner: show its codes, not the raw inputs
-                codes = _to_numpy(model.transform(Xn[idx])).reshape(idx.size, -1)
-                if codes.shape[1] >= 2:
-                    sub, space = codes.astype(np.float64), "codes"
-            Z = (sub if sub.shape[1] == 2
-                 else PCA(n_components=2, random_state=0).fit_transform(sub))
-            labels, what = None, ""
-            if has_predict:
-                try:
-                    labels, what = predictions()[idx], "predicted cluster"
-                except Exception as e:
-                    warnings.warn(f"model_report: predict failed ({type(e).__name__}: {e})",
-                                  RuntimeWarning, stacklevel=4)
-            if labels is None and yn is not None:
-                labels, what = yn[idx], "true label"
-            cap = (f"PCA of the {space} of {idx.size} of {n} samples"
-                   + (f", coloured by {what}" if what else ""))
-            report.figure(embedding_plot(Z, labels, title=f"{name}: PCA projection"),
-                          caption=cap)
-
-        sections.run("2-D projection", _projection)
-
-    # Sections the model's family registered -------------------------------------------
-    try:
-        _load_family_sections()
-    except Exception as e:  # a broken family import must not lose the generic report
-        warnings.warn(f"model_report: family sections unavailable ({type(e).__name__}: {e})",
-                      RuntimeWarning, stacklevel=2)
-    ctx = SectionContext(report=report, X=Xn, y=yn,
-                         image_shape=tuple(image_shape) if image_shape is not None else None,
-                         metrics=dict(metrics or {}), seed=seed)
-    for heading, fn in sections_for(model):
-        sections.run(heading, lambda fn=fn: fn(model, ctx))
+        # Sections the model's family registered -------------------------------------------
+        try:
+            _load_family_sections()
+        except Exception as e:  # a broken family import must not lose the generic report
+            warnings.warn(f"model_report: family sections unavailable ({type(e).__name__}: {e})",
+                          RuntimeWarning, stacklevel=2)
+        ctx = SectionContext(report=report, X=Xn, y=yn,
+                             image_shape=tuple(image_shape) if image_shape is not None else None,
+                             metrics=dict(metrics or {}), seed=seed)
+        for heading, fn in sections_for(model):
+            sections.run(heading, lambda fn=fn: fn(model, ctx))
 
     return report
+
+
+def _find_number(metrics: Any, key: str) -> float | None:
+    """``metrics[...][key]`` at any depth (the first found), when it is a number."""
+    if not isinstance(metrics, Mapping):
+        return None
+    v = metrics.get(key)
+    if isinstance(v, numbers.Real) and not isinstance(v, bool):
+        return float(v)
+    for sub in metrics.values():
+        found = _find_number(sub, key)
+        if found is not None:
+            return found
+    return None
+
+
+def _diversity_note(report: Report, S: np.ndarray, X: Any, y: Any, seed: int) -> None:
+    """The class histogram of the samples under a classifier fitted on the report's labelled
+    data, and a note when they cover few classes (a chain that has not mixed)."""
+    from unsup.report.quality import sample_diversity
+
+    d = sample_diversity(S, X, y, seed)
+    if d is None:
+        return
+    hist = ", ".join(f"{c}: {n}" for c, n in zip(d["classes"], d["histogram"], strict=True))
+    report.text(f"Sample diversity: a logistic regression fitted on {d['classifier_rows']} "
+                f"labelled rows of the report's data classifies the {d['n_samples']} samples "
+                f"as {{{hist}}}: {d['effective_classes']:.1f} effective classes (exp of the "
+                f"entropy; the data: {d['data_effective_classes']:.1f}); mean pairwise distance "
+                f"{d['distance_ratio']:.2f} × that of as many data rows.")
+    if not d["mixed"]:
+        report.note(f"The samples are not diverse: {100 * d['top_share']:.0f}% of them are "
+                    f"classified as {d['top_class']}, and they cover "
+                    f"{d['effective_classes']:.1f} effective classes of the data's "
+                    f"{d['data_effective_classes']:.1f}. For an MCMC sampler (Gibbs chains) "
+                    "this means the chain has not mixed (run it longer, or train with more "
+                    "persistent chains); for other samplers, the model covers few modes.")
 
 
 def draw_samples(model: Any, n: int, seed: int | None = None) -> np.ndarray:
