@@ -346,3 +346,168 @@ def test_samples_and_reconstructions_and_family_sections():
     assert "Samples" not in html and "Confusion matrix" not in html  # no sample, no predict
     html = model_report(pca, X).to_html()  # no image shape: no images
     assert "Reconstructions" not in html
+
+
+# ---------------------------------------------------------------- a page a researcher reads
+
+
+def test_contents_bar_and_collapsed_sections():
+    r = Report("page")
+    r.heading("Overview")
+    with r.section("Model A", hint="KMeans") as a1:
+        r.heading("inner", 2)  # inside a section: not a contents entry
+        r.text("body")
+    with r.section("Model A", open=True) as a2:  # same title: a distinct anchor
+        pass
+    assert a1 != a2
+    html = r.to_html()
+    nav = re.search(r'<nav class="toc">(.*?)</nav>', html).group(1)
+    assert re.findall(r'href="#([^"]+)"', nav) == ["overview", a1, a2]
+    assert f'<details class="section" id="{a1}"><summary>' in html
+    assert f'<details class="section" id="{a2}" open>' in html
+    assert html.count("<details") == html.count("</details>") == 2
+    assert html.index("<nav") < html.index('id="overview"')  # the bar comes first
+    other = Report("other")
+    with other.section("Model A"):
+        pass
+    with pytest.raises(ValueError, match="anchors"):
+        r.extend(other)
+    _assert_self_contained(html)
+
+
+def test_curves_have_integer_epoch_ticks_and_named_series():
+    from unsup.report.quality import history_axes, series_label
+
+    hist = [{"epoch": 0.5 * (i + 1), "step": i + 1, "loss": 1.0 / (i + 1), "val_loss": 2.0}
+            for i in range(7)]  # records inside epochs (MCMC monitors): fractional epochs
+    x, xlabel = history_axes(hist)
+    assert x == [0.5 * (i + 1) for i in range(7)] and xlabel.startswith("epoch")
+    assert series_label("val_loss") == "validation loss"
+    fig = curves_plot({"training loss": [h["loss"] for h in hist]}, xlabel, "loss", x=x)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == xlabel and ax.get_ylabel() == "loss"
+    ticks = ax.get_xticks()
+    np.testing.assert_array_equal(ticks, np.round(ticks))
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), x)
+    fig = curves_plot({"a": [1, 2, 3], "b": [10, 20, 30]}, "epoch", panels=True)
+    assert [a.get_ylabel() for a in fig.axes] == ["a", "b"]
+    assert fig.axes[-1].get_xlabel() == "epoch"
+
+
+def test_projection_axes_name_the_space_and_the_variance(monkeypatch):
+    from sklearn.decomposition import PCA as SkPCA
+
+    import unsup.report.sections as sec
+
+    seen = {}
+
+    def spy(Z, labels=None, **kw):
+        seen.update(kw, Z=Z)
+        return Figure()
+
+    monkeypatch.setattr(sec, "embedding_plot", spy)
+    X, y = _data(n=60, d=16)
+    model_report(FakeModel(), X, y)
+    ratio = SkPCA(2, random_state=0).fit(X).explained_variance_ratio_
+    assert seen["xlabel"] == f"PC 1 of the inputs (input units; {100 * ratio[0]:.1f}% of variance)"
+    assert seen["ylabel"].startswith("PC 2 of the inputs")
+    assert seen["legend_title"] == "predicted cluster"
+    fig = embedding_plot(np.zeros((4, 2)), None, xlabel="u", ylabel="v")
+    assert (fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()) == ("u", "v")
+
+
+def test_sample_diversity_against_the_histogram():
+    from scipy.stats import entropy
+
+    from unsup.data import load
+    from unsup.report.quality import sample_diversity
+
+    ds = load("digits")
+    X, y = ds.X[:500], ds.y[:500]
+    stuck = np.repeat(X[y == 3][:1], 32, axis=0)  # one image, 32 times
+    d = sample_diversity(stuck, X, y)
+    assert d["histogram"][d["classes"].index(d["top_class"])] == 32 and d["top_share"] == 1.0
+    assert d["effective_classes"] == pytest.approx(1.0) and d["distance_ratio"] == 0.0
+    assert d["mixed"] is False and d["data_effective_classes"] > 9.5
+    spread = np.concatenate([X[y == c][:3] for c in range(10)])  # 3 real digits of each class
+    d = sample_diversity(spread, X, y)
+    h = np.array(d["histogram"])
+    assert h.sum() == 30 and (h > 0).sum() >= 9  # the classifier saw these rows
+    assert d["effective_classes"] == pytest.approx(np.exp(entropy(h / h.sum())))
+    assert d["mixed"] is True and 0.7 < d["distance_ratio"] < 1.3
+    assert sample_diversity(stuck, X, None) is None  # no labels: nothing to measure
+
+
+def test_samples_section_notes_a_collapsed_sampler():
+    X, y = _data(n=90, d=16)
+
+    class Stuck(FakeModel):
+        def sample(self, n, random_state=None):
+            return np.repeat(X[:1], n, axis=0)
+
+    html = model_report(Stuck(), X, y, image_shape=(4, 4)).to_html()
+    assert "Sample diversity" in html and '<p class="note">The samples are not diverse' in html
+
+    class Spread(FakeModel):
+        def sample(self, n, random_state=None):
+            return X[np.random.default_rng(0).choice(len(X), n, replace=False)]
+
+    html = model_report(Spread(), X, y, image_shape=(4, 4)).to_html()
+    assert "Sample diversity" in html and "not diverse" not in html
+
+
+def test_representation_quality_against_a_peer():
+    from sklearn.model_selection import train_test_split
+
+    from unsup.data import load
+    from unsup.decomposition import PCA
+    from unsup.metrics.probes import linear_probe
+    from unsup.report.quality import representation_quality
+
+    ds = load("digits")
+    X, y = ds.X[:400], ds.y[:400]
+    pca = PCA(8, random_state=0).fit(X)
+    rows = {r["measure"]: r for r in representation_quality(pca, X, y)}
+    R = np.asarray(pca.inverse_transform(pca.transform(X)), dtype=np.float64)
+    sse = ((R - X) ** 2).sum(1).mean()
+    assert rows["reconstruction error"]["value"] == pytest.approx(sse, rel=1e-5)
+    a, b = train_test_split(np.arange(400), test_size=0.5, random_state=0, stratify=y)
+    peer = linear_probe(pca, X[a], y[a], X[b], y[b], max_iter=300)["accuracy"]
+    assert rows["linear probe accuracy"]["value"] == peer > 0.5
+    given = representation_quality(pca, X, y, probe=0.875)
+    assert [r["value"] for r in given if r["measure"] == "linear probe accuracy"] == [0.875]
+
+
+def test_demo_summary_groups_likelihoods_and_picks_pictures():
+    from unsup.demo import _summary
+    from unsup.likelihood import Likelihood
+
+    models = Report("models")
+    for title in ("RBM", "GMM"):
+        with models.section(title):
+            models.heading("2-D projection", 3)
+            models.figure(Figure(figsize=(1, 1)), caption=f"{title} projection")
+            models.heading("Samples", 3)
+            models.figure(Figure(figsize=(1, 1)), caption=f"{title} samples")
+    disc = Likelihood(-90.0, "stochastic estimate", "forward AIS", "discrete", 100, 784,
+                      transform="binarised at 0.5").to_dict()
+    cont = Likelihood(370.0, "exact", "closed form", "continuous", 100).to_dict()
+    rows = [{"model": "RBM", "test log-likelihood (nats/sample)": -90.0, "test accuracy": None},
+            {"model": "GMM", "test log-density (continuous, nats/sample)": 370.0,
+             "test accuracy": 0.5}]
+    rep = Report("demo")
+    _summary(rep, models, rows, [("RBM", disc), ("GMM", cont)], _FakeTrain(), "test set")
+    html = rep.to_html()
+    tables = re.findall(r"<table>.*?</table>", html, re.S)
+    assert len(tables) == 3
+    assert "log-likelihood" not in tables[0] and "log-density" not in tables[0]
+    lk = {t: re.findall(r"<td>(RBM|GMM)</td>", t) for t in tables[1:]}
+    assert sorted(v[0] for v in lk.values()) == ["GMM", "RBM"]  # one model per data kind
+    assert all(len(v) == 1 for v in lk.values())
+    assert "binarised at 0.5" in html
+    gallery = re.search(r'<div class="gallery">.*?</div>', html, re.S).group(0)
+    assert gallery.count("<img") == 2 and gallery.count("<br>Samples</figcaption>") == 2
+
+
+class _FakeTrain:
+    X = np.zeros((10, 4))

@@ -108,7 +108,7 @@ def _summary(report: Any, models: Any, rows: list[dict[str, Any]],
              lks: list[tuple[str, dict[str, Any]]], train: Any, test_name: str) -> None:
     """The comparison table, the likelihoods grouped by the data they are computed on, and
     each model's best picture."""
-    from unsup.likelihood import Likelihood
+    from unsup.report.sections import likelihood_record
 
     report.text(f"Trained on mnist5k ({len(train.X)} MNIST training digits, pixels in [0, 1]); "
                 f"evaluated on the {test_name}, which shares no image with the training set. "
@@ -123,7 +123,7 @@ def _summary(report: Any, models: Any, rows: list[dict[str, Any]],
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for title, lk in lks:
         key = (lk["support"], lk.get("transform") or "")
-        col = Likelihood(lk["nats"], lk["kind"], lk["estimator"], lk["support"]).column
+        col = next(iter(likelihood_record(lk)))  # its own column: discrete or continuous
         row = {"model": title, col: lk["nats"], "kind": f"{lk['kind']} ({lk['estimator']})"}
         if lk.get("bits_per_dim") is not None:
             row["bits/dim"] = lk["bits_per_dim"]
@@ -138,7 +138,7 @@ def _summary(report: Any, models: Any, rows: list[dict[str, Any]],
         report.table(grows, caption=f"Mean log-likelihood per test image (nats), computed on "
                                     f"{data} ({what}). Compare only within this table.")
     items = []
-    for title, anchor in models._toc:
+    for anchor, title in models._toc:
         fig = _best_picture(models, anchor)
         if fig is not None:
             items.append((title, anchor, fig))

@@ -295,6 +295,7 @@ def curves_plot(
     logy: bool = False,
     x: Sequence[float] | None = None,
     panels: bool = False,
+    integer_ticks: bool = True,
 ) -> Figure:
     """Line plot of several named series, against ``x`` (default ``0, 1, ..., len - 1``).
 
@@ -313,6 +314,9 @@ def curves_plot(
     panels : bool, default=False
         One panel per series, stacked with a shared x-axis: for series on different scales
         or in different units, which one y-axis would misrepresent.
+    integer_ticks : bool, default=True
+        Ticks at whole numbers only (epochs, steps, iterations), even when records fall
+        between them.
 
     Returns
     -------
@@ -321,7 +325,6 @@ def curves_plot(
     items = [(str(k), _to_numpy(v).astype(np.float64, copy=False).reshape(-1))
              for k, v in series.items()]
     xs = None if x is None else np.asarray(x, dtype=np.float64).reshape(-1)
-    integer_x = xs is None or bool(np.all(xs == np.round(xs)))
     n_ax = len(items) if panels and items else 1
     fig = Figure(figsize=(6.5, 4.0 if n_ax == 1 else 1.2 + 1.7 * n_ax))
     axes = [fig.add_subplot(n_ax, 1, 1)]
@@ -337,7 +340,7 @@ def curves_plot(
     for ax in axes:
         if logy:
             ax.set_yscale("log")
-        if integer_x:
+        if integer_ticks:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.tick_params(labelsize=7)
