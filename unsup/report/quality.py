@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["sample_diversity", "representation_quality", "history_axes"]
+__all__ = ["sample_diversity", "diversity_note", "representation_quality", "history_axes",
+           "series_label"]
 
 _MAX_FIT = 2000  # rows for the report's own classifiers (seconds, not minutes)
 _classifiers: dict[str, Any] = {}  # one classifier per (data, labels): shared by a report's models
@@ -154,6 +155,30 @@ def representation_quality(model: Any, X: Any, y: Any = None, seed: int = 0,
                          "unit": "fraction correct", "on": f"half of {len(sub)} report rows "
                          f"(trained on the other half, {res['n_codes']} codes)"})
     return rows
+
+
+def diversity_note(report: Any, S: Any, X: Any, y: Any, seed: int = 0) -> dict[str, Any] | None:
+    """The class histogram of the samples under a classifier fitted on the report's labelled
+    data, and a note when they cover few classes (a chain that has not mixed). For families'
+    sections too: ``diversity_note(ctx.report, chains[-1], ctx.X, ctx.y, ctx.seed)``.
+    Returns the measurement (:func:`sample_diversity`), or None without labels."""
+    d = sample_diversity(S, X, y, seed)
+    if d is None:
+        return None
+    hist = ", ".join(f"{c}: {n}" for c, n in zip(d["classes"], d["histogram"], strict=True))
+    report.text(f"Sample diversity: a logistic regression fitted on {d['classifier_rows']} "
+                f"labelled rows of the report's data classifies the {d['n_samples']} samples "
+                f"as {{{hist}}}: {d['effective_classes']:.1f} effective classes (exp of the "
+                f"entropy; the data: {d['data_effective_classes']:.1f}); mean pairwise distance "
+                f"{d['distance_ratio']:.2f} × that of as many data rows.")
+    if not d["mixed"]:
+        report.note(f"The samples are not diverse: {100 * d['top_share']:.0f}% of them are "
+                    f"classified as {d['top_class']}, and they cover "
+                    f"{d['effective_classes']:.1f} effective classes of the data's "
+                    f"{d['data_effective_classes']:.1f}. For an MCMC sampler (Gibbs chains) "
+                    "this means the chain has not mixed (run it longer, or train with more "
+                    "persistent chains); for other samplers, the model covers few modes.")
+    return d
 
 
 _KNOWN = {"loss": "training loss", "val_loss": "validation loss"}

@@ -422,7 +422,9 @@ def model_report(
                 report.figure(image_grid(S, image_shape, ncols=8),
                               caption=f"{S.shape[0]} samples drawn with sample({_N_SAMPLES}), "
                                       f"seed {seed}.")
-                _diversity_note(report, S, Xn, yn, seed)
+                from unsup.report.quality import diversity_note
+
+                diversity_note(report, S, Xn, yn, seed)
 
             sections.run("Samples", _samples)
 
@@ -547,29 +549,6 @@ def _find_number(metrics: Any, key: str) -> float | None:
         if found is not None:
             return found
     return None
-
-
-def _diversity_note(report: Report, S: np.ndarray, X: Any, y: Any, seed: int) -> None:
-    """The class histogram of the samples under a classifier fitted on the report's labelled
-    data, and a note when they cover few classes (a chain that has not mixed)."""
-    from unsup.report.quality import sample_diversity
-
-    d = sample_diversity(S, X, y, seed)
-    if d is None:
-        return
-    hist = ", ".join(f"{c}: {n}" for c, n in zip(d["classes"], d["histogram"], strict=True))
-    report.text(f"Sample diversity: a logistic regression fitted on {d['classifier_rows']} "
-                f"labelled rows of the report's data classifies the {d['n_samples']} samples "
-                f"as {{{hist}}}: {d['effective_classes']:.1f} effective classes (exp of the "
-                f"entropy; the data: {d['data_effective_classes']:.1f}); mean pairwise distance "
-                f"{d['distance_ratio']:.2f} × that of as many data rows.")
-    if not d["mixed"]:
-        report.note(f"The samples are not diverse: {100 * d['top_share']:.0f}% of them are "
-                    f"classified as {d['top_class']}, and they cover "
-                    f"{d['effective_classes']:.1f} effective classes of the data's "
-                    f"{d['data_effective_classes']:.1f}. For an MCMC sampler (Gibbs chains) "
-                    "this means the chain has not mixed (run it longer, or train with more "
-                    "persistent chains); for other samplers, the model covers few modes.")
 
 
 def draw_samples(model: Any, n: int, seed: int | None = None) -> np.ndarray:
