@@ -511,3 +511,20 @@ def test_demo_summary_groups_likelihoods_and_picks_pictures():
 
 class _FakeTrain:
     X = np.zeros((10, 4))
+
+
+def test_demo_scores_on_the_real_test_set(tmp_path, monkeypatch):
+    """No ../shared, no UNSUP_MNIST_DIR: the demo still tests on MNIST test digits (the packaged
+    copy), none of which is a training row."""
+    from unsup.data import datasets as ds_mod
+    from unsup.data import load
+    from unsup.demo import _data
+
+    monkeypatch.delenv("UNSUP_MNIST_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ds_mod, "_PROJECT_ROOT", tmp_path / "project")
+    train, test, name = _data(quick=True)
+    assert "MNIST test set" in name and len(test.X) == 1000
+    full = {r.tobytes() for r in load("mnist-test").X}
+    assert all(r.tobytes() in full for r in test.X)
+    assert not {r.tobytes() for r in train.X} & full
