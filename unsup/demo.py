@@ -74,6 +74,23 @@ def _likelihood_columns(lk: dict[str, Any] | None) -> dict[str, Any]:
             "likelihood kind": f"{rec['kind']} ({rec['estimator']})"}
 
 
+def _headline(t: dict[str, Any], row: dict[str, Any]) -> list[str]:
+    """What the console says about one model: the test numbers it has, and only those."""
+    out = []
+    if isinstance(t.get("accuracy"), float) and t["accuracy"] == t["accuracy"]:  # not NaN
+        out.append(f"test accuracy {t['accuracy']:.3f}, NMI {t.get('nmi', float('nan')):.3f}")
+    lk = t.get("likelihood")
+    if lk is not None:
+        what = "log-likelihood" if lk["support"] == "discrete" else "log-density (continuous)"
+        out.append(f"test {what} {lk['nats']:.2f} nats/image ({lk['kind']}, "
+                   f"{lk['estimator']})")
+    if row.get("test reconstruction SSE/image") is not None:
+        out.append(f"test reconstruction SSE/image {row['test reconstruction SSE/image']:.2f}")
+    if row.get("test linear-probe accuracy") is not None:
+        out.append(f"linear probe {row['test linear-probe accuracy']:.3f}")
+    return out
+
+
 def _probe_accuracy(model: Any, train: Any, test: Any) -> float | None:
     """Linear-probe test accuracy of a representation learner's codes (logistic regression on
     1,000 class-balanced training codes); None for models that cluster or do not transform."""
@@ -189,18 +206,7 @@ def run_demo(out: Path, quick: bool = False, echo: Callable[[str], None] = print
             lks.append((entry.title, t["likelihood"]))
         rows.append(row)
         fitted.append((entry, model, metrics))
-        acc, nmi = t.get("accuracy", float("nan")), t.get("nmi", float("nan"))
-        if "accuracy" not in t and t.get("likelihood") is not None:
-            lk = t["likelihood"]
-            what = ("log-likelihood" if lk["support"] == "discrete"
-                    else "log-density (continuous)")
-            echo(f"  {entry.title}: {seconds:.1f} s, test {what} {lk['nats']:.2f} nats/image "
-                 f"({lk['kind']}, {lk['estimator']})")
-        elif row["test reconstruction SSE/image"] is not None and "accuracy" not in t:
-            echo(f"  {entry.title}: {seconds:.1f} s, test reconstruction SSE/image "
-                 f"{row['test reconstruction SSE/image']:.2f}")
-        else:
-            echo(f"  {entry.title}: {seconds:.1f} s, test accuracy {acc:.3f}, NMI {nmi:.3f}")
+        echo(f"  {entry.title}: {seconds:.1f} s" + "".join(f", {p}" for p in _headline(t, row)))
     models = Report("models")
     for entry, model, metrics in fitted:
         model_report(model, test.X, test.y, image_shape=train.image_shape, metrics=metrics,
