@@ -142,7 +142,8 @@ def attraction(Y: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, p: torch
                Y_src: torch.Tensor | None = None) -> torch.Tensor:
     """``Σ_j p_ij w_ij (y_i - y_j)`` over the edges (sources ``Y_src``, default ``Y``)."""
     Y_src = Y if Y_src is None else Y_src
-    diff = Y[rows] - Y_src[cols]
+    # index_select, not Y[rows]: ~1.5x faster on CPU for millions of edges
+    diff = Y.index_select(0, rows) - Y_src.index_select(0, cols)
     w = p / (1.0 + diff.pow(2).sum(1))
     return torch.zeros_like(Y).index_add_(0, rows, w[:, None] * diff)
 
@@ -150,6 +151,6 @@ def attraction(Y: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, p: torch
 def kl_divergence(Y: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, p: torch.Tensor,
                   Z: float) -> float:
     """``KL(P‖Q) = Σ p log p - Σ p log w + log Z`` over the edges (``Σ p = 1``)."""
-    d2 = (Y[rows] - Y[cols]).pow(2).sum(1)
+    d2 = (Y.index_select(0, rows) - Y.index_select(0, cols)).pow(2).sum(1)
     pos = p > 0
     return float((p[pos] * (torch.log(p[pos]) + torch.log1p(d2[pos]))).sum() + math.log(Z))
