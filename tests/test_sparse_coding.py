@@ -171,3 +171,14 @@ def test_psd_encoder_learns_to_predict_the_codes():
     assert err < 0.5 and err < err0
     np.testing.assert_allclose(np.linalg.norm(m.components_, axis=1), 1, atol=1e-5)
     np.testing.assert_allclose(m.inverse_transform(Z), Z @ m.components_, rtol=1e-4, atol=1e-5)
+
+
+def test_online_learning_takes_lists_and_tensors():
+    import torch
+
+    X = np.random.default_rng(0).normal(size=(50, 4))
+    kw = dict(batch_size=16, max_iter=2, random_state=0, device="cpu")
+    ref = SparseCoding(3, **kw).fit(X).components_
+    np.testing.assert_array_equal(SparseCoding(3, **kw).fit(X.tolist()).components_, ref)
+    np.testing.assert_array_equal(SparseCoding(3, **kw).fit(torch.as_tensor(X)).components_,
+                                  ref)

@@ -352,6 +352,8 @@ class SparseCoding(TransformerMixin, BaseEstimator):
 
     def _fit_online(self, X: Any, rs: np.random.RandomState,
                     gen: torch.Generator) -> SparseCoding:
+        if not isinstance(X, (np.ndarray, torch.Tensor)):  # lists, data frames: into memory
+            X = check_array(X, device="cpu")
         first = check_array(_rows(X, np.arange(min(len(X), 1))) if len(X) else X,
                             device=self._device())  # clear errors for empty / 1-D input
         n = int(len(X))
