@@ -203,7 +203,7 @@ def test_model_report_fake_model(tmp_path, fake_centres_section):
               "2-D projection"]:
         assert f">{h}</h2>" in html, h
     assert html.count('<img src="data:image/png;base64,') == 4
-    assert "extra.nmi" in html
+    assert "<th>extra</th>" in html and "<td>nmi</td>" in html  # a column per group
     assert "<title>Fake &lt;model&gt;</title>" in html
     assert "&lt;b&gt;bold&lt;/b&gt;" in html and "<b>bold</b>" not in html
     assert "n_iter_" in html and "inertia_" in html
@@ -361,7 +361,7 @@ def test_contents_bar_and_collapsed_sections():
         pass
     assert a1 != a2
     html = r.to_html()
-    nav = re.search(r'<nav class="toc">(.*?)</nav>', html).group(1)
+    nav = re.search(r'<nav class="toc">(.*?)</nav>', html, re.S).group(1)
     assert re.findall(r'href="#([^"]+)"', nav) == ["overview", a1, a2]
     assert f'<details class="section" id="{a1}"><summary>' in html
     assert f'<details class="section" id="{a2}" open>' in html
@@ -528,3 +528,17 @@ def test_demo_scores_on_the_real_test_set(tmp_path, monkeypatch):
     full = {r.tobytes() for r in load("mnist-test").X}
     assert all(r.tobytes() in full for r in test.X)
     assert not {r.tobytes() for r in train.X} & full
+
+
+def test_metric_rows_put_train_and_test_side_by_side():
+    from unsup.report.sections import metric_rows
+
+    rows = metric_rows({"fit_seconds": 3.0, "train": {"nmi": 0.5, "acc": 0.25},
+                        "test": {"nmi": 0.4, "sub": {"k": 1}}})
+    assert rows == [
+        {"metric": "fit_seconds", "train": None, "test": None, "value": 3.0},
+        {"metric": "nmi", "train": 0.5, "test": 0.4, "value": None},
+        {"metric": "acc", "train": 0.25, "test": None, "value": None},
+        {"metric": "sub.k", "train": None, "test": 1, "value": None},
+    ]
+    assert metric_rows({"nmi": 0.5}) == [{"metric": "nmi", "value": 0.5}]

@@ -85,9 +85,10 @@ def report_file(tmp_path_factory) -> Path:
     rep = Report("browser check")
     with rep.section("Summary", open=True):
         rep.text("summary first")
-    for title, model in (("k-means", KMeans(10, random_state=0).fit(X)),
-                         ("PCA", PCA(8, random_state=0).fit(X)),
-                         ("stuck sampler", _Collapsing(X))):
+    # long titles, as the demo's: the contents bar must wrap, not scroll sideways
+    for title, model in (("k-means (K=10, k-means++, Lloyd)", KMeans(10, random_state=0).fit(X)),
+                         ("PCA (8 components, exact SVD)", PCA(8, random_state=0).fit(X)),
+                         ("stuck sampler (every sample is one image)", _Collapsing(X))):
         model_report(model, X, y, image_shape=ds.image_shape, title=title, report=rep)
     path = tmp_path_factory.mktemp("browser") / "report.html"
     rep.save(path)

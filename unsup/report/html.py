@@ -41,7 +41,8 @@ figure { margin: 1em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: .9em; color: #555; }
 footer { margin-top: 3em; font-size: .8em; color: #888; }
-td { overflow-wrap: anywhere; max-width: 40em; }
+td { overflow-wrap: break-word; max-width: 40em; }
+td.num { white-space: nowrap; }
 nav.toc { position: sticky; top: 0; z-index: 10; background: #fff; border-bottom: 1px solid #bbb;
           padding: .45em 0; font-size: .9em; line-height: 1.9; }
 nav.toc a { margin-right: .35em; padding: .1em .45em; border: 1px solid #ccd; border-radius: 3px;
@@ -345,7 +346,7 @@ class Report:
         body = "\n".join(self._blocks)
         toc = ""
         if len(self._toc) > 1:
-            links = "".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t in self._toc)
+            links = "\n".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t in self._toc)
             toc = f'<nav class="toc"><b>Contents:</b> {links}</nav>\n'
         return (
             "<!DOCTYPE html>\n"

@@ -177,7 +177,11 @@ def diversity_note(report: Any, S: Any, X: Any, y: Any, seed: int = 0) -> dict[s
                     f"{d['effective_classes']:.1f} effective classes of the data's "
                     f"{d['data_effective_classes']:.1f}. For an MCMC sampler (Gibbs chains) "
                     "this means the chain has not mixed (run it longer, or train with more "
-                    "persistent chains); for other samplers, the model covers few modes.")
+                    "persistent chains); for other samplers, the model covers few modes."
+                    + (" Caveat: these samples are far from every data image (pairwise distance "
+                       f"{d['distance_ratio']:.2f} × the data's, e.g. noisy Bernoulli draws), "
+                       "where a classifier fitted on the data is less reliable."
+                       if d["distance_ratio"] > 1.3 else ""))
     return d
 
 

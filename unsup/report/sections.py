@@ -351,9 +351,9 @@ def model_report(
 
             def _metrics() -> None:
                 m = metrics if metrics is not None else clustering_report(yn, predictions())
-                flat = flatten_dict(_drop_likelihoods(m))  # those have their own section
-                report.table([{"metric": k, "value": _short(v)} for k, v in flat.items()],
-                             caption="Metrics")
+                report.table(metric_rows(_drop_likelihoods(m)),  # likelihoods: own section
+                             caption="Metrics (one column per data set the model was measured "
+                                     "on)")
 
             sections.run("Metrics", _metrics)
 
@@ -535,6 +535,21 @@ def model_report(
             sections.run(heading, lambda fn=fn: fn(model, ctx))
 
     return report
+
+
+def metric_rows(m: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Metrics as table rows, one column per nested group: ``{"train": {"nmi": .5}, "test":
+    {"nmi": .4}, "fit_seconds": 3}`` gives rows ``nmi | .5 | .4`` and ``fit_seconds | 3`` (under
+    "value"), so train and test numbers sit side by side instead of in one long column."""
+    groups = [str(k) for k, v in m.items() if isinstance(v, Mapping)]
+    rows: dict[str, dict[str, Any]] = {}
+    for key, v in flatten_dict(m).items():
+        head, _, rest = key.partition(".")
+        col, name = (head, rest) if rest and head in groups else ("value", key)
+        rows.setdefault(name, {"metric": name})[col] = _short(v)
+    cols = ["metric", *groups, "value"]
+    return [{c: r.get(c) for c in cols if any(c in q for q in rows.values())}
+            for r in rows.values()]
 
 
 def _find_number(metrics: Any, key: str) -> float | None:
