@@ -122,6 +122,16 @@ class TSNE(TransformerMixin, BaseEstimator):
         Kept for ``transform`` (the neighbours of new points are searched among them).
     """
 
+    # scikit-learn checks t-SNE fails by design (read by tests/test_common.py)
+    _expected_failed_checks: dict[str, str] = {
+        "check_transformer_general": "fit_transform returns the jointly optimised map; "
+        "transform places points against that fixed map, so the two differ by design",
+        "check_transformer_data_not_an_array": "as check_transformer_general: fit_transform "
+        "and fit(X).transform(X) differ by design",
+        "check_methods_subset_invariance": "transform's interpolation grid spans the points "
+        "transformed together, so a subset agrees to interpolation accuracy, not to 1e-7",
+    }
+
     _test_params: dict[str, Any] = {"perplexity": 5.0, "n_iter": 60,
                                    "early_exaggeration_iter": 20, "transform_n_iter": 30,
                                    "random_state": 0}
@@ -277,15 +287,3 @@ class TSNE(TransformerMixin, BaseEstimator):
                         / phi0[:, None])
             opt.step(Y, grad, 1.0, 0.5 if it < 50 else 0.8, max_grad_norm=0.25)
         return Y.cpu().numpy()
-
-
-# check_estimator asks fit_transform(X) == fit(X).transform(X); for t-SNE they differ by design
-# (transform places points against the fixed map; the training points' own map positions come
-# from the joint optimisation), so the class declares itself non-deterministic in that sense.
-def _tags(self: TSNE) -> Any:
-    tags = super(TSNE, self).__sklearn_tags__()
-    tags.non_deterministic = True
-    return tags
-
-
-TSNE.__sklearn_tags__ = _tags  # type: ignore[method-assign]
