@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["run_demo", "demo_entries", "DemoEntry"]
+__all__ = ["run_demo", "build_report", "demo_entries", "DemoEntry"]
 
 
 @dataclass
@@ -169,7 +169,6 @@ def _summary(report: Any, models: Any, rows: list[dict[str, Any]],
 def run_demo(out: Path, quick: bool = False, echo: Callable[[str], None] = print) -> Path:
     """Fit every demo entry, evaluate on the test split, write ``OUT/report.html``."""
     from unsup.metrics import evaluate_model
-    from unsup.report import Report, model_report
 
     out.mkdir(parents=True, exist_ok=True)
     train, test, test_name = _data(quick)
@@ -207,13 +206,25 @@ def run_demo(out: Path, quick: bool = False, echo: Callable[[str], None] = print
         rows.append(row)
         fitted.append((entry, model, metrics))
         echo(f"  {entry.title}: {seconds:.1f} s" + "".join(f", {p}" for p in _headline(t, row)))
+    (out / "metrics.json").write_text(json.dumps(rows, indent=2, default=float))
+    report = build_report([(e.title, m, met) for e, m, met in fitted], rows, lks, train, test,
+                          test_name)
+    return Path(report.save(out / "report.html"))
+
+
+def build_report(fitted: list[tuple[str, Any, dict[str, Any]]], rows: list[dict[str, Any]],
+                 lks: list[tuple[str, dict[str, Any]]], train: Any, test: Any,
+                 test_name: str) -> Any:
+    """The demo's page: the summary first, then one collapsed section per model (drawn on the
+    test data)."""
+    from unsup.report import Report, model_report
+
     models = Report("models")
-    for entry, model, metrics in fitted:
+    for title, model, metrics in fitted:
         model_report(model, test.X, test.y, image_shape=train.image_shape, metrics=metrics,
-                     title=entry.title, report=models, hint=type(model).__name__)
+                     title=title, report=models, hint=type(model).__name__)
     report = Report("unsup demo: every family on MNIST")
     with report.section("Summary", open=True):
         _summary(report, models, rows, lks, train, test_name)
     report.extend(models)
-    (out / "metrics.json").write_text(json.dumps(rows, indent=2, default=float))
-    return Path(report.save(out / "report.html"))
+    return report
