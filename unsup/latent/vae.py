@@ -83,8 +83,8 @@ _pos = Interval(Integral, 1, None, closed="left")
                 demo=Demo("VAE 784-200-200-50 (tanh, Bernoulli decoder; pixels thresholded at "
                           "0.5; log-likelihood of the binarised image, IS-100 estimate)",
                           params={"binarize_input": 0.5, "n_eval_samples": 100,
-                                  "random_state": 0},
-                          quick={"epochs": 20}, order=45))
+                                  "epochs": 40, "random_state": 0},
+                          quick={"epochs": 10}, order=45))
 class VAE(TransformerMixin, GradientEstimator):
     """Variational autoencoder with a Gaussian encoder and a decoder that follows the data.
 

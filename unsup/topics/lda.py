@@ -12,7 +12,7 @@ from sklearn.base import TransformerMixin
 from unsup import distributed as ud
 from unsup.base import make_generator, report_progress
 from unsup.params import Interval, StrOptions
-from unsup.registry import Demo, register_model
+from unsup.registry import register_model
 from unsup.topics._base import TopicModelBase
 from unsup.topics._docs import SparseDocs, admixture_completion, sddmm, spmm, spmm_t
 from unsup.topics._gibbs import gibbs_sweep
@@ -54,8 +54,7 @@ def vb_e_step(ch: SparseDocs, exp_elog_beta_t: torch.Tensor, alpha: torch.Tensor
 
 @register_model("lda", family="topics", aliases=("latent-dirichlet-allocation",),
                 summary="latent Dirichlet allocation: variational Bayes (batch/online) or "
-                        "collapsed Gibbs",
-                demo=Demo("LDA (K=10, VB)", params={"n_components": 10}, order=303))
+                        "collapsed Gibbs")
 class LDA(TransformerMixin, EMEngine, TopicModelBase):
     r"""Latent Dirichlet allocation (Blei, Ng & Jordan 2003).
 

@@ -12,7 +12,7 @@ from sklearn.base import TransformerMixin
 from unsup import distributed as ud
 from unsup.base import make_generator
 from unsup.params import Interval
-from unsup.registry import Demo, register_model
+from unsup.registry import register_model
 from unsup.topics._base import TopicModelBase
 from unsup.topics._docs import SparseDocs, spmm, spmm_t
 from unsup.train.em import EMEngine
@@ -22,9 +22,7 @@ __all__ = ["MixtureOfUnigrams"]
 
 @register_model("mixture-of-unigrams", family="topics", aliases=("mixture-unigrams", "mou"),
                 summary="mixture of unigrams: one topic per document, EM (naive Bayes "
-                        "without labels)",
-                demo=Demo("mixture of unigrams (K=10)", params={"n_components": 10},
-                          order=301))
+                        "without labels)")
 class MixtureOfUnigrams(TransformerMixin, EMEngine, TopicModelBase):
     r"""Mixture of unigrams (Nigam et al. 2000): a document picks one topic, then all its words.
 

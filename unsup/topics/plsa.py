@@ -12,7 +12,7 @@ from sklearn.base import TransformerMixin
 from unsup import distributed as ud
 from unsup.base import make_generator
 from unsup.params import Interval
-from unsup.registry import Demo, register_model
+from unsup.registry import register_model
 from unsup.topics._base import TopicModelBase
 from unsup.topics._docs import SparseDocs, admixture_completion, fold_in
 from unsup.train.em import EMEngine
@@ -21,8 +21,7 @@ __all__ = ["PLSA"]
 
 
 @register_model("plsa", family="topics", aliases=("plsi",),
-                summary="probabilistic latent semantic analysis by (tempered) EM",
-                demo=Demo("pLSA (K=10)", params={"n_components": 10}, order=302))
+                summary="probabilistic latent semantic analysis by (tempered) EM")
 class PLSA(TransformerMixin, EMEngine, TopicModelBase):
     r"""pLSA (Hofmann 1999): every word of document d picks a topic from the document's own
     proportions θ_d, then a word from that topic.

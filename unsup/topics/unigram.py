@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from unsup.params import Interval
-from unsup.registry import Demo, register_model
+from unsup.registry import register_model
 from unsup.topics._base import TopicModelBase
 from unsup.topics._docs import SparseDocs
 
@@ -18,8 +18,7 @@ __all__ = ["UnigramLM"]
 
 
 @register_model("unigram-lm", family="topics", aliases=("unigram",),
-                summary="unigram language model over word counts (additive smoothing)",
-                demo=Demo("unigram LM", params={"smoothing": 1.0}, order=300))
+                summary="unigram language model over word counts (additive smoothing)")
 class UnigramLM(TopicModelBase):
     r"""Unigram language model with additive (Lidstone) smoothing.
 
