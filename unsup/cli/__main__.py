@@ -1,0 +1,5 @@
+import sys
+
+from unsup.cli import main
+
+sys.exit(main())

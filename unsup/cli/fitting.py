@@ -1,0 +1,417 @@
+"""``unsup fit MODEL``: options generated from the estimator's ``__init__``, run directories.
+
+Order of work: parameters (the estimator's own constraints), the run directory (empty, or
+``--overwrite`` / ``--resume``; writable), the data and test data (same width), and only then
+training. An unseeded run draws its seed once and records it, so it can be resumed and
+reproduced. ``--resume`` takes the recorded parameters; a changed parameter that affects
+training is refused by name, budgets (:data:`MAY_CHANGE`) are applied and recorded. See
+:mod:`unsup.runs` for what the directory holds.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import os
+import re
+import shlex
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from unsup.cli._app import (
+    UserError,
+    WholeHelpGroup,
+    echo_json,
+    first_line,
+    load_data,
+    print_metrics,
+)
+
+__all__ = ["fit", "MAY_CHANGE"]
+
+# run-level options replace these estimator parameters (resume) or hide them (verbose)
+_SKIP = {"verbose", "resume"}
+#: parameters a resumed run may change: budgets and logging; anything else is refused
+MAY_CHANGE = frozenset({"epochs", "max_steps", "max_iter", "n_updates", "n_iter", "verbose",
+                        "log_every", "checkpoint_every", "tensorboard", "device",
+                        "checkpoint_dir", "log_dir"})
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(`])")
+
+
+def _param_docs(cls: type, limit: int = 200) -> dict[str, str]:
+    """Each parameter's description in the numpydoc ``Parameters`` section: whole sentences,
+    as many as fit in ``limit`` characters (always the first); choices ``{...}`` kept."""
+    doc = inspect.getdoc(cls) or ""
+    m = re.search(r"Parameters\n-+\n(.*?)(\n\w[\w ]*\n-+\n|\Z)", doc, re.S)
+    if not m:
+        return {}
+    entries: dict[str, list[str]] = {}
+    kinds: dict[str, str] = {}
+    names: list[str] = []
+    for line in m.group(1).splitlines():
+        if line and not line.startswith(" "):
+            names = [n.strip() for n in line.split(":")[0].split(",")]
+            kind = line.split(":", 1)[1].strip() if ":" in line else ""
+            for n in names:
+                entries[n], kinds[n] = [], kind
+        elif names:
+            if not line.strip():
+                names = names if not entries[names[0]] else []  # one paragraph only
+                continue
+            for n in names:
+                entries[n].append(line.strip())
+    out = {}
+    for n, lines in entries.items():
+        text = re.sub(r"``?([^`]+)``?", r"\1", " ".join(lines))
+        text = re.sub(r":math:|:class:|:func:|:meth:", "", text)
+        sentences = _SENTENCE.split(text)
+        keep = sentences[:1]
+        for s in sentences[1:]:
+            if len(" ".join([*keep, s])) > limit:
+                break
+            keep.append(s)
+        desc = " ".join(keep)
+        choice = re.match(r"\{[^}]*\}", kinds[n])
+        out[n] = f"{choice.group(0)}: {desc}" if choice and desc else desc or kinds[n]
+    return out
+
+
+def _parse_value(text: str) -> Any:
+    """Parse an option value: numbers, booleans, None, lists; otherwise the string itself."""
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+class _NumberOrWord(click.ParamType):
+    """An int (or float) option that also passes a word through, for parameters such as
+    ``bound_samples=10`` that also accept ``"exact"``: the estimator validates the word."""
+
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+        self.name = "integer" if kind is int else "float"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.kind(value)
+        except ValueError:
+            pass
+        try:
+            return float(value) if self.kind is int and "." in value else _parse_value(value)
+        except ValueError:
+            return value
+
+
+def _shown(default: Any) -> str:
+    """A default as the user would type it: ``[256, 64]``, not ``((256, 64))``."""
+    if isinstance(default, (tuple, list)):
+        return "[" + ", ".join(_shown(v) for v in default) + "]"
+    return "None" if default is None else str(default)
+
+
+class _Option(click.Option):
+    """Shows a non-scalar default as typed (``[default: [256]]``), without click's brackets."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        rec = super().get_help_record(ctx)
+        if rec is None or not isinstance(self.show_default, str):
+            return rec
+        return rec[0], rec[1].replace(f"[default: ({self.show_default})]",
+                                      f"[default: {self.show_default}]")
+
+
+def _option_for(name: str, default: Any, help_text: str) -> click.Option:
+    flag = "--" + name.replace("_", "-")
+    if isinstance(default, bool):
+        return click.Option([f"{flag}/--no-{name.replace('_', '-')}"], default=default,
+                            help=help_text, show_default=True)
+    if isinstance(default, (int, float)):
+        return click.Option([flag], type=_NumberOrWord(type(default)), default=default,
+                            help=help_text, show_default=True)
+    if isinstance(default, str):
+        return click.Option([flag], type=str, default=default, help=help_text,
+                            show_default=True)
+    return _Option([flag], type=str, default=None, help=help_text,
+                   show_default=_shown(default))
+
+
+class _FitGroup(WholeHelpGroup):
+    """``unsup fit MODEL``: one sub-command per model, options from its parameters."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from unsup.registry import model_specs
+
+        return [s.name for s in model_specs()]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        from unsup.registry import get_model
+
+        try:
+            spec = get_model(name)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        return _make_fit_command(spec)
+
+
+_RUN_OPTIONS = [
+    click.Option(["--data"], required=True, help="Dataset name (see `unsup datasets`) or path."),
+    click.Option(["--out"], required=True, type=click.Path(file_okay=False),
+                 help="Run directory (model.safetensors, metrics.json, run.json last). "
+                      "Must be empty unless --overwrite or --resume."),
+    click.Option(["--test-data"], default=None,
+                 help="Held-out data to evaluate on after fitting (name or path)."),
+    click.Option(["--binarize"], default=None,
+                 help="Binarise the data: a threshold (e.g. 0.5) or 'stochastic'."),
+    click.Option(["--overwrite"], is_flag=True,
+                 help="Replace the run in --out (its run files are removed first)."),
+    click.Option(["--resume"], is_flag=True,
+                 help="Continue the run in --out with its recorded parameters and seed "
+                      "(from its checkpoint where the model keeps one)."),
+    click.Option(["--quiet", "-q"], is_flag=True, help="No progress bar."),
+    click.Option(["--json", "as_json"], is_flag=True,
+                 help="Print the run's record and metrics as JSON."),
+]
+
+
+def _make_fit_command(spec: Any) -> click.Command:
+    from unsup.params import group_docs
+
+    cls = spec.cls
+    docs = {**group_docs(cls), **_param_docs(cls)}
+    sig = inspect.signature(cls.__init__)
+    est_params = [p for p in sig.parameters.values()
+                  if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                  and p.name not in _SKIP]
+    params: list[click.Parameter] = list(_RUN_OPTIONS)
+    for p in est_params:
+        default = None if p.default is inspect.Parameter.empty else p.default
+        params.append(_option_for(p.name, default, docs.get(p.name, "")))
+
+    def callback(**kw: Any) -> None:
+        ctx = click.get_current_context()
+        given = {p.name for p in est_params
+                 if ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE}
+        _run_fit(spec, _estimator_kwargs(est_params, kw), given, kw)
+
+    return click.Command(spec.name, params=params, callback=callback,
+                         help=f"Fit {cls.__name__}: {spec.summary}.")
+
+
+def _estimator_kwargs(est_params: list[inspect.Parameter], kw: dict[str, Any]) -> dict[str, Any]:
+    est_kw = {}
+    for p in est_params:
+        v, default = kw[p.name], p.default
+        if v is None and default is not None:
+            continue  # not given (non-scalar defaults have no click default)
+        if isinstance(v, str) and (not isinstance(default, str) or v.lstrip().startswith("[")):
+            v = _parse_value(v)
+        est_kw[p.name] = v
+    return est_kw
+
+
+def _jsonable(v: Any) -> Any:
+    return json.loads(json.dumps(v, default=lambda o: repr(o)))
+
+
+def _resumed_params(previous: dict[str, Any], est_kw: dict[str, Any], given: set[str],
+                    kw: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    """The recorded parameters, with the given ones applied where they may change."""
+    for opt in ("data", "test_data", "binarize"):
+        if kw[opt] is not None and opt in previous and kw[opt] != previous[opt] \
+                and not (opt == "binarize" and str(kw[opt]) == str(previous[opt])):
+            raise UserError(f"cannot resume: --{opt.replace('_', '-')} was "
+                            f"{previous[opt]!r} in that run, now {kw[opt]!r}")
+    old = previous.get("params") or {}
+    changed = [k for k in sorted(given) if k in old and k not in MAY_CHANGE
+               and _jsonable(est_kw[k]) != old[k]]
+    if changed:
+        k = changed[0]
+        raise UserError(
+            f"cannot resume with a different {k} ({old[k]!r} in that run, now {est_kw[k]!r}"
+            f"{f'; also {changed[1:]}' if len(changed) > 1 else ''}): it changes training. "
+            f"Start a new run (--overwrite or another --out); on resume only "
+            f"{', '.join(sorted(MAY_CHANGE))} may change")
+    merged = dict(est_kw)
+    merged.update({k: v for k, v in old.items() if k in names and k not in given
+                   and k not in _SKIP})
+    return merged
+
+
+def _draw_seed() -> int:
+    return int.from_bytes(os.urandom(4), "little") >> 1
+
+
+def _run_fit(spec: Any, est_kw: dict[str, Any], given: set[str], kw: dict[str, Any]) -> None:
+    from unsup.runs import RunError, check_out, clear, finish, mark
+
+    cls = spec.cls
+    names = set(inspect.signature(cls.__init__).parameters)
+    try:
+        out, previous = check_out(kw["out"], overwrite=kw["overwrite"], resume=kw["resume"])
+    except RunError as e:
+        raise UserError(str(e)) from None
+    if previous is not None:
+        est_kw = _resumed_params(previous, est_kw, given, kw, names)
+    seed = est_kw.get("random_state")
+    drawn = "random_state" in names and seed is None
+    if drawn:  # drawn once and recorded: the run can be resumed and reproduced
+        seed = est_kw["random_state"] = _draw_seed()
+    checkpoints = {"checkpoint_dir", "resume"} <= names
+    if checkpoints:
+        if not est_kw.get("checkpoint_dir"):
+            est_kw["checkpoint_dir"] = str(out / "checkpoints")
+        est_kw["resume"] = previous is not None
+    try:
+        estimator = cls(**est_kw)
+        if callable(getattr(estimator, "_validate_params", None)):
+            estimator._validate_params()
+    except (TypeError, ValueError) as e:
+        raise UserError(first_line(e)) from None
+    binarize = _binarize(kw["binarize"], previous)
+    ds = load_data(kw["data"], binarize)
+    test = load_data(kw["test_data"], binarize) if kw["test_data"] else None
+    if test is not None and test.X.shape[1:] != ds.X.shape[1:]:
+        raise UserError(f"--test-data {kw['test_data']} has {test.X.shape[1]} features, the "
+                        f"training data {kw['data']} {ds.X.shape[1]}")
+    if kw["overwrite"]:
+        clear(out)
+    segments = list((previous or {}).get("segments") or [])
+    record = {"model": spec.name, "class": cls.__name__, "data": kw["data"],
+              "test_data": kw["test_data"], "binarize": binarize,
+              "params": _jsonable(estimator.get_params(deep=False)),
+              "seed": seed, "seed_drawn": bool(drawn or (previous or {}).get("seed_drawn")),
+              "image_shape": ds.image_shape, "n_samples": len(ds.X),
+              "n_features": int(ds.X.shape[1]), "command": _command(spec, kw, est_kw, given),
+              "segments": segments}
+    segment = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "resumed": previous is not None,
+               "budget": {k: est_kw[k] for k in sorted(MAY_CHANGE & set(est_kw))}}
+    record = mark(out, record, "running")
+    t0 = time.perf_counter()
+    try:
+        if previous is not None and not checkpoints and not kw["quiet"]:
+            click.echo(f"{cls.__name__} keeps no checkpoints: fitting again from the start "
+                       f"with the recorded seed {seed}", err=True)
+        _progress_fit(estimator, ds.X, kw["quiet"])
+        segment["seconds"] = time.perf_counter() - t0
+        record["segments"] = [*segments, segment]
+        record["fit_seconds"] = sum(s.get("seconds", 0.0) for s in record["segments"])
+        metrics = _evaluate(estimator, ds, test, record)
+        estimator.save(out / "model.safetensors")
+        from unsup.runs import write_json
+
+        write_json(out / "metrics.json", metrics)
+    except KeyboardInterrupt:
+        segment.update(seconds=time.perf_counter() - t0, status="interrupted")
+        mark(out, {**record, "segments": [*segments, segment]}, "interrupted",
+             resume=_resume_command(spec, kw))
+        click.echo(f"\ninterrupted; continue with: {_resume_command(spec, kw)}", err=True)
+        raise click.exceptions.Exit(130) from None
+    except BaseException as e:
+        segment.update(seconds=time.perf_counter() - t0, status="failed")
+        mark(out, {**record, "segments": [*segments, segment]}, "failed", error=first_line(e))
+        if isinstance(e, (RunError, OSError)):
+            raise UserError(first_line(e)) from None
+        raise
+    finish(out, record)
+    if kw["as_json"]:
+        echo_json({"run": str(out), **record, "status": "complete", "metrics": metrics})
+    elif not kw["quiet"]:
+        print_metrics(f"{cls.__name__} on {kw['data']} ({record['fit_seconds']:.2f} s)", metrics)
+        click.echo(f"wrote {out / 'model.safetensors'}, {out / 'metrics.json'}, "
+                   f"{out / 'run.json'}")
+
+
+def _binarize(value: str | None, previous: dict[str, Any] | None) -> Any:
+    from unsup.cli._app import binarize_arg
+
+    if value is None and previous is not None:
+        return previous.get("binarize")
+    return binarize_arg(value)
+
+
+def _evaluate(estimator: Any, ds: Any, test: Any, record: dict[str, Any]) -> dict[str, Any]:
+    from unsup.cli.evaluate import given_ratings
+    from unsup.metrics import evaluate_model
+
+    metrics: dict[str, Any] = {"fit_seconds": record["fit_seconds"],
+                               "fit_seconds_segments": [s["seconds"] for s in record["segments"]],
+                               "train": evaluate_model(estimator, ds.X, ds.y)}
+    if test is not None:
+        metrics["test"] = evaluate_model(estimator, test.X, test.y,
+                                         given=given_ratings(estimator, ds.X, test.X))
+    return metrics
+
+
+def _command(spec: Any, kw: dict[str, Any], est_kw: dict[str, Any], given: set[str]) -> str:
+    """The command line that reproduces this run (given options, and the seed used)."""
+    parts = ["unsup", "fit", spec.name, "--data", kw["data"], "--out", kw["out"]]
+    for opt in ("test_data", "binarize"):
+        if kw[opt] is not None:
+            parts += [f"--{opt.replace('_', '-')}", str(kw[opt])]
+    for k in sorted(given | ({"random_state"} if "random_state" in est_kw else set())):
+        v = est_kw.get(k)
+        if isinstance(v, bool):
+            parts.append(f"--{'' if v else 'no-'}{k.replace('_', '-')}")
+        elif k in est_kw:
+            parts += [f"--{k.replace('_', '-')}", _shown(v)]
+    return shlex.join(parts)
+
+
+def _resume_command(spec: Any, kw: dict[str, Any]) -> str:
+    return shlex.join(["unsup", "fit", spec.name, "--data", kw["data"], "--out", kw["out"],
+                       "--resume"])
+
+
+def _progress_fit(estimator: Any, X: Any, quiet: bool) -> None:
+    """Fit with a rich progress bar (with ETA) fed by the engines' progress reports."""
+    if quiet:
+        estimator.fit(X)
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from unsup.base import progress_callback
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), transient=True,
+                  console=Console(stderr=True)) as bar:
+        tasks: dict[str, Any] = {}
+
+        def cb(stage: str, step: int, total: int | None, **m: float) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total, info="")
+            info = "  ".join(f"{k}={v:.5g}" for k, v in m.items())
+            bar.update(tasks[stage], completed=step, total=total, info=info)
+
+        with progress_callback(cb):
+            estimator.fit(X)
+
+
+@click.group(cls=_FitGroup)
+def fit() -> None:
+    """Fit a model on a dataset and write it to a run directory.
+
+    Every option after MODEL is a parameter of the model's estimator; see
+    `unsup fit MODEL --help`.
+    """
+
