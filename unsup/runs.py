@@ -176,7 +176,8 @@ def key_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     if isinstance(split, dict):
         for k, v in split.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and len(out) < 3:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and len(out) < 3 \
+                    and not k.startswith("n_"):  # counts are not results
                 out[k] = float(v)
     return out
 
