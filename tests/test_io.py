@@ -294,3 +294,31 @@ def test_model_trained_on_gpu_loads_on_cpu(name, X, tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises((ValueError, RuntimeError), match="(?i)cuda"):
             unsup.load(path, device="cuda")
+
+
+def test_trusted_sha256_list(tmp_path, monkeypatch):
+    """Only files whose sha256 (what sha256sum prints) is listed load; the list comes from the
+    caller or from the file named by $UNSUP_TRUSTED_MODELS."""
+    import hashlib
+
+    from unsup.cluster import KMeans
+    from unsup.io import TRUSTED_ENV, file_sha256
+
+    X = np.random.default_rng(0).random((20, 3)).astype(np.float32)
+    path = tmp_path / "m.safetensors"
+    KMeans(n_clusters=2, random_state=0).fit(X).save(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert file_sha256(path) == digest
+    assert unsup.load(path, trusted_sha256={digest.upper()}).n_clusters == 2
+    with pytest.raises(ModelFileError, match="not among the trusted"):
+        unsup.load(path, trusted_sha256={"0" * 64})
+    listing = tmp_path / "trusted.txt"
+    listing.write_text(f"# shared models\n{'1' * 64}  other.safetensors\n")
+    monkeypatch.setenv(TRUSTED_ENV, str(listing))
+    with pytest.raises(ModelFileError, match="not among the trusted"):
+        unsup.load(path)
+    listing.write_text(f"{digest}  m.safetensors\n")
+    assert unsup.load(path).n_clusters == 2
+    monkeypatch.setenv(TRUSTED_ENV, str(tmp_path / "missing.txt"))
+    with pytest.raises(ModelFileError, match="cannot read"):
+        unsup.load(path)

@@ -229,3 +229,19 @@ def test_cli_start_up_imports_no_numeric_library():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parents[1])})
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_runs_on_a_missing_directory_and_an_empty_one(tmp_path, capsys):
+    assert main(["runs", str(tmp_path / "nope")]) == 2
+    assert "no directory" in capsys.readouterr().err
+    assert main(["runs", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_resume_refuses_other_data_and_an_empty_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert fit("kmeans", "--data", "digits", "--out", str(out), "--resume", "-q") == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert fit("kmeans", "--data", "digits", "--out", str(out), "--n-clusters", "3", "-q") == 0
+    assert fit("kmeans", "--data", "blobs", "--out", str(out), "--resume", "-q") == 2
+    assert "--data was 'digits'" in capsys.readouterr().err
