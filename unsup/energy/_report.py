@@ -93,7 +93,7 @@ def log_partition_summary(model: Any, ctx: SectionContext) -> None:
     ctx.report.table(rows, caption="log partition function (nats)")
 
 
-@report_section(DBN, DBM, title="Pre-training curves", order=55)
+@report_section(DBN, DBM, title="Pre-training curves", order=90)
 def pretraining_curves(model: Any, ctx: SectionContext) -> None:
     """Greedy layer-wise pre-training: each layer's RBM record (``pretrain_history_``)."""
     from unsup.report.plots import curves_plot
