@@ -245,3 +245,34 @@ def test_resume_refuses_other_data_and_an_empty_directory(tmp_path, capsys):
     assert fit("kmeans", "--data", "digits", "--out", str(out), "--n-clusters", "3", "-q") == 0
     assert fit("kmeans", "--data", "blobs", "--out", str(out), "--resume", "-q") == 2
     assert "--data was 'digits'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGINT"])
+def test_killed_or_interrupted_cli_run_resumes_bit_for_bit(tmp_path, capsys, sig):
+    """A real `unsup fit` process stopped after its first checkpoint (kill -9, or Ctrl-C) is
+    listed as killed / interrupted, and --resume gives the model of a run never stopped."""
+    import signal
+    import time
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    args = [*AE, "--epochs", "40", "--checkpoint-every", "5"]
+    p = subprocess.Popen([sys.executable, "-m", "unsup.cli", "fit", *args, "--out", str(a)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (a / "checkpoints" / "checkpoint.safetensors").exists():
+        assert p.poll() is None and time.time() < deadline, p.communicate()
+        time.sleep(0.05)
+    p.send_signal(getattr(signal, sig))
+    _, err = p.communicate(timeout=60)
+    if (a / "run.json").exists():
+        pytest.skip("the run finished before the signal arrived")
+    status = runs.list_runs(tmp_path)[0]["status"]
+    if sig == "SIGKILL":
+        assert p.returncode == -9 and status == "killed"
+    else:
+        assert p.returncode == 130 and status == "interrupted" and "--resume" in err
+    assert fit(*AE, "--out", str(a), "--resume") == 0
+    seed = json.loads((a / "run.json").read_text())["seed"]
+    assert fit(*args, "--out", str(b), "--random-state", str(seed)) == 0
+    sa, sb = unsup.load(a).module_.state_dict(), unsup.load(b).module_.state_dict()
+    assert all(np.array_equal(sa[k].numpy(), sb[k].numpy()) for k in sa)
