@@ -168,9 +168,9 @@ def test_report_sections_registered_by_the_family() -> None:
     X = _bars(60)
     dbm = DBM((5, 3), n_updates=10, pretrain_updates=5, random_state=0, device="cpu").fit(X)
     titles = [t for t, _ in sections_for(dbm)]
-    assert titles[:3] == ["First-layer filters", "Gibbs chains", "log Z"]
+    assert titles == ["First-layer filters", "Gibbs chains", "log Z", "Pre-training curves"]
     before = _snapshot(dbm)
     r = Report("t")
     for _, fn in sections_for(dbm):
         fn(dbm, SectionContext(report=r, X=X, image_shape=(2, 4)))
-    assert len(r) == 3 and _same(before, vars(dbm))
+    assert len(r) == 4 and _same(before, vars(dbm))
