@@ -77,7 +77,9 @@ def _param_docs(cls: type, limit: int = 200) -> dict[str, str]:
             keep.append(s)
         desc = " ".join(keep)
         choice = re.match(r"\{[^}]*\}", kinds[n])
-        out[n] = f"{choice.group(0)}: {desc}" if choice and desc else desc or kinds[n]
+        # a type line alone ("int, default=0") says nothing the option does not show
+        out[n] = f"{choice.group(0)}: {desc}" if choice and desc else desc or (
+            choice.group(0) if choice else "")
     return out
 
 
@@ -190,7 +192,9 @@ def _make_fit_command(spec: Any) -> click.Command:
     from unsup.params import group_docs
 
     cls = spec.cls
-    docs = {**group_docs(cls), **_param_docs(cls)}
+    docs = {**group_docs(cls), **{k: v for k, v in _param_docs(cls).items() if v}}
+    docs["random_state"] = ("Seed of the run. Not given: one is drawn, used and recorded in "
+                            "run.json, so the run can be resumed and reproduced.")
     sig = inspect.signature(cls.__init__)
     est_params = [p for p in sig.parameters.values()
                   if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
