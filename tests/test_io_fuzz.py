@@ -227,3 +227,20 @@ def test_kmeans_claiming_fewer_clusters_than_centres_is_refused(tmp_path: Any) -
     with pytest.raises(ModelFileError, match=r"cluster_centers_ has shape \(10, 16\) but the "
                                              r"parameters imply \(3, 16\)"):
         unsup.load(tmp_path / "c.safetensors")
+
+
+@pytest.mark.parametrize("meta_json", [
+    "[" * 100_000 + "]" * 100_000,  # nesting: a RecursionError in the JSON parser
+    '{"class": "KMeans", "params": ' + "[" * 50_000 + "]" * 50_000 + ', "fitted": {}}',
+    '{"class": "KMeans", "params": {"n_clusters": 1e999}, "fitted": {}}',
+    '{"class": ["KMeans"]}', '{"class": "KMeans"', "", "null", '"KMeans"',
+    '{"class": "KMeans", "params": {"n_clusters": 2}, "fitted": {"n_features_in_": 2}}',
+])
+def test_raw_metadata_is_refused_cleanly(tmp_path: Any, meta_json: str) -> None:
+    tensors = {"fitted.cluster_centers_": np.zeros((2, 3), np.float32)}
+    path = str(tmp_path / "j.safetensors")
+    save_file(tensors, path, metadata={"format": "unsup", "format_version": "1",
+                                       "json": meta_json,
+                                       "sha256": _digest(meta_json, tensors)})
+    with pytest.raises(ModelFileError):
+        unsup.load(path)

@@ -230,7 +230,9 @@ def load(path: str | os.PathLike, device: str | None = None,
         cls = class_by_name(meta["class"])
         if cls is None:
             raise KeyError(meta["class"])
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except RecursionError:  # nesting deeper than any model writes
+        raise ModelFileError(f"{path} has malformed model metadata (nested too deeply)") from None
+    except (ValueError, KeyError, TypeError):
         raise ModelFileError(f"{path} names an unknown estimator class") from None
     try:
         est = _build(cls, meta, tensors, device)
