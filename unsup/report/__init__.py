@@ -4,23 +4,26 @@ Per-model sections are chosen by capability (:mod:`unsup.report.sections`); fami
 own with :func:`unsup.report.hooks.report_section`.
 """
 
-from unsup.report.html import Report, format_value
-from unsup.report.plots import (
-    confusion_matrix_plot,
-    curves_plot,
-    em_trace_plot,
-    embedding_plot,
-    image_grid,
-)
-from unsup.report.sections import (
-    comparison_table,
-    draw_samples,
-    flatten_dict,
-    likelihood_record,
-    model_report,
-    pretraining_table,
-    probe_table,
-)
+import importlib
+from typing import Any
+
+# Names are imported on first use: families import unsup.report.hooks at import time to
+# register their sections, and that must not pull in matplotlib (start-up of the CLI).
+_WHERE = {
+    "Report": "html", "format_value": "html",
+    "confusion_matrix_plot": "plots", "curves_plot": "plots", "em_trace_plot": "plots",
+    "embedding_plot": "plots", "image_grid": "plots",
+    "comparison_table": "sections", "draw_samples": "sections", "flatten_dict": "sections",
+    "likelihood_record": "sections", "model_report": "sections",
+    "pretraining_table": "sections", "probe_table": "sections",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"unsup.report.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'unsup.report' has no attribute {name!r}")
+
 
 __all__ = [
     "Report",
