@@ -158,27 +158,6 @@ def test_cli_cf_rbm_held_out_rmse(tmp_path, capsys) -> None:
     assert "Traceback" not in err + out
 
 
-def _dbm_refuses_real_data() -> bool:
-    """Whether a DBM without binarize_input refuses non-binary data (a tiny fit)."""
-    from unsup.data import load
-    from unsup.energy import DBM
-
-    try:
-        DBM(layer_sizes=(2, 2), n_updates=1, pretrain_updates=1, device="cpu").fit(
-            load("digits").X[:20])
-    except ValueError:
-        return True
-    return False
-
-
-@pytest.fixture
-def dbm_refuses_real_data():
-    if not _dbm_refuses_real_data():
-        pytest.skip("energy regression (unsup/energy, in progress): DBM(binarize_input=None) "
-                    "no longer refuses non-binary data, so this would fit a default-size DBM "
-                    "on real pixels")
-
-
 def _sha(path):
     import hashlib
 
@@ -263,19 +242,30 @@ def test_cli_dbm_fit_evaluate_report(tmp_path, capsys):
         assert section in html, section
 
 
-def test_cli_dbm_refuses_real_data(tmp_path, capsys, dbm_refuses_real_data):
-    code, _, err = run(["fit", "dbm", "--data", "digits", "--out", tmp_path / "bad",
-                        "--layer-sizes", "[12, 8]", "-q"], capsys)
-    assert code == 2 and "binar" in err.lower() and "Traceback" not in err
+def test_cli_dbm_takes_grey_levels_and_says_it_binarises(tmp_path, capsys):
+    """Like scikit-learn's RBM, the energy models take values in [0, 1] as probabilities; the
+    likelihood is of the image binarised at 0.5, and the typed record says so."""
+    out = tmp_path / "grey"
+    code, _, err = run(["fit", "dbm", "--data", "digits", "--out", out, "--layer-sizes",
+                        "[6, 4]", "--n-updates", 5, "--pretrain-updates", 5, "--random-state",
+                        0, "-q"], capsys)
+    assert code == 0, err
+    lk = json.loads((out / "metrics.json").read_text())["train"]["likelihood"]
+    assert "binaris" in (lk["transform"] or "") and lk["support"] == "discrete"
 
 
-def test_cli_sequence_default_is_the_estimators(tmp_path, capsys, dbm_refuses_real_data):
+def test_cli_sequence_default_is_the_estimators(tmp_path, capsys):
     """An option whose default is a tuple (not representable in click) keeps the estimator's
     default when not given, rather than passing None."""
-    code, _, err = run(["fit", "dbm", "--data", "digits", "--out", tmp_path / "x", "-q"],
-                       capsys)
-    assert code == 2 and "binar" in err.lower()  # reached the data check, not layer_sizes
-    assert "layer_sizes" not in err
+    import unsup
+    from unsup.autoencoders import Autoencoder
+
+    out = tmp_path / "ae"
+    code, _, err = run(["fit", "autoencoder", "--data", "digits", "--out", out, "--epochs", 1,
+                        "--random-state", 0, "-q"], capsys)
+    assert code == 0, err
+    default = Autoencoder().hidden_layer_sizes
+    assert tuple(unsup.load(out).hidden_layer_sizes) == tuple(default)
 
 
 def test_evaluate_reverse_ais_without_stored_states(tmp_path, capsys):

@@ -351,6 +351,13 @@ def _evaluate(estimator: Any, ds: Any, test: Any, record: dict[str, Any]) -> dic
     from unsup.cli.evaluate import given_ratings
     from unsup.metrics import evaluate_model
 
+    # A model with an intractable normaliser (log Z by AIS) has it estimated once per run and
+    # kept with the run's model, so train and test (and later evaluate/report) use the same
+    # estimate instead of one fresh AIS each (the protocol: log_partition_result() gives the
+    # cached, exact or freshly estimated log Z; set_log_partition() caches it).
+    if callable(getattr(estimator, "log_partition_result", None)) and callable(
+            getattr(estimator, "set_log_partition", None)):
+        estimator.set_log_partition(estimator.log_partition_result())
     metrics: dict[str, Any] = {"fit_seconds": record["fit_seconds"],
                                "fit_seconds_segments": [s["seconds"] for s in record["segments"]],
                                "train": evaluate_model(estimator, ds.X, ds.y)}
