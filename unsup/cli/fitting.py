@@ -347,6 +347,19 @@ def _binarize(value: str | None, previous: dict[str, Any] | None) -> Any:
     return binarize_arg(value)
 
 
+def _single_log_partition(estimator: Any) -> bool:
+    """Whether the model has one log Z to estimate and cache (not one per document length,
+    as the replicated softmax has: its ``estimate_log_partition`` needs the lengths)."""
+    import inspect
+
+    est = getattr(estimator, "estimate_log_partition", None)
+    if not (callable(est) and callable(getattr(estimator, "log_partition_result", None))
+            and callable(getattr(estimator, "set_log_partition", None))):
+        return False
+    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+               for p in inspect.signature(est).parameters.values())
+
+
 def _evaluate(estimator: Any, ds: Any, test: Any, record: dict[str, Any]) -> dict[str, Any]:
     from unsup.cli.evaluate import given_ratings
     from unsup.metrics import evaluate_model
@@ -355,8 +368,7 @@ def _evaluate(estimator: Any, ds: Any, test: Any, record: dict[str, Any]) -> dic
     # kept with the run's model, so train and test (and later evaluate/report) use the same
     # estimate instead of one fresh AIS each (the protocol: log_partition_result() gives the
     # cached, exact or freshly estimated log Z; set_log_partition() caches it).
-    if callable(getattr(estimator, "log_partition_result", None)) and callable(
-            getattr(estimator, "set_log_partition", None)):
+    if _single_log_partition(estimator):
         estimator.set_log_partition(estimator.log_partition_result())
     metrics: dict[str, Any] = {"fit_seconds": record["fit_seconds"],
                                "fit_seconds_segments": [s["seconds"] for s in record["segments"]],
