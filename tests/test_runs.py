@@ -257,8 +257,11 @@ def test_killed_or_interrupted_cli_run_resumes_bit_for_bit(tmp_path, capsys, sig
 
     a, b = tmp_path / "a", tmp_path / "b"
     args = [*AE, "--epochs", "40", "--checkpoint-every", "5"]
+    # one thread, like this process (one_thread): the steps before the signal and the resumed
+    # ones must reduce in the same order as the uninterrupted run to be bit-identical
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     p = subprocess.Popen([sys.executable, "-m", "unsup.cli", "fit", *args, "--out", str(a)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 120
     while not (a / "checkpoints" / "checkpoint.safetensors").exists():
         assert p.poll() is None and time.time() < deadline, p.communicate()
