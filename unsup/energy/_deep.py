@@ -19,8 +19,8 @@ from sklearn.base import TransformerMixin
 
 from unsup.base import BaseEstimator
 from unsup.energy._rbm import (
+    LogPartitionMixin,
     cache_log_partition,
-    cached_log_partition,
     clear_log_partition,
     likelihood_from,
 )
@@ -35,7 +35,7 @@ _LOG_Z_ATTRS = ("log_partition_", "log_partition_interval_", "log_partition_std_
                 "log_partition_reverse_", "log_partition_reverse_interval_")
 
 
-class _DeepEnergy(TransformerMixin, BaseEstimator):
+class _DeepEnergy(LogPartitionMixin, TransformerMixin, BaseEstimator):
     """Shared input policy, log Z caching and typed likelihoods of DBN and DBM."""
 
     _likelihood_support = "discrete"
@@ -101,22 +101,6 @@ class _DeepEnergy(TransformerMixin, BaseEstimator):
         """Forget a cached log Z. Returns ``self``."""
         self._invalidate_log_z()
         return self
-
-    def log_partition_result(self) -> LogPartition:
-        """log Z as the likelihoods use it: cached, else exact (small models), else a fresh
-        forward-AIS estimate (``ais_runs`` x ``ais_betas``: expensive, and not stored; cache
-        it with :meth:`set_log_partition`)."""
-        self._check_fitted()
-        cached = cached_log_partition(self)
-        if cached is not None:
-            return cached
-        exact = self._exact_log_partition()
-        if exact is not None:
-            return LogPartition.exact(exact)
-        return self.estimate_log_partition()
-
-    def _log_partition(self) -> float:
-        return float(self.log_partition_result().log_z)
 
     # -- likelihood ---------------------------------------------------------------------------
     def _bound_likelihood(self, per_row: np.ndarray, lz: LogPartition, *, n_dims: int,

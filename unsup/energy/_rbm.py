@@ -320,7 +320,27 @@ def _to_t(a: Any, device: torch.device, dtype: torch.dtype = torch.float32) -> t
     return torch.as_tensor(np.asarray(a), device=device).to(dtype)
 
 
-class _BaseRBM(TransformerMixin, BaseEstimator):
+class LogPartitionMixin:
+    """log Z as the likelihoods use it, shared by the RBMs and the deep energy models."""
+
+    def log_partition_result(self) -> LogPartition:
+        """log Z as used by the likelihoods: the cached one if any, else exact enumeration
+        (small models), else a fresh forward-AIS estimate (``ais_runs`` x ``ais_betas``;
+        expensive, and not stored: cache it with :meth:`set_log_partition`)."""
+        self._check_fitted()  # type: ignore[attr-defined]
+        cached = cached_log_partition(self)
+        if cached is not None:
+            return cached
+        exact = self._exact_log_partition()  # type: ignore[attr-defined]
+        if exact is not None:
+            return LogPartition.exact(exact)
+        return self.estimate_log_partition()  # type: ignore[attr-defined]
+
+    def _log_partition(self) -> float:
+        return float(self.log_partition_result().log_z)
+
+
+class _BaseRBM(LogPartitionMixin, TransformerMixin, BaseEstimator):
     """Shared fit / inference for RBMs with binary hidden units (not used directly).
 
     The loop and chain parameters are the groups :data:`~unsup.train.mcmc.MCMC_TRAINING`,
@@ -497,22 +517,6 @@ class _BaseRBM(TransformerMixin, BaseEstimator):
         clear_log_partition(self)
         self.likelihood_kind_ = "exact" if self._exact_possible() else "AIS estimate"
         return self
-
-    def log_partition_result(self) -> LogPartition:
-        """log Z as used by the likelihoods: the cached one if any, else exact enumeration
-        (small models), else a fresh forward-AIS estimate (``ais_runs`` x ``ais_betas``;
-        expensive, and not stored: cache it with :meth:`set_log_partition`)."""
-        self._check_fitted()
-        cached = cached_log_partition(self)
-        if cached is not None:
-            return cached
-        exact = self._exact_log_partition()
-        if exact is not None:
-            return LogPartition.exact(exact)
-        return self.estimate_log_partition()
-
-    def _log_partition(self) -> float:
-        return float(self.log_partition_result().log_z)
 
     def score_samples(self, X: Any) -> np.ndarray:
         """log p(v) per row, in nats: :math:`-F(v) - \\log \\hat Z` (one float per row).
