@@ -27,7 +27,8 @@ from typing import Any, TypeVar
 
 __all__ = ["Demo", "ModelSpec", "RegistryError", "register_model", "unregister_model",
            "get_model", "model_specs",
-           "spec_for", "class_by_name", "load_families", "model_table", "PLATFORM_PACKAGES"]
+           "spec_for", "class_by_name", "load_families", "import_family_modules", "model_table",
+           "PLATFORM_PACKAGES"]
 
 T = TypeVar("T", bound=type)
 
@@ -148,6 +149,27 @@ def load_families() -> None:
 
     for ep in entry_points(group="unsup.models"):
         importlib.import_module(ep.value.split(":")[0])
+
+
+def import_family_modules(package: str, namespace: dict[str, Any]) -> list[str]:
+    """Import every public module of a family package and export its ``__all__``.
+
+    Called from a family's ``__init__`` as ``__all__ = import_family_modules(__name__,
+    globals())``: a model is one new file in its family, with no list to edit. Private modules
+    (leading underscore) are imported by the model files that need them. Returns the exported
+    names, in module-name order.
+    """
+    pkg = importlib.import_module(package)
+    exported: list[str] = list(namespace.get("__all__", ()))
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{package}.{info.name}")
+        for name in getattr(mod, "__all__", ()):
+            namespace[name] = getattr(mod, name)
+            if name not in exported:
+                exported.append(name)
+    return exported
 
 
 def model_specs(family: str | None = None) -> list[ModelSpec]:
