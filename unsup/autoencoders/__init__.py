@@ -10,5 +10,7 @@ from unsup.registry import import_family_modules
 
 __all__ = ["Autoencoder", "DenoisingAutoencoder", "SparseAutoencoder", "StackedAutoencoder",
            "PRESETS"]
+from unsup.autoencoders import _report  # noqa: E402,F401,I001  (registers the report sections)
+
 # further model files (one per model) are found, not listed
 __all__ = import_family_modules(__name__, globals())

@@ -5,3 +5,5 @@ from unsup.cluster.kmeans import KMeans
 from unsup.cluster.minibatch_kmeans import MiniBatchKMeans
 
 __all__ = ["KMeans", "MiniBatchKMeans", "GaussianMixture"]
+
+from unsup.cluster import _report  # noqa: E402,F401,I001  (registers the report sections)

@@ -1,4 +1,5 @@
-"""Report sections of the sparse-coding models, SparseCoding and PSD (``report_section``).
+"""Report sections of the decomposition family (``report_section``): PCA's components and the
+sparse-coding models' (SparseCoding, PSD) dictionaries.
 
 The dictionary's atoms drawn as images (when rows are images), and the sparsity of the codes
 of the report's data. Drawing never changes the model.
@@ -10,11 +11,22 @@ from typing import Any
 
 import numpy as np
 
+from unsup.decomposition.pca import PCA
 from unsup.decomposition.psd import PSD
 from unsup.decomposition.sparse_coding import SparseCoding
 from unsup.report.hooks import SectionContext, report_section
 
-__all__ = ["dictionary_atoms"]
+__all__ = ["dictionary_atoms", "pca_components"]
+
+_MAX_FILTERS = 50
+
+
+@report_section(PCA, title="First-layer filters (principal components)", order=50)
+def pca_components(model: Any, ctx: SectionContext) -> None:
+    """The principal directions drawn as images."""
+    comp = np.asarray(model.components_)
+    ctx.image_rows(comp[:_MAX_FILTERS], f"The first {min(len(comp), _MAX_FILTERS)} of "
+                   f"{len(comp)} principal directions, each scaled to its own range.")
 
 
 @report_section(SparseCoding, PSD, title="Dictionary atoms", order=50)

@@ -9,7 +9,6 @@ a family's fitted attributes. Measuring never changes the model.
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -42,12 +41,10 @@ def metrics_for(model: Any) -> list[Callable[[Any, Any], dict[str, Any]]]:
     """The family metric functions registered for ``model``'s class, in registration order."""
     from unsup.registry import load_families
 
-    for step in (lambda: importlib.import_module("unsup.report.family_sections"),
-                 load_families):  # the interim registrations, then the families' own
-        try:
-            step()
-        except ImportError as e:  # a broken family must not take every other model's metrics
-            warnings.warn(f"family metrics unavailable ({e})", RuntimeWarning, stacklevel=2)
+    try:
+        load_families()
+    except ImportError as e:  # a broken family must not take every other model's metrics
+        warnings.warn(f"family metrics unavailable ({e})", RuntimeWarning, stacklevel=2)
     return [fn for classes, fn in _METRICS if isinstance(model, classes)]
 
 

@@ -36,6 +36,40 @@ class SectionContext:
     metrics: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
 
+    def fits_image(self, n_features: int) -> bool:
+        """Whether rows of ``n_features`` values can be drawn as images of the data's shape."""
+        if self.image_shape is None:
+            return False
+        size = 1
+        for d in self.image_shape:
+            size *= int(d)
+        return size == int(n_features)
+
+    def image_rows(self, rows: Any, caption: str, titles: list[str] | None = None,
+                   ncols: int | None = None) -> bool:
+        """Draw 2-D ``rows`` as a grid of images, or say in one line why they are not drawn.
+
+        Returns whether a figure was drawn.
+        """
+        import numpy as np
+
+        from unsup.report.plots import image_grid
+
+        if hasattr(rows, "detach"):
+            rows = rows.detach().cpu().numpy()
+        rows = np.asarray(rows)
+        if self.image_shape is None:
+            self.report.text("Not drawn: the data has no image shape.")
+            return False
+        if rows.ndim != 2 or not self.fits_image(rows.shape[1]):
+            self.report.text(f"Not drawn: rows of shape {rows.shape[1:]} are not images of "
+                             f"shape {self.image_shape}.")
+            return False
+        kw = {} if ncols is None else {"ncols": ncols}
+        self.report.figure(image_grid(rows, self.image_shape, titles=titles, **kw),
+                           caption=caption)
+        return True
+
 
 @dataclass(frozen=True)
 class _Section:

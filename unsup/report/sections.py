@@ -228,9 +228,7 @@ class _Sections:
 
 
 def _load_family_sections() -> None:
-    """Import the families (they register their sections at import) and the interim
-    family sections of :mod:`unsup.report.family_sections`."""
-    import unsup.report.family_sections  # noqa: F401
+    """Import the families: they register their sections at import."""
     from unsup.registry import load_families
 
     load_families()
