@@ -299,13 +299,13 @@ def test_predict_checks(name):
 
 
 @pytest.mark.parametrize("params,msg", [
-    ({"n_clusters": 0}, "n_clusters must be an integer >= 1"),
-    ({"n_clusters": 2.5}, "n_clusters must be an integer"),
-    ({"n_clusters": "3"}, "n_clusters must be an integer"),
-    ({"n_init": 0}, "n_init must be"),
-    ({"max_iter": 0}, "max_iter must be"),
-    ({"tol": -1.0}, "tol must be"),
-    ({"init": "bogus"}, "init='bogus'"),
+    ({"n_clusters": 0}, r"'n_clusters' parameter of \w+ must be an int in the range \[1, inf\)"),
+    ({"n_clusters": 2.5}, "'n_clusters' parameter .* must be an int"),
+    ({"n_clusters": "3"}, "'n_clusters' parameter .* must be an int"),
+    ({"n_init": 0}, "'n_init' parameter"),
+    ({"max_iter": 0}, "'max_iter' parameter"),
+    ({"tol": -1.0}, "'tol' parameter"),
+    ({"init": "bogus"}, "'init' parameter .* Got 'bogus'"),
     ({"init": np.zeros((2, 3))}, r"init array has shape \(2, 3\)"),
     ({"device": "cuda" if not torch.cuda.is_available() else "bogus"}, "device="),
 ])

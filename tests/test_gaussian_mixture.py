@@ -263,13 +263,14 @@ def test_degenerate_data_raises_not_nan(ct, init):
 
 
 @pytest.mark.parametrize("params,msg", [
-    ({"n_components": 0}, "n_components must be an integer >= 1"),
-    ({"covariance_type": "bogus"}, "covariance_type='bogus'"),
-    ({"init": "bogus"}, "init='bogus'"),
-    ({"reg_covar": -1.0}, "reg_covar must be"),
-    ({"tol": -1.0}, "tol must be"),
-    ({"n_init": 0}, "n_init must be"),
-    ({"max_iter": -1}, "max_iter must be"),
+    ({"n_components": 0}, r"'n_components' parameter of GaussianMixture must be an int in the "
+                          r"range \[1, inf\)"),
+    ({"covariance_type": "bogus"}, "'covariance_type' parameter .* Got 'bogus'"),
+    ({"init": "bogus"}, "'init' parameter .* Got 'bogus'"),
+    ({"reg_covar": -1.0}, "'reg_covar' parameter"),
+    ({"tol": -1.0}, "'tol' parameter"),
+    ({"n_init": 0}, "'n_init' parameter"),
+    ({"max_iter": -1}, "'max_iter' parameter"),
 ])
 def test_bad_params(params, msg, overlapping):
     with pytest.raises(ValueError, match=msg):

@@ -14,9 +14,10 @@ from unsup import distributed as ud
 from unsup import ops
 from unsup.base import BaseEstimator, make_generator
 from unsup.cluster._lloyd import kmeans_plusplus, sample_rows
-from unsup.cluster.kmeans import KMeans, _check_float, _check_int
-from unsup.data.validation import check_min_samples
+from unsup.cluster.kmeans import KMeans
+from unsup.data.validation import check_int, check_min_samples
 from unsup.ops import chunk_rows, chunks, sq_distances
+from unsup.params import Integral, Interval, Real, StrOptions
 from unsup.registry import Demo, register_model
 from unsup.train.em import EMEngine, em_chunk_rows, global_count
 
@@ -172,6 +173,16 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
     _test_params: dict[str, Any] = {"n_components": 2, "covariance_type": "diag",
                                    "max_iter": 20}
 
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions(set(_COV_TYPES))],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions(set(_INITS))],
+    }
+
     def __init__(
         self,
         n_components: int = 1,
@@ -324,15 +335,8 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
     # -- public API -------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> GaussianMixture:
         """Fit the mixture to ``X`` (N×D) by EM. Returns ``self``."""
-        K = _check_int("n_components", self.n_components, 1)
-        n_init = _check_int("n_init", self.n_init, 1)
-        _check_int("max_iter", self.max_iter, 0)
-        _check_float("tol", self.tol, 0.0)
-        _check_float("reg_covar", self.reg_covar, 0.0)
-        if self.covariance_type not in _COV_TYPES:
-            raise ValueError(f"covariance_type={self.covariance_type!r} is not one of {_COV_TYPES}")
-        if self.init not in _INITS:
-            raise ValueError(f"init={self.init!r} is not one of {_INITS}")
+        self._validate_params()
+        K, n_init = int(self.n_components), int(self.n_init)
         X = self._validate(X, reset=True)
         if X.dtype != torch.float32:
             X = X.to(torch.float64)
@@ -411,7 +415,7 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``n_samples`` points; returns ``(X, component labels)``."""
         self._check_fitted()
-        n = _check_int("n_samples", n_samples, 1)
+        n = check_int("n_samples", n_samples)
         rs = check_random_state(self.random_state)
         counts = rs.multinomial(n, self.weights_)
         D = self.means_.shape[1]

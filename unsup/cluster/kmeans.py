@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
@@ -23,22 +22,11 @@ from unsup.cluster._lloyd import (
 )
 from unsup.data.validation import check_array, check_min_samples
 from unsup.ops import chunk_rows, chunks, min_index, sq_distances, sq_norms
+from unsup.params import Integral, Interval, Real, StrOptions
 from unsup.registry import Demo, register_model
 from unsup.train.em import EMEngine, global_count
 
 __all__ = ["KMeans"]
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_float(name: str, value: Any, low: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= low:
-        raise ValueError(f"{name} must be a number >= {low}, got {value!r}")
-    return float(value)
 
 
 def init_centers(
@@ -148,14 +136,18 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    _parameter_constraints = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions({"k-means++", "random"}), "array-like"],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+    }
+
     def _check_params(self) -> tuple[int, int, int, float]:
-        k = _check_int("n_clusters", self.n_clusters, 1)
-        n_init = _check_int("n_init", self.n_init, 1)
-        max_iter = _check_int("max_iter", self.max_iter, 1)
-        tol = _check_float("tol", self.tol, 0.0)
-        if not isinstance(self.init, str):
-            n_init = 1
-        return k, n_init, max_iter, tol
+        self._validate_params()
+        n_init = int(self.n_init) if isinstance(self.init, str) else 1
+        return int(self.n_clusters), n_init, int(self.max_iter), float(self.tol)
 
     def fit(self, X: Any, y: Any = None) -> KMeans:
         """Cluster ``X`` (N×D). Returns ``self``."""

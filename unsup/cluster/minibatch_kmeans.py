@@ -10,9 +10,10 @@ from sklearn.utils import check_random_state
 
 from unsup.base import make_generator, report_progress
 from unsup.cluster._lloyd import lloyd_pass
-from unsup.cluster.kmeans import KMeans, _check_float, _check_int, init_centers
+from unsup.cluster.kmeans import KMeans, init_centers
 from unsup.data.validation import DataError, check_array, check_min_samples, check_n_features
 from unsup.ops import sq_norms
+from unsup.params import Integral, Interval, Real
 from unsup.registry import Demo, register_model
 
 __all__ = ["MiniBatchKMeans"]
@@ -85,6 +86,14 @@ class MiniBatchKMeans(KMeans):
 
     _test_params: dict[str, Any] = {"n_clusters": 3, "n_init": 1, "max_iter": 5,
                                    "batch_size": 64}
+
+    _parameter_constraints = {
+        **KMeans._parameter_constraints,
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_no_improvement": [Interval(Integral, 0, None, closed="left"), None],
+        "init_size": [Interval(Integral, 1, None, closed="left"), None],
+        "reassignment_ratio": [Interval(Real, 0, None, closed="left")],
+    }
 
     def __init__(
         self,
@@ -164,12 +173,9 @@ class MiniBatchKMeans(KMeans):
     # -- public API -------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> MiniBatchKMeans:
         """Fit by passes over ``X`` in mini-batches. ``X`` may be a memory-mapped array."""
-        K = _check_int("n_clusters", self.n_clusters, 1)
-        max_iter = _check_int("max_iter", self.max_iter, 1)
-        bs = _check_int("batch_size", self.batch_size, 1)
-        _check_int("n_init", self.n_init, 1)
-        tol = _check_float("tol", self.tol, 0.0)
-        _check_float("reassignment_ratio", self.reassignment_ratio, 0.0)
+        self._validate_params()
+        K, max_iter, bs = int(self.n_clusters), int(self.max_iter), int(self.batch_size)
+        tol = float(self.tol)
         if not isinstance(X, (np.ndarray, torch.Tensor)):
             X = check_array(X, device="cpu").numpy()
         if X.ndim != 2 or 0 in X.shape:
@@ -227,7 +233,7 @@ class MiniBatchKMeans(KMeans):
 
     def partial_fit(self, X: Any, y: Any = None) -> MiniBatchKMeans:
         """Update the centres with one batch ``X``; the first call seeds them from it."""
-        _check_int("n_clusters", self.n_clusters, 1)
+        self._validate_params()
         B = self._batch(X)
         rs = getattr(self, "_rs", None)
         if rs is None:

@@ -13,11 +13,19 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["check_array", "check_n_features", "check_min_samples", "DataError"]
+__all__ = ["check_array", "check_n_features", "check_min_samples", "check_int", "DataError"]
 
 
 class DataError(ValueError):
     """Bad input data. A ``ValueError``, so scikit-learn-style callers catch it as usual."""
+
+
+def check_int(name: str, value: Any, low: int = 1) -> int:
+    """``value`` as an int >= ``low`` (a call argument such as ``n_samples``; constructor
+    parameters are declared in ``_parameter_constraints`` instead). Booleans are refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
 
 
 class _NonNumericError(DataError, TypeError):

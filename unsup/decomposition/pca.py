@@ -35,6 +35,7 @@ from sklearn.utils import check_random_state
 
 from unsup.base import BaseEstimator, report_progress
 from unsup.data.validation import check_array
+from unsup.params import Integral, Interval, StrOptions
 from unsup.registry import Demo, register_model
 
 __all__ = ["PCA"]
@@ -103,6 +104,14 @@ class PCA(TransformerMixin, BaseEstimator):
     _test_params = {"n_components": 1}
 
 
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "svd_solver": [StrOptions(set(_SOLVERS))],
+        "whiten": ["boolean"],
+        "n_oversamples": [Interval(Integral, 1, None, closed="left")],
+        "n_iter": [Interval(Integral, 0, None, closed="left")],
+    }
+
     def __init__(
         self,
         n_components: int | None = None,
@@ -124,18 +133,13 @@ class PCA(TransformerMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> PCA:
         """Fit the principal axes of ``X`` (``y`` is ignored). Returns ``self``."""
+        self._validate_params()
         Xt = self._validate(X, reset=True, min_samples=2)
         n, d = Xt.shape
-        k = self.n_components
-        if k is None:
-            k = min(n, d)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"n_components must be a positive integer or None, got {k!r}")
+        k = min(n, d) if self.n_components is None else int(self.n_components)
         if k > min(n, d):
             raise ValueError(f"n_components={k} must be <= min(n_samples, n_features) = "
                              f"{min(n, d)}")
-        if self.svd_solver not in _SOLVERS:
-            raise ValueError(f"svd_solver={self.svd_solver!r} is not one of {_SOLVERS}")
         solver = self.svd_solver
         if solver == "auto":  # scikit-learn's rule
             if d <= 1000 and n >= 10 * d:
