@@ -1,0 +1,422 @@
+r"""The character-level recurrent language model (char-RNN; Karpathy 2015, Graves 2013).
+
+A sequence :math:`x_1 \dots x_T` of symbols from a vocabulary of size V has the exact
+probability of the chain rule
+
+.. math::
+
+    p(x_{1:T}) = \prod_{t=1}^T p(x_t \mid x_{<t}), \qquad
+    p(\cdot \mid x_{<t}) = \operatorname{softmax}(W h_t + b), \quad
+    h_t = \mathrm{RNN}(e(x_{t-1}), h_{t-1}),
+
+with :math:`x_0` a start symbol, :math:`h_0 = 0`, :math:`e` an embedding and RNN a stacked
+LSTM (Hochreiter & Schmidhuber 1997) or GRU (Cho et al. 2014). For a fixed length T the
+probabilities of all :math:`V^T` sequences sum to one, so ``score_samples`` (nats per
+sequence) and ``log_likelihood`` (kind "exact"; nats and bits per character in ``counts``)
+are exact, not bounds.
+
+Training minimises the cross-entropy :math:`-\frac1N \sum_t \log p(x_t \mid x_{<t})` by
+truncated backpropagation through time (TBPTT; Williams & Peng 1990): the training sequences
+are cut into rows of ``segment_length`` symbols; one engine step takes a minibatch of rows and
+makes ``ceil(segment_length / seq_length)`` optimiser updates, one per consecutive chunk of
+``seq_length`` symbols, each starting from the hidden state the previous chunk ended in,
+*detached* (gradients stop at the chunk boundary; the state itself carries on). This runs on
+the gradient engine unchanged: the step is one phase repeated once per chunk
+(:class:`unsup.train.steps.Phase`, ``repeat``), and the phase's loss moves to the next chunk
+on every call, so checkpoints, resume, clipping, schedules and logs are the engine's. Rows
+start from the zero state with the symbol before them as input (the start symbol for a
+sequence's first row).
+
+Sampling draws :math:`x_t \sim \operatorname{softmax}((W h_t + b) / τ)` after running the
+model over a priming string; τ → 0 is greedy decoding (τ = 0 is the argmax exactly), τ > 1
+flattens the distribution. With ``layout="columns"`` each input string is a grid (a Super
+Mario Bros. level of :func:`unsup.data.sequences.mario_levels`), read column by column, bottom
+to top, each column ended by a newline (Summerville & Mateas 2016), and ``sample`` writes
+new levels back as grids.
+
+References
+----------
+.. [1] Karpathy, "The Unreasonable Effectiveness of Recurrent Neural Networks", 2015;
+   github.com/karpathy/char-rnn.
+.. [2] Graves, "Generating Sequences With Recurrent Neural Networks", arXiv:1308.0850, 2013.
+.. [3] Williams & Peng, "An efficient gradient-based algorithm for on-line training of
+   recurrent network trajectories", Neural Computation 2(4), 1990.
+.. [4] Summerville & Mateas, "Super Mario as a String: Platformer Level Generation Via
+   LSTMs", DiGRA/FDG 2016.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unsup.autoregressive import _seq_data as sd
+from unsup.autoregressive._seq_net import CharRNNNet, detach_state
+from unsup.data.sequences import MARIO_EMPTY, decode, sequence_to_level
+from unsup.likelihood import Likelihood
+from unsup.params import Interval, StrOptions
+from unsup.registry import register_model
+from unsup.train import TRAIN_PARAMS_DOC, GradientEstimator
+from unsup.train.seeding import seed_from
+from unsup.train.steps import Phase
+
+__all__ = ["CharRNN"]
+
+_pos = Interval(Integral, 1, None, closed="left")
+
+
+@register_model("char-rnn", family="autoregressive", aliases=("charrnn",),
+                summary="character-level LSTM/GRU language model (TBPTT, exact likelihood)")
+class CharRNN(GradientEstimator):
+    """Character-level recurrent language model (LSTM or GRU) with an exact likelihood.
+
+    Parameters
+    ----------
+    cell : {"lstm", "gru"}, default="lstm"
+    hidden_size : int, default=512
+        Units per recurrent layer.
+    n_layers : int, default=1
+    embedding_dim : int, default=64
+        Size of the symbol embedding.
+    dropout : float, default=0.0
+        Dropout on the recurrent outputs (between layers and before the softmax head).
+    seq_length : int, default=100
+        TBPTT truncation: symbols per chunk (per optimiser update).
+    segment_length : int, default=1000
+        Symbols per training row; the hidden state is carried over its chunks (reset between
+        rows). Shorter sequences make shorter rows.
+    layout : {"text", "columns"}, default="text"
+        "columns": every string is a grid of rows (a level), read column by column, bottom to
+        top, each column ended by a newline; ``sample`` returns grids.
+    vocabulary : str, sequence of str, int or None, default=None
+        The symbols: characters (a string or list), or for integer input the number of ids.
+        None: the characters (or ids 0..max) of the training data. Characters outside a
+        given vocabulary are an error.
+    temperature : float, default=1.0
+        Default sampling temperature τ (0: greedy).
+    sample_length : int or None, default=None
+        Default length of ``sample``: symbols after the prime (text; None: 200), columns
+        (layout "columns"; None: the median width of the training levels) or, for integer
+        input, the row width (None: ``n_features_in_``).
+    epochs : int, default=20
+    batch_size : int, default=32
+        Rows (of ``segment_length`` symbols) per minibatch.
+    learning_rate : float, default=0.002
+    clip_grad_norm : float, default=5.0
+    {train_params}
+
+    Attributes
+    ----------
+    vocabulary_ : str or None
+        The characters (symbol ``i`` is ``vocabulary_[i]``); None for integer input.
+    n_symbols_ : int
+    input_kind_ : str
+        "text" or "ids": what ``fit`` was given (and what the other methods take).
+    n_rows_, n_columns_ : int
+        Layout "columns": the grids' height and median width.
+    module_ : CharRNNNet
+    """
+
+    _parameter_constraints: dict[str, Any] = {
+        "cell": [StrOptions({"lstm", "gru"})],
+        "hidden_size": [_pos], "n_layers": [_pos], "embedding_dim": [_pos],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "seq_length": [_pos], "segment_length": [_pos],
+        "layout": [StrOptions({"text", "columns"})],
+        "vocabulary": [str, list, tuple, _pos, None],
+        "temperature": [Interval(Real, 0, None, closed="left")],
+        "sample_length": [_pos, None],
+    }
+    _test_params: dict[str, Any] = {"hidden_size": 8, "embedding_dim": 4, "seq_length": 4,
+                                    "epochs": 2}
+    _test_data = "counts"
+    _likelihood_support = "discrete"
+    _stage_name = "CharRNN"
+    _expected_failed_checks: dict[str, str] = {}
+
+    def __init__(self, cell: str = "lstm", *, hidden_size: int = 512, n_layers: int = 1,
+                 embedding_dim: int = 64, dropout: float = 0.0, seq_length: int = 100,
+                 segment_length: int = 1000, layout: str = "text", vocabulary: Any = None,
+                 temperature: float = 1.0, sample_length: int | None = None,
+                 epochs: int = 20, batch_size: int = 32, learning_rate: float = 2e-3,
+                 clip_grad_norm: float | None = 5.0) -> None:
+        super().__init__()
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.n_layers = n_layers
+        self.embedding_dim = embedding_dim
+        self.dropout = dropout
+        self.seq_length = seq_length
+        self.segment_length = segment_length
+        self.layout = layout
+        self.vocabulary = vocabulary
+        self.temperature = temperature
+        self.sample_length = sample_length
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.clip_grad_norm = clip_grad_norm
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.categorical = True  # an array holds symbol ids
+        tags.input_tags.positive_only = True
+        return tags
+
+    # -- data ---------------------------------------------------------------------------------
+    def _sequences(self, X: Any, reset: bool) -> list[np.ndarray]:
+        """Symbol-id sequences of ``X`` (text or a 2-D id array); on ``reset`` also learn the
+        vocabulary and the input kind."""
+        if not reset:
+            self._check_fitted()
+        if sd.is_text(X):
+            if not reset and self.input_kind_ != "text":
+                raise ValueError("this CharRNN was fitted on symbol ids: pass a 2-D array of "
+                                 "ids, not text")
+            texts, heights = sd.text_sequences(X, self.layout)
+            voc = None if reset else self.vocabulary_
+            if reset and self.vocabulary is not None:
+                if isinstance(self.vocabulary, Integral):
+                    raise ValueError("an integer vocabulary (a number of ids) is for id "
+                                     "arrays; give text a string of characters")
+                voc = self.vocabulary
+            ids, voc = sd.text_ids(texts, voc, reset)
+            if reset:
+                self.input_kind_, self.vocabulary_, self.n_symbols_ = "text", voc, len(voc)
+                self.__dict__.pop("n_features_in_", None)
+                if heights:
+                    self.n_rows_ = int(np.bincount(heights).argmax())
+                    self.n_columns_ = int(np.median([len(t.split("\n")[0]) for t in
+                                                     ([X] if isinstance(X, str) else X)]))
+            return ids
+        if isinstance(X, (list, tuple)) and X and all(isinstance(v, str) for v in X[:1]):
+            raise ValueError("a list of sequences must hold only strings")
+        if not reset and self.input_kind_ != "ids":
+            raise ValueError("this CharRNN was fitted on text: pass strings, not an array")
+        t = self._validate(X, reset=reset, dtype=torch.float64)
+        if reset:
+            n = self.vocabulary
+            if n is not None and not isinstance(n, Integral):
+                raise ValueError("a numeric X holds symbol ids: give vocabulary as the number "
+                                 "of ids (an int) or None")
+            seqs = sd.id_sequences(t, None if n is None else int(n))
+            self.input_kind_, self.vocabulary_ = "ids", None
+            self.n_symbols_ = int(n) if n is not None else int(max(s.max() for s in seqs)) + 1
+            return seqs
+        return sd.id_sequences(t, self.n_symbols_)
+
+    def _build_module(self) -> nn.Module:
+        return CharRNNNet(int(self.n_symbols_), self.cell, int(self.hidden_size),
+                          int(self.n_layers), int(self.embedding_dim), float(self.dropout))
+
+    # -- training: TBPTT on the engine ----------------------------------------------------------
+    def _phases(self) -> list[Phase] | None:
+        return [Phase("tbptt", self._chunk_loss, repeat=self._n_chunks)]
+
+    def _chunk_loss(self, batch: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the next chunk of the rows in ``batch``. The engine calls the
+        phase ``_n_chunks`` times in a row on the same minibatch: call ``j`` reads chunk
+        ``j``, starting from the (detached) state where chunk ``j - 1`` ended."""
+        j = self._tb_j
+        if j == 0:
+            self._tb_state = None
+        self._tb_j = (j + 1) % self._n_chunks
+        k = int(self.seq_length)
+        S = batch.shape[1] - 1
+        lo, hi = j * k, min(j * k + k, S)
+        x = batch[:, lo:hi].long()
+        y = batch[:, lo + 1:hi + 1].long()
+        logits, state = self.module_(x.clamp(min=0), self._tb_state)
+        self._tb_state = detach_state(state)  # truncation: the state goes on, gradients stop
+        n = int((y != sd.PAD).sum())
+        if n == 0:
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                               ignore_index=sd.PAD, reduction="sum") / n
+
+    def _val_loss(self, batch: torch.Tensor) -> torch.Tensor:
+        """Mean nats per symbol of whole rows (state carried over every chunk)."""
+        x, y = batch[:, :-1].long(), batch[:, 1:].long()
+        logits, _ = self.module_(x.clamp(min=0))
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                               ignore_index=sd.PAD)
+
+    def fit(self, X: Any, y: Any = None, callbacks: Any = None) -> CharRNN:
+        """Train on ``X``: a string, a list of strings, or a 2-D array of symbol ids."""
+        self._validate_params()
+        self._seed = self._run_seed()
+        seqs = self._sequences(X, reset=True)
+        longest = max(len(s) for s in seqs)
+        self.segment_length_ = seg = min(int(self.segment_length), longest)
+        self._n_chunks = sd.n_chunks(seg, int(self.seq_length))
+        self._tb_j, self._tb_state = 0, None
+        rows = sd.training_rows(seqs, int(self.n_symbols_), seg)
+        self.module_ = self._init_module()
+        self._gen = self._make_generator()
+        res = self._run(rows, self._train_config(), callbacks or (), val_loss=self._val_loss)
+        self._record(res)
+        return self
+
+    # -- likelihood -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _log_probs(self, seqs: list[np.ndarray], chunk: int = 1024, batch: int = 256
+                   ) -> np.ndarray:
+        """Exact log p(x) of every sequence (nats, float64), by the chain rule."""
+        self.module_.eval()
+        dev = self._device()
+        V = int(self.n_symbols_)
+        out = np.zeros(len(seqs))
+        order = np.argsort([len(s) for s in seqs], kind="stable")
+        for b in range(0, len(seqs), batch):
+            idx = order[b:b + batch]
+            L = max(len(seqs[i]) for i in idx)
+            full = torch.full((len(idx), L + 1), sd.PAD, dtype=torch.long)
+            for r, i in enumerate(idx):
+                full[r, 0] = V
+                full[r, 1:len(seqs[i]) + 1] = torch.as_tensor(seqs[i])
+            full = full.to(dev)
+            total = torch.zeros(len(idx), dtype=torch.float64, device=dev)
+            state = None
+            for a in range(0, L, chunk):
+                x, y = full[:, a:a + chunk], full[:, a + 1:a + chunk + 1]
+                logits, state = self.module_(x.clamp(min=0), state)
+                lp = torch.log_softmax(logits.float(), -1)
+                got = lp.gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+                total += torch.where(y != sd.PAD, got, 0.0).double().sum(1)
+            out[idx] = total.cpu().numpy()
+        return out
+
+    def log_likelihood(self, X: Any) -> Likelihood:
+        """Exact log p(x) per sequence (nats); ``counts`` holds the number of symbols and the
+        cross-entropy in nats and bits per character (symbol), ``-Σ log p / N``."""
+        seqs = self._sequences(X, reset=False)
+        lp = self._log_probs(seqs)
+        lengths = {len(s) for s in seqs}
+        n = int(sum(len(s) for s in seqs))
+        npc = float(-lp.sum() / n)
+        return Likelihood.from_samples(
+            lp, kind="exact", estimator="chain rule (exact)", support="discrete",
+            n_dims=lengths.pop() if len(lengths) == 1 else None,
+            counts={"n_chars": n, "nats_per_char": npc, "bits_per_char": npc / math.log(2)})
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Exact log-likelihood of every sequence, in nats."""
+        return self._log_probs(self._sequences(X, reset=False))
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean exact log-likelihood per sequence (nats)."""
+        return float(np.mean(self.score_samples(X)))
+
+    # -- sampling ---------------------------------------------------------------------------------
+    def _prime_ids(self, prime: Any) -> list[int]:
+        if prime is None or len(prime) == 0:
+            return []
+        if self.input_kind_ == "text":
+            if not isinstance(prime, str):
+                raise ValueError("prime must be a string for a model of text")
+            return [int(i) for i in sd.text_ids([prime], self.vocabulary_, False)[0][0]]
+        ids = [int(i) for i in prime]
+        if min(ids) < 0 or max(ids) >= int(self.n_symbols_):
+            raise ValueError(f"prime ids must lie in 0..{int(self.n_symbols_) - 1}")
+        return ids
+
+    @torch.no_grad()
+    def generate(self, n_samples: int = 1, length: int | None = None, *,
+                 temperature: float | None = None, prime: Any = "", random_state: Any = None,
+                 n_columns: int | None = None) -> list[list[int]]:
+        """Symbol ids of ``n_samples`` sequences: the prime, then ``length`` drawn symbols (or,
+        with ``n_columns``, symbols until that many column ends, at most 2·n_columns·(rows+1)).
+        """
+        self._check_fitted()
+        T = float(self.temperature if temperature is None else temperature)
+        if T < 0:
+            raise ValueError(f"temperature must be >= 0, got {T}")
+        rs = self.random_state if random_state is None else random_state
+        g = torch.Generator(device=self._device())
+        g.manual_seed(seed_from(rs))
+        dev, n = self._device(), int(n_samples)
+        p = self._prime_ids(prime)
+        self.module_.eval()
+        x = torch.tensor([[int(self.n_symbols_)] + p] * n, dtype=torch.long, device=dev)
+        logits, state = self.module_(x)
+        logits = logits[:, -1]
+        out = [list(p) for _ in range(n)]
+        end = self.vocabulary_.find("\n") if self.vocabulary_ else -1
+        if n_columns is not None:
+            length = 2 * n_columns * (getattr(self, "n_rows_", 14) + 1)
+        cols = torch.zeros(n, dtype=torch.long, device=dev)
+        for _ in range(int(length or 0)):
+            if T == 0:
+                nxt = logits.argmax(-1)
+            else:
+                probs = torch.softmax(logits.double() / T, -1)
+                nxt = torch.multinomial(probs, 1, generator=g).squeeze(1)
+            for i, v in enumerate(nxt.tolist()):
+                if n_columns is None or int(cols[i]) < n_columns:
+                    out[i].append(v)
+            if n_columns is not None:
+                cols += (nxt == end).long()
+                if bool((cols >= n_columns).all()):
+                    break
+            logits, state = self.module_(nxt[:, None], state)
+            logits = logits[:, -1]
+        return out
+
+    def sample_sequences(self, n_samples: int = 1, random_state: Any = None, *,
+                         length: int | None = None, temperature: float | None = None,
+                         prime: Any = "") -> list[str]:
+        """Drawn sequences as strings (layout "columns": the column sequences, unconverted)."""
+        if self.input_kind_ != "text":
+            raise ValueError("sample_sequences is for models of text; use sample")
+        if self.layout == "columns":
+            ncol = int(length or self.sample_length or self.n_columns_)
+            ids = self.generate(n_samples, temperature=temperature, prime=prime,
+                                random_state=random_state, n_columns=ncol)
+        else:
+            ids = self.generate(n_samples, int(length or self.sample_length or 200),
+                                temperature=temperature, prime=prime,
+                                random_state=random_state)
+        return [decode(s, self.vocabulary_) for s in ids]
+
+    def sample(self, n_samples: int = 1, random_state: Any = None, *,
+               length: int | None = None, temperature: float | None = None,
+               prime: Any = "") -> np.ndarray:
+        """Draw sequences: strings for text (layout "columns": grids of ``n_rows_`` rows,
+        top row first), or an int64 array (n_samples, len(prime) + length) of ids.
+
+        Parameters
+        ----------
+        n_samples : int
+        random_state : int or None
+            Seed (default: the estimator's ``random_state``).
+        length : int, optional
+            Symbols drawn after the prime (columns for layout "columns"); default
+            ``sample_length``.
+        temperature : float, optional
+            τ (default ``temperature``); 0 is greedy.
+        prime : str or sequence of int
+            Symbols to start from; every sample begins with them.
+        """
+        self._check_fitted()
+        if self.input_kind_ == "ids":
+            w = int(length if length is not None else
+                    (self.sample_length or self.n_features_in_) - len(prime or []))
+            ids = self.generate(n_samples, max(w, 0), temperature=temperature, prime=prime,
+                                random_state=random_state)
+            return np.asarray(ids, dtype=np.int64)
+        seqs = self.sample_sequences(n_samples, random_state, length=length,
+                                     temperature=temperature, prime=prime)
+        if self.layout == "columns":
+            seqs = [sequence_to_level(s, int(self.n_rows_), MARIO_EMPTY)[0] for s in seqs]
+        return np.asarray(seqs, dtype=str)
+
+
+CharRNN.__doc__ = (CharRNN.__doc__ or "").replace("{train_params}", TRAIN_PARAMS_DOC)
+
+from unsup.autoregressive import _seq_report  # noqa: E402,F401  (registers the report section)
