@@ -16,12 +16,24 @@ from unsup.topics.unigram import UnigramLM
 __all__ = ["topic_table"]
 
 
-def topic_table(model: Any, n_words: int = 10) -> list[dict[str, str]]:
-    """Rows of the top-words table: topic, share of the training documents, top words."""
+def topic_table(model: Any, n_words: int = 10, reference: Any = None) -> list[dict[str, str]]:
+    """Rows of the top-words table: topic, share of the training documents, top words, and
+    with a ``reference`` count matrix each topic's UMass and NPMI coherence (whole documents)."""
     words = model.top_words(n_words)
     share = _topic_sizes(model)
-    return [{"topic": str(k), "size": "" if share is None else f"{100 * share[k]:.1f}%",
+    rows = [{"topic": str(k), "size": "" if share is None else f"{100 * share[k]:.1f}%",
              "top words": " ".join(w)} for k, w in enumerate(words)]
+    comp = getattr(model, "components_", None)
+    if reference is not None and comp is not None and np.ndim(comp) == 2 and len(comp) > 0:
+        from unsup.metrics.topics import coherence
+
+        n = min(n_words, np.shape(comp)[1])
+        for measure in ("umass", "npmi"):
+            per = coherence(np.asarray(comp), reference, measure=measure, top_n=n,
+                            window=None, per_topic=True)
+            for row, v in zip(rows, per, strict=True):
+                row[measure] = f"{v:.3f}"
+    return rows
 
 
 def _topic_sizes(model: Any) -> np.ndarray | None:
@@ -33,8 +45,14 @@ def _topic_sizes(model: Any) -> np.ndarray | None:
 
 @report_section(UnigramLM, MixtureOfUnigrams, PLSA, LDA, title="Topics: top words", order=40)
 def top_words_section(model: Any, ctx: SectionContext) -> None:
-    rows = topic_table(model)
-    ctx.report.table(rows, caption="size: mean topic proportion of the training documents")
+    import scipy.sparse as sp
+
+    ref = ctx.X if sp.issparse(ctx.X) else None
+    rows = topic_table(model, reference=ref)
+    ctx.report.table(rows, caption="size: mean topic proportion of the training documents"
+                     + ("; umass, npmi: coherence of the top 10 words on the report's documents "
+                        "(whole-document co-occurrence; unsup.metrics.topics)" if ref is not None
+                        else ""))
     if getattr(model, "vocabulary_", None) is None:
         ctx.report.text("no vocabulary was given with the counts: words are column numbers")
 
