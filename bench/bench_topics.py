@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from math import nan
 
 import numpy as np
 import torch
 
 from unsup.data import load
+from unsup.metrics.topics import coherence
 from unsup.topics import LDA, PLSA, MixtureOfUnigrams, UnigramLM, completion_log_likelihood
 
 
@@ -44,9 +46,12 @@ def run(args):
 
     def record(name, seconds, topics, alpha):
         lk = completion_log_likelihood(topics, alpha, test)
-        rows.append((name, seconds, lk.counts["nats_per_held_out_word"], lk.counts["perplexity"]))
+        # NPMI of the top 10 words, whole-document co-occurrence in the held-out documents
+        npmi = coherence(topics, test, measure="npmi", window=None) if len(topics) > 1 else nan
+        rows.append((name, seconds, lk.counts["nats_per_held_out_word"], lk.counts["perplexity"],
+                     npmi))
         print(f"{name:34s} {seconds:8.2f} s  {lk.counts['nats_per_held_out_word']:8.4f} nats/word"
-              f"  perplexity {lk.counts['perplexity']:8.1f}", flush=True)
+              f"  perplexity {lk.counts['perplexity']:8.1f}  NPMI {npmi:6.3f}", flush=True)
 
     def timed(fn):
         t = time.perf_counter()
