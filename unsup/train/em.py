@@ -44,6 +44,22 @@ Optional: ``_em_row_width(params)`` (temporary columns per row, for the chunk si
 less than ``tol``), ``_em_select(params, idx)`` (keep some runs of a batch; needed when
 ``_em_runs_per_batch`` > 1), ``_em_history(stats, n_total, j)`` (extra per-iteration
 numbers of run j), ``_em_runs_per_batch(n_init)`` (default 1).
+
+Checkpoints (the parameters ``checkpoint_dir``, ``checkpoint_every``, ``resume``, composed into
+every EM model by this mixin's parameter group :data:`EM_CHECKPOINTING`): at the top of every
+``checkpoint_every``-th iteration (None: every iteration, one pass over the data, the analogue
+of the gradient engine's epoch) and after every batch of restarts, the engine writes, atomically
+and without pickle (:mod:`unsup.train.checkpoint`), everything the rest of the fit depends on:
+the parameters of the runs in progress (any nesting of tensors, dicts, lists and the model
+module's own classes, rebuilt through their constructor), the previous objective, the history,
+the runs already finished and the best one so far, the generator's state, and the model's
+private per-fit state (attributes with a leading underscore that hold a tensor or a NumPy
+``RandomState``, e.g. the mixture's previous responsibilities). With ``resume=True`` a fit
+continues from there, so a killed and resumed fit returns the model of a fit never stopped,
+bit for bit on the same machine and thread count. A checkpoint written for other data or
+parameters (``max_iter`` included) is refused with a message naming the difference; a damaged
+one is a ``ValueError``, never a silent fresh start. Under ``torchrun`` checkpoints are refused
+(per-rank state would need one file per rank).
 """
 
 from __future__ import annotations
@@ -60,8 +76,11 @@ from sklearn.exceptions import ConvergenceWarning
 from unsup import distributed as ud
 from unsup import ops
 from unsup.base import report_progress
+from unsup.params import ParamGroup
+from unsup.train._em_checkpoint import EMCheckpoint, EMState
+from unsup.train.checkpoint import checkpoint_params
 
-__all__ = ["EMEngine", "EMResult", "em_chunk_rows", "global_count"]
+__all__ = ["EMEngine", "EMResult", "em_chunk_rows", "global_count", "EM_CHECKPOINTING"]
 
 # Rows per E-step chunk are chosen so that a chunk's temporaries (rows × width) stay in cache:
 # 2**18 elements (1 MiB of float32; the best of 2**15 ... 2**22 measured on 2- to 64-D data).
@@ -82,6 +101,11 @@ def global_count(n_local: int, device: torch.device) -> int:
     return int(t.item())
 
 
+#: ``checkpoint_dir``, ``checkpoint_every`` (EM iterations) and ``resume`` of every EM model
+EM_CHECKPOINTING = ParamGroup("em checkpointing", checkpoint_params(
+    "Checkpoint every this many EM iterations (None: every iteration)."))
+
+
 @dataclass
 class EMResult:
     """The kept run: its parameters, per-sample objective, iterations and history."""
@@ -97,6 +121,7 @@ class EMEngine:
     """Mixin that runs EM for a model that supplies the math (see the module docstring)."""
 
     _em_objective_name = "objective"
+    _param_groups = (EM_CHECKPOINTING,)
 
     # -- hooks with defaults ------------------------------------------------------------------
     def _em_row_width(self, params: Any) -> int:
@@ -136,7 +161,7 @@ class EMEngine:
         return total
 
     def _em_fit(
-        self, X: torch.Tensor, *, n_init: int, max_iter: int, tol: float,
+        self, X: Any, *, n_init: int, max_iter: int, tol: float,
         generator: torch.Generator, stage: str = "EM", verbose: bool = False,
         warn: bool = True, on_run: Callable[[EMResult], None] | None = None,
     ) -> EMResult:
@@ -145,22 +170,38 @@ class EMEngine:
         Iteration t evaluates the objective (and the statistics) at θ_t, stops if converged or
         t = max_iter, else performs the M-step θ_{t+1}. So ``n_iter`` M-steps were done and
         the returned parameters are those at which the returned objective was measured.
+        With ``checkpoint_dir`` set on the estimator the state is checkpointed (module
+        docstring); ``on_run`` is called for the runs that finish in this process.
         """
         n_total = global_count(X.shape[0], X.device)
-        best: EMResult | None = None
         tie = max(1e-12, 16 * torch.finfo(X.dtype).eps) if X.is_floating_point() else 1e-12
         per_batch = max(1, self._em_runs_per_batch(n_init))
-        left = n_init
-        while left > 0:
-            R = min(per_batch, left)
-            left -= R
-            for res in self._em_batch(X, R, max_iter, tol, generator, n_total, stage, verbose):
+        st = EMState()
+        ck = EMCheckpoint.of(self, X, generator, n_total=n_total, n_init=n_init,
+                             max_iter=max_iter, tol=tol, per_batch=per_batch)
+        if ck is not None and ck.resume:
+            ck.restore(st)
+        while not st.finished:
+            if st.batch is None:
+                R = min(per_batch, n_init - st.started)
+                st.started += R
+                st.batch = {"R": R, "params": self._em_initialize(X, generator, R),  # type: ignore[attr-defined]
+                            "it": 0, "ids": list(range(R)), "hist": [[] for _ in range(R)],
+                            "done": [], "prev": None}
+            for res in self._em_batch(X, st, max_iter, tol, generator, n_total, stage,
+                                      verbose, ck):
                 if on_run is not None:
                     on_run(res)
                 # a later run must beat the kept one by more than rounding (runs that reach the
                 # same optimum keep the first, whatever the chunking, ranks or dtype)
-                if best is None or res.objective > best.objective + tie * abs(best.objective):
-                    best = res
+                if st.best is None or res.objective > st.best.objective + tie * abs(
+                        st.best.objective):
+                    st.best = res
+            st.batch = None
+            st.finished = st.started >= n_init
+            if ck is not None:
+                ck.save(st)
+        best = st.best
         assert best is not None
         if warn and not best.converged and max_iter > 0:
             warnings.warn(
@@ -171,25 +212,28 @@ class EMEngine:
         return best
 
     def _em_batch(
-        self, X: torch.Tensor, R: int, max_iter: int, tol: float, gen: torch.Generator,
-        n_total: int, stage: str, verbose: bool,
+        self, X: Any, st: EMState, max_iter: int, tol: float, gen: torch.Generator,
+        n_total: int, stage: str, verbose: bool, ck: EMCheckpoint | None = None,
     ) -> list[EMResult]:
-        params = self._em_initialize(X, gen, R)  # type: ignore[attr-defined]
-        ids = list(range(R))  # which run of the batch each active slot holds
-        hist: list[list[dict[str, float]]] = [[] for _ in range(R)]
-        done_runs: list[tuple[int, EMResult]] = []
-        prev: torch.Tensor | None = None
+        """Iterate the batch of runs in ``st.batch`` (fresh or restored) until all finish."""
+        b = st.batch
+        assert b is not None
         name = self._em_objective_name
-        for it in range(max_iter + 1):
+        while True:
+            if ck is not None and ck.due(st.iters):
+                ck.save(st)
+            it, ids, params = b["it"], b["ids"], b["params"]
             stats = self._em_pass(X, params)
+            st.iters += 1
             obj = stats["objective"].to(torch.float64) / n_total
             vals = obj.tolist()
             for j, r in enumerate(ids):
-                hist[r].append({"iter": it, name: vals[j],
-                                **self._em_history(stats, n_total, j)})
+                b["hist"][r].append({"iter": it, name: vals[j],
+                                     **self._em_history(stats, n_total, j)})
             report_progress(stage, it, max_iter, **{name: max(vals)})
             if verbose:
                 print(f"{stage} iter {it}: {name} {max(vals):.6g} ({len(ids)} runs active)")
+            prev = b["prev"]
             conv = (torch.zeros(len(ids), dtype=torch.bool) if prev is None
                     else self._em_converged(prev, obj, params, tol).cpu())
             finished = conv | (it == max_iter)
@@ -197,14 +241,16 @@ class EMEngine:
                 for j in torch.nonzero(finished).flatten().tolist():
                     p = self._em_select(params, torch.tensor([j]))
                     o = vals[j] if math.isfinite(vals[j]) else -math.inf
-                    done_runs.append((ids[j], EMResult(p, o, it, bool(conv[j]), hist[ids[j]])))
+                    b["done"].append((ids[j], EMResult(p, o, it, bool(conv[j]),
+                                                       b["hist"][ids[j]])))
             keep = torch.nonzero(~finished).flatten()
             if len(keep) == 0:
                 break
             params = self._em_m_step(stats, params, X)  # type: ignore[attr-defined]
-            prev = obj
+            b["prev"] = obj
             if len(keep) < len(ids):
                 params = self._em_select(params, keep)
-                prev = obj[keep.to(obj.device)]
-                ids = [ids[j] for j in keep.tolist()]
-        return [res for _, res in sorted(done_runs, key=lambda t: t[0])]  # in run order
+                b["prev"] = obj[keep.to(obj.device)]
+                b["ids"] = [ids[j] for j in keep.tolist()]
+            b["params"], b["it"] = params, it + 1
+        return [res for _, res in sorted(b["done"], key=lambda t: t[0])]  # in run order

@@ -58,6 +58,8 @@ import torch
 
 from unsup.base import report_progress
 from unsup.params import Integral, Interval, Param, ParamGroup, Real, StrOptions
+from unsup.train._mcmc_checkpoint import StageCheckpoint, begin_session
+from unsup.train.checkpoint import checkpoint_params
 
 __all__ = ["MCMCModel", "MCMCConfig", "fit_mcmc", "lr_factor", "check_int", "check_float",
            "MCMC_TRAINING", "SAMPLING", "SPARSITY", "LR_SCHEDULES", "mcmc_config"]
@@ -80,6 +82,8 @@ MCMC_TRAINING = ParamGroup("mcmc training", [
     Param("lr_schedule", "linear", [StrOptions(set(LR_SCHEDULES))],
           "Learning rate over the updates: linear or cosine decay to 0, or constant.",
           '{"linear", "cosine", "constant"}'),
+    *checkpoint_params("Checkpoint every this many parameter updates (None: once per pass "
+                       "over the data)."),
 ])
 
 SAMPLING = ParamGroup("sampling", [
@@ -123,8 +127,13 @@ def mcmc_config(est: Any, n_samples: int, *, stage: str, **overrides: Any) -> MC
         n_chains=None if get("n_chains") is None else int(get("n_chains")),
         sparsity_target=None if target is None else float(target),
         sparsity_cost=float(get("sparsity_cost", MCMCConfig.sparsity_cost)),
-        monitor_every=max(100, n_updates // 50), stage=stage)
+        monitor_every=max(100, n_updates // 50), stage=stage,
+        checkpoint_dir=None if get("checkpoint_dir") is None else str(get("checkpoint_dir")),
+        checkpoint_every=get("checkpoint_every"), resume=bool(get("resume", False)))
     kw.update(overrides)
+    # the engine's runs that follow in this fit (with one generator) are its stages
+    begin_session(kw["checkpoint_dir"], kw["checkpoint_every"], kw["resume"],
+                  get("random_state"))
     return MCMCConfig(**kw)
 
 State = tuple[torch.Tensor, ...]
@@ -202,6 +211,9 @@ class MCMCConfig:
     sparsity_decay: float = 0.95
     monitor_every: int = 0
     stage: str = "MCMC"
+    checkpoint_dir: str | None = None
+    checkpoint_every: int | None = None
+    resume: bool = False
 
 
 def lr_factor(schedule: str, t: int, T: int) -> float:
@@ -249,6 +261,11 @@ def fit_mcmc(
         One entry per monitoring point: ``step`` (update), ``epoch`` and the monitor's values.
     chains : tuple of tensors or None
         The persistent chains' final state (PCD), else None.
+
+    Checkpoints: inside an estimator's fit with ``checkpoint_dir`` (or with
+    ``cfg.checkpoint_dir``), every ``checkpoint_every`` updates (None: once per pass over the
+    data) and at the end, the state is written atomically (:mod:`unsup.train._mcmc_checkpoint`);
+    with ``resume`` the run continues from it exactly (a finished run returns at once).
     """
     N = X.shape[0]
     B = min(cfg.batch_size, N)
@@ -274,7 +291,16 @@ def fit_mcmc(
     T = cfg.n_updates
     ramp = int(cfg.momentum_ramp * T)
     report_every = max(1, T // 200)
-    for t in range(T):
+    t0 = 0
+    ck = StageCheckpoint.start(model, X, cfg, gen)
+    if ck is not None and ck.s.resume:
+        saved = ck.restore(vel, X.device)
+        if saved is not None and saved["done"]:
+            return saved["history"], saved["chains"]
+        if saved is not None:
+            t0, pos_in_epoch, perm = saved["t"], saved["pos"], saved["perm"]
+            chains, q, history = saved["chains"], saved["q"], saved["history"]
+    for t in range(t0, T):
         if pos_in_epoch + B > N:
             perm = torch.randperm(N, generator=gen, device=gen.device).to(X.device)
             pos_in_epoch = 0
@@ -337,4 +363,8 @@ def fit_mcmc(
                 print("  ".join(f"{k}={v:.5g}" for k, v in entry.items()))
         if (t + 1) % report_every == 0 or t + 1 == T:
             report_progress(cfg.stage, t + 1, T)
+        if ck is not None and ck.due(t + 1, T):
+            ck.save(t + 1, pos_in_epoch, perm, vel, chains, q, history)
+    if ck is not None:
+        ck.finish(history, chains)
     return history, chains
