@@ -104,8 +104,15 @@ def test_seeded_runs_agree_and_round_trip(fitted, digits, tmp_path):
     np.testing.assert_array_equal(loaded.transform(digits[2]), fitted.transform(digits[2]))
 
 
+def test_more_bits_than_features_is_allowed():
+    X = np.random.default_rng(0).uniform(size=(64, 2))
+    B = SemanticHashing(8, hidden_layer_sizes=(8,), pretrain_epochs=1, epochs=2,
+                        random_state=0).fit(X).transform(X)
+    assert B.shape == (64, 8)
+
+
 @pytest.mark.parametrize("params, match", [
-    ({"n_bits": 100}, "larger than the input"),
+    ({"activation": "swish"}, "activation"),
     ({"n_bits": 0}, "n_bits"),
     ({"code_noise": -1.0}, "code_noise"),
     ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),
@@ -114,3 +121,12 @@ def test_bad_parameters_are_clear_errors(params, match, digits):
     with pytest.raises(ValueError, match=match):
         SemanticHashing(**{"n_bits": 4, "epochs": 1, "pretrain_epochs": 1, **params}).fit(
             digits[0][:50])
+
+
+def test_report_draws_queries_with_their_hamming_neighbours(fitted, digits):
+    from unsup.report import model_report
+
+    X, y = digits[2], digits[3]
+    html = model_report(fitted, X, y, image_shape=(8, 8)).to_html()
+    assert "Hamming retrieval" in html and "Precision@9 of the 6 queries" in html
+    assert "distinct codes" in html

@@ -43,12 +43,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from unsup.autoencoders._nets import AENet, mlp_net
+from unsup.autoencoders._nets import ACTIVATIONS, AENet, mlp_net
 from unsup.autoencoders.autoencoder import Autoencoder
 from unsup.autoencoders.stacked import StackedAutoencoder
 from unsup.metrics._hamming import HammingIndex, pack_bits
 from unsup.params import Integral, Interval, Real
 from unsup.registry import register_model
+from unsup.report.hooks import SectionContext, report_section
 from unsup.train import TRAIN_PARAMS_DOC
 
 __all__ = ["SemanticHashing"]
@@ -72,7 +73,8 @@ class SemanticHashing(StackedAutoencoder):
     Parameters
     ----------
     n_bits : int
-        Code length ``b`` (at most the number of input features).
+        Code length ``b`` (it may exceed the number of input features: binary codes cannot
+        copy their input).
     hidden_layer_sizes : sequence of int
         Encoder layers between the input and the code (the decoder mirrors them).
     code_noise : float
@@ -165,6 +167,19 @@ class SemanticHashing(StackedAutoencoder):
             raise ValueError(f"hidden_layer_sizes must be positive integers, got {h!r}")
         return [*(int(s) for s in hidden), int(self.n_bits)]
 
+    def _check_params(self) -> None:
+        # the stacked autoencoder's checks, less its bottleneck: binary codes cannot copy the
+        # input, so more bits than input features is a legitimate (if wasteful) hash
+        sizes = self._sizes()
+        if self.pretrain not in ("ae", "dae", "none"):
+            raise ValueError(f"pretrain={self.pretrain!r} is not 'ae', 'dae' or 'none'")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation={self.activation!r} is not one of {ACTIVATIONS}")
+        if self.loss not in ("auto", "bce", "mse"):
+            raise ValueError(f"loss={self.loss!r} is not one of ('auto', 'bce', 'mse')")
+        self.layer_sizes_ = sizes
+        self.n_components_ = sizes[-1]
+
     def _build_module(self) -> nn.Module:
         net = mlp_net([self.n_features_in_, *self._sizes()], self.activation, "linear")
         return _HashNet(net.encoder, net.decoder)
@@ -209,3 +224,35 @@ class SemanticHashing(StackedAutoencoder):
 
 SemanticHashing.__doc__ = (SemanticHashing.__doc__ or "").replace(
     "{train_params}", TRAIN_PARAMS_DOC)
+
+
+@report_section(SemanticHashing, title="Hamming retrieval", order=55)
+def hamming_retrieval(model: Any, ctx: SectionContext) -> None:
+    """Queries from the data and their nearest neighbours by Hamming distance among the other
+    rows (exhaustive ranking; ties by row order); bit usage; precision@10 when labels exist."""
+    if ctx.X is None or len(ctx.X) < 2:
+        ctx.report.text("Not drawn: no data to retrieve from.")
+        return
+    X = np.asarray(ctx.X)[:_REPORT_ROWS]
+    B = model.transform(X)
+    n_q, k = min(_REPORT_QUERIES, len(X) - 1), min(_REPORT_NEIGHBOURS, len(X) - 1)
+    index = HammingIndex(B[n_q:])
+    dist, idx = index.kneighbors(B[:n_q], min(k, len(B) - n_q))
+    idx = idx + n_q
+    usage = B.mean(0)
+    ctx.report.text(f"{model.n_bits}-bit codes of {len(X)} rows: {len(np.unique(B, axis=0))} "
+                    f"distinct codes; bits on for {100 * usage.min():.0f}-"
+                    f"{100 * usage.max():.0f}% of rows (50% uses a bit best).")
+    if ctx.y is not None:
+        y = np.asarray(ctx.y)[:len(X)]
+        p = float((y[idx] == y[:n_q, None]).mean())
+        ctx.report.text(f"Precision@{idx.shape[1]} of the {n_q} queries below (same label): "
+                        f"{p:.3f}.")
+    rows = np.concatenate([np.concatenate([X[i:i + 1], X[idx[i]]]) for i in range(n_q)])
+    titles = [t for i in range(n_q) for t in ["query", *(f"d={d}" for d in dist[i])]]
+    ctx.image_rows(rows, f"Each row: a query (first of the data's rows) and its "
+                   f"{idx.shape[1]} nearest rows by Hamming distance d of the codes.",
+                   titles=titles, ncols=idx.shape[1] + 1)
+
+
+_REPORT_ROWS, _REPORT_QUERIES, _REPORT_NEIGHBOURS = 5000, 6, 9

@@ -1,0 +1,179 @@
+"""Retrieval benchmark: semantic hashing codes against LSH, PCA sign bits, PCA-ITQ, PCA and
+raw pixels (issue 15 §3, §6).
+
+Database: mnist5k (5,000 digits, labels); queries: the MNIST test set (10,000 digits); an item
+is relevant to a query when it has the same digit label. For every representation:
+mAP over the whole ranking, precision@100, precision within Hamming radius 2 (binary codes),
+and the search time per query (exhaustive ranking for the 100 nearest; Hamming-ball lookup of
+radius 2 in the address table for binary codes of <= 64 bits). Ties in Hamming distance are
+broken by a fixed permutation of the database (seed 0): mnist5k is sorted by label.
+
+No labelled text corpus ships with unsup (shakespeare and lee have no labels, and scikit-learn's
+20 newsgroups downloads), so there is no text benchmark.
+
+    python bench/bench_retrieval.py --threads 1 --bits 16,32,64 --epochs 30 --pretrain-epochs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (  # noqa: E402
+    apply_threads,
+    int_list,
+    machine_info,
+    machine_markdown,
+    markdown_table,
+    write_json,
+)
+from unsup.autoencoders.semantic_hashing import SemanticHashing  # noqa: E402
+from unsup.data import load  # noqa: E402
+from unsup.metrics.retrieval import HammingIndex, nearest, retrieval_scores  # noqa: E402
+
+
+# -- baselines: each ~10 lines --------------------------------------------------------------
+def lsh_codes(Xd: np.ndarray, Xq: np.ndarray, n_bits: int, seed: int = 0):
+    """Random-hyperplane LSH (Charikar 2002): sign bits of Gaussian projections of the
+    centred data."""
+    W = np.random.default_rng(seed).normal(size=(Xd.shape[1], n_bits))
+    mu = Xd.mean(0)
+    return ((Xd - mu) @ W > 0).astype(np.uint8), ((Xq - mu) @ W > 0).astype(np.uint8)
+
+
+def pca_fit(Xd: np.ndarray, k: int):
+    mu = Xd.mean(0)
+    _, _, Vt = np.linalg.svd(Xd - mu, full_matrices=False)
+    return mu, Vt[:k].T
+
+
+def pca_sign_codes(Xd: np.ndarray, Xq: np.ndarray, n_bits: int):
+    """Sign bits of the top ``n_bits`` principal components."""
+    mu, V = pca_fit(Xd, n_bits)
+    return ((Xd - mu) @ V > 0).astype(np.uint8), ((Xq - mu) @ V > 0).astype(np.uint8)
+
+
+def itq_codes(Xd: np.ndarray, Xq: np.ndarray, n_bits: int, n_iter: int = 50, seed: int = 0):
+    """PCA-ITQ (Gong & Lazebnik 2011): rotate the PCA projections to minimise the
+    quantisation error ||B - V R||_F by alternating B = sign(V R) and an orthogonal Procrustes
+    step for R."""
+    mu, P = pca_fit(Xd, n_bits)
+    V = (Xd - mu) @ P
+    R, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(n_bits, n_bits)))
+    for _ in range(n_iter):
+        B = np.where(V @ R >= 0, 1.0, -1.0)
+        U, _, Wt = np.linalg.svd(B.T @ V)
+        R = (U @ Wt).T
+    return ((V @ R) >= 0).astype(np.uint8), (((Xq - mu) @ P @ R) >= 0).astype(np.uint8)
+
+
+def pca_real(Xd: np.ndarray, Xq: np.ndarray, k: int):
+    mu, V = pca_fit(Xd, k)
+    return ((Xd - mu) @ V).astype(np.float32), ((Xq - mu) @ V).astype(np.float32)
+
+
+# -- measuring -------------------------------------------------------------------------------
+def measure(name: str, bits: Any, D: np.ndarray, Q: np.ndarray, yd: np.ndarray,
+            yq: np.ndarray, metric: str, fit_s: float) -> dict[str, Any]:
+    r = retrieval_scores(Q, yq, D, yd, metric=metric, k=(100,), radius=2, ties=0)
+    row: dict[str, Any] = {"representation": name, "code": bits, "metric": metric,
+                           "map": r["map"], "precision@100": r["precision@100"],
+                           "precision@r2": r.get("precision@r2"),
+                           "success@r2": r.get("success@r2"), "fit_s": fit_s,
+                           "score_ms_per_query": r["ms_per_query"],
+                           "pr_curve": r["pr_curve"]}
+    t = time.perf_counter()
+    if metric == "hamming":
+        index = HammingIndex(D)
+        index.kneighbors(Q, 100)
+        row["rank100_ms_per_query"] = 1e3 * (time.perf_counter() - t) / len(Q)
+        t = time.perf_counter()
+        method = "table" if D.shape[1] <= 64 else "scan"
+        index.radius_search(Q, 2, method=method)
+        row["ball_r2_ms_per_query"] = 1e3 * (time.perf_counter() - t) / len(Q)
+        row["ball_method"] = method
+    else:
+        nearest(Q, D, 100, metric=metric)
+        row["rank100_ms_per_query"] = 1e3 * (time.perf_counter() - t) / len(Q)
+    print(f"  {name:28s} {str(bits):>5s} {metric:9s} mAP {row['map']:.4f}  "
+          f"P@100 {row['precision@100']:.4f}  rank {row['rank100_ms_per_query']:.3f} ms/q",
+          flush=True)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bits", type=int_list, default=[16, 32, 64])
+    p.add_argument("--hidden", type=int_list, default=[500, 500],
+                   help="hidden layers of the semantic hashing encoder")
+    p.add_argument("--epochs", type=int, default=30, help="fine-tuning epochs")
+    p.add_argument("--pretrain-epochs", type=int, default=5, help="pre-training epochs/layer")
+    p.add_argument("--code-noise", type=float, nargs="+", default=[4.0],
+                   help="code noise levels to train (0: the no-noise ablation)")
+    p.add_argument("--queries", type=int, default=None, help="use the first N test digits")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None)
+    a = p.parse_args(argv)
+    apply_threads(a.threads)
+    machine = machine_info()
+    train, test = load("mnist5k"), load("mnist-test")
+    Xd, yd = np.asarray(train.X, np.float32), np.asarray(train.y)
+    Xq, yq = np.asarray(test.X, np.float32), np.asarray(test.y)
+    if a.queries:
+        Xq, yq = Xq[:a.queries], yq[:a.queries]
+    print(f"database {Xd.shape}, queries {Xq.shape}, threads {a.threads}", flush=True)
+    rows = [measure("raw pixels", 784, Xd, Xq, yd, yq, "euclidean", 0.0),
+            measure("raw pixels", 784, Xd, Xq, yd, yq, "cosine", 0.0)]
+    for b in a.bits:
+        for name, fn in (("LSH (random hyperplanes)", lsh_codes),
+                         ("PCA sign bits", pca_sign_codes), ("PCA-ITQ", itq_codes)):
+            t = time.perf_counter()
+            D, Q = fn(Xd, Xq, b)
+            rows.append(measure(name, b, D, Q, yd, yq, "hamming", time.perf_counter() - t))
+        t = time.perf_counter()
+        D, Q = pca_real(Xd, Xq, b)
+        rows.append(measure("PCA (real-valued)", b, D, Q, yd, yq, "euclidean",
+                            time.perf_counter() - t))
+        for s in a.code_noise:
+            model = SemanticHashing(b, hidden_layer_sizes=tuple(a.hidden), code_noise=s,
+                                    epochs=a.epochs, pretrain_epochs=a.pretrain_epochs,
+                                    random_state=a.seed)
+            t = time.perf_counter()
+            model.fit(Xd)
+            fit_s = time.perf_counter() - t
+            t = time.perf_counter()
+            D, Q = model.transform(Xd), model.transform(Xq)
+            enc = time.perf_counter() - t
+            p_ = model.code_probabilities(Xq)
+            row = measure(f"semantic hashing (noise {s:g})", b, D, Q, yd, yq, "hamming", fit_s)
+            row["encode_ms_per_query"] = 1e3 * enc / (len(Xd) + len(Xq))
+            row["near_binary"] = float(((p_ < 0.05) | (p_ > 0.95)).mean())
+            rows.append(row)
+    headers = ["representation", "bits/dims", "distance", "mAP", "P@100", "P@r≤2",
+               "success r≤2", "rank top-100 ms/query", "ball r=2 ms/query", "fit s"]
+    table = markdown_table(headers, [
+        [r["representation"], str(r["code"]), r["metric"], r["map"], r["precision@100"],
+         "-" if r["precision@r2"] is None else r["precision@r2"],
+         "-" if r["success@r2"] is None else r["success@r2"], r["rank100_ms_per_query"],
+         r.get("ball_r2_ms_per_query", "-"), r["fit_s"]] for r in rows])
+    print()
+    print(machine_markdown(machine))
+    print()
+    print(table)
+    near = [(r["code"], r["representation"], r["near_binary"]) for r in rows if "near_binary" in r]
+    for b, n, v in near:
+        print(f"- {n}, {b} bits: {100 * v:.1f}% of test code activations within 0.05 of 0 or 1")
+    write_json(a.json, {"machine": machine, "args": vars(a), "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
