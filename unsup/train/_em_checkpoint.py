@@ -96,7 +96,11 @@ class EMCheckpoint:
                      **_plain(params)}
         rs = getattr(est, "random_state", None)
         seed = int(rs) if isinstance(rs, numbers.Integral) and not isinstance(rs, bool) else None
-        every = getattr(est, "checkpoint_every", None) or 1
+        every = getattr(est, "checkpoint_every", None)
+        if every is not None and (isinstance(every, bool) or not isinstance(
+                every, numbers.Integral) or every < 1):
+            raise ValueError(f"checkpoint_every must be an integer >= 1 or None, got {every!r}")
+        every = every or 1
         return cls(est, X, gen, str(directory), int(every), resume, signature, seed)
 
     def due(self, iters: int) -> bool:

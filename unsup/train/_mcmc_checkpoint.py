@@ -97,6 +97,9 @@ def begin_session(directory: Any, every: int | None, resume: bool, random_state:
             raise ValueError("resume=True needs checkpoint_dir")
         _local.session = None
         return
+    if every is not None and (isinstance(every, bool) or not isinstance(
+            every, numbers.Integral) or every < 1):
+        raise ValueError(f"checkpoint_every must be an integer >= 1 or None, got {every!r}")
     _local.session = _Session(str(directory), every, bool(resume), _seed(random_state))
 
 
