@@ -5,7 +5,8 @@
   them rests on a solid tile (``smb.json``'s "solid" tag) or is on the bottom row. Malformed:
   a top that is not so (a ``<`` without ``>`` to its right, a ``>`` without ``<`` to its left,
   a body that ends on a non-solid tile or half a body), and every vertical run of body tiles
-  (``[`` or ``]``) that no top claims. All 89 pipes of the corpus are well formed.
+  (``[`` or ``]``; a ``[]`` pair counts once) that no top claims. All 89 pipes of the corpus
+  are well formed.
 - :func:`tile_frequencies` and :func:`total_variation`: the tile distribution of levels and the
   total-variation distance ½ Σ |p - q| between two of them.
 - :func:`tile_map`: a level drawn as coloured tiles with the tile names as legend.
@@ -66,13 +67,15 @@ def pipe_counts(grid: str) -> tuple[int, int]:
                 good += 1
             else:
                 bad += 1  # hangs in the air, or a half body below
+    orphan = np.array([[rows[r][c] in "[]" and not claimed[r, c] for c in range(W)]
+                       for r in range(H)], dtype=bool).reshape(H, W)
     for c in range(W):  # body tiles no top claimed: one malformed pipe per vertical run
-        run = False
         for r in range(H):
-            orphan = rows[r][c] in "[]" and not claimed[r, c]
-            if orphan and not run:
-                bad += 1
-            run = orphan
+            if not orphan[r, c] or (r and orphan[r - 1, c]):
+                continue  # not the top of a run
+            if rows[r][c] == "]" and c and orphan[r, c - 1] and rows[r][c - 1] == "[":
+                continue  # the right half of a headless "[]": counted with its left half
+            bad += 1
     return good, bad
 
 
