@@ -19,11 +19,21 @@ right of the centre in the centre row sees only the pixels above and to the left
 order). Mask type ``"A"`` (first layer) also zeroes the centre, so an output never sees its
 own input pixel; type ``"B"`` (later layers) keeps it.
 
+**Gated PixelCNN** [3]_. Stacked masked convolutions have a blind spot (pixels above and to the
+right fall out of the receptive field). :class:`GatedMaskedConv2d` removes it with two stacks:
+a *vertical* stack whose ``(k//2+1)×k`` convolution sees the rows up to the current one, and a
+*horizontal* stack whose ``1×(k//2+1)`` convolution sees the pixels to the left in the current
+row (and the pixel itself, except in the first, type ``"A"``, layer). The vertical features
+enter the horizontal stack shifted down one row, so they only bring rows strictly above. Both
+use the gated unit ``tanh(a) ⊙ σ(b)``; the horizontal stack is residual after the first layer.
+
 References
 ----------
 .. [1] Germain, Gregor, Murray & Larochelle, "MADE: Masked Autoencoder for Distribution
    Estimation", ICML 2015.
 .. [2] van den Oord, Kalchbrenner & Kavukcuoglu, "Pixel Recurrent Neural Networks", ICML 2016.
+.. [3] van den Oord, Kalchbrenner, Vinyals, Espeholt, Graves & Kavukcuoglu, "Conditional
+   Image Generation with PixelCNN Decoders", NeurIPS 2016.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MaskedLinear", "MaskedConv2d", "made_degrees", "made_masks"]
+__all__ = ["MaskedLinear", "MaskedConv2d", "GatedMaskedConv2d", "made_degrees", "made_masks"]
 
 
 class MaskedLinear(nn.Linear):
@@ -132,3 +142,60 @@ class MaskedConv2d(nn.Conv2d):
 
     def extra_repr(self) -> str:
         return f"mask_type={self.mask_type!r}, " + super().extra_repr()
+
+
+class GatedMaskedConv2d(nn.Module):
+    """One layer of the gated PixelCNN: ``(v, h) -> (v', h')`` without a blind spot.
+
+    Parameters
+    ----------
+    mask_type : {"A", "B"}
+        "A" (first layer): the horizontal stack does not see the current pixel, and is not
+        residual. "B": it does, and ``h' = h + conv1x1(gate)``.
+    channels : int
+        Feature maps of both stacks (``in_channels`` of the first layer may differ).
+    kernel_size : int
+        Odd k.
+    in_channels : int or None
+        Input channels (default ``channels``).
+    """
+
+    def __init__(self, mask_type: str, channels: int, kernel_size: int = 3,
+                 in_channels: int | None = None) -> None:
+        super().__init__()
+        if mask_type not in ("A", "B"):
+            raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        cin = int(in_channels or channels)
+        k, c = int(kernel_size), int(channels)
+        self.mask_type, self.k = mask_type, k
+        self.v_conv = nn.Conv2d(cin, 2 * c, (k // 2 + 1, k))
+        self.v_to_h = nn.Conv2d(2 * c, 2 * c, 1)
+        self.h_conv = nn.Conv2d(cin, 2 * c, (1, k // 2 + 1))
+        self.h_out = nn.Conv2d(c, c, 1)
+
+    @staticmethod
+    def _gate(a: torch.Tensor) -> torch.Tensor:
+        t, s = a.chunk(2, dim=1)
+        return torch.tanh(t) * torch.sigmoid(s)
+
+    def forward(self, v: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        H, W = v.shape[-2:]
+        k2 = self.k // 2
+        # vertical: rows i-k2..i, columns j-k2..j+k2
+        v_pre = self.v_conv(F.pad(v, (k2, k2, k2, 0)))
+        # shifted down a row: row i now carries rows <= i-1 only
+        v_down = F.pad(v_pre, (0, 0, 1, 0))[:, :, :H]
+        # horizontal: columns j-k2..j (type B) or j-k2-1..j-1 (type A), current row only
+        if self.mask_type == "A":
+            h_in = F.pad(h, (k2 + 1, 0))[..., :W + k2]
+        else:
+            h_in = F.pad(h, (k2, 0))
+        h_pre = self.h_conv(h_in) + self.v_to_h(v_down)
+        gated = self.h_out(self._gate(h_pre))
+        h_new = gated if self.mask_type == "A" else h + gated
+        return self._gate(v_pre), h_new
+
+    def extra_repr(self) -> str:
+        return f"mask_type={self.mask_type!r}, kernel_size={self.k}"
