@@ -52,9 +52,9 @@ __all__ = ["RealNVP"]
                 summary="RealNVP normalizing flow (affine couplings, multi-scale; exact "
                         "log-density, bits/dim on 8-bit images)",
                 demo=Demo("RealNVP on 8-bit MNIST (uniform dequantisation; bits/dim)",
-                          params={"n_levels": 2, "n_steps": 3, "hidden_channels": 32,
-                                  "epochs": 10, "random_state": 0},
-                          quick={"epochs": 1}, order=80))
+                          params={"n_levels": 2, "n_steps": 2, "hidden_channels": 32,
+                                  "epochs": 5, "random_state": 0},
+                          quick={"epochs": 1, "hidden_channels": 16}, order=80))
 class RealNVP(FlowEstimator):
     """RealNVP normalizing flow with an exact likelihood.
 
