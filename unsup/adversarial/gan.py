@@ -70,7 +70,7 @@ _pos_real = Interval(Real, 0, None, closed="neither")
                 summary="GAN loss zoo: MM, NS, WGAN, WGAN-GP, LSGAN, DRAGAN, BEGAN (MLP/DCGAN)",
                 demo=Demo("NS-GAN, MLP generator 64-256-512-784 (samples only: no likelihood)",
                           params={"loss": "ns", "epochs": 20, "random_state": 0},
-                          quick={"epochs": 4}, order=48))
+                          quick={"epochs": 20}, order=48))
 class GAN(GradientEstimator):
     r"""Generative adversarial network with a choice of seven losses (Lucic et al. 2018).
 
