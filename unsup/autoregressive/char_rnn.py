@@ -59,6 +59,7 @@ from torch import nn
 from unsup._io_checks import A
 from unsup.autoregressive import _seq_data as sd
 from unsup.autoregressive._seq_net import CharRNNNet, detach_state
+from unsup.autoregressive._seq_sample import chain_log_probs, draw
 from unsup.data.sequences import MARIO_EMPTY, decode, sequence_to_level
 from unsup.likelihood import Likelihood
 from unsup.params import Interval, StrOptions
@@ -91,6 +92,7 @@ class CharRNN(GradientEstimator):
     hidden_size : int, default=384
         Units per recurrent layer.
     n_layers : int, default=1
+        Stacked recurrent layers (1 to 64).
     embedding_dim : int, default=64
         Size of the symbol embedding.
     dropout : float, default=0.0
@@ -135,7 +137,9 @@ class CharRNN(GradientEstimator):
 
     _parameter_constraints: dict[str, Any] = {
         "cell": [StrOptions({"lstm", "gru"})],
-        "hidden_size": [_pos], "n_layers": [_pos], "embedding_dim": [_pos],
+        "hidden_size": [_pos], "embedding_dim": [_pos],
+        # a sanity bound: a model file claiming 10^9 layers must not build 10^9 modules
+        "n_layers": [Interval(Integral, 1, 64, closed="both")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "seq_length": [_pos], "segment_length": [_pos],
         "layout": [StrOptions({"text", "columns"})],
@@ -297,33 +301,9 @@ class CharRNN(GradientEstimator):
         return self
 
     # -- likelihood -------------------------------------------------------------------------------
-    @torch.no_grad()
-    def _log_probs(self, seqs: list[np.ndarray], chunk: int = 1024, batch: int = 256
-                   ) -> np.ndarray:
+    def _log_probs(self, seqs: list[np.ndarray]) -> np.ndarray:
         """Exact log p(x) of every sequence (nats, float64), by the chain rule."""
-        self.module_.eval()
-        dev = self._device()
-        V = int(self.n_symbols_)
-        out = np.zeros(len(seqs))
-        order = np.argsort([len(s) for s in seqs], kind="stable")
-        for b in range(0, len(seqs), batch):
-            idx = order[b:b + batch]
-            L = max(len(seqs[i]) for i in idx)
-            full = torch.full((len(idx), L + 1), sd.PAD, dtype=torch.long)
-            for r, i in enumerate(idx):
-                full[r, 0] = V
-                full[r, 1:len(seqs[i]) + 1] = torch.as_tensor(seqs[i])
-            full = full.to(dev)
-            total = torch.zeros(len(idx), dtype=torch.float64, device=dev)
-            state = None
-            for a in range(0, L, chunk):
-                x, y = full[:, a:a + chunk], full[:, a + 1:a + chunk + 1]
-                logits, state = self.module_(x.clamp(min=0), state)
-                lp = torch.log_softmax(logits.float(), -1)
-                got = lp.gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-                total += torch.where(y != sd.PAD, got, 0.0).double().sum(1)
-            out[idx] = total.cpu().numpy()
-        return out
+        return chain_log_probs(self.module_, seqs, int(self.n_symbols_), self._device())
 
     def log_likelihood(self, X: Any) -> Likelihood:
         """Exact log p(x) per sequence (nats); ``counts`` holds the number of symbols and the
@@ -370,36 +350,14 @@ class CharRNN(GradientEstimator):
         T = float(self.temperature if temperature is None else temperature)
         if T < 0:
             raise ValueError(f"temperature must be >= 0, got {T}")
-        rs = self.random_state if random_state is None else random_state
         g = torch.Generator(device=self._device())
-        g.manual_seed(seed_from(rs))
-        dev, n = self._device(), int(n_samples)
-        p = self._prime_ids(prime)
-        self.module_.eval()
-        x = torch.tensor([[int(self.n_symbols_)] + p] * n, dtype=torch.long, device=dev)
-        logits, state = self.module_(x)
-        logits = logits[:, -1]
-        out = [list(p) for _ in range(n)]
-        end = self.vocabulary_.find("\n") if self.vocabulary_ else -1
-        if n_columns is not None:
+        g.manual_seed(seed_from(self.random_state if random_state is None else random_state))
+        if n_columns is not None:  # a cap, in case the column ends never come
             length = 2 * n_columns * (getattr(self, "n_rows_", 14) + 1)
-        cols = torch.zeros(n, dtype=torch.long, device=dev)
-        for _ in range(int(length or 0)):
-            if T == 0:
-                nxt = logits.argmax(-1)
-            else:
-                probs = torch.softmax(logits.double() / T, -1)
-                nxt = torch.multinomial(probs, 1, generator=g).squeeze(1)
-            for i, v in enumerate(nxt.tolist()):
-                if n_columns is None or int(cols[i]) < n_columns:
-                    out[i].append(v)
-            if n_columns is not None:
-                cols += (nxt == end).long()
-                if bool((cols >= n_columns).all()):
-                    break
-            logits, state = self.module_(nxt[:, None], state)
-            logits = logits[:, -1]
-        return out
+        end = self.vocabulary_.find("\n") if self.vocabulary_ else -1
+        return draw(self.module_, int(self.n_symbols_), int(n_samples),
+                    self._prime_ids(prime), int(length or 0), T, g, self._device(),
+                    end=end, n_columns=n_columns)
 
     def sample_sequences(self, n_samples: int = 1, random_state: Any = None, *,
                          length: int | None = None, temperature: float | None = None,
