@@ -322,3 +322,15 @@ def test_trusted_sha256_list(tmp_path, monkeypatch):
     monkeypatch.setenv(TRUSTED_ENV, str(tmp_path / "missing.txt"))
     with pytest.raises(ModelFileError, match="cannot read"):
         unsup.load(path)
+
+
+def test_every_registered_model_declares_what_its_file_holds():
+    """A model file is checked before any state is restored: gradient models by building their
+    network on the meta device, every other model by its own ``_state_shapes``."""
+    from unsup._io_checks import spec_for_class
+    from unsup.registry import model_specs
+    from unsup.train.estimator import GradientEstimator
+
+    unchecked = [s.cls.__name__ for s in model_specs()
+                 if not issubclass(s.cls, GradientEstimator) and spec_for_class(s.cls) is None]
+    assert unchecked == []

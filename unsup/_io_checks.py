@@ -17,8 +17,9 @@ Two mechanisms, generic first:
   fitted scalars (``n_features_in_``) and free symbols (lower-case single words not found in
   either, bound on first use and then held equal): ``"n_clusters"``, ``"n_features_in_ *
   n_ratings"``, ``"layer_sizes[0]"``. An array name ending in ``?`` is optional; arrays not
-  declared are allowed (their size is already bounded by the file). Classes that do not declare
-  their own get the entry of :data:`DECLARED` (the families registered before this hook existed).
+  declared are allowed (their size is already bounded by the file). Each model declares its own,
+  beside its code (e.g. ``KMeans._state_shapes``; the RBMs extend
+  ``unsup.energy._rbm.RBM_STATE_SHAPES``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["A", "check_state", "check_fitted_scalars", "DECLARED", "ALLOWED_DTYPES", "MAX_NDIM"]
+__all__ = ["A", "check_state", "check_fitted_scalars", "ALLOWED_DTYPES", "MAX_NDIM"]
 
 ALLOWED_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64", "int8", "int16",
                             "int32", "int64", "uint8", "bool"})
@@ -49,81 +50,6 @@ class A(tuple):
 
 
 _DTYPES = {"f32": "float32", "f64": "float64", "i64": "int64", "u8": "uint8"}
-_D = "n_features_in_"
-
-_RBM = {"components_": A("f32", "n_components", _D), "intercept_hidden_": A("f32", "n_components"),
-        "intercept_visible_": A("f32", _D), "base_rate_logits_?": A("f64", _D),
-        "hidden_base_rate_logits_?": A("f64", "n_components"), "check_states_?": A("u8", "m", "c")}
-
-
-def _gmm(p: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
-    cov = {"full": ("n_components", _D, _D), "tied": (_D, _D), "diag": ("n_components", _D),
-           "spherical": ("n_components",)}[p["covariance_type"]]
-    return {"weights_": A("f64", "n_components"), "means_": A("f64", "n_components", _D),
-            "covariances_": A("f64", *cov), "precisions_?": A("f64", *cov),
-            "precisions_cholesky_?": A("f64", *cov)}
-
-
-def _dbn(p: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
-    sizes = [int(f[_D]), *(int(s) for s in p["layer_sizes"])]
-    out: dict[str, Any] = {}
-    for i in range(len(sizes) - 1):
-        out[f"weights_{i}_"] = A("f32", sizes[i + 1], sizes[i])
-        out[f"generative_weights_{i}_?"] = A("f32", sizes[i + 1], sizes[i])
-        out[f"hidden_biases_{i}_"] = A("f32", sizes[i + 1])
-        out[f"visible_biases_{i}_"] = A("f32", sizes[i])
-    out["top_base_rate_logits_?"] = A("f32", sizes[-2])
-    out["top_hidden_base_rate_logits_?"] = A("f32", sizes[-1])
-    out["top_check_states_?"] = A("u8", "m", "c")
-    return out
-
-
-def _lda(extra: dict[str, Any]) -> dict[str, Any]:
-    return {"components_": A("f64", "n_components", _D), **extra}
-
-
-#: shapes of the families registered before ``_state_shapes`` existed, by class name.
-#: ``__fitted__``: fitted values that must be present; ``__equal__``: pairs that must agree.
-DECLARED: dict[str, Spec] = {
-    "KMeans": {"cluster_centers_": A("f32", "n_clusters", _D), "labels_?": A("i64", "n")},
-    "MiniBatchKMeans": {"cluster_centers_": A("f32", "n_clusters", _D),
-                        "counts_?": A("f64", "n_clusters"), "labels_?": A("i64", "n")},
-    "GaussianMixture": _gmm,
-    "PCA": {"components_": A("f64", "n_components_", _D), "mean_": A("f64", _D),
-            "explained_variance_": A("f64", "n_components_"),
-            "explained_variance_ratio_": A("f64", "n_components_"),
-            "singular_values_?": A("f64", "n_components_")},
-    "SparseCoding": {"components_": A("f32", "n_components", _D)},
-    "BernoulliRBM": _RBM,
-    "GaussianBernoulliRBM": {**_RBM, "log_var_": A("f32", _D), "mean_": A("f32", _D),
-                             "scale_": A("f32", _D)},
-    "ReplicatedSoftmaxRBM": {**_RBM, "log_partition_lengths_?": A("i64", "m"),
-                             "log_partition_stds_?": A("f64", "m"),
-                             "log_partition_values_?": A("f64", "m")},
-    "CollaborativeFilteringRBM": {
-        "components_": A("f32", "n_components", f"{_D} * n_ratings"),
-        "intercept_hidden_": A("f32", "n_components"),
-        "intercept_visible_": A("f32", f"{_D} * n_ratings"), "item_means_?": A("f64", _D)},
-    "DBM": {"W1_": A("f32", "layer_sizes[0]", _D), "W2_": A("f32", "layer_sizes[1]",
-                                                             "layer_sizes[0]"),
-            "intercept_visible_": A("f32", _D), "intercept_hidden1_": A("f32", "layer_sizes[0]"),
-            "intercept_hidden2_": A("f32", "layer_sizes[1]"),
-            "base_rate_logits_?": A("f64", f"{_D} + layer_sizes[1]"),
-            "base_rate_logits_h1_?": A("f64", "layer_sizes[0]"),
-            "check_states_?": A("u8", "m", "c")},
-    "DBN": _dbn,
-    "BoltzmannMachine": {"weights_": A("f64", f"{_D} + n_hidden", f"{_D} + n_hidden"),
-                         "biases_": A("f64", f"{_D} + n_hidden"),
-                         "__equal__": [("n_visible_", _D)]},
-    "TSNE": {"embedding_": A("f32", "n", "n_components"), "training_data_": A("f32", "n", _D),
-             "__fitted__": ("method_",)},
-    "MixtureOfUnigrams": {"components_": A("f64", "n_components", _D),
-                          "weights_": A("f64", "n_components")},
-    "LDA": _lda({"doc_topic_?": A("f64", "n", "n_components")}),
-    "PLSA": _lda({"doc_topic_?": A("f64", "n", "n_components")}),
-    "UnigramLM": {"probabilities_": A("f64", _D)},
-}
-
 _TOKEN = re.compile(r"\s*([A-Za-z_]\w*(?:\[\d+\])?|\d+|[+*])\s*")
 
 
@@ -170,7 +96,8 @@ def _dim(expr: Any, env: dict[str, Any], free: dict[str, int], actual: int) -> i
 
 
 def spec_for_class(cls: type) -> Spec | None:
-    return cls.__dict__.get("_state_shapes") or DECLARED.get(cls.__name__)
+    """The class's own ``_state_shapes`` (not inherited: a subclass may hold other arrays)."""
+    return cls.__dict__.get("_state_shapes")
 
 
 def check_state(cls: type, params: dict[str, Any], fitted: dict[str, Any],

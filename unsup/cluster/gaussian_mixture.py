@@ -12,6 +12,7 @@ from sklearn.utils import check_random_state
 
 from unsup import distributed as ud
 from unsup import ops
+from unsup._io_checks import A
 from unsup.base import BaseEstimator, make_generator
 from unsup.cluster._lloyd import kmeans_plusplus, sample_rows
 from unsup.cluster.kmeans import KMeans
@@ -109,6 +110,16 @@ def _precision_cholesky(cov: torch.Tensor, cov_type: str) -> torch.Tensor:
     return 1.0 / torch.sqrt(cov)
 
 
+def _gaussianmixture_state_shapes(p: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
+    """The arrays a model file must hold, by covariance type (checked by :func:`unsup.io.load`)."""
+    D = "n_features_in_"
+    cov = {"full": ("n_components", D, D), "tied": (D, D), "diag": ("n_components", D),
+           "spherical": ("n_components",)}[p["covariance_type"]]
+    return {"weights_": A("f64", "n_components"), "means_": A("f64", "n_components", D),
+            "covariances_": A("f64", *cov), "precisions_?": A("f64", *cov),
+            "precisions_cholesky_?": A("f64", *cov)}
+
+
 @register_model('gmm', family='cluster', aliases=('gaussian-mixture',),
                 summary='Gaussian mixture fitted by EM (full/tied/diag/spherical covariances)',
                 demo=Demo("Gaussian mixture (K=10, diagonal covariances, EM)",
@@ -182,6 +193,9 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "init": [StrOptions(set(_INITS))],
     }
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = staticmethod(_gaussianmixture_state_shapes)
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ import torch
 from sklearn.base import ClusterMixin, TransformerMixin
 
 from unsup import distributed as ud
+from unsup._io_checks import A
 from unsup.base import BaseEstimator, make_generator
 from unsup.cluster._lloyd import (
     accumulate,
@@ -114,6 +115,10 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
     """
 
     _test_params: dict[str, Any] = {"n_clusters": 3, "n_init": 1, "max_iter": 20}
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = {"cluster_centers_": A("f32", "n_clusters", "n_features_in_"),
+                     "labels_?": A("i64", "n")}
 
     def __init__(
         self,

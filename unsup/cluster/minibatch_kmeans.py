@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
+from unsup._io_checks import A
 from unsup.base import make_generator, report_progress
 from unsup.cluster._lloyd import lloyd_pass
 from unsup.cluster.kmeans import KMeans, init_centers
@@ -94,6 +95,10 @@ class MiniBatchKMeans(KMeans):
         "init_size": [Interval(Integral, 1, None, closed="left"), None],
         "reassignment_ratio": [Interval(Real, 0, None, closed="left")],
     }
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = {"cluster_centers_": A("f32", "n_clusters", "n_features_in_"),
+                     "counts_?": A("f64", "n_clusters"), "labels_?": A("i64", "n")}
 
     def __init__(
         self,

@@ -33,6 +33,7 @@ import torch
 from sklearn.base import TransformerMixin
 from sklearn.utils import check_random_state
 
+from unsup._io_checks import A
 from unsup.base import BaseEstimator, report_progress
 from unsup.data.validation import check_array
 from unsup.params import Integral, Interval, StrOptions
@@ -111,6 +112,13 @@ class PCA(TransformerMixin, BaseEstimator):
         "n_oversamples": [Interval(Integral, 1, None, closed="left")],
         "n_iter": [Interval(Integral, 0, None, closed="left")],
     }
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = {"components_": A("f64", "n_components_", "n_features_in_"),
+                     "mean_": A("f64", "n_features_in_"),
+                     "explained_variance_": A("f64", "n_components_"),
+                     "explained_variance_ratio_": A("f64", "n_components_"),
+                     "singular_values_?": A("f64", "n_components_")}
 
     def __init__(
         self,

@@ -52,6 +52,7 @@ import torch
 from sklearn.base import TransformerMixin
 from sklearn.utils import check_random_state
 
+from unsup._io_checks import A
 from unsup.base import BaseEstimator, report_progress, resolve_device
 from unsup.data.validation import check_array, check_min_samples, check_n_features
 from unsup.ops import chunk_rows, chunks
@@ -281,6 +282,9 @@ class SparseCoding(TransformerMixin, BaseEstimator):
         "unit_norm_atoms": ["boolean"],
         "dict_init": ["array-like", None],
     }
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = {"components_": A("f32", "n_components", "n_features_in_")}
 
     def __init__(self, n_components: int = 64, *, alpha: float = 1.0, max_iter: int = 20,
                  batch_size: int | None = None, code_algorithm: str = "fista",

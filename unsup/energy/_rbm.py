@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import TransformerMixin
 
+from unsup._io_checks import A
 from unsup.base import BaseEstimator, make_generator, report_progress
 from unsup.likelihood import Likelihood
 from unsup.params import Integral, Interval
@@ -31,7 +32,17 @@ from unsup.train.mcmc import (
     mcmc_config,
 )
 
-__all__ = ["_BaseRBM", "_RBMMath"]
+__all__ = ["RBM_STATE_SHAPES", "_BaseRBM", "_RBMMath"]
+
+#: the arrays every RBM's model file holds (the RBM classes extend it; see unsup._io_checks)
+RBM_STATE_SHAPES = {
+    "components_": A("f32", "n_components", "n_features_in_"),
+    "intercept_hidden_": A("f32", "n_components"),
+    "intercept_visible_": A("f32", "n_features_in_"),
+    "base_rate_logits_?": A("f64", "n_features_in_"),
+    "hidden_base_rate_logits_?": A("f64", "n_components"),
+    "check_states_?": A("u8", "m", "c"),
+}
 
 State = tuple[torch.Tensor, ...]
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from sklearn.base import TransformerMixin
 
+from unsup._io_checks import A
 from unsup.base import BaseEstimator, make_generator
 from unsup.data.validation import DataError
 from unsup.energy.rbm import likelihood_input
@@ -163,6 +164,11 @@ class BoltzmannMachine(TransformerMixin, BaseEstimator):
     _test_params: dict[str, Any] = {"n_hidden": 2, "n_updates": 20, "n_chains": 10,
                                     "device": "cpu", "random_state": 0}
     _likelihood_support = "discrete"
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = {"weights_": A("f64", "n_features_in_ + n_hidden", "n_features_in_ + n_hidden"),
+                     "biases_": A("f64", "n_features_in_ + n_hidden"),
+                     "__equal__": [("n_visible_", "n_features_in_")]}
 
     def __init__(
         self,

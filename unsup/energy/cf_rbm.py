@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import TransformerMixin
 
+from unsup._io_checks import A
 from unsup.base import BaseEstimator, make_generator
 from unsup.data.validation import DataError, check_n_features
 from unsup.params import Integral, Interval
@@ -155,6 +156,12 @@ class CollaborativeFilteringRBM(TransformerMixin, BaseEstimator):
     }
     _test_params: dict[str, Any] = {"n_components": 4, "n_updates": 20, "device": "cpu",
                                     "random_state": 0}
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = {"components_": A("f32", "n_components", "n_features_in_ * n_ratings"),
+                     "intercept_hidden_": A("f32", "n_components"),
+                     "intercept_visible_": A("f32", "n_features_in_ * n_ratings"),
+                     "item_means_?": A("f64", "n_features_in_")}
 
     def __init__(self, n_components: int = 100, *, n_ratings: int = 5,
                  learning_rate: float = 0.05, n_updates: int = 3000, cd_k: int = 1,

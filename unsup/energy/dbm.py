@@ -84,6 +84,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unsup._io_checks import A
 from unsup.base import make_generator, report_progress
 from unsup.energy._deep import _DeepEnergy
 from unsup.energy._rbm import (
@@ -343,6 +344,16 @@ class DBM(_DeepEnergy):
     _test_params: dict[str, Any] = {"layer_sizes": (4, 3), "n_updates": 20,
                                     "pretrain_updates": 10, "ais_runs": 10, "ais_betas": 50,
                                     "device": "cpu", "random_state": 0}
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = {"W1_": A("f32", "layer_sizes[0]", "n_features_in_"),
+                     "W2_": A("f32", "layer_sizes[1]", "layer_sizes[0]"),
+                     "intercept_visible_": A("f32", "n_features_in_"),
+                     "intercept_hidden1_": A("f32", "layer_sizes[0]"),
+                     "intercept_hidden2_": A("f32", "layer_sizes[1]"),
+                     "base_rate_logits_?": A("f64", "n_features_in_ + layer_sizes[1]"),
+                     "base_rate_logits_h1_?": A("f64", "layer_sizes[0]"),
+                     "check_states_?": A("u8", "m", "c")}
 
     def __init__(
         self,

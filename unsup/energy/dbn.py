@@ -82,6 +82,7 @@ import torch.nn.functional as F
 from sklearn.utils import check_random_state
 from torch import nn
 
+from unsup._io_checks import A
 from unsup.base import make_generator
 from unsup.energy._deep import _DeepEnergy
 from unsup.energy._rbm import _bernoulli
@@ -111,6 +112,21 @@ def _per_layer(name: str, value: Any, L: int) -> list[Any]:
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.float32)
+
+
+def _dbn_state_shapes(p: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
+    """The arrays a model file must hold, layer by layer (checked by :func:`unsup.io.load`)."""
+    sizes = [int(f["n_features_in_"]), *(int(s) for s in p["layer_sizes"])]
+    out: dict[str, Any] = {}
+    for i in range(len(sizes) - 1):
+        out[f"weights_{i}_"] = A("f32", sizes[i + 1], sizes[i])
+        out[f"generative_weights_{i}_?"] = A("f32", sizes[i + 1], sizes[i])
+        out[f"hidden_biases_{i}_"] = A("f32", sizes[i + 1])
+        out[f"visible_biases_{i}_"] = A("f32", sizes[i])
+    out["top_base_rate_logits_?"] = A("f32", sizes[-2])
+    out["top_hidden_base_rate_logits_?"] = A("f32", sizes[-1])
+    out["top_check_states_?"] = A("u8", "m", "c")
+    return out
 
 
 @register_model('dbn', family='energy', aliases=('deep-belief-net',),
@@ -195,6 +211,9 @@ class DBN(_DeepEnergy):
     _test_params: dict[str, Any] = {"layer_sizes": (4, 3), "n_updates": 20,
                                     "bound_samples": "exact", "ais_runs": 10, "ais_betas": 50,
                                     "device": "cpu", "random_state": 0}
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = staticmethod(_dbn_state_shapes)
 
     def __init__(
         self,

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unsup.energy._rbm import State, _BaseRBM, _bernoulli, _RBMMath, _to_t
+from unsup._io_checks import A
+from unsup.energy._rbm import RBM_STATE_SHAPES, State, _BaseRBM, _bernoulli, _RBMMath, _to_t
 from unsup.likelihood import Likelihood
 from unsup.params import Interval, Real, StrOptions
 from unsup.registry import register_model
@@ -138,6 +139,10 @@ class GaussianBernoulliRBM(_BaseRBM):
     _test_params: dict[str, Any] = {"n_components": 4, "n_updates": 20, "ais_runs": 10,
                                     "ais_betas": 50, "device": "cpu", "random_state": 0}
     _likelihood_support = "continuous"
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = {**RBM_STATE_SHAPES, "log_var_": A("f32", "n_features_in_"),
+                     "mean_": A("f32", "n_features_in_"), "scale_": A("f32", "n_features_in_")}
 
     def __init__(self, n_components: int = 64, *, learning_rate: float = 0.005,
                  n_updates: int = 10000, weight_decay: float = 1e-4, sigma: Any = 1.0,

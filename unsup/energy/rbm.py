@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from unsup.data.validation import DataError
 from unsup.energy._rbm import (
+    RBM_STATE_SHAPES,
     _BaseRBM,
     _bernoulli,
     _RBMMath,
@@ -343,6 +344,9 @@ class BernoulliRBM(_BaseRBM):
     }
     _test_params: dict[str, Any] = {"n_components": 4, "n_updates": 20, "ais_runs": 10,
                                     "ais_betas": 50, "device": "cpu", "random_state": 0}
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = RBM_STATE_SHAPES
 
     def __init__(
         self,

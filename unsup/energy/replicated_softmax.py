@@ -10,9 +10,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unsup._io_checks import A
 from unsup.base import make_generator, report_progress
 from unsup.data.validation import DataError
 from unsup.energy._rbm import (
+    RBM_STATE_SHAPES,
     State,
     _BaseRBM,
     _bernoulli,
@@ -148,6 +150,11 @@ class ReplicatedSoftmaxRBM(_BaseRBM):
 
     _test_params: dict[str, Any] = {"n_components": 4, "n_updates": 20, "ais_runs": 10,
                                     "ais_betas": 50, "device": "cpu", "random_state": 0}
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = {**RBM_STATE_SHAPES, "log_partition_lengths_?": A("i64", "m"),
+                     "log_partition_stds_?": A("f64", "m"),
+                     "log_partition_values_?": A("f64", "m")}
 
     def __init__(self, n_components: int = 50, *, learning_rate: float = 0.001,
                  n_updates: int = 5000, weight_decay: float = 1e-4, ais_runs: int = 100,

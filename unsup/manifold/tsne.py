@@ -42,6 +42,7 @@ import torch
 from sklearn.base import TransformerMixin
 from sklearn.utils import check_random_state
 
+from unsup._io_checks import A
 from unsup.base import BaseEstimator, report_progress
 from unsup.manifold._affinity import calibrate, joint_affinities, knn
 from unsup.manifold._gradient import (
@@ -148,6 +149,11 @@ class TSNE(TransformerMixin, BaseEstimator):
         "transform_perplexity": [Interval(Real, 0, None, closed="neither")],
         "transform_n_iter": [Interval(Integral, 0, None, closed="left")],
     }
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = {"embedding_": A("f32", "n", "n_components"),
+                     "training_data_": A("f32", "n", "n_features_in_"),
+                     "__fitted__": ("method_",)}
 
     def __init__(self, n_components: int = 2, *, perplexity: float = 30.0,
                  early_exaggeration: float = 12.0, early_exaggeration_iter: int = 250,

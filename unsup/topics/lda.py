@@ -10,6 +10,7 @@ import torch
 from sklearn.base import TransformerMixin
 
 from unsup import distributed as ud
+from unsup._io_checks import A
 from unsup.base import make_generator, report_progress
 from unsup.params import Interval, StrOptions
 from unsup.registry import register_model
@@ -139,6 +140,10 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
     _em_objective_name = "elbo"
     _completion_kind = "stochastic estimate"
     _completion_how = "θ̂ folded in on the observed half with prior α, topics fixed"
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = {"components_": A("f64", "n_components", "n_features_in_"),
+                     "doc_topic_?": A("f64", "n", "n_components")}
 
     def __init__(self, n_components: int = 10, *, method: str = "vb",
                  doc_topic_prior: float | None = None, topic_word_prior: float | None = None,

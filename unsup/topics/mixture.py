@@ -10,6 +10,7 @@ import torch
 from sklearn.base import TransformerMixin
 
 from unsup import distributed as ud
+from unsup._io_checks import A
 from unsup.base import make_generator
 from unsup.params import Interval
 from unsup.registry import register_model
@@ -84,6 +85,10 @@ class MixtureOfUnigrams(TransformerMixin, EMEngine, TopicModelBase):
     }
     _test_params: dict[str, Any] = {"n_components": 2, "max_iter": 20}
     _em_objective_name = "objective"
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = {"components_": A("f64", "n_components", "n_features_in_"),
+                     "weights_": A("f64", "n_components")}
 
     def __init__(self, n_components: int = 10, *, topic_prior: float = 1.0,
                  word_prior: float = 0.01, n_init: int = 1, max_iter: int = 100,

@@ -10,6 +10,7 @@ import torch
 from sklearn.base import TransformerMixin
 
 from unsup import distributed as ud
+from unsup._io_checks import A
 from unsup.base import make_generator
 from unsup.params import Interval
 from unsup.registry import register_model
@@ -77,6 +78,10 @@ class PLSA(TransformerMixin, EMEngine, TopicModelBase):
     _em_objective_name = "log_likelihood"
     _completion_kind = "stochastic estimate"
     _completion_how = "θ̂ folded in by EM on the observed half, topics fixed"
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = {"components_": A("f64", "n_components", "n_features_in_"),
+                     "doc_topic_?": A("f64", "n", "n_components")}
 
     def __init__(self, n_components: int = 10, *, temper: float = 1.0, max_iter: int = 100,
                  tol: float = 1e-4, device: str = "auto", random_state: Any = None,

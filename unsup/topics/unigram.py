@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from unsup._io_checks import A
 from unsup.params import Interval
 from unsup.registry import register_model
 from unsup.topics._base import TopicModelBase
@@ -49,6 +50,9 @@ class UnigramLM(TopicModelBase):
 
     _parameter_constraints = {"smoothing": [Interval(Real, 0, None, closed="left")]}
     _test_params: dict[str, Any] = {"smoothing": 0.5}
+
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = {"probabilities_": A("f64", "n_features_in_")}
 
     def __init__(self, smoothing: float = 1.0, device: str = "cpu", random_state: Any = None
                  ) -> None:
