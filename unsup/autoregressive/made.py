@@ -205,8 +205,13 @@ class MADE(ExactAutoregressive):
 
     def _build_module(self) -> nn.Module:
         # the masks are set after building (the build may run on the meta device, unsup.io)
-        return MADENet(self.n_features_in_, self._hidden(), self._n_params, self.activation,
-                       bool(self.direct_connections))
+        net = MADENet(self.n_features_in_, self._hidden(), self._n_params, self.activation,
+                      bool(self.direct_connections))
+        marginal = getattr(self, "_marginal", None)  # set by fit; on load the state replaces it
+        if marginal is not None:
+            with torch.no_grad():  # output j is parameter j // D of pixel j % D
+                net.out.bias.copy_(marginal.t().reshape(-1))
+        return net
 
     def _init_module(self) -> nn.Module:
         module = super()._init_module()
@@ -232,6 +237,7 @@ class MADE(ExactAutoregressive):
         for k in range(K):
             self._use(k)
             lps.append(super()._log_prob(x))
+        self._use(0)  # outside a computation the module always holds mask 0
         return torch.logsumexp(torch.stack(lps), 0) - math.log(K)
 
     def _estimator_name(self) -> str:
@@ -252,7 +258,12 @@ class MADE(ExactAutoregressive):
             if rows.numel():
                 self._use(k)
                 x[rows] = self._sample_in_order(rows.numel(), g, self._order(k))
+        self._use(0)
         return x
+
+    def _record(self, res: Any) -> None:
+        super()._record(res)
+        self._use(0)  # not the last training step's mask: the saved state is independent of it
 
     def _set_state(self, arrays: Any, values: Any) -> None:
         self._mask_cache = {}

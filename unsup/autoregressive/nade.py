@@ -80,9 +80,9 @@ class NADENet(nn.Module):
 @register_model("nade", family="autoregressive",
                 aliases=("neural-autoregressive-distribution-estimator",),
                 summary="NADE: exact autoregressive likelihood, shared weights (O(DH))",
-                demo=Demo("NADE, 500 hidden units (pixels thresholded at 0.5; exact "
+                demo=Demo("NADE, 200 hidden units (pixels thresholded at 0.5; exact "
                           "log-likelihood of the binarised image)",
-                          params={"binarize_input": 0.5, "n_components": 500, "epochs": 100,
+                          params={"binarize_input": 0.5, "n_components": 200, "epochs": 30,
                                   "batch_size": 100, "learning_rate": 1e-3,
                                   "random_state": 0},
                           quick={"epochs": 10, "n_components": 100}, order=47))
@@ -150,7 +150,12 @@ class NADE(ExactAutoregressive):
         self.patience = patience
 
     def _build_module(self) -> nn.Module:
-        return NADENet(self.n_features_in_, int(self.n_components), self._n_params)
+        net = NADENet(self.n_features_in_, int(self.n_components), self._n_params)
+        marginal = getattr(self, "_marginal", None)  # set by fit; on load the state replaces it
+        if marginal is not None:
+            with torch.no_grad():
+                net.b.copy_(marginal)
+        return net
 
     def _params(self, x: torch.Tensor) -> torch.Tensor:
         return self.module_(self._net_input(x))

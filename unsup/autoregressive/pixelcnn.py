@@ -195,15 +195,14 @@ class PixelCNN(ExactAutoregressive):
         out = self.module_(img)  # (n, P, h, W)
         return out.flatten(2).transpose(1, 2)
 
-    def _sample_in_order(self, n: int, g: torch.Generator, order: torch.Tensor) -> torch.Tensor:
+    def _sample_in_order(self, n: int, g: torch.Generator, order: torch.Tensor,
+                         x0: torch.Tensor | None = None, start: int = 0) -> torch.Tensor:
         """Raster order; each pass sees only the rows up to the current pixel's (exact: the
         masked network never looks below)."""
         H, W = self.image_shape_
-        x = torch.zeros(n, H * W, device=self._device())
-        for d in range(H * W):
-            r = d // W
-            x[:, d] = self._draw(self._params(x, rows=r + 1)[:, d], g)
+        x = (torch.zeros(n, H * W, device=self._device()) if x0 is None else x0.clone())
+        for d in order[start:].tolist():
+            x[:, d] = self._draw(self._params(x, rows=d // W + 1)[:, d], g)
         return x
-
 
 PixelCNN.__doc__ = (PixelCNN.__doc__ or "").replace("{train_params}", TRAIN_PARAMS_DOC)
