@@ -287,3 +287,34 @@ def test_report_section_applies_to_digit_samplers(digits, monkeypatch):
     (rows, caption), = rep.tables
     assert [r["set"] for r in rows] == ["model samples", "data rows (floor)"]
     assert rows[0]["modes"] == "10 / 10"
+
+
+# -- the command line -----------------------------------------------------------------------------
+def test_cli_evaluate_fid(tmp_path, capsys):
+    from unsup.cli import main
+
+    out = tmp_path / "gm"
+
+    def run(*args):
+        code = main([str(a) for a in args])
+        cap = capsys.readouterr()
+        return code, cap.out, cap.err
+
+    code, _, err = run("fit", "gmm", "--data", "digits", "--out", out, "--n-components", 3,
+                       "--covariance-type", "diag", "--max-iter", 5, "--random-state", 0, "-q")
+    assert code == 0, err
+    model_bytes = (out / "model.safetensors").read_bytes()
+    # the digit classifier needs 784-pixel data: a one-line error, not a traceback
+    code, _, err = run("evaluate", out, "--fid", "--n-samples", 50)
+    assert code == 2 and "784" in err and "Traceback" not in err
+    code, text, err = run("evaluate", out, "--json", "--fid", "--n-samples", 60,
+                          "--fid-features", "pixels")
+    assert code == 0, err
+    q = json.loads(text)["sample_quality"]
+    assert q["n_samples"] == 60 and q["feature_space"] == "pixels" and q["fid"] > 0
+    assert "modes" not in q  # 64-pixel digits: no classifier scores
+    stored = json.loads((out / "metrics.json").read_text())["evaluate"]["sample_quality"]
+    assert stored["fid"] == pytest.approx(q["fid"]) and stored["data"] == "digits"
+    assert (out / "model.safetensors").read_bytes() == model_bytes  # measuring never changes it
+    code, _, err = run("evaluate", out, "--fid", "--n-samples", 1, "--fid-features", "pixels")
+    assert code == 2 and "--n-samples" in err

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["DigitNet", "load_feature_net", "weights_sha256", "to_images",
+__all__ = ["DigitNet", "load_feature_net", "weights_sha256", "to_images", "extract_features",
            "WEIGHTS_PATH", "WEIGHTS_SHA256", "FEATURE_DIM"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -121,3 +121,89 @@ def to_images(X: Any) -> torch.Tensor:
     if not bool(torch.isfinite(t).all()):
         raise ValueError("samples contain NaN or infinite values")
     return t.reshape(n, 1, 28, 28).clamp(0.0, 1.0)
+
+
+_BATCH = 1000
+
+
+# -- feature spaces ---------------------------------------------------------------------------
+@torch.no_grad()
+def _digit_outputs(X: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Features (n, 128) and class probabilities (n, 10) of the digit network."""
+    net = load_feature_net()
+    imgs = to_images(X)
+    feats, probs = [], []
+    for i in range(0, len(imgs), _BATCH):
+        pre = net.pre_features(imgs[i:i + _BATCH])
+        feats.append(pre * net.feature_scale)
+        probs.append(torch.softmax(net.head(pre), 1))
+    return torch.cat(feats).numpy(), torch.cat(probs).double().numpy()
+
+
+def _is_digitnet(space: Any) -> bool:
+    return space is None or (isinstance(space, str) and space.lower() in ("digitnet", "mnist"))
+
+
+def extract_features(X: Any, feature_space: Any = None) -> np.ndarray:
+    """Rows of ``X`` in a feature space, as a 2-D float array.
+
+    ``feature_space``: None or ``"digitnet"`` (the shipped MNIST network; ``X`` are 784-pixel
+    images in [0, 1], clipped there), ``"pixels"`` (the rows themselves), a ``torch.nn.Module``
+    (called in eval mode, without gradients, on float32 batches on its device), an estimator
+    with ``transform``, or a callable ``X -> features``.
+    """
+    if _is_digitnet(feature_space):
+        return _digit_outputs(X)[0]
+    if isinstance(feature_space, str) and feature_space.lower() == "pixels":
+        F = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+    elif isinstance(feature_space, torch.nn.Module):
+        F = _module_features(feature_space, X)
+    elif callable(getattr(feature_space, "transform", None)):
+        F = feature_space.transform(X)
+    elif callable(feature_space):
+        F = feature_space(X)
+    else:
+        raise ValueError(f"feature_space must be None, 'digitnet', 'pixels', a torch Module, "
+                         f"an estimator with transform or a callable; got {feature_space!r}")
+    F = F.detach().cpu().numpy() if isinstance(F, torch.Tensor) else np.asarray(F)
+    F = F.reshape(len(F), -1).astype(np.float64, copy=False)
+    if not np.isfinite(F).all():
+        raise ValueError("the features contain NaN or infinite values")
+    return F
+
+
+@torch.no_grad()
+def _module_features(module: torch.nn.Module, X: Any) -> torch.Tensor:
+    p = next(iter(module.parameters()), None)
+    dev = p.device if p is not None else torch.device("cpu")
+    t = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X, dtype=np.float32))
+    was_training = module.training
+    module.eval()
+    try:
+        return torch.cat([module(t[i:i + _BATCH].to(dev, torch.float32)).reshape(
+            len(t[i:i + _BATCH]), -1).cpu() for i in range(0, len(t), _BATCH)])
+    finally:
+        module.train(was_training)
+
+
+def _space_key(space: Any) -> str | None:
+    """A stable identity of a feature space, or None when it has none (no caching)."""
+    if _is_digitnet(space):
+        return "digitnet-" + WEIGHTS_SHA256
+    if isinstance(space, str) and space.lower() == "pixels":
+        return "pixels"
+    if isinstance(space, torch.nn.Module):
+        h = hashlib.sha256(type(space).__qualname__.encode())
+        for k, v in space.state_dict().items():
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        return "module-" + h.hexdigest()
+    return None  # an estimator or callable may change (refit) under the same identity
+
+
+def _data_hash(X: Any) -> str:
+    a = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    h = hashlib.sha256(str(a.shape).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
