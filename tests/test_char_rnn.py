@@ -188,6 +188,19 @@ def test_columns_layout_samples_levels():
     assert all(sequence_to_level(q)[0] == g for q, g in zip(seqs, s, strict=True))
     lk = m.log_likelihood(crop)
     assert lk.counts["n_chars"] == 2 * 30 * 15
+    from unsup.report import model_report
+
+    html = model_report(m, crop).to_html()  # the section: likelihood table and a tile map
+    assert "Char-RNN samples and likelihood" in html and "bits/char" in html
+    assert html.count("<img") >= 1
+
+
+def test_report_section_on_text(text_model):
+    from unsup.report import model_report
+
+    html = model_report(text_model, [TEXT[:60]]).to_html()
+    assert "Char-RNN samples and likelihood" in html and "nats/char" in html
+    assert "τ" in html
 
 
 # -- data, persistence, bad input --------------------------------------------------------------

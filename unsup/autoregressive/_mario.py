@@ -96,6 +96,15 @@ def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
     return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in keys)
 
 
+_TAGS = {"solid", "passable", "pipe", "hazard", "damaging", "moving", "collectable", "cannon",
+         "question block"}
+
+
+def _name(names: list[str]) -> str:
+    """The specific name of a tile ("top-left pipe", "enemy"), not a shared tag ("solid")."""
+    return next((n for n in names if n not in _TAGS), names[0])
+
+
 def tile_map(grids: list[str], titles: list[str] | None = None, max_width: int = 220) -> Any:
     """A matplotlib figure: each level as coloured tiles (first ``max_width`` columns), with
     ``smb.json``'s tile names as the legend."""
@@ -120,7 +129,7 @@ def tile_map(grids: list[str], titles: list[str] | None = None, max_width: int =
         ax.set_yticks([])
         if titles:
             ax.set_title(titles[i], fontsize=8, loc="left")
-    handles = [Patch(color=TILE_COLOURS[k], label=f"{k} {legend.get(k, ['?'])[-1]}")
+    handles = [Patch(color=TILE_COLOURS[k], label=f"{k} {_name(legend.get(k, ['?']))}")
                for k in keys]
     fig.legend(handles=handles, loc="lower center", ncol=7, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
