@@ -78,6 +78,7 @@ class FlowEstimator(GradientEstimator):
     _test_params: dict[str, Any] = {"n_levels": 1, "n_steps": 2, "hidden_channels": 8,
                                     "hidden_layer_sizes": (8,), "epochs": 2, "batch_size": 32}
     _likelihood_support = "continuous"
+    _learned_top = False  # images: a learned per-dimension Gaussian at the top (Glow)
 
     def _set_model_params(self, n_levels: int, n_steps: int, hidden_channels: int,
                           hidden_layer_sizes: Sequence[int], image_shape: Any, dequantize: str,
@@ -142,7 +143,8 @@ class FlowEstimator(GradientEstimator):
             levels = int(self.n_levels_)
             if not 1 <= levels <= _fitting_levels(shape, int(self.n_levels)):
                 raise ValueError(f"{levels} levels do not fit images of shape {shape}")
-            return Flow(shape, self._image_layers((shape[0], shape[1], shape[2]), levels))
+            return Flow(shape, self._image_layers((shape[0], shape[1], shape[2]), levels),
+                        learned_top=self._learned_top)
         return Flow((d,), [Standardize(d), *self._vector_layers(d)])
 
     def _init_module(self) -> nn.Module:

@@ -268,9 +268,14 @@ def _gauss(z: torch.Tensor, mean: torch.Tensor | float = 0.0,
 
 
 class Split(nn.Module):
-    """Factor out the last ``C // 2`` channels: ``(x_keep, log p(z_out | x_keep))``."""
+    """Factor out the last ``C // 2`` channels: ``(x_keep, log p(z_out | x_keep))``.
 
-    def __init__(self, channels: int, learned_prior: bool) -> None:
+    ``size=(H, W)`` with ``learned_prior``: the prior's mean and log-scale are a zero-initialised
+    3x3 convolution of the kept half plus a learned per-position offset (so that, e.g., the
+    blank border of a digit can get its own narrow density)."""
+
+    def __init__(self, channels: int, learned_prior: bool, size: Sequence[int] = (1, 1)
+                 ) -> None:
         super().__init__()
         self.n_out = int(channels) // 2
         self.prior: nn.Module | None = None
@@ -278,24 +283,25 @@ class Split(nn.Module):
             self.prior = nn.Conv2d(int(channels) - self.n_out, 2 * self.n_out, 3, padding=1)
             nn.init.zeros_(self.prior.weight)
             nn.init.zeros_(self.prior.bias)
+            self.offset = nn.Parameter(torch.zeros(2 * self.n_out, *(int(s) for s in size)))
 
     def _params(self, keep: torch.Tensor) -> tuple[torch.Tensor | float, torch.Tensor | float]:
         if self.prior is None:
             return 0.0, 0.0
-        mean, log_scale = self.prior(keep).chunk(2, 1)
+        mean, log_scale = (self.prior(keep) + self.offset).chunk(2, 1)
         return mean, log_scale
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         keep, out = x[:, :x.shape[1] - self.n_out], x[:, x.shape[1] - self.n_out:]
         return keep, _gauss(out, *self._params(keep))
 
-    def inverse(self, keep: torch.Tensor, generator: torch.Generator | None = None
-                ) -> torch.Tensor:
+    def inverse(self, keep: torch.Tensor, generator: torch.Generator | None = None,
+                temperature: float = 1.0) -> torch.Tensor:
         mean, log_scale = self._params(keep)
         eps = torch.randn((keep.shape[0], self.n_out, *keep.shape[2:]), generator=generator,
                           device=keep.device, dtype=keep.dtype)
         scale = log_scale.exp() if isinstance(log_scale, torch.Tensor) else 1.0
-        return torch.cat([keep, mean + scale * eps], 1)
+        return torch.cat([keep, mean + scale * eps * temperature], 1)
 
 
 class Standardize(nn.Module):
@@ -317,7 +323,8 @@ class Flow(nn.Module):
     """A chain of the layers above on flat rows ``(n, D)``: ``shape`` is ``(C, H, W)`` for
     images (the first layer sees ``(n, C, H, W)``) or ``(D,)`` for vectors."""
 
-    def __init__(self, shape: Sequence[int], layers: Sequence[nn.Module]) -> None:
+    def __init__(self, shape: Sequence[int], layers: Sequence[nn.Module],
+                 learned_top: bool = False) -> None:
         super().__init__()
         self.shape = tuple(int(s) for s in shape)
         self.layers = nn.ModuleList(layers)
@@ -328,6 +335,9 @@ class Flow(nn.Module):
             elif isinstance(m, Split):
                 z[0] -= m.n_out
         self.z_shape = tuple(z)
+        self.top: nn.Parameter | None = None
+        if learned_top:  # Glow's learned top prior: a mean and log-scale per latent dimension
+            self.top = nn.Parameter(torch.zeros(2, *self.z_shape))
         self.channels_last = len(self.shape) == 3
         if self.channels_last:  # mkldnn's convolutions are ~25% faster on NHWC on CPU
             self.to(memory_format=torch.channels_last)
@@ -343,7 +353,8 @@ class Flow(nn.Module):
         for m in self.layers:
             h, a = m(h)
             total = total + a
-        return guard(total + _gauss(h), "log-density (log-determinant or prior term)")
+        prior = _gauss(h) if self.top is None else _gauss(h, self.top[0], self.top[1])
+        return guard(total + prior, "log-density (log-determinant or prior term)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.log_prob(x)
@@ -359,18 +370,21 @@ class Flow(nn.Module):
             total = total + a
         return h.reshape(x.shape[0], -1), total
 
-    def inverse(self, z: torch.Tensor, generator: torch.Generator | None = None
-                ) -> torch.Tensor:
+    def inverse(self, z: torch.Tensor, generator: torch.Generator | None = None,
+                temperature: float = 1.0) -> torch.Tensor:
         """Flat rows from the last latent ``z`` (shape ``(n, *z_shape)``); every split draws its
-        factored half with ``generator``."""
+        factored half with ``generator`` (its noise scaled by ``temperature``)."""
         h = z
         for m in reversed(self.layers):
-            h = m.inverse(h, generator) if isinstance(m, Split) else m.inverse(h)
+            h = m.inverse(h, generator, temperature) if isinstance(m, Split) else m.inverse(h)
         return guard(h.reshape(h.shape[0], -1), "sample")
 
     def sample(self, n: int, generator: torch.Generator | None = None,
                temperature: float = 1.0) -> torch.Tensor:
         p = next(self.parameters())
+        t = float(temperature)
         z = torch.randn((int(n), *self.z_shape), generator=generator, device=p.device,
-                        dtype=p.dtype)
-        return self.inverse(z * float(temperature), generator)
+                        dtype=p.dtype) * t
+        if self.top is not None:
+            z = self.top[0] + self.top[1].exp() * z
+        return self.inverse(z, generator, t)

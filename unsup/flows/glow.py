@@ -12,7 +12,9 @@ with log-determinants ``H W Σ s``, ``H W Σ log|s_W|`` (W in LU form,
 ``W = P L (U + diag(sign ⊙ e^{log|s_W|}))``, so its determinant costs O(C)) and
 ``Σ log σ(r + 2)``. Images: ``n_levels`` levels of [squeeze, ``n_steps`` steps, split], the
 split (all levels but the last) factoring out half the channels with Glow's learned prior, a
-Gaussian whose mean and log-scale a zero-initialised 3x3 convolution reads from the kept half.
+Gaussian whose mean and log-scale a zero-initialised 3x3 convolution reads from the kept half
+(plus a learned offset per position), and a learned Gaussian (mean and log-scale per
+dimension) at the top.
 Conditioners: 3x3 conv, ReLU, 1x1 conv, ReLU, zero-initialised 3x3 conv (``hidden_channels``).
 Vectors: ``n_steps`` steps of [actnorm, invertible linear map (LU), coupling with an MLP
 conditioner and alternating half masks], after a fixed standardisation.
@@ -91,6 +93,8 @@ class Glow(FlowEstimator):
     n_features_in_ : int
     """
 
+    _learned_top = True
+
     def __init__(self, n_levels: int = 3, *, n_steps: int = 8, hidden_channels: int = 64,
                  hidden_layer_sizes: Sequence[int] = (64, 64), image_shape: Any = None,
                  dequantize: str = "auto", n_eval_samples: int = 1) -> None:
@@ -109,7 +113,7 @@ class Glow(FlowEstimator):
                 layers += [ActNorm(c), InvConv1x1(c),
                            AffineCoupling(conv_net(c // 2, c, hid), scale="sigmoid")]
             if level < levels - 1:
-                layers.append(Split(c, learned_prior=True))
+                layers.append(Split(c, learned_prior=True, size=(h, w)))
                 c -= c // 2
         return layers
 
