@@ -11,7 +11,8 @@ broken by a fixed permutation of the database (seed 0): mnist5k is sorted by lab
 No labelled text corpus ships with unsup (shakespeare and lee have no labels, and scikit-learn's
 20 newsgroups downloads), so there is no text benchmark.
 
-    python bench/bench_retrieval.py --threads 1 --bits 16,32,64 --epochs 30 --pretrain-epochs 5
+    python bench/bench_retrieval.py --threads 1 --bits 16,32,64 --ablation-bits 32 \
+        --epochs 30 --pretrain-epochs 5 --json /tmp/retrieval.json
 """
 
 from __future__ import annotations
@@ -115,8 +116,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="hidden layers of the semantic hashing encoder")
     p.add_argument("--epochs", type=int, default=30, help="fine-tuning epochs")
     p.add_argument("--pretrain-epochs", type=int, default=5, help="pre-training epochs/layer")
-    p.add_argument("--code-noise", type=float, nargs="+", default=[4.0],
-                   help="code noise levels to train (0: the no-noise ablation)")
+    p.add_argument("--code-noise", type=float, default=4.0, help="code noise s")
+    p.add_argument("--ablation-bits", type=int_list, default=[32],
+                   help="code lengths at which a no-noise model (code_noise=0) is also trained")
+    p.add_argument("--activation", default="sigmoid", help="hidden units of semantic hashing")
+    p.add_argument("--fine-tune-noise", type=float, default=0.0,
+                   help="input masking noise of semantic hashing's fine-tuning")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="only the semantic hashing models (another configuration)")
     p.add_argument("--queries", type=int, default=None, help="use the first N test digits")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -130,22 +137,26 @@ def main(argv: list[str] | None = None) -> int:
     if a.queries:
         Xq, yq = Xq[:a.queries], yq[:a.queries]
     print(f"database {Xd.shape}, queries {Xq.shape}, threads {a.threads}", flush=True)
-    rows = [measure("raw pixels", 784, Xd, Xq, yd, yq, "euclidean", 0.0),
-            measure("raw pixels", 784, Xd, Xq, yd, yq, "cosine", 0.0)]
+    rows = [] if a.no_baselines else [
+        measure("raw pixels", 784, Xd, Xq, yd, yq, "euclidean", 0.0),
+        measure("raw pixels", 784, Xd, Xq, yd, yq, "cosine", 0.0)]
     for b in a.bits:
-        for name, fn in (("LSH (random hyperplanes)", lsh_codes),
-                         ("PCA sign bits", pca_sign_codes), ("PCA-ITQ", itq_codes)):
+        for name, fn in (() if a.no_baselines else (
+                ("LSH (random hyperplanes)", lsh_codes), ("PCA sign bits", pca_sign_codes),
+                ("PCA-ITQ", itq_codes))):
             t = time.perf_counter()
             D, Q = fn(Xd, Xq, b)
             rows.append(measure(name, b, D, Q, yd, yq, "hamming", time.perf_counter() - t))
-        t = time.perf_counter()
-        D, Q = pca_real(Xd, Xq, b)
-        rows.append(measure("PCA (real-valued)", b, D, Q, yd, yq, "euclidean",
-                            time.perf_counter() - t))
-        for s in a.code_noise:
+        if not a.no_baselines:
+            t = time.perf_counter()
+            D, Q = pca_real(Xd, Xq, b)
+            rows.append(measure("PCA (real-valued)", b, D, Q, yd, yq, "euclidean",
+                                time.perf_counter() - t))
+        for s in [a.code_noise] + ([0.0] if b in a.ablation_bits else []):
             model = SemanticHashing(b, hidden_layer_sizes=tuple(a.hidden), code_noise=s,
-                                    epochs=a.epochs, pretrain_epochs=a.pretrain_epochs,
-                                    random_state=a.seed)
+                                    activation=a.activation, epochs=a.epochs,
+                                    pretrain_epochs=a.pretrain_epochs,
+                                    fine_tune_noise=a.fine_tune_noise, random_state=a.seed)
             t = time.perf_counter()
             model.fit(Xd)
             fit_s = time.perf_counter() - t
@@ -153,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
             D, Q = model.transform(Xd), model.transform(Xq)
             enc = time.perf_counter() - t
             p_ = model.code_probabilities(Xq)
-            row = measure(f"semantic hashing (noise {s:g})", b, D, Q, yd, yq, "hamming", fit_s)
+            label = f"semantic hashing (noise {s:g}" + (
+                f", {a.activation}" if a.activation != "sigmoid" else "") + (
+                f", input mask {a.fine_tune_noise:g}" if a.fine_tune_noise else "") + ")"
+            row = measure(label, b, D, Q, yd, yq, "hamming", fit_s)
             row["encode_ms_per_query"] = 1e3 * enc / (len(Xd) + len(Xq))
             row["near_binary"] = float(((p_ < 0.05) | (p_ > 0.95)).mean())
             rows.append(row)

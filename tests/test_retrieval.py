@@ -18,6 +18,7 @@ from unsup.metrics.retrieval import (
     pack_bits,
     precision_at_k,
     precision_recall_curve,
+    retrieval_report,
     retrieval_scores,
     unpack_bits,
 )
@@ -237,3 +238,20 @@ def test_long_codes_scan_and_refuse_the_table():
 def test_bad_input_is_a_clear_error(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_retrieval_report_ranks_a_models_codes():
+    class Halves:  # any model with transform: real codes are ranked by cosine distance
+        def transform(self, X):
+            return np.asarray(X)[:, :2] * 2.0
+
+    Xd, Xq = rng.normal(size=(40, 4)), rng.normal(size=(9, 4))
+    yd, yq = rng.integers(0, 3, 40), rng.integers(0, 3, 9)
+    r = retrieval_report(Halves(), Xd, yd, Xq, yq, k=(5,), max_queries=6)
+    ref = retrieval_scores(Xq[:6, :2], yq[:6], Xd[:, :2], yd, metric="cosine", k=(5,))
+    assert r["metric"] == "cosine" and r["n_codes"] == 2 and r["n_queries"] == 6
+    assert r["map"] == ref["map"] and r["precision@5"] == ref["precision@5"]
+    with pytest.raises(ValueError, match="no transform"):
+        retrieval_report(object(), Xd, yd, Xq, yq)
+    with pytest.raises(ValueError, match="labels"):
+        retrieval_report(Halves(), Xd, None, Xq, yq)

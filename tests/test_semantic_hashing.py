@@ -115,6 +115,7 @@ def test_more_bits_than_features_is_allowed():
     ({"activation": "swish"}, "activation"),
     ({"n_bits": 0}, "n_bits"),
     ({"code_noise": -1.0}, "code_noise"),
+    ({"fine_tune_noise": 1.0}, "fine_tune_noise"),
     ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),
 ])
 def test_bad_parameters_are_clear_errors(params, match, digits):

@@ -45,6 +45,7 @@ from torch import nn
 
 from unsup.autoencoders._nets import ACTIVATIONS, AENet, mlp_net
 from unsup.autoencoders.autoencoder import Autoencoder
+from unsup.autoencoders.denoising import corrupt
 from unsup.autoencoders.stacked import StackedAutoencoder
 from unsup.metrics._hamming import HammingIndex, pack_bits
 from unsup.params import Integral, Interval, Real
@@ -92,6 +93,9 @@ class SemanticHashing(StackedAutoencoder):
         Input corruption of denoising pre-training.
     noise_level : float
         Its level.
+    fine_tune_noise : float
+        Masking noise ν on the inputs during fine-tuning (0: none; the loss compares with the
+        clean input).
     activation : str
         Non-linearity of the hidden layers.
     loss : {"auto", "bce", "mse"}
@@ -144,6 +148,7 @@ class SemanticHashing(StackedAutoencoder):
         pretrain_learning_rate: float = 3e-3,
         noise: str = "masking",
         noise_level: float = 0.2,
+        fine_tune_noise: float = 0.0,
         activation: str = "sigmoid",
         loss: str = "auto",
         epochs: int = 50,
@@ -152,7 +157,8 @@ class SemanticHashing(StackedAutoencoder):
     ) -> None:
         super().__init__(None, pretrain=pretrain, pretrain_epochs=pretrain_epochs,  # type: ignore[arg-type]
                          pretrain_learning_rate=pretrain_learning_rate, noise=noise,
-                         noise_level=noise_level, activation=activation, loss=loss,
+                         noise_level=noise_level, fine_tune_noise=fine_tune_noise,
+                         activation=activation, loss=loss,
                          epochs=epochs, learning_rate=learning_rate, lr_schedule=lr_schedule)
         self.n_bits = n_bits
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -177,6 +183,8 @@ class SemanticHashing(StackedAutoencoder):
             raise ValueError(f"activation={self.activation!r} is not one of {ACTIVATIONS}")
         if self.loss not in ("auto", "bce", "mse"):
             raise ValueError(f"loss={self.loss!r} is not one of ('auto', 'bce', 'mse')")
+        if not 0.0 <= float(self.fine_tune_noise) < 1.0:
+            raise ValueError(f"fine_tune_noise must be in [0, 1), got {self.fine_tune_noise!r}")
         self.layer_sizes_ = sizes
         self.n_components_ = sizes[-1]
 
@@ -191,7 +199,11 @@ class SemanticHashing(StackedAutoencoder):
         return layer
 
     def _loss(self, batch: torch.Tensor) -> torch.Tensor:
-        z = self.module_.encoder(batch)
+        nu = float(self.fine_tune_noise or 0.0)
+        x = batch
+        if nu > 0 and self.module_.training:
+            x = corrupt(batch, "masking", nu, self._gen)
+        z = self.module_.encoder(x)
         s = float(self.code_noise)
         if self.module_.training:
             if s > 0:
