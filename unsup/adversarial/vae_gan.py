@@ -31,6 +31,14 @@ the discriminator. As is usual (and as the authors' code does), the decoder mini
 non-saturating :math:`-\log \mathrm{Dis}(\tilde x) - \log \mathrm{Dis}(x_p)` instead of
 :math:`\log(1 - \mathrm{Dis}(\cdot))`; every log-probability is computed from logits.
 
+**Equilibrium gate** (from the authors' released code, not the paper's text; ``margin=None``
+turns it off): with :math:`b_{real}`, :math:`b_{fake}` the discriminator's mean binary
+cross-entropies on real digits and on fakes in the current minibatch, the discriminator is not
+updated when either is below ``0.68 - margin`` (it is winning), and the decoder is not updated
+when either is above ``0.68 + margin`` (the discriminator is lost, its signal is noise); if
+both would be skipped, both are updated. A skipped update leaves the player's parameters and
+optimiser state untouched (its loss is recorded, but has no gradient to its parameters).
+
 Each player is a phase of the gradient engine with its own optimiser (:mod:`unsup.train.steps`):
 encoder, then decoder, then discriminator, each on a fresh forward pass, so a phase's loss
 changes only its own player's parameters.
@@ -70,21 +78,24 @@ from unsup.train import TRAIN_PARAMS_DOC, GradientEstimator, OptimizerSpec, Phas
 __all__ = ["VAEGAN"]
 
 _pos = Interval(Integral, 1, None, closed="left")
+EQUILIBRIUM = 0.68  # the equilibrium gate's centre (a binary cross-entropy, nats)
 LOGVAR_RANGE = (-16.0, 10.0)  # exp() finite in float32; only a diverging encoder reaches it
 
 
 class VAEGANNet(nn.Module):
     """``encoder`` (x -> [μ, log σ²]), ``decoder`` (z -> raw output), ``features`` (x ->
-    Dis_l(x), the discriminator's last hidden layer) and ``head`` (Dis_l -> logit)."""
+    Dis_l(x), the discriminator's hidden layer ``layer``, 1-based) and ``head`` (Dis_l -> the
+    remaining hidden layers -> logit)."""
 
     def __init__(self, n_features: int, code: int, hidden: Sequence[int],
-                 disc_hidden: Sequence[int], act: str) -> None:
+                 disc_hidden: Sequence[int], act: str, layer: int) -> None:
         super().__init__()
         self.latent = int(code)
         self.encoder = MLP([n_features, *hidden, 2 * code], act)
         self.decoder = MLP([code, *reversed(list(hidden)), n_features], act)
-        self.features = MLP([n_features, *disc_hidden], act, last_act=act)
-        self.head = nn.Linear(int(disc_hidden[-1]), 1)
+        disc_hidden = list(disc_hidden)
+        self.features = MLP([n_features, *disc_hidden[:layer]], act, last_act=act)
+        self.head = MLP([*disc_hidden[layer - 1:], 1], act)
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
@@ -112,13 +123,24 @@ class VAEGAN(TransformerMixin, GradientEstimator):
     hidden_layer_sizes : sequence of int, default=(512, 256)
         Hidden layers of the encoder; the decoder mirrors them.
     discriminator_hidden_sizes : sequence of int, default=(512, 256)
-        Hidden layers of the discriminator (at least one); the last one is Dis_l, the feature
-        space of the reconstruction loss.
+        Hidden layers of the discriminator (at least one); ``feature_layer`` picks Dis_l.
     activation : str, default="relu"
         Hidden non-linearity of the three networks.
     gamma : float, default=0.1
         γ, the weight of the feature reconstruction against the GAN loss in the decoder's
         update.
+    feature_layer : int or None, default=1
+        l: which hidden layer of the discriminator (1-based) is Dis_l, the feature space of
+        the reconstruction loss; None: the last. The paper took the third of four
+        convolutional layers; with MLPs, the first layer's features keep more of the image
+        (deeper ones let the encoder collapse to the prior on MNIST in our runs).
+    feature_std : float, default=0.1
+        σ of the Gaussian p(Dis_l(x) | z) = N(Dis_l(x̃), σ² I): the reconstruction term is
+        ‖Dis_l(x) - Dis_l(x̃)‖² / 2σ². The paper's σ = 1 suits wide convolutional features of
+        unit scale; an MLP discriminator's features are smaller and fewer, and the KL then
+        wins (the codes collapse to the prior) unless σ is smaller.
+    margin : float or None, default=0.35
+        The equilibrium gate's margin around 0.68 (None: every player updated every step).
     discriminator_learning_rate : float or None, default=None
         Learning rate of the discriminator (None: ``learning_rate``).
     epochs : int, default=50
@@ -145,6 +167,9 @@ class VAEGAN(TransformerMixin, GradientEstimator):
         "discriminator_hidden_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "gamma": [Interval(Real, 0, None, closed="left")],
+        "margin": [Interval(Real, 0, None, closed="left"), None],
+        "feature_layer": [_pos, None],
+        "feature_std": [Interval(Real, 0, None, closed="neither")],
         "discriminator_learning_rate": [Interval(Real, 0, None, closed="neither"), None],
     }
     _test_params: dict[str, Any] = {"n_components": 2, "hidden_layer_sizes": (8,),
@@ -160,6 +185,9 @@ class VAEGAN(TransformerMixin, GradientEstimator):
         discriminator_hidden_sizes: Sequence[int] = (512, 256),
         activation: str = "relu",
         gamma: float = 0.1,
+        feature_layer: int | None = 1,
+        feature_std: float = 0.1,
+        margin: float | None = 0.35,
         discriminator_learning_rate: float | None = None,
         epochs: int = 50,
         batch_size: int = 100,
@@ -171,6 +199,9 @@ class VAEGAN(TransformerMixin, GradientEstimator):
         self.discriminator_hidden_sizes = discriminator_hidden_sizes
         self.activation = activation
         self.gamma = gamma
+        self.feature_layer = feature_layer
+        self.feature_std = feature_std
+        self.margin = margin
         self.discriminator_learning_rate = discriminator_learning_rate
         self.epochs = epochs
         self.batch_size = batch_size
@@ -183,16 +214,24 @@ class VAEGAN(TransformerMixin, GradientEstimator):
                              "hidden layer is the feature space Dis_l")
         return sizes
 
+    def _layer(self) -> int:
+        n = len(self._disc_sizes())
+        layer = n if self.feature_layer is None else int(self.feature_layer)
+        if not 1 <= layer <= n:
+            raise ValueError(f"feature_layer={self.feature_layer} must be in 1..{n} (a hidden "
+                             "layer of the discriminator)")
+        return layer
+
     def _prepare(self, X: Any) -> None:
         hidden_sizes(self.hidden_layer_sizes)
-        self._disc_sizes()
+        self._layer()
         self.output_ = output_for(X)
 
     def _build_module(self) -> nn.Module:
         check_choice("output_", self.output_, OUTPUTS)
         return VAEGANNet(self.n_features_in_, int(self.n_components),
                          hidden_sizes(self.hidden_layer_sizes), self._disc_sizes(),
-                         self.activation)
+                         self.activation, self._layer())
 
     # -- the three losses ---------------------------------------------------------------------
     def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -208,16 +247,36 @@ class VAEGAN(TransformerMixin, GradientEstimator):
         f_rec, d_rec = m.discriminate(x_rec)
         _, d_p = m.discriminate(x_p)
         return {"kl": 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(1),
-                "llike": 0.5 * (f_x - f_rec).pow(2).sum(1),
+                "llike": 0.5 * (f_x - f_rec).pow(2).sum(1) / float(self.feature_std) ** 2,
                 "d_x": d_x, "d_rec": d_rec, "d_p": d_p}
 
     def _encoder_loss(self, batch: torch.Tensor) -> torch.Tensor:
         o = self._forward(batch)
         return (o["kl"] + o["llike"]).mean()
 
+    def _gate(self, d_x: torch.Tensor, d_rec: torch.Tensor, d_p: torch.Tensor
+              ) -> tuple[bool, bool]:
+        """(update the discriminator, update the decoder) under the equilibrium gate."""
+        if self.margin is None:
+            return True, True
+        with torch.no_grad():
+            real = float(_bce(d_x, 1.0))
+            fake = float(0.5 * (_bce(d_rec, 0.0) + _bce(d_p, 0.0)))
+        m = float(self.margin)
+        dis = not (real < EQUILIBRIUM - m or fake < EQUILIBRIUM - m)
+        dec = not (real > EQUILIBRIUM + m or fake > EQUILIBRIUM + m)
+        return (True, True) if not (dis or dec) else (dis, dec)
+
+    @staticmethod
+    def _skipped(loss: torch.Tensor) -> torch.Tensor:
+        # the value is recorded, but the graph is cut: the player's parameters get no gradient
+        # (None), so the optimiser leaves them and its state as they are
+        return loss.detach().requires_grad_()
+
     def _decoder_loss(self, batch: torch.Tensor) -> torch.Tensor:
         o = self._forward(batch)
-        return float(self.gamma) * o["llike"].mean() + _bce(o["d_rec"], 1.0) + _bce(o["d_p"], 1.0)
+        loss = float(self.gamma) * o["llike"].mean() + _bce(o["d_rec"], 1.0) + _bce(o["d_p"], 1.0)
+        return loss if self._gate(o["d_x"], o["d_rec"], o["d_p"])[1] else self._skipped(loss)
 
     def _discriminator_loss(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():  # the generated images are constants to the discriminator
@@ -230,7 +289,8 @@ class VAEGAN(TransformerMixin, GradientEstimator):
         d_x = self.module_.discriminate(batch)[1]
         d_rec = self.module_.discriminate(x_rec)[1]
         d_p = self.module_.discriminate(x_p)[1]
-        return _bce(d_x, 1.0) + _bce(d_rec, 0.0) + _bce(d_p, 0.0)
+        loss = _bce(d_x, 1.0) + _bce(d_rec, 0.0) + _bce(d_p, 0.0)
+        return loss if self._gate(d_x, d_rec, d_p)[0] else self._skipped(loss)
 
     def _optimizers(self) -> dict[str, OptimizerSpec]:
         m = self.module_
