@@ -1,0 +1,157 @@
+"""DirichletProcessMixture: closed forms against numerical integration and enumeration, the
+Gibbs sampler against the exact posterior over partitions, and discovering K."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate
+from scipy.special import gammaln, logsumexp
+from sklearn.metrics import adjusted_rand_score
+
+from unsup.cluster import DirichletProcessMixture
+from unsup.cluster.dp_mixture import _Prior, _Stats, _sweep
+
+
+def _prior(D=1, m0=0.3, kappa0=0.5, a0=2.0, b0=0.7):
+    return _Prior(np.full(D, m0), kappa0, a0, np.full(D, b0))
+
+
+def _stats(X):
+    st = _Stats(X.shape[1])
+    for x in X:
+        st.add(0, x)
+    return st
+
+
+def test_marginal_likelihood_matches_numerical_integration():
+    pr = _prior()
+    X = np.array([[0.2], [1.1]])
+    st = _stats(X)
+    ours = pr.log_marginal(st.n, st.s, st.ss)[0]
+
+    def integrand(mu, tau):
+        lik = np.prod(np.sqrt(tau / (2 * np.pi)) * np.exp(-tau * (X[:, 0] - mu) ** 2 / 2))
+        prior_mu = math.sqrt(pr.kappa0 * tau / (2 * np.pi)) * math.exp(
+            -pr.kappa0 * tau * (mu - pr.m0[0]) ** 2 / 2)
+        prior_tau = math.exp(pr.a0 * math.log(pr.b0[0]) - gammaln(pr.a0)
+                             + (pr.a0 - 1) * math.log(tau) - pr.b0[0] * tau)
+        return lik * prior_mu * prior_tau
+
+    val, _ = integrate.dblquad(integrand, 1e-9, 60, -15, 15, epsabs=1e-12)
+    assert ours == pytest.approx(math.log(val), abs=1e-5)
+
+
+def test_predictives_chain_to_the_marginal():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5, 3))
+    pr = _prior(D=3)
+    st, total = _Stats(3), 0.0
+    for x in X:
+        total += pr.log_predictive(st, x)[-1 if len(st.n) == 0 else 0]
+        st.add(0, x)
+    assert total == pytest.approx(pr.log_marginal(st.n, st.s, st.ss)[0], rel=1e-12)
+
+
+def _partitions(n):
+    """All set partitions of range(n) as label vectors in first-occurrence order."""
+    def rec(i, labels, k):
+        if i == n:
+            yield tuple(labels)
+            return
+        for j in range(k + 1):
+            yield from rec(i + 1, labels + [j], max(k, j + 1))
+    yield from rec(0, [], 0)
+
+
+def _canonical(z):
+    seen = {}
+    return tuple(seen.setdefault(int(v), len(seen)) for v in z)
+
+
+def test_gibbs_samples_the_exact_posterior_over_partitions():
+    X = np.array([[0.0], [0.4], [2.5], [2.9]])
+    alpha = 0.8
+    pr = _prior(m0=1.4, kappa0=0.3, a0=2.0, b0=0.5)
+    parts = list(_partitions(len(X)))
+    assert len(parts) == 15  # Bell(4)
+    logp = []
+    for z in parts:
+        z = np.array(z)
+        K = z.max() + 1
+        n = np.bincount(z).astype(float)
+        st = _Stats(1)
+        for k in range(K):
+            for x in X[z == k]:
+                st.add(k, x)
+        crp = K * math.log(alpha) + gammaln(n).sum() + gammaln(alpha) - gammaln(alpha + len(X))
+        logp.append(crp + pr.log_marginal(st.n, st.s, st.ss).sum())
+    exact = np.exp(np.array(logp) - logsumexp(logp))
+    rng = np.random.default_rng(1)
+    z, st = np.full(len(X), -1), _Stats(1)
+    counts = dict.fromkeys(parts, 0)
+    sweeps = 20000
+    for t in range(sweeps + 100):
+        _sweep(X, z, st, pr, math.log(alpha), rng)
+        if t >= 100:
+            counts[_canonical(z)] += 1
+    freq = np.array([counts[p] for p in parts]) / sweeps
+    # Monte Carlo error of a frequency is at most ~0.5/sqrt(n_eff); mixing here is fast
+    assert np.abs(freq - exact).max() < 0.02
+    assert 0.5 * np.abs(freq - exact).sum() < 0.03
+
+
+def _blobs(K, D, n_per, seed, sep=8.0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=sep, size=(K, D))
+    y = np.repeat(np.arange(K), n_per)
+    return centres[y] + rng.normal(size=(K * n_per, D)), y
+
+
+@pytest.mark.parametrize("K,D", [(3, 2), (6, 5)])
+def test_discovers_the_number_of_clusters(K, D, one_thread):
+    X, y = _blobs(K, D, 40, seed=K)
+    dp = DirichletProcessMixture(n_sweeps=30, random_state=0).fit(X)
+    assert dp.n_clusters_ == K
+    assert int(np.argmax(dp.k_posterior_)) == K
+    assert adjusted_rand_score(y, dp.labels_) > 0.95
+    assert adjusted_rand_score(y, dp.predict(X)) > 0.95
+    np.testing.assert_allclose(dp.predict_proba(X).sum(1), 1.0)
+    assert dp.weights_.sum() + dp.new_cluster_weight_ == pytest.approx(1.0)
+
+
+def test_density_integrates_to_one_on_a_grid(one_thread):
+    X, _ = _blobs(2, 1, 30, seed=0, sep=3.0)
+    dp = DirichletProcessMixture(n_sweeps=10, random_state=0).fit(X)
+    grid = np.linspace(X.min() - 60, X.max() + 60, 60001)[:, None]
+    mass = np.trapezoid(np.exp(dp.score_samples(grid)), grid[:, 0])
+    assert mass == pytest.approx(1.0, abs=2e-3)  # Student-t tails beyond the grid
+
+
+def test_reproducible_and_save_load(tmp_path, one_thread):
+    import unsup
+
+    X, _ = _blobs(3, 2, 20, seed=1)
+    a = DirichletProcessMixture(n_sweeps=8, random_state=3).fit(X)
+    b = DirichletProcessMixture(n_sweeps=8, random_state=3).fit(X)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    a.save(tmp_path / "dp.unsup")
+    c = unsup.load(tmp_path / "dp.unsup")
+    np.testing.assert_allclose(c.score_samples(X), a.score_samples(X))
+
+
+def test_bad_params():
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(ValueError, match="alpha"):
+        DirichletProcessMixture(alpha=0).fit(X)
+    with pytest.raises(ValueError, match="burn_in"):
+        DirichletProcessMixture(n_sweeps=3, burn_in=3).fit(X)
+    with pytest.raises(ValueError, match="degrees_of_freedom_prior"):
+        DirichletProcessMixture(degrees_of_freedom_prior=1.0).fit(X)
+    with pytest.raises(ValueError, match="NaN"):
+        DirichletProcessMixture().fit(np.array([[np.nan, 1.0], [0.0, 1.0]]))
+    assert list(itertools.islice(_partitions(3), 5)) == [(0, 0, 0), (0, 0, 1), (0, 1, 0),
+                                                         (0, 1, 1), (0, 1, 2)]

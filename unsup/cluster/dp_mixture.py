@@ -1,0 +1,398 @@
+r"""Dirichlet-process mixture of Gaussians by collapsed Gibbs sampling (the Chinese restaurant
+process): clustering that discovers K.
+
+Model (diagonal Gaussians with a conjugate Normal-Gamma prior per dimension d)::
+
+    G ~ DP(α, H),   (μ_k, τ_k) ~ H:  τ_kd ~ Gamma(a₀, b₀d),  μ_kd | τ_kd ~ N(m₀d, 1/(κ₀ τ_kd))
+    x_i | z_i = k ~ N(μ_k, diag(1/τ_k))
+
+Integrating out G gives the Chinese restaurant process over partitions and integrating out
+(μ, τ) gives each cluster's marginal likelihood in closed form. With ``n`` points of mean x̄ and
+scatter S_d = Σ(x_d − x̄_d)²::
+
+    κ_n = κ₀ + n,  a_n = a₀ + n/2,  b_nd = b₀d + S_d/2 + κ₀ n (x̄_d − m₀d)² / (2 κ_n)
+    log p(X_k) = Σ_d [ lnΓ(a_n) − lnΓ(a₀) + a₀ ln b₀d − a_n ln b_nd + ½ ln(κ₀/κ_n) − (n/2) ln 2π ]
+
+A Gibbs sweep visits each point i in a random order, removes it from its cluster and draws
+
+    p(z_i = k | z_−i, X) ∝ n_k^{−i} · p(x_i | X_k^{−i})    (an existing cluster k)
+    p(z_i = new | z_−i, X) ∝ α · p(x_i)                     (a new cluster)
+
+where the predictive p(x | X_k) = p(X_k ∪ x) / p(X_k) is a product of Student-t densities
+(Neal 2000, algorithm 3; MacEachern 1994). The first sweep starts from no clusters, so it seats
+the points one by one by the same rule. Each sweep costs O(N K D), vectorised over clusters and
+dimensions; the sweep itself is sequential by nature (each draw conditions on all others).
+After each sweep, split-merge moves (Dahl 2005; :func:`_split_merge`) move whole groups of
+points at once, so that a cluster holding two groups can split.
+
+The posterior over the number of clusters is the histogram of occupied clusters over the sweeps
+after ``burn_in`` (``k_posterior_``); the fitted partition is the sample of highest joint
+probability p(z, X) seen after burn-in (``labels_``), and predictions use that partition's
+posterior predictive (each cluster's Student-t, weighted n_k / (N + α), plus the new-cluster
+term α / (N + α)).
+
+References: Neal (2000), "Markov chain sampling methods for Dirichlet process mixture models";
+Rasmussen (2000), "The infinite Gaussian mixture model"; Murphy (2007), "Conjugate Bayesian
+analysis of the Gaussian distribution" (the Normal-Gamma formulas).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy.special import gammaln, logsumexp
+from sklearn.base import ClusterMixin, DensityMixin
+
+from unsup._io_checks import A
+from unsup.base import BaseEstimator
+from unsup.params import Integral, Interval, Real
+from unsup.registry import register_model
+
+__all__ = ["DirichletProcessMixture"]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+class _Stats:
+    """Sufficient statistics (count, sum, sum of squares) of the clusters of one partition."""
+
+    def __init__(self, D: int) -> None:
+        self.n = np.zeros(0)
+        self.s = np.zeros((0, D))
+        self.ss = np.zeros((0, D))
+
+    def add(self, k: int, x: np.ndarray, sign: float = 1.0) -> None:
+        if k == len(self.n):  # a new cluster
+            self.n = np.append(self.n, 0.0)
+            self.s = np.vstack([self.s, np.zeros_like(x)])
+            self.ss = np.vstack([self.ss, np.zeros_like(x)])
+        self.n[k] += sign
+        self.s[k] += sign * x
+        self.ss[k] += sign * x * x
+
+    def drop(self, k: int) -> None:
+        keep = np.arange(len(self.n)) != k
+        self.n, self.s, self.ss = self.n[keep], self.s[keep], self.ss[keep]
+
+
+class _Prior:
+    """The Normal-Gamma prior and its closed-form marginal likelihoods."""
+
+    def __init__(self, m0: np.ndarray, kappa0: float, a0: float, b0: np.ndarray) -> None:
+        self.m0, self.kappa0, self.a0, self.b0 = m0, kappa0, a0, b0
+
+    def log_marginal(self, n: np.ndarray, s: np.ndarray, ss: np.ndarray) -> np.ndarray:
+        """log p(X_k) for clusters given by their statistics (rows); n may be 0."""
+        n = np.asarray(n, dtype=np.float64)[:, None]
+        kn = self.kappa0 + n
+        an = self.a0 + n / 2
+        mean = np.divide(s, n, out=np.zeros_like(s), where=n > 0)
+        scatter = np.maximum(ss - n * mean**2, 0.0)
+        bn = self.b0 + scatter / 2 + self.kappa0 * n * (mean - self.m0) ** 2 / (2 * kn)
+        per_d = (gammaln(an) - gammaln(self.a0) + self.a0 * np.log(self.b0) - an * np.log(bn)
+                 + 0.5 * np.log(self.kappa0 / kn) - n / 2 * _LOG_2PI)
+        return per_d.sum(1)
+
+    def log_predictive(self, st: _Stats, x: np.ndarray) -> np.ndarray:
+        """log p(x | X_k) for every cluster k of ``st`` and, last, for a new cluster."""
+        n = np.append(st.n, 0.0)
+        s = np.vstack([st.s, np.zeros_like(x)])
+        ss = np.vstack([st.ss, np.zeros_like(x)])
+        return self.log_marginal(n + 1, s + x, ss + x * x) - self.log_marginal(n, s, ss)
+
+
+@register_model("dp-mixture", family="cluster", aliases=("dpmm", "dirichlet-process-mixture"),
+                summary="Dirichlet-process Gaussian mixture by collapsed Gibbs sampling "
+                        "(discovers K)")
+class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
+    """Dirichlet-process mixture of diagonal Gaussians, by collapsed Gibbs sampling (CRP).
+
+    The number of clusters is not given: it is inferred, with its posterior distribution
+    (``k_posterior_``). See the module docstring for the model and the sampler.
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+        Concentration of the Dirichlet process: larger values favour more clusters (the prior
+        expected number of clusters among N points is about α ln(1 + N/α)).
+    n_sweeps : int, default=100
+        Gibbs sweeps over all points.
+    burn_in : int or None, default=None
+        Sweeps discarded before collecting the posterior; ``None``: half of ``n_sweeps``.
+    mean_precision_prior : float, default=0.01
+        κ₀: the prior over a cluster's mean is N(m₀, σ²/κ₀) (m₀ = the data mean): small values
+        make it broad.
+    variance_prior : float or None, default=None
+        The prior mean of a cluster's per-dimension variance; ``None``: 1/10 of the data's
+        variance in that dimension (per dimension).
+    degrees_of_freedom_prior : float, default=2.0
+        a₀ of the Gamma prior on each precision (2a₀ degrees of freedom); must exceed 1.
+    n_split_merge : int, default=5
+        Split-merge Metropolis-Hastings moves after each Gibbs sweep (Dahl 2005): they move
+        whole groups of points, which single-site Gibbs cannot; 0 turns them off.
+    random_state : int, RandomState or None, default=None
+        Seed of the sampler.
+    device : str, default="cpu"
+        Accepted for a uniform API; the sampler is sequential and runs on the CPU.
+
+    Attributes
+    ----------
+    labels_ : (N,) the partition of highest joint probability after burn-in (0..K-1).
+    n_clusters_ : its number of clusters.
+    means_, variances_ : (K, D) posterior means of each cluster's mean and variance.
+    weights_ : (K,) predictive weights n_k / (N + α); the new-cluster weight is
+        α / (N + α) (``new_cluster_weight_``).
+    k_trace_ : (n_sweeps,) occupied clusters after each sweep.
+    k_posterior_ : (max K + 1,) posterior probability of each number of clusters (index = K),
+        from the sweeps after burn-in.
+    log_joint_trace_ : (n_sweeps,) log p(z, X) after each sweep.
+    """
+
+    _parameter_constraints = {
+        "alpha": [Interval(Real, 0, None, closed="neither")],
+        "n_sweeps": [Interval(Integral, 1, None, closed="left")],
+        "burn_in": [Interval(Integral, 0, None, closed="left"), None],
+        "mean_precision_prior": [Interval(Real, 0, None, closed="neither")],
+        "variance_prior": [Interval(Real, 0, None, closed="neither"), None],
+        "degrees_of_freedom_prior": [Interval(Real, 1, None, closed="neither")],
+        "n_split_merge": [Interval(Integral, 0, None, closed="left")],
+    }
+    _test_params = {"n_sweeps": 4}
+    # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
+    _state_shapes = {"labels_": A("i64", "n"), "means_": A("f64", "k", "n_features_in_"),
+                     "variances_": A("f64", "k", "n_features_in_"), "weights_": A("f64", "k"),
+                     "k_trace_": A("i64", "n_sweeps"), "k_posterior_": A("f64", "m"),
+                     "log_joint_trace_": A("f64", "n_sweeps"),
+                     "prior_mean_": A("f64", "n_features_in_"),
+                     "prior_rate_": A("f64", "n_features_in_"),
+                     "cluster_counts_": A("f64", "k"),
+                     "cluster_sums_": A("f64", "k", "n_features_in_"),
+                     "cluster_sumsq_": A("f64", "k", "n_features_in_")}
+
+    def __init__(self, alpha: float = 1.0, *, n_sweeps: int = 100, burn_in: int | None = None,
+                 mean_precision_prior: float = 0.01, variance_prior: float | None = None,
+                 degrees_of_freedom_prior: float = 2.0, n_split_merge: int = 5,
+                 random_state: Any = None, device: str = "cpu") -> None:
+        self.alpha = alpha
+        self.n_sweeps = n_sweeps
+        self.burn_in = burn_in
+        self.mean_precision_prior = mean_precision_prior
+        self.variance_prior = variance_prior
+        self.degrees_of_freedom_prior = degrees_of_freedom_prior
+        self.n_split_merge = n_split_merge
+        self.random_state = random_state
+        self.device = device
+
+    # -- the prior -------------------------------------------------------------------------
+    def _prior(self) -> _Prior:
+        return _Prior(self.prior_mean_, float(self.mean_precision_prior),
+                      float(self.degrees_of_freedom_prior), self.prior_rate_)
+
+    def _set_prior(self, X: np.ndarray) -> None:
+        a0 = float(self.degrees_of_freedom_prior)
+        var = X.var(0) if X.shape[0] > 1 else np.ones(X.shape[1])
+        var = np.where(var > 0, var, 1.0)
+        prior_var = var / 10 if self.variance_prior is None else np.full(X.shape[1],
+                                                                          self.variance_prior)
+        self.prior_mean_ = X.mean(0)
+        self.prior_rate_ = prior_var * (a0 - 1)  # E[σ²] = b₀ / (a₀ − 1)
+
+    def _log_joint(self, prior: _Prior, st: _Stats, N: int) -> float:
+        """log p(z, X): the CRP's probability of the partition times the clusters' evidence."""
+        a = float(self.alpha)
+        K = len(st.n)
+        crp = K * math.log(a) + gammaln(st.n).sum() + gammaln(a) - gammaln(a + N)
+        return float(crp + prior.log_marginal(st.n, st.s, st.ss).sum())
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> DirichletProcessMixture:
+        """Run ``n_sweeps`` Gibbs sweeps over ``X`` (N×D). Returns ``self``."""
+        self._validate_params()
+        Xn = self._validate(X, reset=True).cpu().numpy().astype(np.float64)
+        N, D = Xn.shape
+        burn = self.n_sweeps // 2 if self.burn_in is None else int(self.burn_in)
+        if burn >= self.n_sweeps:
+            raise ValueError(f"burn_in={burn} leaves no sweeps of the n_sweeps={self.n_sweeps} "
+                             "to collect the posterior from")
+        rng = np.random.default_rng(_seed(self.random_state))
+        self._set_prior(Xn)
+        prior = self._prior()
+        st, z = _Stats(D), np.full(N, -1)
+        log_a = math.log(self.alpha)
+        k_trace, lj_trace = [], []
+        best = (-math.inf, None, None)
+        for sweep in range(self.n_sweeps):
+            _sweep(Xn, z, st, prior, log_a, rng)
+            for _ in range(self.n_split_merge if N >= 2 else 0):  # a move needs two points
+                _split_merge(Xn, z, st, prior, log_a, rng)
+            lj = self._log_joint(prior, st, N)
+            k_trace.append(len(st.n))
+            lj_trace.append(lj)
+            if sweep >= burn and lj > best[0]:
+                best = (lj, z.copy(), (st.n.copy(), st.s.copy(), st.ss.copy()))
+        _, self.labels_, (n, s, ss) = best
+        self.cluster_counts_, self.cluster_sums_, self.cluster_sumsq_ = n, s, ss
+        self.k_trace_ = np.asarray(k_trace, dtype=np.int64)
+        self.log_joint_trace_ = np.asarray(lj_trace)
+        kept = self.k_trace_[burn:]
+        self.k_posterior_ = np.bincount(kept, minlength=kept.max() + 1) / kept.size
+        self._summarise(N)
+        return self
+
+    def _summarise(self, N: int) -> None:
+        n = self.cluster_counts_[:, None]
+        kn = self.mean_precision_prior + n
+        an = self.degrees_of_freedom_prior + n / 2
+        mean = self.cluster_sums_ / n
+        scatter = np.maximum(self.cluster_sumsq_ - n * mean**2, 0.0)
+        bn = (self.prior_rate_ + scatter / 2
+              + self.mean_precision_prior * n * (mean - self.prior_mean_) ** 2 / (2 * kn))
+        self.means_ = (self.mean_precision_prior * self.prior_mean_ + self.cluster_sums_) / kn
+        self.variances_ = bn / (an - 1)
+        self.weights_ = self.cluster_counts_ / (N + self.alpha)
+
+    # derived, not stored: a model file cannot make them disagree with the cluster statistics
+    @property
+    def n_clusters_(self) -> int:
+        """Number of clusters of the fitted partition."""
+        return int(len(self.cluster_counts_))
+
+    @property
+    def new_cluster_weight_(self) -> float:
+        """Predictive weight α / (N + α) of a new cluster."""
+        return float(self.alpha / (self.cluster_counts_.sum() + self.alpha))
+
+    # -- prediction ------------------------------------------------------------------------
+    def _log_resp(self, X: Any) -> np.ndarray:
+        """log weight + log predictive of each row under each cluster and a new one (N, K+1)."""
+        Xn = self._validate(X, reset=False).cpu().numpy().astype(np.float64)
+        prior = self._prior()
+        st = _Stats(Xn.shape[1])
+        st.n, st.s, st.ss = self.cluster_counts_, self.cluster_sums_, self.cluster_sumsq_
+        out = np.empty((Xn.shape[0], self.n_clusters_ + 1))
+        for lo in range(0, Xn.shape[0], 1024):  # bounded memory: (chunk, K+1, D)
+            xb = Xn[lo:lo + 1024]
+            n = np.append(st.n, 0.0)
+            s = np.vstack([st.s, np.zeros((1, xb.shape[1]))])
+            ss = np.vstack([st.ss, np.zeros((1, xb.shape[1]))])
+            base = prior.log_marginal(n, s, ss)
+            both = prior.log_marginal(np.tile(n + 1, len(xb)),
+                                      (s[None] + xb[:, None]).reshape(-1, xb.shape[1]),
+                                      (ss[None] + (xb**2)[:, None]).reshape(-1, xb.shape[1]))
+            out[lo:lo + len(xb)] = both.reshape(len(xb), -1) - base
+        w = np.append(self.cluster_counts_, self.alpha)
+        out += np.log(w / w.sum())
+        return out
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable existing cluster of each row."""
+        return self._log_resp(X)[:, :-1].argmax(1)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Posterior probability of each existing cluster (renormalised without the new one)."""
+        lr = self._log_resp(X)[:, :-1]
+        return np.exp(lr - logsumexp(lr, axis=1, keepdims=True))
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """log posterior predictive density of each row given the fitted partition (nats)."""
+        return logsumexp(self._log_resp(X), axis=1)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean log predictive density per row."""
+        return float(np.mean(self.score_samples(X)))
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        return self.fit(X).labels_
+
+
+def _sweep(Xn: np.ndarray, z: np.ndarray, st: _Stats, prior: _Prior, log_a: float,
+           rng: np.random.Generator) -> None:
+    """One collapsed Gibbs sweep in a random order (``z == -1``: not yet seated); updates
+    ``z`` and ``st`` in place."""
+    for i in rng.permutation(len(Xn)):
+        x = Xn[i]
+        k = z[i]
+        if k >= 0:
+            st.add(k, x, -1.0)
+            if st.n[k] < 0.5:  # the cluster emptied: relabel the ones above it
+                st.drop(k)
+                z[z > k] -= 1
+        logp = prior.log_predictive(st, x)
+        logp[:-1] += np.log(st.n)
+        logp[-1] += log_a
+        p = np.exp(logp - logp.max())
+        k = int(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right"))
+        k = min(k, len(p) - 1)
+        st.add(k, x)
+        z[i] = k
+
+
+def _one(prior: _Prior, n: float, s: np.ndarray, ss: np.ndarray) -> float:
+    return float(prior.log_marginal(np.array([n]), s[None], ss[None])[0])
+
+
+def _split_merge(Xn: np.ndarray, z: np.ndarray, st: _Stats, prior: _Prior, log_a: float,
+                 rng: np.random.Generator) -> bool:
+    """One sequentially-allocated split-merge Metropolis-Hastings move (Dahl 2005).
+
+    Single-site Gibbs cannot split a cluster that holds two groups (each point alone prefers to
+    stay), so a sampler started badly can stay with too few clusters. Two points i, j are drawn;
+    if they share a cluster S, a split is proposed by seating S's other points one at a time in
+    the part of i or of j with probability ∝ |part| p(x | part); otherwise the merge of their
+    clusters is proposed, with the probability of the reverse split computed the same way. The
+    move is accepted with probability min(1, p(z', X) q(z | z') / (p(z, X) q(z' | z))). Returns
+    whether it was accepted.
+    """
+    i, j = rng.choice(len(Xn), 2, replace=False)
+    ci, cj = int(z[i]), int(z[j])
+    members = np.nonzero((z == ci) | (z == cj))[0]
+    others = rng.permutation(members[(members != i) & (members != j)])
+    n = np.array([1.0, 1.0])
+    s = np.stack([Xn[i], Xn[j]])
+    ss = s**2
+    side = np.empty(len(others), dtype=np.int64)
+    log_q = 0.0
+    before = prior.log_marginal(n, s, ss)  # log p(part) of both parts, updated as they grow
+    for idx, t in enumerate(others):
+        x = Xn[t]
+        after = prior.log_marginal(n + 1, s + x, ss + x * x)
+        lp = np.log(n) + after - before
+        lp -= max(lp) + math.log1p(math.exp(-abs(lp[0] - lp[1])))  # normalise the two sides
+        # a split draws the side; a merge replays the current split to price its reverse
+        a = int(rng.random() >= math.exp(lp[0])) if ci == cj else int(z[t] == cj)
+        side[idx] = a
+        log_q += lp[a]
+        n[a] += 1
+        s[a] += x
+        ss[a] += x * x
+        before[a] = after[a]
+    n_all, s_all, ss_all = n.sum(), s.sum(0), ss.sum(0)
+    log_split = (log_a + gammaln(n[0]) + gammaln(n[1]) + _one(prior, n[0], s[0], ss[0])
+                 + _one(prior, n[1], s[1], ss[1]))
+    log_merged = gammaln(n_all) + _one(prior, n_all, s_all, ss_all)
+    u = math.log(rng.random() + 1e-300)
+    if ci == cj:  # the split
+        if u >= log_split - log_merged - log_q:
+            return False
+        new = len(st.n)
+        z[np.concatenate([[j], others[side == 1]]).astype(np.int64)] = new
+        st.n[ci], st.s[ci], st.ss[ci] = n[0], s[0], ss[0]
+        st.add(new, np.zeros_like(s[1]), 0.0)
+        st.n[new], st.s[new], st.ss[new] = n[1], s[1], ss[1]
+        return True
+    if u >= log_merged - log_split + log_q:
+        return False
+    lo, hi = min(ci, cj), max(ci, cj)
+    z[z == hi] = lo
+    st.n[lo], st.s[lo], st.ss[lo] = n_all, s_all, ss_all
+    st.drop(hi)
+    z[z > hi] -= 1
+    return True
+
+
+def _seed(random_state: Any) -> Any:
+    if isinstance(random_state, np.random.RandomState):
+        return random_state.randint(2**31)
+    return random_state
