@@ -204,8 +204,8 @@ class CharRNN(GradientEstimator):
             ids, voc = sd.text_ids(texts, voc, reset)
             if reset:
                 self.input_kind_, self.vocabulary_, self.n_symbols_ = "text", voc, len(voc)
-                self.__dict__.pop("n_features_in_", None)
-                self.__dict__.pop("position_counts_", None)
+                for k in ("n_features_in_", "position_counts_", "n_rows_", "n_columns_"):
+                    self.__dict__.pop(k, None)  # from an earlier fit on other input
                 if heights:
                     self.n_rows_ = int(np.bincount(heights).argmax())
                     self.n_columns_ = int(np.median([len(t.split("\n")[0]) for t in
@@ -223,6 +223,8 @@ class CharRNN(GradientEstimator):
                                  "of ids (an int) or None")
             seqs = sd.id_sequences(t, None if n is None else int(n))
             self.input_kind_, self.vocabulary_ = "ids", None
+            self.__dict__.pop("n_rows_", None)
+            self.__dict__.pop("n_columns_", None)
             self.n_symbols_ = int(n) if n is not None else int(max(s.max() for s in seqs)) + 1
             counts = np.zeros((self.n_features_in_, self.n_symbols_), dtype=np.int64)
             for s in seqs:
