@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     near = [(r["code"], r["representation"], r["near_binary"]) for r in rows if "near_binary" in r]
     for b, n, v in near:
         print(f"- {n}, {b} bits: {100 * v:.1f}% of test code activations within 0.05 of 0 or 1")
-    write_json(a.json, {"machine": machine, "args": vars(a), "rows": rows})
+    args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}
+    write_json(a.json, {"machine": machine, "args": args, "rows": rows})
     return 0
 
 
