@@ -97,20 +97,54 @@ def _kill_after_checkpoint(tmp_path: Path, cls: type, params: dict, X: np.ndarra
 
 
 # -- kill -9, then resume ------------------------------------------------------------------------
-def test_killed_gaussian_mixture_resumes_bit_for_bit(tmp_path):
-    # several restarts, one run at a time: the kill lands in a later restart or between them;
-    # the mixture's previous responsibilities and its NumPy RandomState are checkpointed too
-    X = bars(150, seed=2) + np.random.default_rng(1).normal(0, 0.2, (150, 16))
-    kw = {"n_components": 3, "covariance_type": "full", "n_init": 3, "max_iter": 30,
-          "tol": 0.0, "random_state": 0, "device": "cpu"}
-    d = _kill_after_checkpoint(tmp_path, GaussianMixture, kw, X, every=4, hang_at=5)
-    assert not _checkpoint_meta(d)["state"]["finished"]
-    with pytest.warns(Warning):  # tol=0: never converges, as in the uninterrupted fit
-        resumed = GaussianMixture(**kw, checkpoint_dir=str(d), resume=True).fit(X)
+# sitecustomize of the killed `unsup fit` process: from the 3rd checkpoint on it sleeps after
+# writing, so the SIGKILL lands mid-fit (the CLI itself is unchanged)
+_HANG = textwrap.dedent("""
+    import time
+    import unsup.train._em_checkpoint as emc
+    _orig, _n = emc.save_checkpoint, [0]
+    def _save(*a, **k):
+        _orig(*a, **k)
+        _n[0] += 1
+        if _n[0] >= 3:
+            time.sleep(600)
+    emc.save_checkpoint = _save
+""")
+
+
+def test_killed_cli_gaussian_mixture_run_resumes_bit_for_bit(tmp_path):
+    """`unsup fit gmm` (restarts; the mixture's previous responsibilities and the NumPy
+    RandomState of its k-means seeding are per-fit state) killed with SIGKILL after a
+    checkpoint, then `--resume`: the model of a run never stopped."""
+    import unsup
+    from unsup import runs
+    from unsup.cli import main
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_HANG)
+    args = ["gmm", "--data", "digits", "--n-components", "4", "--n-init", "3", "--max-iter",
+            "12", "--tol", "0", "--covariance-type", "diag", "--checkpoint-every", "2", "-q"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(site), *filter(None, [os.environ.get(
+               "PYTHONPATH")])])}
+    p = subprocess.Popen([sys.executable, "-m", "unsup.cli", "fit", *args, "--out", str(a)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while not (a / "checkpoints" / CHECKPOINT_NAME).exists():
+        assert p.poll() is None and time.time() < deadline, p.communicate()
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=60)
+    assert p.returncode == -9 and runs.list_runs(tmp_path)[0]["status"] == "killed"
+    assert not _checkpoint_meta(a / "checkpoints")["state"]["finished"]
+    with pytest.warns(Warning):  # tol=0 never converges, as in the uninterrupted run
+        assert main(["fit", *args, "--out", str(a), "--resume"]) == 0
+    seed = json.loads((a / "run.json").read_text())["seed"]
     with pytest.warns(Warning):
-        ref = GaussianMixture(**kw).fit(X)
-    _assert_same_model(resumed, ref)
-    assert resumed.lower_bound_ == ref.lower_bound_
+        assert main(["fit", *args, "--out", str(b), "--random-state", str(seed)]) == 0
+    _assert_same_model(unsup.load(a), unsup.load(b))
 
 
 def test_killed_pcd_rbm_resumes_bit_for_bit(tmp_path):
