@@ -144,7 +144,8 @@ def run(name: str, X: np.ndarray, Xt: np.ndarray, args: argparse.Namespace) -> d
         est = (Glow(n_levels=2, n_steps=8, hidden_channels=64) if name == "glow"
                else RealNVP(n_levels=2, n_steps=3, hidden_channels=64))
         est.set_params(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                       random_state=seed, device="cpu", verbose=1)
+                       random_state=seed, device="cpu", verbose=1,
+                       warmup_steps=args.warmup_steps, clip_grad_norm=args.clip_grad_norm)
         est.fit(X)
         per_epoch = est.history_[-1]["time"] / args.epochs
         t0 = time.perf_counter()
@@ -191,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--zuko-transforms", type=int, default=4)
     p.add_argument("--zuko-params", type=int, default=154_000)
+    p.add_argument("--warmup-steps", type=int, default=0,
+                   help="unsup models only: linear learning-rate warm-up (default 0: none)")
+    p.add_argument("--clip-grad-norm", type=float, default=None,
+                   help="unsup models only: gradient clipping (default None: none)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     apply_threads(args.threads)
