@@ -1,7 +1,8 @@
-"""``unsup evaluate RUN``: scores, probes and reverse AIS of a fitted model on data of its width.
+"""``unsup evaluate RUN``: scores, probes, reverse AIS and sample quality of a fitted model on
+data of its width.
 
 Measuring never changes the model file; results may be added to the run's ``metrics.json``
-(reverse AIS) or ``probe.json`` (probes).
+(reverse AIS, sample quality) or ``probe.json`` (probes).
 """
 
 from __future__ import annotations
@@ -89,8 +90,23 @@ def _print_probe(title: str, rows: list[dict[str, Any]]) -> None:
                    "reverse bracket log Z when both have converged. The result is written to "
                    "RUN_DIR/metrics.json (under evaluate.reverse_ais); the model file is "
                    "never changed.")
+@click.option("--fid", is_flag=True,
+              help="Models that sample: also draw --n-samples samples and compare them with the "
+                   "data (FID, KID, precision/recall; Inception-style score and modes covered "
+                   "for MNIST-shaped data) in the feature space of the shipped MNIST "
+                   "classifier. Written to RUN_DIR/metrics.json (under "
+                   "evaluate.sample_quality). See docs/sample-quality.md.")
+@click.option("--n-samples", default=10000, show_default=True,
+              help="Samples drawn for --fid.")
+@click.option("--fid-seed", default=0, show_default=True,
+              help="Seed of the sampler and of the KID subsets for --fid.")
+@click.option("--fid-features", type=click.Choice(["digitnet", "pixels"]), default="digitnet",
+              show_default=True,
+              help="Feature space for --fid: the shipped MNIST classifier (784-pixel data) or "
+                   "the raw inputs.")
 def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool,
-             probe: bool, probe_seeds: int, reverse_ais: bool) -> None:
+             probe: bool, probe_seeds: int, reverse_ais: bool, fid: bool, n_samples: int,
+             fid_seed: int, fid_features: str) -> None:
     """Evaluate a fitted model (clustering scores, log-likelihood, probes) on data.
 
     Measuring never changes the model: the model file is left byte-identical.
@@ -119,6 +135,11 @@ def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool
         _record_metrics(run_dir, "reverse_ais", {"data": spec, **{
             k: v for k, v in metrics.items() if "reverse" in k}})
     rows = _probe_rows(model, run, ds, spec, b, probe_seeds, run_dir) if probe else None
+    quality = None
+    if fid:
+        quality = _sample_quality(model, ds.X, n_samples, fid_seed, fid_features)
+        _record_metrics(run_dir, "sample_quality", {"data": spec, "seed": fid_seed, **quality})
+        metrics["sample_quality"] = quality
     if as_json:
         out = {"data": spec, **metrics}
         if rows is not None:
@@ -128,6 +149,35 @@ def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool
         print_metrics(f"{type(model).__name__} on {spec}", {spec: metrics})
         if rows is not None:
             _print_probe(f"Probes: trained on {run.get('data')}, scored on {spec}", rows)
+        if quality is not None:
+            print_metrics(f"Sample quality: {quality['n_samples']} samples against {spec} "
+                          f"({quality['feature_space']} features)", {spec: quality})
+
+
+def _sample_quality(model: Any, X: Any, n: int, seed: int, features: str) -> dict[str, Any]:
+    """``--fid``: draw ``n`` samples (seeded) and measure them against ``X``."""
+    import numpy as np
+
+    from unsup.metrics.sample_quality import sample_quality
+    from unsup.report.sections import draw_samples
+
+    if not callable(getattr(model, "sample", None)):
+        raise UserError(f"{type(model).__name__} cannot sample: --fid is for generative models")
+    if n < 2:
+        raise UserError(f"--n-samples must be >= 2, got {n}")
+    X = np.asarray(X)
+    if features == "digitnet" and (X.ndim != 2 or X.shape[1] != 784):
+        raise UserError(f"--fid with the digit classifier needs 784-pixel MNIST-like data, got "
+                        f"{X.shape[1:]} features; use --fid-features pixels")
+    S = np.asarray(draw_samples(model, n, seed))
+    if S.dtype.kind not in "biuf" or S.ndim != 2 or S.shape[1] != X.shape[1]:
+        raise UserError(f"{type(model).__name__} samples of shape {S.shape} ({S.dtype}) cannot "
+                        f"be compared with data of {X.shape[1]} features")
+    try:
+        return sample_quality(S.astype(np.float32), X, random_state=seed,
+                              feature_space=features)
+    except ValueError as e:
+        raise UserError(str(e).splitlines()[0]) from None
 
 
 def _record_metrics(run_dir_: str, key: str, value: Any) -> None:
