@@ -157,6 +157,27 @@ class ExactAutoregressive(GradientEstimator):
         self._check_fitted()
         return self._levels(self._input(X))
 
+    def _check_fitted_values(self) -> None:
+        """A loaded file's fitted values must be ones ``fit`` could have set (unsup.io)."""
+        out = getattr(self, "output_", None)
+        if out not in OUTPUTS[1:]:
+            raise ValueError(f"output_={out!r} is not one of {OUTPUTS[1:]}")
+        if self.output not in ("auto", out) or (self.binarize_input is not None
+                                                 and out != "bernoulli"):
+            raise ValueError(f"output_={out!r} contradicts output={self.output!r} and "
+                             f"binarize_input={self.binarize_input!r}")
+        scale = getattr(self, "pixel_scale_", None)
+        allowed = [1.0] if out == "bernoulli" else [1.0, 1.0 / (int(self.n_levels) - 1)]
+        if not isinstance(scale, (int, float)) or not any(
+                math.isclose(float(scale), a, rel_tol=1e-9) for a in allowed):
+            raise ValueError(f"pixel_scale_={scale!r} is not one of {allowed}")
+
+    def _set_state(self, arrays: dict[str, Any], values: dict[str, Any]) -> None:
+        for k, v in values.items():  # checked before the network is built from them
+            setattr(self, k, v)
+        self._check_fitted_values()
+        super()._set_state(arrays, values)
+
     # -- conditionals -------------------------------------------------------------------------
     @property
     def _n_params(self) -> int:

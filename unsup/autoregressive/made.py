@@ -265,10 +265,24 @@ class MADE(ExactAutoregressive):
         super()._record(res)
         self._use(0)  # not the last training step's mask: the saved state is independent of it
 
+    def _check_fitted_values(self) -> None:
+        super()._check_fitted_values()
+        seed = getattr(self, "mask_seed_", None)
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+            raise ValueError(f"mask_seed_={seed!r} is not a seed (an int in [0, 2^63))")
+
     def _set_state(self, arrays: Any, values: Any) -> None:
         self._mask_cache = {}
         super()._set_state(arrays, values)
-        self._use(0)
-
+        # the file stores mask 0 (the state between computations); it must be the one that
+        # mask_seed_ generates, or the file is not self-consistent
+        masks, direct, _ = self._mask_set(0)
+        net = self.module_
+        stored = [layer.mask for layer in [*net.hidden, net.out]]
+        if net.direct is not None:
+            stored.append(net.direct.mask)
+            masks = [*masks, direct]
+        if not all(torch.equal(a, b) for a, b in zip(stored, masks, strict=True)):
+            raise ValueError("the stored masks are not those of mask_seed_ (mask 0)")
 
 MADE.__doc__ = (MADE.__doc__ or "").replace("{train_params}", TRAIN_PARAMS_DOC)

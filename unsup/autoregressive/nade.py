@@ -85,7 +85,7 @@ class NADENet(nn.Module):
                           params={"binarize_input": 0.5, "n_components": 200, "epochs": 30,
                                   "batch_size": 100, "learning_rate": 1e-3,
                                   "random_state": 0},
-                          quick={"epochs": 10, "n_components": 100}, order=47))
+                          quick={"epochs": 20, "n_components": 100}, order=47))
 class NADE(ExactAutoregressive):
     """Neural autoregressive distribution estimator over images (binary or L grey levels).
 

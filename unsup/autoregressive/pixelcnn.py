@@ -181,6 +181,14 @@ class PixelCNN(ExactAutoregressive):
         self.image_shape_ = self._shape(int(X.shape[1]))
         super()._prepare(X)
 
+    def _check_fitted_values(self) -> None:
+        super()._check_fitted_values()
+        shape = getattr(self, "image_shape_", None)
+        if shape != self._shape(int(self.n_features_in_)):
+            raise ValueError(f"image_shape_={shape!r} is not the shape of "
+                             f"{self.n_features_in_} features with image_shape="
+                             f"{self.image_shape!r}")
+
     def _build_module(self) -> nn.Module:
         return PixelCNNNet(self._n_params, int(self.n_channels), int(self.n_layers),
                            int(self.kernel_size), int(self.first_kernel_size),
