@@ -47,8 +47,9 @@ numbers of run j), ``_em_runs_per_batch(n_init)`` (default 1).
 
 Checkpoints (the parameters ``checkpoint_dir``, ``checkpoint_every``, ``resume``, composed into
 every EM model by this mixin's parameter group :data:`EM_CHECKPOINTING`): at the top of every
-``checkpoint_every``-th iteration (None: every iteration, one pass over the data, the analogue
-of the gradient engine's epoch) and after every batch of restarts, the engine writes, atomically
+``checkpoint_every``-th iteration and after every batch of restarts (None: at the top of an
+iteration or after a batch once 10 s of fitting passed since the last write; an iteration can
+take milliseconds) and at the end of the fit, the engine writes, atomically
 and without pickle (:mod:`unsup.train.checkpoint`), everything the rest of the fit depends on:
 the parameters of the runs in progress (any nesting of tensors, dicts, lists and the model
 module's own classes, rebuilt through their constructor), the previous objective, the history,
@@ -103,7 +104,7 @@ def global_count(n_local: int, device: torch.device) -> int:
 
 #: ``checkpoint_dir``, ``checkpoint_every`` (EM iterations) and ``resume`` of every EM model
 EM_CHECKPOINTING = ParamGroup("em checkpointing", checkpoint_params(
-    "Checkpoint every this many EM iterations (None: every iteration)."))
+    "Checkpoint every this many EM iterations (None: at most every 10 s, and at the end)."))
 
 
 @dataclass
@@ -200,7 +201,7 @@ class EMEngine:
             st.batch = None
             st.finished = st.started >= n_init
             if ck is not None:
-                ck.save(st)
+                ck.boundary(st)
         best = st.best
         assert best is not None
         if warn and not best.converged and max_iter > 0:
