@@ -280,6 +280,8 @@ def test_eight_bit_likelihood_bound_and_samples(cls):
     assert not np.array_equal(S, m.sample(6, random_state=4))
     with pytest.raises(ValueError, match="8-bit"):
         m.score_samples(X * 2)
+    with pytest.raises(ValueError, match="between levels"):
+        m.score_samples(X * 0.999)
 
 
 @pytest.mark.parametrize("cls", FLOWS)

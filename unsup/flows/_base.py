@@ -171,11 +171,15 @@ class FlowEstimator(GradientEstimator):
 
     def _levels(self, x: torch.Tensor) -> torch.Tensor:
         """The 8-bit levels k of rows ``x``, checked."""
-        k = torch.round(x * 255 if self.dequantize_ == "unit" else x)
+        raw = x * 255 if self.dequantize_ == "unit" else x
+        k = torch.round(raw)
         top = 1.0 if self.dequantize_ == "unit" else 255.0
         if bool((x < 0).any()) or bool((x > top).any()):
             raise DataError(f"the model was fitted on 8-bit data in [0, {top:g}]; X has values "
                             f"in [{float(x.min()):.4g}, {float(x.max()):.4g}]")
+        if bool(((raw - k).abs() > 1e-3).any()):  # never round continuous values silently
+            raise DataError("the model was fitted on 8-bit data (every value an 8-bit level"
+                            f"{' k/255' if top == 1.0 else ''}); X has values between levels")
         return k
 
     def _log_p(self, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
