@@ -96,7 +96,7 @@ class PixelCNN(ExactAutoregressive):
     n_channels : int, default=64
         Feature maps per layer.
     n_layers : int, default=7
-        Layers after the first (type B).
+        Layers after the first (type B), at most 1024.
     kernel_size : int, default=3
         Odd kernel of the type-B layers.
     first_kernel_size : int, default=7
@@ -127,7 +127,8 @@ class PixelCNN(ExactAutoregressive):
         "image_shape": ["array-like", None],
         "architecture": [StrOptions({"gated", "plain"})],
         "n_channels": [Interval(Integral, 1, None, closed="left")],
-        "n_layers": [Interval(Integral, 0, None, closed="left")],
+        # bounded so that a crafted file cannot make unsup.load build 10^9 layers
+        "n_layers": [Interval(Integral, 0, 1024, closed="both")],
         "kernel_size": [Interval(Integral, 1, None, closed="left")],
         "first_kernel_size": [Interval(Integral, 1, None, closed="left")],
     }
