@@ -193,7 +193,7 @@ def _crash_after(monkeypatch, module, k: int) -> None:
 
 EM_MODELS = ["KMeans", "GaussianMixture", "PLSA", "LDA", "MixtureOfUnigrams"]
 MCMC_MODELS = ["BernoulliRBM", "GaussianBernoulliRBM", "ReplicatedSoftmaxRBM",
-               "BoltzmannMachine", "CollaborativeFilteringRBM", "DBM"]
+               "BoltzmannMachine", "CollaborativeFilteringRBM", "DBM", "DBN"]
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

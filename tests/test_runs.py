@@ -76,8 +76,8 @@ def test_run_json_is_written_last_and_status_json_removed(tmp_path, monkeypatch)
     out = tmp_path / "run"
     assert fit("kmeans", "--data", "digits", "--out", str(out), "--n-clusters", "3", "-q") == 0
     assert order[0] == "status.json" and order[-1] == "run.json"
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.safetensors",
-                                                     "run.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "metrics.json",
+                                                     "model.safetensors", "run.json"]
 
 
 def test_failed_run_is_marked_failed(tmp_path, capsys):

@@ -273,7 +273,9 @@ def _run_fit(spec: Any, est_kw: dict[str, Any], given: set[str], kw: dict[str, A
     drawn = "random_state" in names and seed is None
     if drawn:  # drawn once and recorded: the run can be resumed and reproduced
         seed = est_kw["random_state"] = _draw_seed()
-    checkpoints = {"checkpoint_dir", "resume"} <= names
+    # a class whose loop ignores the inherited checkpoint parameters says so
+    checkpoints = ({"checkpoint_dir", "resume"} <= names
+                   and getattr(cls, "_keeps_checkpoints", True))
     if checkpoints:
         if not est_kw.get("checkpoint_dir"):
             est_kw["checkpoint_dir"] = str(out / "checkpoints")

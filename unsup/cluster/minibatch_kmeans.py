@@ -88,6 +88,10 @@ class MiniBatchKMeans(KMeans):
     _test_params: dict[str, Any] = {"n_clusters": 3, "n_init": 1, "max_iter": 5,
                                    "batch_size": 64}
 
+    # the mini-batch loop does not checkpoint (KMeans's EM engine does): `unsup fit --resume`
+    # refits from the recorded seed instead of claiming to resume
+    _keeps_checkpoints = False
+
     _parameter_constraints = {
         **KMeans._parameter_constraints,
         "batch_size": [Interval(Integral, 1, None, closed="left")],

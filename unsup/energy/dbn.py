@@ -72,6 +72,7 @@ Salakhutdinov & Murray (2008), On the quantitative analysis of deep belief netwo
 from __future__ import annotations
 
 import numbers
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -88,8 +89,10 @@ from unsup.energy._deep import _DeepEnergy
 from unsup.energy._rbm import _bernoulli
 from unsup.energy.rbm import BernoulliRBM, binary_input
 from unsup.likelihood import Likelihood
+from unsup.params import ParamGroup
 from unsup.registry import register_model
 from unsup.train.ais import LogPartition, binary_states
+from unsup.train.checkpoint import checkpoint_params
 from unsup.train.mcmc import check_float, check_int
 
 __all__ = ["DBN"]
@@ -212,6 +215,11 @@ class DBN(_DeepEnergy):
                                     "bound_samples": "exact", "ais_runs": 10, "ais_betas": 50,
                                     "device": "cpu", "random_state": 0}
 
+    # each layer's RBM checkpoints in its own sub-directory (layer1/, layer2/, ...)
+    _param_groups = (ParamGroup("dbn checkpointing", checkpoint_params(
+        "Checkpoint every this many updates of each layer's RBM (None: once per pass over the "
+        "data).")),)
+
     # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
     _state_shapes = staticmethod(_dbn_state_shapes)
 
@@ -298,7 +306,10 @@ class DBN(_DeepEnergy):
             persistent=pers, n_updates=nu, momentum=self.momentum, weight_decay=wd,
             lr_schedule=self.lr_schedule, binarize_input=first if k == 0 else "stochastic",
             ais_runs=self.ais_runs, ais_betas=self.ais_betas, device=self.device,
-            random_state=seed, verbose=self.verbose)
+            random_state=seed, verbose=self.verbose,
+            checkpoint_dir=None if self.checkpoint_dir is None
+            else os.path.join(self.checkpoint_dir, f"layer{k + 1}"),
+            checkpoint_every=self.checkpoint_every, resume=self.resume)
 
     def _set_layers(self, rbms: Sequence[BernoulliRBM]) -> None:
         self.weights_ = [np.asarray(r.components_, dtype=np.float32) for r in rbms]
