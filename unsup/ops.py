@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["chunks", "chunk_rows", "min_index", "sq_norms", "sq_distances"]
+__all__ = ["chunks", "chunk_rows", "min_index", "sq_norms", "sq_distances", "log_mean_exp"]
 
 # Elements (not bytes) allowed in one temporary block; 2**24 float32s = 64 MiB.
 _BLOCK_ELEMS = 2**24
@@ -54,3 +54,10 @@ def sq_distances(
     d = torch.addmm(c_sq.unsqueeze(0), X, C.T, beta=1, alpha=-2)
     d.add_(x_sq.unsqueeze(1))
     return d.clamp_(min=0)
+
+
+def log_mean_exp(a: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """``log (1/k) Σ exp(a)`` along ``dim``, stably (importance-sampled likelihoods)."""
+    import math
+
+    return torch.logsumexp(a, dim) - math.log(a.shape[dim])

@@ -35,10 +35,11 @@ import torch
 from torch import nn
 
 from unsup.data.validation import DataError
-from unsup.latent._common import log_mean_exp, measure_seed, row_draws
 from unsup.likelihood import Likelihood
+from unsup.ops import log_mean_exp
 from unsup.params import Interval, StrOptions
 from unsup.train import GradientEstimator
+from unsup.train.seeding import measure_seed, row_draws
 
 from ._layers import Flow, Standardize
 

@@ -23,9 +23,7 @@ repeatable.
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Callable
-from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -35,7 +33,8 @@ import torch.nn.functional as F
 from unsup.data.validation import DataError
 from unsup.likelihood import Likelihood
 from unsup.nn import Bernoulli, Gaussian
-from unsup.train.seeding import derive_seed
+from unsup.ops import log_mean_exp
+from unsup.train.seeding import measure_seed, row_draws
 
 __all__ = ["ContinuousBernoulli", "DECODERS", "choose_decoder", "binarize", "log_mean_exp",
            "measure_seed", "row_draws", "is_likelihood"]
@@ -137,33 +136,6 @@ def binarize_note(mode: Any) -> str | None:
     if mode is None:
         return None
     return "binarised at 0.5" if mode == "stochastic" else f"binarised at {float(mode):g}"
-
-
-def log_mean_exp(a: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """``log (1/k) Σ exp(a)`` along ``dim``, stably."""
-    return torch.logsumexp(a, dim) - math.log(a.shape[dim])
-
-
-def measure_seed(random_state: Any) -> int:
-    """The seed of a measurement: from an integer ``random_state`` (else 0), never consuming
-    the estimator's generator, so measuring is repeatable and never changes the model."""
-    base = int(random_state) if isinstance(random_state, Integral) else 0
-    return derive_seed(base, 7)
-
-
-def row_draws(x: torch.Tensor, k: int, sizes: list[int], seed: int, uniform: bool
-              ) -> list[torch.Tensor]:
-    """Per-row noise of shape ``(k, n, s)`` for each ``s`` in ``sizes``: standard normals (or
-    uniforms), from a generator seeded by ``seed`` and a CRC-32 of the row's float32 bytes."""
-    rows = x.detach().to("cpu", torch.float32).contiguous().numpy()
-    g = torch.Generator()
-    out: list[list[torch.Tensor]] = [[] for _ in sizes]
-    for r in rows:
-        g.manual_seed(derive_seed(seed, zlib.crc32(r.tobytes())))
-        for j, s in enumerate(sizes):
-            out[j].append(torch.rand(k, s, generator=g) if uniform
-                          else torch.randn(k, s, generator=g))
-    return [torch.stack(o, 1).to(device=x.device, dtype=x.dtype) for o in out]
 
 
 def output_dist(kind: str, out: torch.Tensor, log_scale: torch.Tensor | None) -> Any:

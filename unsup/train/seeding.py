@@ -11,20 +11,25 @@ The rules, used by every engine:
 - :func:`make_generator` returns a :class:`torch.Generator` on a device, seeded by
   :func:`seed_from` (also exported as ``unsup.base.make_generator``);
 - :func:`seeded` runs a block (building a network) under a fixed torch seed without
-  disturbing the caller's global RNG.
+  disturbing the caller's global RNG;
+- :func:`measure_seed` and :func:`row_draws` give stochastic measurements (importance
+  sampling, dequantisation) noise that depends only on the seed and each row's values, so a
+  score is repeatable, independent of batching, and never consumes the estimator's generator.
 """
 
 from __future__ import annotations
 
 import contextlib
+import zlib
 from collections.abc import Iterator
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-__all__ = ["seed_from", "derive_seed", "make_generator", "seeded"]
+__all__ = ["seed_from", "derive_seed", "make_generator", "seeded", "measure_seed", "row_draws"]
 
 
 def seed_from(random_state: Any) -> int:
@@ -51,3 +56,25 @@ def seeded(seed: int, cuda: bool = False) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(int(seed))
         yield
+
+
+def measure_seed(random_state: Any) -> int:
+    """The seed of a measurement: from an integer ``random_state`` (else 0), never consuming
+    the estimator's generator, so measuring is repeatable and never changes the model."""
+    base = int(random_state) if isinstance(random_state, Integral) else 0
+    return derive_seed(base, 7)
+
+
+def row_draws(x: torch.Tensor, k: int, sizes: list[int], seed: int, uniform: bool
+              ) -> list[torch.Tensor]:
+    """Per-row noise of shape ``(k, n, s)`` for each ``s`` in ``sizes``: standard normals (or
+    uniforms), from a generator seeded by ``seed`` and a CRC-32 of the row's float32 bytes."""
+    rows = x.detach().to("cpu", torch.float32).contiguous().numpy()
+    g = torch.Generator()
+    out: list[list[torch.Tensor]] = [[] for _ in sizes]
+    for r in rows:
+        g.manual_seed(derive_seed(seed, zlib.crc32(r.tobytes())))
+        for j, s in enumerate(sizes):
+            out[j].append(torch.rand(k, s, generator=g) if uniform
+                          else torch.randn(k, s, generator=g))
+    return [torch.stack(o, 1).to(device=x.device, dtype=x.dtype) for o in out]
