@@ -41,11 +41,11 @@ import torch
 import torch.nn.functional as F
 
 from unsup.data.validation import DataError
-from unsup.latent._common import measure_seed
 from unsup.likelihood import Likelihood
 from unsup.nn.distributions import DiscretizedLogistic
 from unsup.params import Interval, StrOptions
 from unsup.train import GradientEstimator
+from unsup.train.seeding import measure_seed
 
 __all__ = ["ExactAutoregressive", "OUTPUTS", "n_params_for"]
 
