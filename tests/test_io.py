@@ -334,3 +334,22 @@ def test_every_registered_model_declares_what_its_file_holds():
     unchecked = [s.cls.__name__ for s in model_specs()
                  if not issubclass(s.cls, GradientEstimator) and spec_for_class(s.cls) is None]
     assert unchecked == []
+
+
+
+def test_a_zero_dimensional_state_tensor_keeps_its_shape(tmp_path):
+    """A BatchNorm's batch counter is a 0-d tensor: saved and loaded as 0-d, so the load-time
+    check against the network built on the meta device accepts it (a DCGAN has BatchNorms)."""
+    import unsup
+    from unsup.adversarial import GAN
+
+    X = np.random.default_rng(0).random((32, 64)).astype(np.float32)
+    gan = GAN(architecture="dcgan", image_shape=(1, 8, 8), epochs=1, batch_size=16,
+              random_state=0, device="cpu")
+    gan.fit(X)
+    counters = {k: v for k, v in gan.module_.state_dict().items()
+                if k.endswith("num_batches_tracked")}
+    assert counters and all(v.dim() == 0 for v in counters.values())
+    gan.save(tmp_path / "gan.safetensors")
+    back = unsup.load(tmp_path / "gan.safetensors")
+    np.testing.assert_array_equal(back.sample(4, random_state=1), gan.sample(4, random_state=1))

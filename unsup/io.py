@@ -48,7 +48,7 @@ def _digest(meta_json: str, arrays: dict[str, Any]) -> str:
 
     h = hashlib.sha256(meta_json.encode())
     for k in sorted(arrays):
-        a = np.ascontiguousarray(arrays[k])
+        a = np.require(arrays[k], requirements="C")  # keeps 0-d arrays 0-d
         h.update(k.encode())
         h.update(str(a.dtype).encode())
         h.update(str(a.shape).encode())
@@ -96,7 +96,8 @@ def save(estimator: Any, path: str | os.PathLike) -> None:
         "fitted": fitted,
     }
     meta_json = json.dumps(meta, sort_keys=True)
-    tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    # np.ascontiguousarray would turn a 0-d array (a BatchNorm's batch counter) into shape (1,)
+    tensors = {k: np.require(v, requirements="C") for k, v in tensors.items()}
     header = {
         "format": "unsup",
         "format_version": str(FORMAT_VERSION),
