@@ -4,6 +4,7 @@ autoregressive models, and output distributions with ``log_prob``/``sample``/``m
 See ``docs/nn.md``.
 """
 
+from unsup.nn.conv import DCGANDiscriminator, DCGANGenerator
 from unsup.nn.distributions import (
     Bernoulli,
     BernoulliHead,
@@ -14,7 +15,13 @@ from unsup.nn.distributions import (
     Gaussian,
     GaussianHead,
 )
-from unsup.nn.masked import MaskedConv2d, MaskedLinear, made_degrees, made_masks
+from unsup.nn.masked import (
+    GatedMaskedConv2d,
+    MaskedConv2d,
+    MaskedLinear,
+    made_degrees,
+    made_masks,
+)
 from unsup.nn.stacks import (
     ACTIVATIONS,
     MLP,
@@ -25,6 +32,7 @@ from unsup.nn.stacks import (
 )
 
 __all__ = ["ACTIVATIONS", "activation", "MLP", "ConvEncoder", "ConvDecoder",
-           "infer_image_shape", "MaskedLinear", "MaskedConv2d", "made_degrees", "made_masks",
+           "infer_image_shape", "DCGANGenerator", "DCGANDiscriminator", "MaskedLinear",
+           "MaskedConv2d", "GatedMaskedConv2d", "made_degrees", "made_masks",
            "Bernoulli", "Gaussian", "Categorical", "DiscretizedLogistic", "BernoulliHead",
            "GaussianHead", "CategoricalHead", "DiscretizedLogisticHead"]
