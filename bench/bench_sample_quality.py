@@ -96,7 +96,8 @@ def models(names: list[str], test: np.ndarray, train: np.ndarray, results: dict)
     from unsup.metrics import sample_quality as sq
 
     print("\n## Models trained briefly on mnist5k (10,000 samples vs MNIST test)\n")
-    print(HEADER[:-1] + " fit s | sample s |" + "\n" + HEADER.split("\n")[1] + "---|---|")
+    head, rule = HEADER.split("\n")
+    print(f"{head} fit s | sample s |\n{rule}---|---|")
     out = {}
     for name in names:
         t0 = time.perf_counter()
