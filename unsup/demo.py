@@ -26,6 +26,7 @@ class DemoEntry:
     name: str  # also the CLI model name
     title: str
     make: Callable[[], Any]
+    data: Callable[[], tuple[str, Any, Any]] | None = None  # None: the MNIST digits
 
 
 def demo_entries(quick: bool = False) -> list[DemoEntry]:
@@ -35,7 +36,9 @@ def demo_entries(quick: bool = False) -> list[DemoEntry]:
     specs = sorted((s for s in model_specs() if s.demo is not None),
                    key=lambda s: s.demo.order)  # type: ignore[union-attr]
     return [DemoEntry(s.name, s.demo.title,  # type: ignore[union-attr]
-                      lambda s=s: s.demo.make(s.cls, quick))  # type: ignore[union-attr]
+                      lambda s=s: s.demo.make(s.cls, quick),  # type: ignore[union-attr]
+                      None if s.demo.data is None  # type: ignore[union-attr]
+                      else (lambda s=s: s.demo.data(quick)))  # type: ignore[union-attr]
             for s in specs]
 
 
@@ -176,7 +179,11 @@ def run_demo(out: Path, quick: bool = False, echo: Callable[[str], None] = print
     rows: list[dict[str, Any]] = []
     lks: list[tuple[str, dict[str, Any]]] = []
     fitted: list[tuple[DemoEntry, Any, dict[str, Any]]] = []
+    other: list[dict[str, Any]] = []
     for entry in demo_entries(quick):
+        if entry.data is not None:
+            other.append(_fit_other(entry, out, fitted, echo))
+            continue
         model = entry.make()
         t0 = time.perf_counter()
         model.fit(train.X)
@@ -206,25 +213,64 @@ def run_demo(out: Path, quick: bool = False, echo: Callable[[str], None] = print
         rows.append(row)
         fitted.append((entry, model, metrics))
         echo(f"  {entry.title}: {seconds:.1f} s" + "".join(f", {p}" for p in _headline(t, row)))
-    (out / "metrics.json").write_text(json.dumps(rows, indent=2, default=float))
+    (out / "metrics.json").write_text(json.dumps(rows + other, indent=2, default=float))
     report = build_report([(e.title, m, met) for e, m, met in fitted], rows, lks, train, test,
-                          test_name)
+                          test_name, other)
     return Path(report.save(out / "report.html"))
+
+
+def _fit_other(entry: DemoEntry, out: Path, fitted: list[Any],
+               echo: Callable[[str], None]) -> dict[str, Any]:
+    """Fit a model on its own data (``Demo.data``): fit time and test likelihood."""
+    from unsup.likelihood import likelihood_of
+
+    name, train, test = entry.data()  # type: ignore[misc]
+    model = entry.make()
+    t0 = time.perf_counter()
+    model.fit(train)
+    seconds = time.perf_counter() - t0
+    lk = likelihood_of(model, test)
+    rec = None if lk is None else lk.to_dict()
+    metrics = {"fit_seconds": seconds, "data": name, "test": {"likelihood": rec}}
+    run_dir = out / entry.name
+    run_dir.mkdir(exist_ok=True)
+    model.save(run_dir / "model.safetensors")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    fitted.append((entry, model, {**metrics, "_X": test}))
+    row: dict[str, Any] = {"model": entry.title, "data": name, "fit time (s)": round(seconds, 2)}
+    if lk is not None:
+        row["test log-likelihood (nats per item)"] = round(lk.nats, 2)
+        row["kind"] = f"{lk.kind} ({lk.estimator})"
+        for k, v in (lk.counts or {}).items():
+            if isinstance(v, float) and k.startswith(("nats_per", "bits_per")):
+                row[k.replace("_", " ")] = round(v, 4)
+    echo(f"  {entry.title}: {seconds:.1f} s on {name}"
+         + ("" if lk is None else f", test {lk.nats:.2f} nats per item"))
+    return row
 
 
 def build_report(fitted: list[tuple[str, Any, dict[str, Any]]], rows: list[dict[str, Any]],
                  lks: list[tuple[str, dict[str, Any]]], train: Any, test: Any,
-                 test_name: str) -> Any:
+                 test_name: str, other: list[dict[str, Any]] | None = None) -> Any:
     """The demo's page: the summary first, then one collapsed section per model (drawn on the
-    test data)."""
+    test data; a model on other data is drawn on its own test data)."""
     from unsup.report import Report, model_report
 
     models = Report("models")
     for title, model, metrics in fitted:
+        own = metrics.pop("_X", None) if isinstance(metrics, dict) else None
+        if own is not None:
+            model_report(model, own, None, metrics=metrics, title=title, report=models,
+                         hint=type(model).__name__)
+            continue
         model_report(model, test.X, test.y, image_shape=train.image_shape, metrics=metrics,
                      title=title, report=models, hint=type(model).__name__)
     report = Report("unsup demo: every family on MNIST")
     with report.section("Summary", open=True):
         _summary(report, models, rows, lks, train, test_name)
+        if other:
+            report.table(other, caption="Models on other data (text, game levels): fit time "
+                                        "and the test log-likelihood per item, with its units "
+                                        "per character where the model reads characters")
     report.extend(models)
     return report

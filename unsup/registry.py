@@ -45,13 +45,17 @@ class Demo:
     """How ``unsup demo`` fits a model: a table title and constructor parameters.
 
     ``quick`` overrides ``params`` under ``unsup demo --quick`` (the smoke-test size);
-    ``order`` sorts the demo (lower first; ties keep registration order).
+    ``order`` sorts the demo (lower first; ties keep registration order). ``data``, for a
+    model that does not take MNIST digits (text, levels), is a callable ``data(quick) ->
+    (name, train, test)`` giving what ``fit`` and ``log_likelihood`` take; the demo fits on
+    ``train``, measures the likelihood of ``test`` and lists the model under "other data".
     """
 
     title: str
     params: dict[str, Any] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
     order: int = 100
+    data: Callable[[bool], tuple[str, Any, Any]] | None = None
 
     def make(self, cls: type, quick: bool = False) -> Any:
         return cls(**{**self.params, **(self.quick if quick else {})})

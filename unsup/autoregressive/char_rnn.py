@@ -63,7 +63,7 @@ from unsup.autoregressive._seq_sample import chain_log_probs, draw
 from unsup.data.sequences import MARIO_EMPTY, decode, sequence_to_level
 from unsup.likelihood import Likelihood
 from unsup.params import Interval, StrOptions
-from unsup.registry import register_model
+from unsup.registry import Demo, register_model
 from unsup.train import TRAIN_PARAMS_DOC, GradientEstimator
 from unsup.train.seeding import seed_from
 from unsup.train.steps import Phase
@@ -81,8 +81,21 @@ def _state_shapes(params: dict[str, Any], fitted: dict[str, Any]) -> dict[str, A
     return base
 
 
+def _mario_demo_data(quick: bool) -> tuple[str, list[str], list[str]]:
+    """The demo's data: the first 15 Mario levels to train on, the last 3 to score."""
+    from unsup.data.sequences import mario_levels
+
+    levels = list(mario_levels().values())
+    return "Super Mario Bros. levels (VGLC): 15 to train, 3 to test", levels[:15], levels[15:]
+
+
 @register_model("char-rnn", family="autoregressive", aliases=("charrnn",),
-                summary="character-level LSTM/GRU language model (TBPTT, exact likelihood)")
+                summary="character-level LSTM/GRU language model (TBPTT, exact likelihood)",
+                demo=Demo("char-RNN on Super Mario levels (LSTM, read column by column, bottom "
+                          "to top)", params={"layout": "columns", "hidden_size": 256,
+                                             "dropout": 0.1, "epochs": 60, "random_state": 0},
+                          quick={"hidden_size": 64, "epochs": 2}, order=90,
+                          data=_mario_demo_data))
 class CharRNN(GradientEstimator):
     """Character-level recurrent language model (LSTM or GRU) with an exact likelihood.
 

@@ -122,7 +122,9 @@ def sample(run_dir: str, n: int, out_path: str, seed: int) -> None:
                         "end in .npy or .png")
     if is_text:
         lines = ["".join(map(str, r)) if np.ndim(r) else str(r) for r in samples]
-        _write_text(out, "\n".join(lines) + "\n")
+        # multi-line samples (levels, verse) are separated by a blank line
+        sep = "\n\n" if any("\n" in s for s in lines) else "\n"
+        _write_text(out, sep.join(lines) + "\n")
     elif out.suffix == ".npy":
         tmp = out.with_name(out.name + ".tmp.npy")
         np.save(tmp, samples)

@@ -57,6 +57,32 @@ def _probe_rows(model: Any, run: dict[str, Any], test: Any, test_spec: str, bina
     return rows
 
 
+def _retrieval(model: Any, run: dict[str, Any], test: Any, test_spec: str, binarize: Any,
+               k: int, metric: str) -> dict[str, Any]:
+    """``--retrieval``: the test items query the run's training data by code distance."""
+    from unsup.metrics.retrieval import retrieval_report
+
+    if not callable(getattr(model, "transform", None)):
+        raise UserError(f"{type(model).__name__} has no transform: --retrieval ranks codes")
+    train_spec = run.get("data")
+    if not train_spec:
+        raise UserError("--retrieval searches the run's training data, but run.json records "
+                        "none")
+    if test_spec == train_spec:
+        raise UserError("--retrieval needs held-out queries: pass --data TEST (e.g. mnist-test) "
+                        "or fit with --test-data")
+    train = load_data(train_spec, binarize)
+    for name, ds in ((train_spec, train), (test_spec, test)):
+        if ds.y is None:
+            raise UserError(f"--retrieval needs labels (same label = relevant), and {name} has "
+                            "none")
+    try:
+        rep = retrieval_report(model, train.X, train.y, test.X, test.y, k=k, metric=metric)
+    except ValueError as e:
+        raise UserError(str(e).splitlines()[0]) from None
+    return {"database": train_spec, "queries": test_spec, **rep}
+
+
 def _print_probe(title: str, rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -104,9 +130,19 @@ def _print_probe(title: str, rows: list[dict[str, Any]]) -> None:
               show_default=True,
               help="Feature space for --fid: the shipped MNIST classifier (784-pixel data) or "
                    "the raw inputs.")
+@click.option("--retrieval", "do_retrieval", is_flag=True,
+              help="Models with transform: the test items query the run's training data by "
+                   "code distance (Hamming for 0/1 codes, else cosine); same label = relevant. "
+                   "mAP, precision@k, precision-recall curve; written to RUN_DIR/metrics.json "
+                   "(under evaluate.retrieval). See docs/retrieval.md.")
+@click.option("--retrieval-k", default=100, show_default=True,
+              help="k of precision@k for --retrieval.")
+@click.option("--retrieval-metric", type=click.Choice(["auto", "hamming", "cosine", "euclidean"]),
+              default="auto", show_default=True, help="Code distance for --retrieval.")
 def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool,
              probe: bool, probe_seeds: int, reverse_ais: bool, fid: bool, n_samples: int,
-             fid_seed: int, fid_features: str) -> None:
+             fid_seed: int, fid_features: str, do_retrieval: bool, retrieval_k: int,
+             retrieval_metric: str) -> None:
     """Evaluate a fitted model (clustering scores, log-likelihood, probes) on data.
 
     Measuring never changes the model: the model file is left byte-identical.
@@ -140,6 +176,10 @@ def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool
         quality = _sample_quality(model, ds.X, n_samples, fid_seed, fid_features)
         _record_metrics(run_dir, "sample_quality", {"data": spec, "seed": fid_seed, **quality})
         metrics["sample_quality"] = quality
+    if do_retrieval:
+        r = _retrieval(model, run, ds, spec, b, retrieval_k, retrieval_metric)
+        _record_metrics(run_dir, "retrieval", r)
+        metrics["retrieval"] = {k: v for k, v in r.items() if k != "pr_curve"}
     if as_json:
         out = {"data": spec, **metrics}
         if rows is not None:

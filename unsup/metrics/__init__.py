@@ -26,6 +26,9 @@ from unsup.metrics.probes import (
     linear_probe,
     probe_summary,
 )
+from unsup.metrics.retrieval import mean_average_precision, precision_at_k, retrieval_report
+from unsup.metrics.sample_quality import ModeTracker, fid, kid, mode_coverage, sample_quality
+from unsup.metrics.topics import coherence
 
 __all__ = [
     "evaluate_model",
@@ -49,4 +52,13 @@ __all__ = [
     "beta_schedule",
     "rbm_log_partition_exact",
     "trustworthiness",
+    "mean_average_precision",
+    "precision_at_k",
+    "retrieval_report",
+    "sample_quality",
+    "fid",
+    "kid",
+    "mode_coverage",
+    "ModeTracker",
+    "coherence",
 ]
