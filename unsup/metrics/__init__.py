@@ -1,4 +1,8 @@
-"""Metrics for unsupervised models."""
+"""Metrics for unsupervised models.
+
+(``sample_quality`` the function stays in :mod:`unsup.metrics.sample_quality`: exported here
+it would hide its module.)
+"""
 
 from unsup.metrics.clustering import (
     ari,
@@ -27,7 +31,7 @@ from unsup.metrics.probes import (
     probe_summary,
 )
 from unsup.metrics.retrieval import mean_average_precision, precision_at_k, retrieval_report
-from unsup.metrics.sample_quality import ModeTracker, fid, kid, mode_coverage, sample_quality
+from unsup.metrics.sample_quality import ModeTracker, fid, kid, mode_coverage  # noqa: I001
 from unsup.metrics.topics import coherence
 
 __all__ = [
@@ -55,7 +59,6 @@ __all__ = [
     "mean_average_precision",
     "precision_at_k",
     "retrieval_report",
-    "sample_quality",
     "fid",
     "kid",
     "mode_coverage",
