@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from unsup.train.seeding import derive_seed
 
-__all__ = ["OUTPUTS", "data_range", "output_for", "apply_output", "recon_loss", "sample_seed",
-           "check_choice", "hidden_sizes"]
+__all__ = ["DecoderMixin", "OUTPUTS", "data_range", "output_for", "apply_output", "recon_loss",
+           "sample_seed", "check_choice", "hidden_sizes"]
 
 #: how a network's last linear layer becomes data: σ for data in [0, 1], nothing otherwise
 OUTPUTS = ("sigmoid", "linear")
@@ -68,3 +68,25 @@ def hidden_sizes(value: Any, name: str = "hidden_layer_sizes") -> list[int]:
            for s in sizes):
         raise ValueError(f"{name} must be positive integers, got {value!r}")
     return [int(s) for s in sizes]
+
+
+class DecoderMixin:
+    """``inverse_transform`` for models with ``module_.decoder``, ``output_`` and
+    ``n_components`` (the adversarial autoencoder, VAE-GAN): codes → data, in batches."""
+
+    def _decode(self, z: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            self.module_.eval()  # type: ignore[attr-defined]
+            dec, out = self.module_.decoder, self.output_  # type: ignore[attr-defined]
+            return torch.cat([apply_output(dec(z[i:i + 4096]), out).cpu()
+                              for i in range(0, z.shape[0], 4096)]).numpy()
+
+    def inverse_transform(self, Z: Any) -> np.ndarray:
+        """Decode codes ``Z`` (n, n_components) to data (means of the output distribution)."""
+        self._check_fitted()  # type: ignore[attr-defined]
+        z = torch.as_tensor(np.asarray(Z, dtype=np.float32),
+                            device=self._device())  # type: ignore[attr-defined]
+        k = int(self.n_components)  # type: ignore[attr-defined]
+        if z.ndim != 2 or z.shape[1] != k:
+            raise ValueError(f"codes must have shape (n, {k}), got {tuple(z.shape)}")
+        return self._decode(z)

@@ -44,6 +44,7 @@ from torch import nn
 
 from unsup.adversarial._aae_common import (
     OUTPUTS,
+    DecoderMixin,
     apply_output,
     check_choice,
     data_range,
@@ -87,7 +88,7 @@ class AAENet(nn.Module):
 
 @register_model("aae", family="adversarial", aliases=("adversarial-autoencoder",),
                 summary="adversarial autoencoder (codes matched to a Gaussian or mixture prior)")
-class AdversarialAutoencoder(TransformerMixin, GradientEstimator):
+class AdversarialAutoencoder(DecoderMixin, TransformerMixin, GradientEstimator):
     """Adversarial autoencoder: reconstruction plus a discriminator matching codes to a prior.
 
     Parameters
@@ -240,22 +241,6 @@ class AdversarialAutoencoder(TransformerMixin, GradientEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """Codes z = f(x), shape (n_samples, n_components)."""
         return self._map_batches(self.module_.encoder, X)
-
-    def _decode(self, z: torch.Tensor) -> np.ndarray:
-        with torch.no_grad():
-            self.module_.eval()
-            return torch.cat([apply_output(self.module_.decoder(z[i:i + 4096]),
-                                           self.output_).cpu()
-                              for i in range(0, z.shape[0], 4096)]).numpy()
-
-    def inverse_transform(self, Z: Any) -> np.ndarray:
-        """Decode codes: g(z) (Bernoulli means for the cross-entropy loss)."""
-        self._check_fitted()
-        z = torch.as_tensor(np.asarray(Z, dtype=np.float32), device=self._device())
-        if z.ndim != 2 or z.shape[1] != int(self.n_components):
-            raise ValueError(f"codes must have shape (n, {self.n_components}), got "
-                             f"{tuple(z.shape)}")
-        return self._decode(z)
 
     def sample_prior(self, n_samples: int = 1, random_state: Any = None) -> np.ndarray:
         """Draws z ~ p(z) from the prior the codes were matched to."""

@@ -64,6 +64,7 @@ from torch import nn
 
 from unsup.adversarial._aae_common import (
     OUTPUTS,
+    DecoderMixin,
     apply_output,
     check_choice,
     hidden_sizes,
@@ -113,7 +114,7 @@ def _bce(logit: torch.Tensor, target: float) -> torch.Tensor:
 
 @register_model("vae-gan", family="adversarial", aliases=("vaegan",),
                 summary="VAE-GAN: VAE with a learned (discriminator-feature) similarity")
-class VAEGAN(TransformerMixin, GradientEstimator):
+class VAEGAN(DecoderMixin, TransformerMixin, GradientEstimator):
     """VAE-GAN: VAE reconstruction measured in a discriminator's features, plus a GAN loss.
 
     Parameters
@@ -314,22 +315,6 @@ class VAEGAN(TransformerMixin, GradientEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """Posterior means E_q[z | x], shape (n_samples, n_components)."""
         return self._map_batches(lambda b: self.module_.posterior(b)[0], X)
-
-    def _decode(self, z: torch.Tensor) -> np.ndarray:
-        with torch.no_grad():
-            self.module_.eval()
-            return torch.cat([apply_output(self.module_.decoder(z[i:i + 4096]),
-                                           self.output_).cpu()
-                              for i in range(0, z.shape[0], 4096)]).numpy()
-
-    def inverse_transform(self, Z: Any) -> np.ndarray:
-        """Decode codes: Dec(z)."""
-        self._check_fitted()
-        z = torch.as_tensor(np.asarray(Z, dtype=np.float32), device=self._device())
-        if z.ndim != 2 or z.shape[1] != int(self.n_components):
-            raise ValueError(f"codes must have shape (n, {self.n_components}), got "
-                             f"{tuple(z.shape)}")
-        return self._decode(z)
 
     def sample(self, n_samples: int = 1, random_state: Any = None) -> np.ndarray:
         """Dec(z), z ~ N(0, I)."""
