@@ -164,6 +164,8 @@ class CharRNN(GradientEstimator):
                                     "epochs": 2}
     _test_data = "counts"
     _likelihood_support = "discrete"
+    # `unsup fit char-rnn --data` takes text (a .txt file, a folder, a corpus) or id arrays
+    _input_kinds = ("text", "array")
     _stage_name = "CharRNN"
     _expected_failed_checks: dict[str, str] = {}
     _state_shapes = staticmethod(_state_shapes)

@@ -34,17 +34,22 @@ def _read_json(path: Path) -> dict:
 @click.option("--out", default=None, help="HTML file (default: RUN_DIR/report.html).")
 def report(run_dir: str, out: str | None) -> None:
     """Write a self-contained HTML report for a fitted run."""
+    from unsup.cli.fitting import load_input
     from unsup.report import model_report
 
     model, run = read_run(run_dir)
     spec = run.get("test_data") or run.get("data")
-    ds = load_data(spec, run.get("binarize")) if spec else None
+    ds = load_input(type(model), spec, run.get("binarize")) if spec else None
     metrics = None
     mpath = run_dir_of(run_dir) / "metrics.json"
     if mpath.exists():
         metrics = _read_json(mpath)
-    X, y = (ds.X, ds.y) if ds is not None else (None, None)
-    shape = tuple(ds.image_shape) if ds is not None and ds.image_shape else None
+    X, y, shape = None, None, None
+    if ds is not None and hasattr(ds, "texts"):  # a model of text: its sequences
+        X = ds.texts
+    elif ds is not None:
+        X, y = ds.X, ds.y
+        shape = tuple(ds.image_shape) if ds.image_shape else None
     rep = model_report(model, X, y, image_shape=shape, metrics=metrics,
                        title=f"{type(model).__name__} — {spec or 'no data'}")
     ppath = run_dir_of(run_dir) / "probe.json"

@@ -18,11 +18,13 @@ from unsup.cli._app import (
     binarize_arg,
     check_width,
     cli,
+    first_line,
     load_data,
     print_metrics,
     read_run,
     run_dir,
 )
+from unsup.cli.fitting import load_input, text_metrics
 from unsup.runs import write_json
 
 __all__ = ["evaluate", "given_ratings"]
@@ -155,7 +157,14 @@ def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool
         raise UserError("no --data given and the run records none")
     b = binarize_arg(binarize) if binarize is not None else run.get("binarize")
     rev = _reverse_ais(model, run) if reverse_ais else None
-    ds = load_data(spec, b)
+    ds = load_input(type(model), spec, b)
+    if hasattr(ds, "texts"):  # a model of text on text: the exact nats (bits) per character
+        flags = [f for f, on in (("--probe", probe), ("--fid", fid),
+                                 ("--retrieval", do_retrieval)) if on]
+        if flags:
+            raise UserError(f"{flags[0]} is for numeric data; {spec} is text")
+        _evaluate_text(model, ds, spec, as_json)
+        return
     check_width(model, ds.X, f"--data {spec}")
     given = None
     if callable(getattr(model, "rating_metrics", None)) and spec != run.get("data"):
@@ -192,6 +201,21 @@ def evaluate(run_dir: str, data: str | None, binarize: str | None, as_json: bool
         if quality is not None:
             print_metrics(f"Sample quality: {quality['n_samples']} samples against {spec} "
                           f"({quality['feature_space']} features)", {spec: quality})
+
+
+def _evaluate_text(model: Any, ds: Any, spec: str, as_json: bool) -> None:
+    """The exact likelihood of a text model on the sequences of ``ds``: nats per sequence,
+    and nats and bits per character."""
+    from unsup.metrics import evaluate_model
+
+    try:
+        metrics = text_metrics(evaluate_model(model, ds.texts))
+    except ValueError as e:  # e.g. a character outside the run's vocabulary
+        raise UserError(first_line(e)) from None
+    if as_json:
+        click.echo(json.dumps({"data": spec, **metrics}, indent=2, default=float))
+    else:
+        print_metrics(f"{type(model).__name__} on {spec}", {spec: metrics})
 
 
 def _sample_quality(model: Any, X: Any, n: int, seed: int, features: str) -> dict[str, Any]:

@@ -6,6 +6,14 @@ training. An unseeded run draws its seed once and records it, so it can be resum
 reproduced. ``--resume`` takes the recorded parameters; a changed parameter that affects
 training is refused by name, budgets (:data:`MAY_CHANGE`) are applied and recorded. See
 :mod:`unsup.runs` for what the directory holds.
+
+Input kinds: a model class declares what ``fit`` takes in ``_input_kinds`` (default
+``("array",)``: numeric arrays, :func:`unsup.data.load`). A class with ``"text"`` in it (the
+char-RNN) also takes text: ``--data`` / ``--test-data`` naming a ``.txt`` / ``.txt.gz`` file,
+a folder of them, or an embedded corpus (:func:`unsup.data.sequences.text_corpora`) are read
+as strings (:func:`load_input`); a corpus that is meant to be read another way (the Mario
+levels: ``layout="columns"``) sets the ``layout`` parameter when it is not given. A numeric
+model given text stops with a one-line error.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from unsup.cli._app import (
     print_metrics,
 )
 
-__all__ = ["fit", "MAY_CHANGE"]
+__all__ = ["fit", "MAY_CHANGE", "input_kinds", "load_input", "text_metrics"]
 
 # run-level options replace these estimator parameters (resume) or hide them (verbose)
 _SKIP = {"verbose", "resume"}
@@ -254,6 +262,68 @@ def _resumed_params(previous: dict[str, Any], est_kw: dict[str, Any], given: set
     return merged
 
 
+def input_kinds(cls: type) -> frozenset[str]:
+    """What the model class's ``fit`` takes: ``"array"`` (numeric), ``"text"`` (strings)."""
+    return frozenset(getattr(cls, "_input_kinds", ("array",)))
+
+
+def _text_models() -> str:
+    from unsup.registry import model_specs
+
+    return ", ".join(s.name for s in model_specs() if "text" in input_kinds(s.cls)) or "none"
+
+
+def load_input(cls: type, spec: str, binarize: Any = None, what: str = "--data") -> Any:
+    """The data ``spec`` for a model of class ``cls``: a :class:`unsup.data.sequences.TextData`
+    when ``spec`` is text (refused in one line unless ``cls`` takes text), else the numeric
+    :class:`unsup.data.Dataset` of :func:`unsup.data.load`."""
+    from unsup.data.sequences import is_text_source, load_text
+
+    if not is_text_source(spec):
+        if "array" not in input_kinds(cls):
+            raise UserError(f"{cls.__name__} takes text: {what} {spec} is not a .txt file, a "
+                            "folder of them or a text corpus")
+        return load_data(spec, binarize)
+    if "text" not in input_kinds(cls):
+        raise UserError(f"{what} {spec} is text, but {cls.__name__} takes numeric arrays "
+                        f"(models of text: {_text_models()})")
+    if binarize is not None:
+        raise UserError(f"--binarize is for numeric data; {what} {spec} is text")
+    try:
+        return load_text(spec)
+    except (ValueError, OSError) as e:
+        raise UserError(first_line(e)) from None
+
+
+def _is_text(ds: Any) -> bool:
+    return hasattr(ds, "texts")
+
+
+def _fit_input(ds: Any) -> Any:
+    return ds.texts if _is_text(ds) else ds.X
+
+
+def text_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Lift a likelihood's per-character counts (nats and bits per character, characters)
+    to flat keys, so tables show them."""
+    counts = (metrics.get("likelihood") or {}).get("counts") or {}
+    for k in ("n_chars", "nats_per_char", "bits_per_char"):
+        if k in counts:
+            metrics[k] = counts[k]
+    return metrics
+
+
+def _layout_hint(cls: type, spec: str, given: set[str], names: set[str],
+                 est_kw: dict[str, Any]) -> None:
+    """A corpus meant to be read as grids sets ``layout`` when the user did not."""
+    from unsup.data.sequences import corpus_layout
+
+    lay = corpus_layout(spec) if "text" in input_kinds(cls) else None
+    if lay is not None and lay != "text" and "layout" in names and "layout" not in given:
+        est_kw["layout"] = lay
+        given.add("layout")  # recorded in the command that reproduces the run
+
+
 def _draw_seed() -> int:
     return int.from_bytes(os.urandom(4), "little") >> 1
 
@@ -269,6 +339,8 @@ def _run_fit(spec: Any, est_kw: dict[str, Any], given: set[str], kw: dict[str, A
         raise UserError(str(e)) from None
     if previous is not None:
         est_kw = _resumed_params(previous, est_kw, given, kw, names)
+    else:
+        _layout_hint(cls, kw["data"], given, names, est_kw)
     seed = est_kw.get("random_state")
     drawn = "random_state" in names and seed is None
     if drawn:  # drawn once and recorded: the run can be resumed and reproduced
@@ -287,9 +359,12 @@ def _run_fit(spec: Any, est_kw: dict[str, Any], given: set[str], kw: dict[str, A
     except (TypeError, ValueError) as e:
         raise UserError(first_line(e)) from None
     binarize = _binarize(kw["binarize"], previous)
-    ds = load_data(kw["data"], binarize)
-    test = load_data(kw["test_data"], binarize) if kw["test_data"] else None
-    if test is not None and test.X.shape[1:] != ds.X.shape[1:]:
+    ds = load_input(cls, kw["data"], binarize)
+    test = load_input(cls, kw["test_data"], binarize, "--test-data") if kw["test_data"] else None
+    if test is not None and _is_text(test) != _is_text(ds):
+        raise UserError(f"--test-data {kw['test_data']} and --data {kw['data']} must both be "
+                        "text or both be arrays")
+    if test is not None and not _is_text(ds) and test.X.shape[1:] != ds.X.shape[1:]:
         raise UserError(f"--test-data {kw['test_data']} has {test.X.shape[1]} features, the "
                         f"training data {kw['data']} {ds.X.shape[1]}")
     if kw["overwrite"]:
@@ -299,9 +374,11 @@ def _run_fit(spec: Any, est_kw: dict[str, Any], given: set[str], kw: dict[str, A
               "test_data": kw["test_data"], "binarize": binarize,
               "params": _jsonable(estimator.get_params(deep=False)),
               "seed": seed, "seed_drawn": bool(drawn or (previous or {}).get("seed_drawn")),
-              "image_shape": ds.image_shape, "n_samples": len(ds.X),
-              "n_features": int(ds.X.shape[1]), "command": _command(spec, kw, est_kw, given),
-              "segments": segments}
+              "image_shape": None if _is_text(ds) else ds.image_shape, "n_samples": len(ds),
+              "n_features": None if _is_text(ds) else int(ds.X.shape[1]),
+              "command": _command(spec, kw, est_kw, given), "segments": segments}
+    if _is_text(ds):
+        record.update(input="text", n_chars=ds.n_chars)
     segment = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "resumed": previous is not None,
                "budget": {k: est_kw[k] for k in sorted(MAY_CHANGE & set(est_kw))}}
@@ -311,7 +388,7 @@ def _run_fit(spec: Any, est_kw: dict[str, Any], given: set[str], kw: dict[str, A
         if previous is not None and not checkpoints and not kw["quiet"]:
             click.echo(f"{cls.__name__} keeps no checkpoints: fitting again from the start "
                        f"with the recorded seed {seed}", err=True)
-        _progress_fit(estimator, ds.X, kw["quiet"])
+        _progress_fit(estimator, _fit_input(ds), kw["quiet"])
         segment["seconds"] = time.perf_counter() - t0
         record["segments"] = [*segments, segment]
         record["fit_seconds"] = sum(s.get("seconds", 0.0) for s in record["segments"])
@@ -373,8 +450,13 @@ def _evaluate(estimator: Any, ds: Any, test: Any, record: dict[str, Any]) -> dic
     if _single_log_partition(estimator):
         estimator.set_log_partition(estimator.log_partition_result())
     metrics: dict[str, Any] = {"fit_seconds": record["fit_seconds"],
-                               "fit_seconds_segments": [s["seconds"] for s in record["segments"]],
-                               "train": evaluate_model(estimator, ds.X, ds.y)}
+                               "fit_seconds_segments": [s["seconds"] for s in record["segments"]]}
+    if _is_text(ds):  # text: the exact likelihood per character, no labels
+        metrics["train"] = text_metrics(evaluate_model(estimator, ds.texts))
+        if test is not None:
+            metrics["test"] = text_metrics(evaluate_model(estimator, test.texts))
+        return metrics
+    metrics["train"] = evaluate_model(estimator, ds.X, ds.y)
     if test is not None:
         metrics["test"] = evaluate_model(estimator, test.X, test.y,
                                          given=given_ratings(estimator, ds.X, test.X))

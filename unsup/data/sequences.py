@@ -19,6 +19,12 @@ column by column, left to right, each column bottom to top, and every column end
 newline, so a sequence model sees the vertical structure (ground first, then what stands on
 it). :func:`level_to_sequence` and :func:`sequence_to_level` convert both ways; the round trip
 is exact on every corpus level.
+
+Text as a data source (the command line's ``--data`` for models that take text):
+:func:`load_text` reads a ``.txt`` / ``.txt.gz`` file, a folder of them, or an embedded corpus
+by name (:func:`text_corpora`: ``tinyshakespeare`` and its 90% / 10% split, ``mario`` (alias
+``vglc-smb``) and its 15 / 3 split); :func:`is_text_source` says whether a ``--data`` value
+names text at all, so a numeric model can refuse it in one line.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +41,8 @@ import numpy as np
 
 __all__ = ["read_texts", "build_vocabulary", "encode", "decode", "tiny_shakespeare",
            "mario_levels", "mario_tiles", "level_to_sequence", "sequence_to_level",
-           "COLUMN_END", "MARIO_ROWS", "MARIO_EMPTY"]
+           "COLUMN_END", "MARIO_ROWS", "MARIO_EMPTY", "TextData", "load_text", "text_corpora",
+           "is_text_source", "corpus_layout"]
 
 _CORPORA = Path(__file__).resolve().parent / "corpora"
 COLUMN_END = "\n"  # ends every column of a level read as a sequence
@@ -198,3 +206,105 @@ def sequence_to_level(seq: str, n_rows: int = MARIO_ROWS, fill: str = MARIO_EMPT
 
 def _as_levels(X: Any) -> list[str]:  # used by the char-RNN's "columns" layout
     return [level_to_sequence(g) for g in X]
+
+
+# -- text as a data source -----------------------------------------------------------------------
+
+
+@dataclass
+class TextData:
+    """Sequences read from a text source: ``texts`` (one string per sequence), the ``name`` it
+    was loaded by, and ``layout``, how the texts are meant to be read ("text", or "columns" for
+    level grids such as the Mario corpus)."""
+
+    texts: list[str]
+    name: str
+    layout: str = "text"
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def n_chars(self) -> int:
+        return sum(len(t) for t in self.texts)
+
+
+def _shakespeare_part(part: str) -> list[str]:
+    text = tiny_shakespeare()
+    cut = int(0.9 * len(text))  # the benchmark's split: first 90% train, last 10% validation
+    return [{"all": text, "train": text[:cut], "valid": text[cut:]}[part]]
+
+
+def _mario_part(part: str) -> list[str]:
+    levels = list(mario_levels().values())
+    return {"all": levels, "train": levels[:15], "test": levels[15:]}[part]
+
+
+# name -> (description, loader, layout)
+_TEXT_CORPORA: dict[str, tuple[str, Callable[[], list[str]], str]] = {
+    "tinyshakespeare": ("text: Tiny Shakespeare as one string (1,115,394 characters, 65 "
+                        "distinct; public domain)", lambda: _shakespeare_part("all"), "text"),
+    "tinyshakespeare-train": ("text: the first 90% of Tiny Shakespeare (1,003,854 characters)",
+                              lambda: _shakespeare_part("train"), "text"),
+    "tinyshakespeare-valid": ("text: the last 10% of Tiny Shakespeare (111,540 characters)",
+                              lambda: _shakespeare_part("valid"), "text"),
+    "mario": ("levels: the 18 Super Mario Bros. levels of the VGLC, 14-row tile grids "
+              "(read column by column; MIT)", lambda: _mario_part("all"), "columns"),
+    "mario-train": ("levels: the first 15 Mario levels", lambda: _mario_part("train"),
+                    "columns"),
+    "mario-test": ("levels: the last 3 Mario levels", lambda: _mario_part("test"), "columns"),
+}
+_TEXT_ALIASES = {"vglc-smb": "mario", "tiny-shakespeare": "tinyshakespeare"}
+_TEXT_SUFFIXES = (".txt", ".txt.gz")
+
+
+def text_corpora() -> list[tuple[str, str]]:
+    """Names and descriptions of the embedded text corpora :func:`load_text` knows."""
+    return [(k, v[0]) for k, v in _TEXT_CORPORA.items()]
+
+
+def _corpus_key(spec: str) -> str | None:
+    key = spec.strip().lower().replace("_", "-")
+    key = _TEXT_ALIASES.get(key, key)
+    return key if key in _TEXT_CORPORA else None
+
+
+def corpus_layout(spec: str | os.PathLike[str]) -> str | None:
+    """How an embedded corpus is meant to be read ("text" or "columns"); None for a path."""
+    key = _corpus_key(spec) if isinstance(spec, str) else None
+    return None if key is None else _TEXT_CORPORA[key][2]
+
+
+def is_text_source(spec: str | os.PathLike[str]) -> bool:
+    """Whether ``spec`` names text: an embedded corpus, a ``.txt`` / ``.txt.gz`` file, or a
+    folder holding such files (and so no images)."""
+    if isinstance(spec, str) and _corpus_key(spec) is not None:
+        return True
+    p = Path(spec).expanduser()
+    if p.name.lower().endswith(_TEXT_SUFFIXES):
+        return True
+    if p.is_dir():
+        return any(f.is_file() and f.name.lower().endswith(_TEXT_SUFFIXES)
+                   for f in p.iterdir())
+    return False
+
+
+def load_text(spec: str | os.PathLike[str], encoding: str = "utf-8") -> TextData:
+    """Text by corpus name (:func:`text_corpora`) or path (a file: one sequence; a folder:
+    one sequence per ``.txt`` / ``.txt.gz`` file, sorted by name; see :func:`read_texts`).
+
+    Raises
+    ------
+    ValueError
+        A path that is neither a file nor a folder, a folder without text files, or no text.
+    """
+    key = _corpus_key(spec) if isinstance(spec, str) else None
+    if key is not None:
+        _, loader, layout = _TEXT_CORPORA[key]
+        return TextData(loader(), key, layout)
+    p = Path(spec).expanduser()
+    if not p.exists():
+        names = ", ".join(_TEXT_CORPORA)
+        raise ValueError(f"no text at {str(spec)!r}: not a file, a folder or a corpus name "
+                         f"({names})")
+    return TextData(read_texts(p, encoding), str(spec))
