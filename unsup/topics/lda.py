@@ -17,6 +17,7 @@ from unsup.registry import register_model
 from unsup.topics._base import TopicModelBase
 from unsup.topics._docs import SparseDocs, admixture_completion, sddmm, spmm, spmm_t
 from unsup.topics._gibbs import gibbs_sweep
+from unsup.topics._loop_checkpoint import LoopCheckpoint, generator_from_state, generator_state
 from unsup.topics.mixture import _to
 from unsup.train.em import EMEngine
 
@@ -76,6 +77,14 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
     \frac{n_{kw}^{-i} + \eta}{n_k^{-i} + V\eta}` (:mod:`unsup.topics._gibbs`, numba);
     ``max_iter`` sweeps; ``components_`` = final n_kw + η, ``history_`` the exact collapsed
     :math:`\log p(w \mid z)` per document every ``evaluate_every`` sweeps.
+
+    Checkpoints (``checkpoint_dir``, ``checkpoint_every``, ``resume``; ``unsup fit`` sets them):
+    batch VB through the EM engine; online VB at the top of every ``checkpoint_every``-th pass
+    (λ, the pass, the history, the generator) and Gibbs at the top of every
+    ``checkpoint_every``-th sweep (the topic assignments z, from which the counts are rebuilt
+    exactly, and the NumPy generator's state), in the EM checkpoint format
+    (:mod:`unsup.topics._loop_checkpoint`); None: at most every 10 s, and at the end. A
+    resumed fit returns the model of a fit never stopped, bit for bit.
 
     ``components_`` holds λ (pseudo-counts, as scikit-learn's), the topics are its rows
     normalised. :meth:`transform` gives the document-topic proportions (normalised γ of the VB
@@ -218,13 +227,19 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
 
     # -- online VB --
     def _fit_online(self, docs: SparseDocs, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        p = self._em_initialize(docs, gen, 1)
         N, B = docs.shape[0], int(self.batch_size)
+        T = int(self.max_iter)
+        lc = LoopCheckpoint(self, docs, gen, n_total=N, max_iter=T, loop="online")
+        if lc.result is not None:  # resumed a finished fit
+            self.history_, self.n_iter_ = list(lc.result.history), T
+            return lc.result.params
+        p = lc.params if lc.params is not None else self._em_initialize(docs, gen, 1)
+        self.history_ = lc.history
         M = self._csr
         a = torch.tensor(self._alpha(), dtype=docs.dtype, device=docs.device)
-        t = 0
-        self.history_ = []
-        for epoch in range(int(self.max_iter)):
+        t = lc.it * -(-N // B)  # minibatch updates before this pass (ρ_t continues)
+        for epoch in range(lc.it, T):
+            lc.top(epoch, p, self.history_)
             perm = torch.randperm(N, generator=gen, device=gen.device).cpu().numpy()
             for s in range(0, N, B):
                 ch = SparseDocs(M[np.sort(perm[s:s + B])], docs.device)
@@ -236,41 +251,61 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
                 p["lam"] = (1 - rho) * p["lam"] + rho * (self._eta() + N / ch.shape[0] * S)
                 t += 1
             ev = int(self.evaluate_every)
-            if ev and ((epoch + 1) % ev == 0 or epoch + 1 == int(self.max_iter)):
+            if ev and ((epoch + 1) % ev == 0 or epoch + 1 == T):
                 obj = float(self._em_pass(docs, p)["objective"]) / N
                 self.history_.append({"iter": epoch + 1, "elbo": obj})
-            report_progress("LDA online", epoch + 1, int(self.max_iter))
-        self.n_iter_ = int(self.max_iter)
+            report_progress("LDA online", epoch + 1, T)
+        self.n_iter_ = T
+        lc.finish(p, self.history_[-1]["elbo"] if self.history_ else 0.0, T, self.history_)
         return p
 
     # -- collapsed Gibbs --
-    def _fit_gibbs(self, M: Any, rng: np.random.Generator) -> None:
+    def _fit_gibbs(self, M: Any, gen: torch.Generator) -> None:
         c = np.rint(M.data).astype(np.int64)
         if not np.array_equal(c, M.data):
             raise ValueError("method='gibbs' needs integer word counts (X has fractional "
                              "values); use method='vb' or round the counts")
         K, (D, V) = int(self.n_components), M.shape
+        T = int(self.max_iter)
+        lc = LoopCheckpoint(self, SparseDocs(M), gen, n_total=D, max_iter=T, loop="gibbs")
         doc = np.repeat(np.repeat(np.arange(D), np.diff(M.indptr)), c)
         word = np.repeat(M.indices.astype(np.int64), c)
-        z = rng.integers(0, K, doc.size)
+        state = lc.result.params if lc.result is not None else lc.params
+        if state is None:  # a fresh chain
+            seed = int(torch.randint(2**31 - 1, (1,), generator=gen, device=gen.device))
+            rng = np.random.default_rng(seed)
+            z = rng.integers(0, K, doc.size)
+        else:  # the counts are a function of z: rebuilt exactly
+            rng = generator_from_state(state["rng"])
+            z = np.array(state["z"], dtype=np.int64, copy=True)
+            if z.shape != doc.shape or (z.size and not 0 <= z.min() <= z.max() < K):
+                raise ValueError(f"cannot resume from {lc.ck.path}: the checkpoint is damaged "
+                                 f"(topic assignments of shape {z.shape} for {doc.size} tokens)")
         ndk = np.zeros((D, K), np.int64)
         nwk = np.zeros((V, K), np.int64)
         np.add.at(ndk, (doc, z), 1)
         np.add.at(nwk, (word, z), 1)
         nk = nwk.sum(0)
         alpha, eta = np.full(K, self._alpha()), self._eta()
-        self.history_ = []
         ev = int(self.evaluate_every)
-        for sweep in range(int(self.max_iter)):
-            gibbs_sweep(doc, word, z, ndk, nwk, nk, alpha, eta, V * eta, rng.random(doc.size))
-            if ev and ((sweep + 1) % ev == 0 or sweep + 1 == int(self.max_iter)):
-                self.history_.append({"iter": sweep + 1,
-                                      "log_p_w_given_z": _log_p_w_given_z(nwk, nk, eta) / D})
-            report_progress("LDA Gibbs", sweep + 1, int(self.max_iter))
+        if lc.result is not None:  # resumed a finished fit
+            self.history_ = list(lc.result.history)
+        else:
+            self.history_ = lc.history
+            for sweep in range(lc.it, T):
+                lc.top(sweep, {"z": z, "rng": generator_state(rng)}, self.history_)
+                gibbs_sweep(doc, word, z, ndk, nwk, nk, alpha, eta, V * eta,
+                            rng.random(doc.size))
+                if ev and ((sweep + 1) % ev == 0 or sweep + 1 == T):
+                    self.history_.append({"iter": sweep + 1,
+                                          "log_p_w_given_z": _log_p_w_given_z(nwk, nk, eta) / D})
+                report_progress("LDA Gibbs", sweep + 1, T)
+            last = self.history_[-1]["log_p_w_given_z"] if self.history_ else 0.0
+            lc.finish({"z": z, "rng": generator_state(rng)}, last, T, self.history_)
         self.components_ = (nwk.T + eta).astype(np.float64)
         th = ndk + alpha
         self.doc_topic_ = th / th.sum(1, keepdims=True)
-        self.n_iter_ = int(self.max_iter)
+        self.n_iter_ = T
 
     # -- public API --
     def fit(self, X: Any, y: Any = None) -> LDA:
@@ -280,8 +315,7 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
         dev = self._device()
         gen = make_generator(self.random_state, dev)
         if self.method == "gibbs":
-            seed = int(torch.randint(2**31 - 1, (1,), generator=gen, device=gen.device))
-            self._fit_gibbs(M, np.random.default_rng(seed))
+            self._fit_gibbs(M, gen)
             return self
         docs = SparseDocs(M, dev)
         if self.method == "online":
