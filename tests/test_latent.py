@@ -83,6 +83,43 @@ def test_vae_importance_sampling_converges_to_the_exact_marginal():
     assert lk.support == "continuous" and lk.stderr > 0
 
 
+def _two_layer_exact(vae: VAE, X: np.ndarray, half_width: float = 9.0, n: int = 241
+                     ) -> np.ndarray:
+    """log p(x) of a linear two-stochastic-layer VAE: given z2, x is Gaussian (z1 | z2 is
+    Gaussian and x | z1 linear-Gaussian), so p(x) = ∫ N(z2; 0, I) N(x; W μ(z2) + b,
+    W diag σ²(z2) Wᵀ + diag s²) dz2, integrated over a fine 2-D grid (trapezoid rule)."""
+    net = vae.module_
+    lin, down = net.decoder[0], net.down[0][0]
+    W, b = lin.weight.detach().double(), lin.bias.detach().double()
+    s2 = torch.exp(2 * net.log_scale.detach().double().clamp(min=-7.0))
+    g = torch.linspace(-half_width, half_width, n, dtype=torch.float64)
+    z2 = torch.cartesian_prod(g, g)
+    out = z2 @ down.weight.detach().double().T + down.bias.detach().double()
+    mu, logvar = out.chunk(2, dim=-1)
+    C = W @ torch.diag_embed(logvar.clamp(-16, 10).exp()) @ W.T + torch.diag(s2)
+    px = torch.distributions.MultivariateNormal(mu @ W.T + b, C)
+    lp = torch.stack([px.log_prob(x) for x in torch.as_tensor(X, dtype=torch.float64)])
+    lp = lp - 0.5 * (z2 * z2).sum(-1) - math.log(2 * math.pi)
+    return (torch.logsumexp(lp, 1) + 2 * math.log(float(g[1] - g[0]))).numpy()
+
+
+def test_two_stochastic_layers_importance_sampling_reaches_the_exact_marginal():
+    X = blobs(n=60, d=6)[0] * 4 - 2
+    vae = VAE(3, prior_layers=(2,), prior_hidden_layer_sizes=(), decoder="gaussian",
+              hidden_layer_sizes=(), batch_size=20, epochs=100, learning_rate=3e-3,
+              early_stopping=False, validation_fraction=0.0, random_state=0).fit(X)
+    assert [m.in_features for m in (vae.module_.up[0][0], vae.module_.down[0][0])] == [3, 2]
+    exact = _two_layer_exact(vae, X).mean()
+    np.testing.assert_allclose(exact, _two_layer_exact(vae, X, 12.0, 361).mean(), atol=1e-9)
+    elbo = vae.elbo(X, n_samples=2000).nats
+    is1, is5000 = (vae.log_likelihood(X, n_samples=k).nats for k in (1, 5000))
+    assert elbo < exact - 0.05 and is1 < exact - 0.05  # the ELBO stays below ...
+    assert abs(exact - is5000) < 0.01  # ... and IS-k reaches the exact log p(x)
+    s = vae.sample(4, random_state=1)  # ancestral: z2 -> z1 -> x
+    assert s.shape == (4, 6) and np.isfinite(s).all()
+    assert vae.transform(X).shape == (60, 3)
+
+
 def _helmholtz_exact(hm: HelmholtzMachine, X: np.ndarray) -> np.ndarray:
     net, x = hm.module_, torch.as_tensor(X, dtype=torch.float32)
     sizes = hm._sizes()

@@ -26,6 +26,11 @@ IWAE (Burda, Grosse & Salakhutdinov 2016), tighter for larger k and equal to the
 
 (β enters each weight; at k = 1 this is the β-ELBO above, whose KL is computed in closed form).
 
+Stochastic layers above z (``prior_layers``) make the prior hierarchical, p(z_1) =
+∫ p(z_1 | z_2) p(z_2), with Gaussian conditionals in both directions; every bound and
+importance weight then uses the whole chain, :math:`\log w = \log p(x|z_1) + \log p(z_1|z_2)
++ \log p(z_2) - \log q(z_1|x) - \log q(z_2|z_1)`, and the KL term is estimated by sampling.
+
 Decoders: Bernoulli (binary data), continuous Bernoulli (grey levels in [0, 1], the normalised
 Bernoulli cross-entropy, :class:`unsup.latent._common.ContinuousBernoulli`) and Gaussian with a
 fixed or learned per-feature scale (real data). ``score_samples`` is the importance-sampled
@@ -65,7 +70,7 @@ from unsup.latent._common import (
     measure_seed,
     row_draws,
 )
-from unsup.latent._vae_net import VAENet
+from unsup.latent._vae_net import VAENet, gaussian_params
 from unsup.likelihood import Likelihood
 from unsup.nn import ACTIVATIONS
 from unsup.params import Interval, StrOptions
@@ -114,6 +119,15 @@ class VAE(TransformerMixin, GradientEstimator):
         None: X as given. A threshold t: ``X > t`` everywhere (fit, codes, likelihoods).
         "stochastic": every training minibatch drawn as Bernoulli(X) (dynamic binarisation);
         X thresholded at 0.5 for codes and likelihoods.
+    prior_layers : sequence of int, default=()
+        Sizes of further Gaussian stochastic layers above z (z2, z3, ...): z gets the learned
+        hierarchical prior p(z) = ∫ p(z | z2) p(z2) dz2 (Burda et al. 2016's two-stochastic-
+        layer model is ``VAE(100, prior_layers=(50,))``), and q factorises as
+        q(z | x) q(z2 | z) ...; ``()``: one stochastic layer, p(z) = N(0, I).
+    prior_hidden_layer_sizes : sequence of int, default=(100, 100)
+        Hidden layers (with ``activation``) of the networks between two stochastic layers.
+    dropout : float, default=0.0
+        Dropout after each hidden layer of the MLP encoder and decoder (training only).
     architecture : {"mlp", "conv"}, default="mlp"
         Fully connected networks, or stride-2 convolutions (images; see ``image_shape``).
     conv_channels : sequence of int, default=(32, 64)
@@ -153,6 +167,9 @@ class VAE(TransformerMixin, GradientEstimator):
         "n_eval_samples": [_pos],
         "binarize_input": [None, Interval(Real, None, None, closed="neither"),
                            StrOptions({"stochastic"})],
+        "prior_layers": ["array-like"],
+        "prior_hidden_layer_sizes": ["array-like"],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
         "architecture": [StrOptions({"mlp", "conv"})],
         "conv_channels": ["array-like"],
         "image_shape": ["array-like", None],
@@ -175,6 +192,9 @@ class VAE(TransformerMixin, GradientEstimator):
         n_importance_samples: int = 1,
         n_eval_samples: int = 1000,
         binarize_input: Any = None,
+        prior_layers: Sequence[int] = (),
+        prior_hidden_layer_sizes: Sequence[int] = (100, 100),
+        dropout: float = 0.0,
         architecture: str = "mlp",
         conv_channels: Sequence[int] = (32, 64),
         image_shape: Sequence[int] | None = None,
@@ -195,6 +215,9 @@ class VAE(TransformerMixin, GradientEstimator):
         self.n_importance_samples = n_importance_samples
         self.n_eval_samples = n_eval_samples
         self.binarize_input = binarize_input
+        self.prior_layers = prior_layers
+        self.prior_hidden_layer_sizes = prior_hidden_layer_sizes
+        self.dropout = dropout
         self.architecture = architecture
         self.conv_channels = conv_channels
         self.image_shape = image_shape
@@ -206,9 +229,10 @@ class VAE(TransformerMixin, GradientEstimator):
 
     # -- data and network ---------------------------------------------------------------------
     def _prepare(self, X: Any) -> None:
-        hidden = [int(h) for h in self.hidden_layer_sizes]
-        if any(h < 1 for h in hidden):
-            raise ValueError(f"hidden_layer_sizes must be positive, got {hidden}")
+        for name in ("hidden_layer_sizes", "prior_layers", "prior_hidden_layer_sizes"):
+            sizes = [int(h) for h in getattr(self, name)]
+            if any(h < 1 for h in sizes):
+                raise ValueError(f"{name} must be positive, got {sizes}")
         mode = self.binarize_input
         if mode is not None:  # the decoder sees binary data: thresholded, or Bernoulli draws
             Xt = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X[:20000]))
@@ -225,7 +249,9 @@ class VAE(TransformerMixin, GradientEstimator):
         return VAENet(self.n_features_in_, int(self.n_components),
                       [int(h) for h in self.hidden_layer_sizes], self.activation,
                       self.decoder_, self.decoder_scale, self.architecture,
-                      self.conv_channels, self.image_shape)
+                      self.conv_channels, self.image_shape, float(self.dropout),
+                      [int(d) for d in self.prior_layers],
+                      [int(h) for h in self.prior_hidden_layer_sizes])
 
     def _data(self, X: torch.Tensor, train: bool = False) -> torch.Tensor:
         return binarize(X, self.binarize_input, self._gen if train else None)
@@ -238,23 +264,38 @@ class VAE(TransformerMixin, GradientEstimator):
     def _log_weights(self, x: torch.Tensor, eps: torch.Tensor, beta: float = 1.0
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``log p(x|z) + β(log p(z) - log q(z|x))`` for ``z = μ + σ ε``, shape (k, n); also
-        the reconstruction term log p(x|z) (k, n) and the closed-form KL (n,)."""
-        mu, logvar = self.module_.posterior(x)
-        std = torch.exp(0.5 * logvar)
-        z = mu + std * eps  # eps: (k, n, L)
-        lpx = self.module_.decode(z).log_prob(x.expand(z.shape[0], *x.shape))
-        lpz = -0.5 * (z * z + _LOG_2PI).sum(-1)
-        lqz = -0.5 * (eps * eps + _LOG_2PI).sum(-1) - 0.5 * logvar.sum(-1)
-        kl = 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(-1)
-        return lpx + beta * (lpz - lqz), lpx, kl
+        the reconstruction term log p(x|z) (k, n) and the KL (n,): closed form with one
+        stochastic layer, else the k-sample mean of ``log q - log p`` over all layers.
+
+        ``eps`` (k, n, Σ dims) holds the noise of every stochastic layer, z1 first."""
+        net = self.module_
+        parts = eps.split(net.dims, dim=-1)
+        mu, logvar = net.posterior(x)
+        z = mu + torch.exp(0.5 * logvar) * parts[0]  # eps: (k, n, L)
+        lpx = net.decode(z).log_prob(x.expand(z.shape[0], *x.shape))
+        lqz = -0.5 * (parts[0] * parts[0] + _LOG_2PI).sum(-1) - 0.5 * logvar.sum(-1)
+        if len(parts) == 1:
+            lpz = -0.5 * (z * z + _LOG_2PI).sum(-1)
+            kl = 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(-1)
+            return lpx + beta * (lpz - lqz), lpx, kl
+        zs = [z]
+        for up, e in zip(net.up, parts[1:], strict=True):  # q(z_{l+1} | z_l), upwards
+            mu, logvar = gaussian_params(up, zs[-1])
+            zs.append(mu + torch.exp(0.5 * logvar) * e)
+            lqz = lqz - 0.5 * (e * e + _LOG_2PI).sum(-1) - 0.5 * logvar.sum(-1)
+        lpz = -0.5 * (zs[-1] * zs[-1] + _LOG_2PI).sum(-1)  # p(z_top) = N(0, I)
+        for down, lower, upper in zip(net.down, zs[:-1], zs[1:], strict=True):  # p(z_l|z_l+1)
+            mu, logvar = gaussian_params(down, upper)
+            lpz = lpz - 0.5 * ((lower - mu) ** 2 / logvar.exp() + logvar + _LOG_2PI).sum(-1)
+        return lpx + beta * (lpz - lqz), lpx, (lqz - lpz).mean(0)
 
     def _bound(self, x: torch.Tensor, k: int, beta: float, gen: torch.Generator
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-row training bound (β-ELBO with closed-form KL at k = 1, else IWAE), recon, KL."""
-        eps = torch.randn((k, x.shape[0], int(self.n_components)), generator=gen,
+        eps = torch.randn((k, x.shape[0], sum(self.module_.dims)), generator=gen,
                           device=x.device, dtype=x.dtype)
         lw, lpx, kl = self._log_weights(x, eps, beta)
-        if k == 1:
+        if k == 1 and len(self.module_.dims) == 1:
             return lpx[0] - beta * kl, -lpx[0], kl
         return log_mean_exp(lw), -lpx.mean(0), kl
 
@@ -323,9 +364,7 @@ class VAE(TransformerMixin, GradientEstimator):
         g.manual_seed(measure_seed(self.random_state if random_state is None else random_state))
         with torch.no_grad():
             self.module_.eval()
-            z = torch.randn((int(n_samples), int(self.n_components)), generator=g,
-                            device=self._device())
-            d = self.module_.decode(z)
+            d = self.module_.decode(self.module_.ancestral(int(n_samples), g, self._device()))
             return (d.mean if mean else d.sample(g)).cpu().numpy()
 
     @torch.no_grad()
@@ -350,7 +389,7 @@ class VAE(TransformerMixin, GradientEstimator):
         self.module_.eval()
         k = int(n_samples or self.n_eval_samples)
         seed = measure_seed(self.random_state if random_state is None else random_state)
-        L = int(self.n_components)
+        L = sum(self.module_.dims)
 
         def lw(b: torch.Tensor) -> torch.Tensor:
             return self._log_weights(b, row_draws(b, k, [L], seed, uniform=False)[0])[0]
