@@ -195,6 +195,58 @@ def test_columns_layout_samples_levels():
     assert html.count("<img") >= 1
 
 
+def test_grid_context_values_on_a_tiny_level():
+    """Columns "ab|" "ba|" "a|" (end = 2, V = 3): the row of every symbol and its left
+    neighbour, read off the symbols before it only."""
+    from unsup.autoregressive._seq_data import grid_context
+
+    s = np.array([0, 1, 2, 1, 0, 2, 0, 2])
+    c = grid_context(s, end=2, n_symbols=3)
+    np.testing.assert_array_equal(c[:, 0], [0, 1, 2, 0, 1, 2, 0, 1])
+    np.testing.assert_array_equal(c[:, 1], [3, 3, 3, 0, 1, 2, 1, 0])
+    # no symbol's context depends on itself or later symbols
+    for t in range(len(s)):
+        changed = s.copy()
+        changed[t:] = 0
+        np.testing.assert_array_equal(grid_context(changed, 2, 3)[:t + 1], c[:t + 1])
+
+
+def test_grid_sampler_contexts_equal_the_batch_contexts():
+    from unsup.autoregressive._seq_data import grid_context
+    from unsup.autoregressive._seq_sample import _column_starts, _next_context
+
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        s = rng.choice([0, 1, 2], size=30, p=[0.4, 0.4, 0.2]).tolist()
+        k = int(rng.integers(0, 8))
+        full = grid_context(np.array([*s, 2]), 2, 3)
+        hist, starts = [[v] for v in s[:k]], [_column_starts(s[:k], 2)]
+        for t in range(k, len(s)):
+            hist.append([s[t]])
+            assert tuple(_next_context(hist, 2, 3, starts)[0, 0]) == tuple(full[t + 1])
+
+
+def test_grid_model_is_exact_and_round_trips(tmp_path):
+    """With the grid context the probabilities of all V^3 id sequences still sum to one, and
+    the model file restores the same likelihoods and samples."""
+    levels = [g for g in mario_levels().values()][:2]
+    crop = ["\n".join(r[:20] for r in g.split("\n")) for g in levels]
+    m = _small(layout="columns", epochs=1, segment_length=150, seq_length=30).fit(crop)
+    assert m.module_.grid and m.get_params()["context"] == "auto"
+    V = m.n_symbols_
+    every = [np.array(t) for t in itertools.product(range(V), repeat=3)]
+    assert np.exp(m._log_probs(every)).sum() == pytest.approx(1.0, abs=1e-5)
+    plain = _small(layout="columns", context="sequence", epochs=1, segment_length=150,
+                   seq_length=30).fit(crop)
+    assert not plain.module_.grid
+    m.save(tmp_path / "g.safetensors")
+    back = unsup.load(tmp_path / "g.safetensors")
+    np.testing.assert_array_equal(back.score_samples(crop), m.score_samples(crop))
+    np.testing.assert_array_equal(back.sample(2, random_state=1), m.sample(2, random_state=1))
+    with pytest.raises(ValueError, match='needs layout="columns"'):
+        _small(context="grid").fit(TEXT)
+
+
 def test_report_section_on_text(text_model):
     from unsup.report import model_report
 

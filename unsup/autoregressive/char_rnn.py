@@ -118,6 +118,11 @@ class CharRNN(GradientEstimator):
     layout : {"text", "columns"}, default="text"
         "columns": every string is a grid of rows (a level), read column by column, bottom to
         top, each column ended by a newline; ``sample`` returns grids.
+    context : {"auto", "sequence", "grid"}, default="auto"
+        Inputs of every step. "sequence": the previous symbol. "grid" (layout "columns"):
+        also the row of the symbol to predict in its column and its left neighbour (the symbol
+        at that row of the previous column), both read off the symbols before it, so the
+        likelihood stays exact. "auto": "grid" for layout "columns", else "sequence".
     vocabulary : str, sequence of str, int or None, default=None
         The symbols: characters (a string or list), or for integer input the number of ids.
         None: the characters (or ids 0..max) of the training data. Characters outside a
@@ -156,6 +161,7 @@ class CharRNN(GradientEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "seq_length": [_pos], "segment_length": [_pos],
         "layout": [StrOptions({"text", "columns"})],
+        "context": [StrOptions({"auto", "sequence", "grid"})],
         "vocabulary": [str, list, tuple, _pos, None],
         "temperature": [Interval(Real, 0, None, closed="left")],
         "sample_length": [_pos, None],
@@ -172,7 +178,8 @@ class CharRNN(GradientEstimator):
 
     def __init__(self, cell: str = "lstm", *, hidden_size: int = 384, n_layers: int = 1,
                  embedding_dim: int = 64, dropout: float = 0.0, seq_length: int = 100,
-                 segment_length: int = 1000, layout: str = "text", vocabulary: Any = None,
+                 segment_length: int = 1000, layout: str = "text", context: str = "auto",
+                 vocabulary: Any = None,
                  temperature: float = 1.0, sample_length: int | None = None,
                  epochs: int = 15, batch_size: int = 32, learning_rate: float = 2e-3,
                  clip_grad_norm: float | None = 5.0) -> None:
@@ -185,6 +192,7 @@ class CharRNN(GradientEstimator):
         self.seq_length = seq_length
         self.segment_length = segment_length
         self.layout = layout
+        self.context = context
         self.vocabulary = vocabulary
         self.temperature = temperature
         self.sample_length = sample_length
@@ -248,9 +256,28 @@ class CharRNN(GradientEstimator):
             return seqs
         return sd.id_sequences(t, self.n_symbols_)
 
+    def _grid(self) -> bool:
+        """Whether the network reads the grid context (row, left neighbour)."""
+        if self.context == "grid" and self.layout != "columns":
+            raise ValueError('context="grid" reads levels column by column: it needs '
+                             'layout="columns"')
+        return self.context == "grid" or (self.context == "auto" and self.layout == "columns"
+                                          and getattr(self, "input_kind_", "text") == "text")
+
+    def _end(self) -> int | None:
+        """The column-end symbol when the grid context is read, else None."""
+        if not self._grid():
+            return None
+        end = self.vocabulary_.find("\n") if isinstance(self.vocabulary_, str) else -1
+        if end < 0:
+            raise ValueError("the grid context needs the column end (a newline) in the "
+                             "vocabulary")
+        return end
+
     def _build_module(self) -> nn.Module:
         return CharRNNNet(int(self.n_symbols_), self.cell, int(self.hidden_size),
-                          int(self.n_layers), int(self.embedding_dim), float(self.dropout))
+                          int(self.n_layers), int(self.embedding_dim), float(self.dropout),
+                          grid=self._grid())
 
     def _set_state(self, arrays: dict[str, np.ndarray], values: dict[str, Any]) -> None:
         """Restore, refusing fitted values that contradict each other (untrusted files)."""
@@ -282,11 +309,13 @@ class CharRNN(GradientEstimator):
             self._tb_state = None
         self._tb_j = (j + 1) % self._n_chunks
         k = int(self.seq_length)
-        S = batch.shape[1] - 1
+        ids, ctx = sd.split_rows(batch, self._grid())
+        S = ids.shape[1] - 1
         lo, hi = j * k, min(j * k + k, S)
-        x = batch[:, lo:hi].long()
-        y = batch[:, lo + 1:hi + 1].long()
-        logits, state = self.module_(x.clamp(min=0), self._tb_state)
+        x = ids[:, lo:hi]
+        y = ids[:, lo + 1:hi + 1]
+        c = None if ctx is None else ctx[:, lo + 1:hi + 1]
+        logits, state = self.module_(x.clamp(min=0), self._tb_state, c)
         self._tb_state = detach_state(state)  # truncation: the state goes on, gradients stop
         n = int((y != sd.PAD).sum())
         if n == 0:
@@ -296,8 +325,9 @@ class CharRNN(GradientEstimator):
 
     def _val_loss(self, batch: torch.Tensor) -> torch.Tensor:
         """Mean nats per symbol of whole rows (state carried over every chunk)."""
-        x, y = batch[:, :-1].long(), batch[:, 1:].long()
-        logits, _ = self.module_(x.clamp(min=0))
+        ids, ctx = sd.split_rows(batch, self._grid())
+        x, y = ids[:, :-1], ids[:, 1:]
+        logits, _ = self.module_(x.clamp(min=0), None, None if ctx is None else ctx[:, 1:])
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
                                ignore_index=sd.PAD)
 
@@ -310,7 +340,7 @@ class CharRNN(GradientEstimator):
         self.segment_length_ = seg = min(int(self.segment_length), longest)
         self._n_chunks = sd.n_chunks(seg, int(self.seq_length))
         self._tb_j, self._tb_state = 0, None
-        rows = sd.training_rows(seqs, int(self.n_symbols_), seg)
+        rows = sd.training_rows(seqs, int(self.n_symbols_), seg, self._end())
         self.module_ = self._init_module()
         self._gen = self._make_generator()
         res = self._run(rows, self._train_config(), callbacks or (), val_loss=self._val_loss)
@@ -320,7 +350,8 @@ class CharRNN(GradientEstimator):
     # -- likelihood -------------------------------------------------------------------------------
     def _log_probs(self, seqs: list[np.ndarray]) -> np.ndarray:
         """Exact log p(x) of every sequence (nats, float64), by the chain rule."""
-        return chain_log_probs(self.module_, seqs, int(self.n_symbols_), self._device())
+        return chain_log_probs(self.module_, seqs, int(self.n_symbols_), self._device(),
+                               end=self._end())
 
     def log_likelihood(self, X: Any) -> Likelihood:
         """Exact log p(x) per sequence (nats); ``counts`` holds the number of symbols and the
@@ -374,7 +405,7 @@ class CharRNN(GradientEstimator):
         end = self.vocabulary_.find("\n") if self.vocabulary_ else -1
         return draw(self.module_, int(self.n_symbols_), int(n_samples),
                     self._prime_ids(prime), int(length or 0), T, g, self._device(),
-                    end=end, n_columns=n_columns)
+                    end=end, n_columns=n_columns, grid=self._grid())
 
     def sample_sequences(self, n_samples: int = 1, random_state: Any = None, *,
                          length: int | None = None, temperature: float | None = None,
