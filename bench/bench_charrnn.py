@@ -14,18 +14,23 @@
     as the median training level), and report the share of columns of exactly 14 tiles
     (target 100%), the share of well-formed pipes (target >= 90%; the checker finds 89
     well-formed pipes and no malformed one on the corpus) and the total-variation distance
-    between the tile frequencies of the samples and of the corpus.
+    between the tile frequencies of the samples and of the corpus. ``--mario-context``
+    chooses the inputs: "auto" (the default: the grid context, the row in the column and the
+    left neighbour) or "sequence" (the previous symbol only, the plain char-RNN). The load
+    average (``os.getloadavg``) is recorded before and after training.
 
 Usage::
 
     python -m bench.bench_charrnn --threads 1 --budget 900 --json /tmp/charrnn.json
     python -m bench.bench_charrnn --quick            # smoke run (numbers not meaningful)
     python -m bench.bench_charrnn --skip-shakespeare  # Mario only
+    python -m bench.bench_charrnn --threads 1 --skip-shakespeare --mario-context sequence
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -88,15 +93,20 @@ def mario(args: argparse.Namespace) -> dict[str, Any]:
 
     levels = list(mario_levels().values())
     corpus_pipes = np.sum([pipe_counts(g) for g in levels], axis=0)
-    kw: dict[str, Any] = dict(hidden_size=256, epochs=args.mario_epochs, dropout=0.1)
+    kw: dict[str, Any] = dict(hidden_size=args.mario_hidden, epochs=args.mario_epochs,
+                              dropout=0.1, context=args.mario_context)
     if args.quick:
         kw.update(hidden_size=32, epochs=2)
     model = CharRNN(layout="columns", random_state=args.seed, device="cpu", **kw)
+    load0 = os.getloadavg()
     c0, w0 = time.process_time(), time.perf_counter()
     model.fit(levels)
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    load1 = os.getloadavg()
     lk = model.log_likelihood(levels)
+    c0, w0 = time.process_time(), time.perf_counter()
     seqs = model.sample_sequences(20, random_state=args.seed, temperature=1.0)
+    s_cpu, s_wall = time.process_time() - c0, time.perf_counter() - w0
     decoded = [sequence_to_level(s, 14) for s in seqs]
     grids = [d[0] for d in decoded]
     n_exact, n_cols = sum(d[1] for d in decoded), sum(d[2] for d in decoded)
@@ -105,6 +115,11 @@ def mario(args: argparse.Namespace) -> dict[str, Any]:
     tv = total_variation(tile_frequencies(grids, tiles), tile_frequencies(levels, tiles))
     return {"params": {k: v for k, v in model.get_params().items()},
             "train_cpu_s": round(cpu, 1), "train_wall_s": round(wall, 1),
+            "sample_cpu_s": round(s_cpu, 1), "sample_wall_s": round(s_wall, 1),
+            "load_average_before": [round(v, 2) for v in load0],
+            "load_average_after": [round(v, 2) for v in load1],
+            "grid_context": bool(model.module_.grid), "n_updates": int(model.n_steps_)
+            * -(-int(model.segment_length_) // int(model.seq_length)),
             "train_nats_per_char": round(lk.counts["nats_per_char"], 4),
             "corpus_pipes": {"well_formed": int(corpus_pipes[0]),
                              "malformed": int(corpus_pipes[1])},
@@ -125,6 +140,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="training CPU seconds for Tiny Shakespeare")
     p.add_argument("--round-epochs", type=int, default=1)
     p.add_argument("--mario-epochs", type=int, default=60)
+    p.add_argument("--mario-hidden", type=int, default=256)
+    p.add_argument("--mario-context", choices=("auto", "sequence", "grid"), default="auto")
     p.add_argument("--skip-shakespeare", action="store_true")
     p.add_argument("--skip-mario", action="store_true")
     p.add_argument("--json", type=Path, default=None)
