@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from unsup.cli._app import UserError, cli, echo_json
 
-__all__ = ["models", "datasets", "runs", "demo"]
+__all__ = ["models", "datasets", "runs", "demo", "model_rows"]
 
 
 @cli.command()
@@ -40,21 +45,72 @@ def datasets(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def models(markdown: bool, as_json: bool) -> None:
     """List the models `unsup fit` knows (name, family, summary, aliases)."""
-    from unsup.registry import model_specs
-
     if markdown:
         from unsup.registry import model_table
 
         click.echo(model_table())
         return
-    specs = model_specs()
+    rows = model_rows()
     if as_json:
-        echo_json([{"name": s.name, "family": s.family, "class": s.cls.__name__,
-                    "summary": s.summary, "aliases": list(s.aliases)} for s in specs])
+        echo_json(rows)
         return
-    for spec in specs:
-        aliases = f" (also: {', '.join(spec.aliases)})" if spec.aliases else ""
-        click.echo(f"{spec.name:24s} {spec.family:14s} {spec.summary}{aliases}")
+    for r in rows:
+        aliases = f" (also: {', '.join(r['aliases'])})" if r["aliases"] else ""
+        click.echo(f"{r['name']:24s} {r['family']:14s} {r['summary']}{aliases}")
+
+
+# -- the model list without importing the families ------------------------------------------------
+# Listing the registry imports every family (torch, scikit-learn, numba: seconds). The list
+# only changes when unsup's source does, so it is cached, keyed by the path, size and mtime of
+# every module of the package, the interpreter and unsup's version; a process that registered
+# models itself (tests, notebooks) and third-party families (``unsup.models`` entry points) are
+# always read from the registry.
+def _cache_file() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "unsup" / "models.json"
+
+
+def _source_key() -> str | None:
+    from importlib.metadata import entry_points
+
+    import unsup
+
+    if os.environ.get("UNSUP_NO_CACHE") or list(entry_points(group="unsup.models")):
+        return None
+    root = Path(unsup.__file__).parent
+    h = hashlib.sha256(f"{sys.executable}|{getattr(unsup, '__version__', '')}".encode())
+    for f in sorted(root.rglob("*.py")):
+        st = f.stat()
+        h.update(f"{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns};".encode())
+    return h.hexdigest()
+
+
+def model_rows() -> list[dict[str, Any]]:
+    """Every registered model as ``{name, family, class, summary, aliases}``, in registry order
+    (from the cache when unsup's source has not changed since it was written)."""
+    from unsup import registry
+
+    fresh = not getattr(registry, "_BY_NAME", True)  # nothing registered in this process yet
+    key = _source_key() if fresh else None
+    path = _cache_file()
+    if key is not None:
+        try:
+            cached = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(cached, dict) and cached.get("key") == key:
+                return list(cached["models"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no cache, or a damaged one: rebuilt below
+    rows = [{"name": s.name, "family": s.family, "class": s.cls.__name__,
+             "summary": s.summary, "aliases": list(s.aliases)} for s in registry.model_specs()]
+    if key is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"key": key, "models": rows}), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only home: no cache, same answer
+    return rows
 
 
 @cli.command()

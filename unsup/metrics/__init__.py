@@ -1,67 +1,51 @@
 """Metrics for unsupervised models.
 
+The names below are imported on first use (PEP 562 ``__getattr__``), so importing one metrics
+module (a family's ``from unsup.metrics._hamming import ...``) does not pull in the others
+(scikit-learn's metrics, the feature network): start-up of every command that imports a
+family is shorter. ``from unsup.metrics import ari`` works as before.
+
 (``sample_quality`` the function stays in :mod:`unsup.metrics.sample_quality`: exported here
 it would hide its module.)
 """
 
-from unsup.metrics.clustering import (
-    ari,
-    clustering_accuracy,
-    clustering_report,
-    contingency_matrix,
-    match_labels,
-    nmi,
-    silhouette,
-)
-from unsup.metrics.embedding import trustworthiness
-from unsup.metrics.evaluate import evaluate_model
-from unsup.metrics.likelihood import (
-    AISResult,
-    ais,
-    beta_schedule,
-    rbm_log_partition_exact,
-    reverse_ais,
-)
-from unsup.metrics.pretraining import build_classifier, pretraining_experiment
-from unsup.metrics.probes import (
-    balanced_subset,
-    knn_accuracy,
-    label_fraction_curve,
-    linear_probe,
-    probe_summary,
-)
-from unsup.metrics.retrieval import mean_average_precision, precision_at_k, retrieval_report
-from unsup.metrics.sample_quality import ModeTracker, fid, kid, mode_coverage  # noqa: I001
-from unsup.metrics.topics import coherence
+from __future__ import annotations
 
-__all__ = [
-    "evaluate_model",
-    "ari",
-    "clustering_accuracy",
-    "clustering_report",
-    "contingency_matrix",
-    "match_labels",
-    "nmi",
-    "silhouette",
-    "balanced_subset",
-    "build_classifier",
-    "knn_accuracy",
-    "label_fraction_curve",
-    "linear_probe",
-    "probe_summary",
-    "pretraining_experiment",
-    "AISResult",
-    "ais",
-    "reverse_ais",
-    "beta_schedule",
-    "rbm_log_partition_exact",
-    "trustworthiness",
-    "mean_average_precision",
-    "precision_at_k",
-    "retrieval_report",
-    "fid",
-    "kid",
-    "mode_coverage",
-    "ModeTracker",
-    "coherence",
-]
+import importlib
+import importlib.util
+from typing import Any
+
+# exported name -> the submodule that defines it
+_WHERE = {
+    "evaluate_model": "evaluate",
+    **dict.fromkeys(("ari", "clustering_accuracy", "clustering_report", "contingency_matrix",
+                     "match_labels", "nmi", "silhouette"), "clustering"),
+    **dict.fromkeys(("balanced_subset", "knn_accuracy", "label_fraction_curve",
+                     "linear_probe", "probe_summary"), "probes"),
+    **dict.fromkeys(("build_classifier", "pretraining_experiment"), "pretraining"),
+    **dict.fromkeys(("AISResult", "ais", "reverse_ais", "beta_schedule",
+                     "rbm_log_partition_exact"), "likelihood"),
+    "trustworthiness": "embedding",
+    **dict.fromkeys(("mean_average_precision", "precision_at_k", "retrieval_report"),
+                    "retrieval"),
+    **dict.fromkeys(("fid", "kid", "mode_coverage", "ModeTracker"), "sample_quality"),
+    "coherence": "topics",
+}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        # a submodule not imported yet (``unsup.metrics.probes`` after ``import unsup.metrics``)
+        if not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}"):
+            return importlib.import_module(f"{__name__}.{name}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
