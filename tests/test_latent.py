@@ -214,6 +214,21 @@ def test_vae_learns_and_records_curves():
     np.testing.assert_array_equal(s, m.sample(5, random_state=3))
 
 
+def test_dropout_noise_only_while_training():
+    X = bars(64)
+    m = VAE(2, **SMALL, epochs=2, dropout=0.2, input_dropout=0.3).fit(X)
+    enc = m.module_.encoder
+    assert isinstance(enc[0], torch.nn.Dropout) and enc[0].p == 0.3  # on q's input only
+    assert not isinstance(m.module_.decoder[0], torch.nn.Dropout)
+    assert sum(isinstance(mod, torch.nn.Dropout) for mod in m.module_.decoder) == 1
+    np.testing.assert_array_equal(m.transform(X), m.transform(X))  # eval mode: no noise
+    np.testing.assert_array_equal(m.score_samples(X), m.score_samples(X))
+    x = torch.as_tensor(X)
+    m.module_.train()
+    a, b = (m.module_.posterior(x)[0] for _ in range(2))
+    assert not torch.equal(a, b)
+
+
 def test_decoder_follows_the_data_and_binarize():
     Xg = blobs()[0]
     assert VAE(2, **SMALL, epochs=1).fit(Xg).decoder_ == "continuous_bernoulli"

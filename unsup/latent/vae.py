@@ -128,6 +128,10 @@ class VAE(TransformerMixin, GradientEstimator):
         Hidden layers (with ``activation``) of the networks between two stochastic layers.
     dropout : float, default=0.0
         Dropout after each hidden layer of the MLP encoder and decoder (training only).
+    input_dropout : float, default=0.0
+        Masking noise on the MLP encoder's input during training: q(z | x̃) sees x with this
+        fraction of features zeroed, p(x | z) still reconstructs the clean x (the denoising
+        VAE of Im et al. 2017; the objective stays a lower bound on log p(x)).
     architecture : {"mlp", "conv"}, default="mlp"
         Fully connected networks, or stride-2 convolutions (images; see ``image_shape``).
     conv_channels : sequence of int, default=(32, 64)
@@ -170,6 +174,7 @@ class VAE(TransformerMixin, GradientEstimator):
         "prior_layers": ["array-like"],
         "prior_hidden_layer_sizes": ["array-like"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
+        "input_dropout": [Interval(Real, 0, 1, closed="left")],
         "architecture": [StrOptions({"mlp", "conv"})],
         "conv_channels": ["array-like"],
         "image_shape": ["array-like", None],
@@ -195,6 +200,7 @@ class VAE(TransformerMixin, GradientEstimator):
         prior_layers: Sequence[int] = (),
         prior_hidden_layer_sizes: Sequence[int] = (100, 100),
         dropout: float = 0.0,
+        input_dropout: float = 0.0,
         architecture: str = "mlp",
         conv_channels: Sequence[int] = (32, 64),
         image_shape: Sequence[int] | None = None,
@@ -218,6 +224,7 @@ class VAE(TransformerMixin, GradientEstimator):
         self.prior_layers = prior_layers
         self.prior_hidden_layer_sizes = prior_hidden_layer_sizes
         self.dropout = dropout
+        self.input_dropout = input_dropout
         self.architecture = architecture
         self.conv_channels = conv_channels
         self.image_shape = image_shape
@@ -250,6 +257,7 @@ class VAE(TransformerMixin, GradientEstimator):
                       [int(h) for h in self.hidden_layer_sizes], self.activation,
                       self.decoder_, self.decoder_scale, self.architecture,
                       self.conv_channels, self.image_shape, float(self.dropout),
+                      float(self.input_dropout),
                       [int(d) for d in self.prior_layers],
                       [int(h) for h in self.prior_hidden_layer_sizes])
 
