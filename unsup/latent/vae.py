@@ -302,9 +302,12 @@ class VAE(TransformerMixin, GradientEstimator):
         """Per-row training bound (β-ELBO with closed-form KL at k = 1, else IWAE), recon, KL."""
         eps = torch.randn((k, x.shape[0], sum(self.module_.dims)), generator=gen,
                           device=x.device, dtype=x.dtype)
+        if k == 1 and len(self.module_.dims) == 1:  # the ELBO, KL in closed form: no weights
+            mu, logvar = self.module_.posterior(x)
+            lpx = self.module_.decode(mu + torch.exp(0.5 * logvar) * eps[0]).log_prob(x)
+            kl = 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(-1)
+            return lpx - beta * kl, -lpx, kl
         lw, lpx, kl = self._log_weights(x, eps, beta)
-        if k == 1 and len(self.module_.dims) == 1:
-            return lpx[0] - beta * kl, -lpx[0], kl
         return log_mean_exp(lw), -lpx.mean(0), kl
 
     def _loss(self, batch: torch.Tensor) -> torch.Tensor:
