@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from unsup.cluster.dp_mixture import DirichletProcessMixture
 from unsup.cluster.gaussian_mixture import GaussianMixture
 from unsup.cluster.kmeans import KMeans
 from unsup.cluster.minibatch_kmeans import MiniBatchKMeans
 from unsup.metrics.evaluate import model_metrics
 from unsup.report.hooks import SectionContext, report_section
 
-__all__ = ["cluster_centres", "kmeans_inertia"]
+__all__ = ["cluster_centres", "kmeans_inertia", "number_of_clusters"]
 
 _MAX_IMAGES = 100
 
@@ -42,3 +43,29 @@ def kmeans_inertia(model: Any, X: Any) -> dict[str, Any]:
     """Inertia (sum of squared distances to the nearest centre) of ``X``, and per sample."""
     inertia = -float(model.score(X))
     return {"inertia": inertia, "inertia_per_sample": inertia / max(1, len(X))}
+
+
+@report_section(DirichletProcessMixture, title="Discovering K", order=45)
+def number_of_clusters(model: Any, ctx: SectionContext) -> None:
+    """Occupied clusters over the fit (Gibbs sweeps or VI iterations) and the posterior of K."""
+    import matplotlib.pyplot as plt
+
+    trace = getattr(model, "k_trace_", None)
+    if trace is None:  # the variational fit records it in its history
+        trace = [h.get("n_clusters", np.nan) for h in getattr(model, "history_", [])]
+        xlabel, what = "coordinate-ascent iteration", "components holding ≥ 1 point of mass"
+    else:
+        xlabel, what = "Gibbs sweep", "occupied clusters"
+    post = np.asarray(model.k_posterior_)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3))
+    a.plot(np.arange(len(trace)), trace, drawstyle="steps-post")
+    a.set_xlabel(xlabel)
+    a.set_ylabel("number of clusters")
+    a.set_title(what, fontsize=9)
+    ks = np.nonzero(post)[0]
+    b.bar(ks, post[ks])
+    b.set_xlabel("number of clusters K")
+    b.set_ylabel("posterior probability")
+    b.set_xticks(ks)
+    ctx.report.figure(fig, caption=f"{model.n_clusters_} clusters in the fitted partition; "
+                      f"posterior mode K = {int(np.argmax(post))}")

@@ -282,9 +282,13 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
                                       (s[None] + xb[:, None]).reshape(-1, xb.shape[1]),
                                       (ss[None] + (xb**2)[:, None]).reshape(-1, xb.shape[1]))
             out[lo:lo + len(xb)] = both.reshape(len(xb), -1) - base
-        w = np.append(self.cluster_counts_, self.alpha)
-        out += np.log(w / w.sum())
+        out += self._log_weights()
         return out
+
+    def _log_weights(self) -> np.ndarray:
+        """log predictive weight of each cluster and, last, of a new cluster."""
+        w = np.append(self.cluster_counts_, self.alpha)
+        return np.log(w / w.sum())
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable existing cluster of each row."""
