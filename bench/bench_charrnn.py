@@ -94,7 +94,8 @@ def mario(args: argparse.Namespace) -> dict[str, Any]:
     levels = list(mario_levels().values())
     corpus_pipes = np.sum([pipe_counts(g) for g in levels], axis=0)
     kw: dict[str, Any] = dict(hidden_size=args.mario_hidden, epochs=args.mario_epochs,
-                              dropout=0.1, context=args.mario_context)
+                              dropout=0.1, context=args.mario_context,
+                              batch_size=args.mario_batch)
     if args.quick:
         kw.update(hidden_size=32, epochs=2)
     model = CharRNN(layout="columns", random_state=args.seed, device="cpu", **kw)
@@ -139,8 +140,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--budget", type=float, default=900.0,
                    help="training CPU seconds for Tiny Shakespeare")
     p.add_argument("--round-epochs", type=int, default=1)
-    p.add_argument("--mario-epochs", type=int, default=60)
+    p.add_argument("--mario-epochs", type=int, default=120)
     p.add_argument("--mario-hidden", type=int, default=256)
+    p.add_argument("--mario-batch", type=int, default=16)
     p.add_argument("--mario-context", choices=("auto", "sequence", "grid"), default="auto")
     p.add_argument("--skip-shakespeare", action="store_true")
     p.add_argument("--skip-mario", action="store_true")
