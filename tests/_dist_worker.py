@@ -1,7 +1,8 @@
 """Worker for tests/test_distributed.py, launched by ``torchrun --nproc_per_node 2``.
 
-Each rank builds the same data set, keeps its shard (``unsup.distributed.shard``), fits
-KMeans and GaussianMixture (full, diag) on it and writes the fitted parameters to
+Each rank builds the same data sets, keeps its shard (``unsup.distributed.shard``), fits
+KMeans, GaussianMixture (full, diag) and the variational DP mixture on the points, and batch
+variational LDA and pLSA on a word-count matrix, and writes the fitted parameters to
 ``<out>/rank<r>.npz``. The test compares them with a one-process fit on the full data.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -22,9 +24,18 @@ def make_data() -> np.ndarray:
     return X[rng.permutation(len(X))][:599]  # odd size: shards of unequal length
 
 
-def fit_all(X: np.ndarray) -> dict[str, np.ndarray]:
+def make_counts() -> np.ndarray:
+    """Deterministic word counts: 61 documents, 24 words, 3 topics (odd size: unequal shards)."""
+    rng = np.random.RandomState(1)
+    topics = rng.dirichlet(np.full(24, 0.2), 3)
+    theta = rng.dirichlet(np.full(3, 0.5), 61)
+    return np.stack([rng.multinomial(40, t @ topics) for t in theta]).astype(np.float64)
+
+
+def fit_all(X: np.ndarray, C: np.ndarray) -> dict[str, np.ndarray]:
     """The fits whose results must not depend on how the rows are sharded."""
-    from unsup.cluster import GaussianMixture, KMeans
+    from unsup.cluster import GaussianMixture, KMeans, VariationalDPMixture
+    from unsup.topics import LDA, PLSA
 
     out: dict[str, np.ndarray] = {}
     km = KMeans(4, n_init=3, random_state=0, device="cpu").fit(X)
@@ -41,6 +52,25 @@ def fit_all(X: np.ndarray) -> dict[str, np.ndarray]:
         out[f"gm_{ct}_lower_bound"] = np.array(gm.lower_bound_)
         out[f"gm_{ct}_n_iter"] = np.array(gm.n_iter_)
         out[f"gm_{ct}_ll"] = np.array([h["log_likelihood"] for h in gm.history_])
+    vi = VariationalDPMixture(8, tol=1e-9, max_iter=100, random_state=0, device="cpu").fit(X)
+    out["vi_weights"] = vi.weights_
+    out["vi_means"] = vi.means_
+    out["vi_lower_bound"] = np.array(vi.lower_bound_)
+    out["vi_n_iter"] = np.array(vi.n_iter_)
+    out["vi_labels"] = vi.labels_
+    out["vi_ll"] = np.array([h["elbo"] for h in vi.history_])
+    lda = LDA(3, method="vb", max_iter=30, tol=0.0, random_state=0, device="cpu")
+    with warnings.catch_warnings():  # a fixed number of iterations on purpose
+        warnings.simplefilter("ignore")
+        lda.fit(C)
+    out["lda_components"] = lda.components_
+    out["lda_ll"] = np.array([h[lda._em_objective_name] for h in lda.history_])
+    plsa = PLSA(3, max_iter=30, tol=0.0, random_state=0, device="cpu")
+    with warnings.catch_warnings():  # a fixed number of iterations on purpose
+        warnings.simplefilter("ignore")
+        plsa.fit(C)
+    out["plsa_components"] = plsa.components_
+    out["plsa_ll"] = np.array([h[plsa._em_objective_name] for h in plsa.history_])
     return out
 
 
@@ -54,7 +84,7 @@ def main() -> None:
     assert ud.is_distributed(), "the process group did not start"
     X = make_data()
     X_local = ud.shard(X)
-    res = fit_all(X_local)
+    res = fit_all(X_local, ud.shard(make_counts()))
     res["n_local"] = np.array(len(X_local))
     res["world_size"] = np.array(ud.world_size())
     np.savez(os.path.join(out_dir, f"rank{ud.rank()}.npz"), **res)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-__all__ = ["is_distributed", "rank", "world_size", "init", "shard", "all_reduce_sum",
+__all__ = ["is_distributed", "rank", "world_size", "init", "shard", "row_offset", "all_reduce_sum",
            "all_gather_cat", "broadcast"]
 
 
@@ -92,3 +92,12 @@ def broadcast(t: torch.Tensor, src: int = 0) -> torch.Tensor:
     if is_distributed():
         dist.broadcast(t, src=src)
     return t
+
+
+def row_offset(n_local: int, device: Any = "cpu") -> tuple[int, int]:
+    """``(first global row of this rank's shard, total rows)``: per-row random draws made for
+    all rows and sliced here equal a one-process run's (``(0, n_local)`` in one process)."""
+    if not is_distributed():
+        return 0, int(n_local)
+    sizes = all_gather_cat(torch.tensor([n_local], dtype=torch.int64, device=device)).tolist()
+    return int(sum(sizes[: rank()])), int(sum(sizes))

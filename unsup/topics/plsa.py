@@ -97,7 +97,10 @@ class PLSA(TransformerMixin, EMEngine, TopicModelBase):
     def _em_initialize(self, X: SparseDocs, gen: torch.Generator, n_runs: int) -> Any:
         K, (N, V) = int(self.n_components), X.shape
         phi = torch.rand(K, V, generator=gen, device=gen.device).to(X.device, X.dtype) + 0.5
-        theta = torch.rand(N, K, generator=gen, device=gen.device).to(X.device, X.dtype) + 0.5
+        # drawn for every document of every rank, then sliced: sharding changes nothing
+        start, n_all = ud.row_offset(N, X.device)
+        theta = torch.rand(n_all, K, generator=gen, device=gen.device)[start:start + N]
+        theta = theta.to(X.device, X.dtype) + 0.5
         ud.broadcast(phi)  # every rank starts from rank 0's topics
         return {"phi": phi / phi.sum(1, keepdim=True),
                 "theta": theta / theta.sum(1, keepdim=True), "theta_next": theta.clone()}
