@@ -155,3 +155,16 @@ def test_bad_params():
         DirichletProcessMixture().fit(np.array([[np.nan, 1.0], [0.0, 1.0]]))
     assert list(itertools.islice(_partitions(3), 5)) == [(0, 0, 0), (0, 0, 1), (0, 1, 0),
                                                          (0, 1, 1), (0, 1, 2)]
+
+
+def test_cached_predictive_equals_the_ratio_of_marginals():
+    from unsup.cluster._dp_gibbs import _Predictive
+
+    rng = np.random.default_rng(3)
+    pr = _Prior(rng.normal(size=4), 0.3, 2.5, rng.random(4) + 0.2)
+    st = _Stats(4)
+    for i in range(30):
+        st.add(min(i % 3, len(st.n)), rng.normal(size=4))
+    pred = _Predictive(pr, st)
+    for x in rng.normal(size=(5, 4)):
+        np.testing.assert_allclose(pred.log_pred(x), pr.log_predictive(st, x), rtol=1e-12)
