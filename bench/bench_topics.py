@@ -5,7 +5,9 @@ every model's topics with the same α.
     python bench/bench_topics.py --data shakespeare --k 20 --threads 1
 
 Same corpus, vocabulary, K and priors (α = η = 1/K unless given) for every model; 10% of the
-documents (seed 0) are held out. Peers that are not installed are skipped.
+documents (seed 0) are held out. Peers that are not installed are skipped. A second held-out
+measure, the left-to-right estimate of whole documents' probability (Wallach et al. 2009, 20
+particles), is taken on the first ``--ltr-docs`` held-out documents.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 
 from unsup.data import load
-from unsup.metrics.topics import coherence
+from unsup.metrics.topics import coherence, left_to_right_log_likelihood
 from unsup.topics import LDA, PLSA, MixtureOfUnigrams, UnigramLM, completion_log_likelihood
 
 
@@ -48,10 +50,15 @@ def run(args):
         lk = completion_log_likelihood(topics, alpha, test)
         # NPMI of the top 10 words, whole-document co-occurrence in the held-out documents
         npmi = coherence(topics, test, measure="npmi", window=None) if len(topics) > 1 else nan
+        ltr = nan
+        if args.ltr_docs > 0 and np.all(np.asarray(alpha) > 0):
+            sub = test[: args.ltr_docs]
+            ltr = left_to_right_log_likelihood(topics, alpha, sub).counts["nats_per_word"]
         rows.append((name, seconds, lk.counts["nats_per_held_out_word"], lk.counts["perplexity"],
-                     npmi))
+                     npmi, ltr))
         print(f"{name:34s} {seconds:8.2f} s  {lk.counts['nats_per_held_out_word']:8.4f} nats/word"
-              f"  perplexity {lk.counts['perplexity']:8.1f}  NPMI {npmi:6.3f}", flush=True)
+              f"  perplexity {lk.counts['perplexity']:8.1f}  NPMI {npmi:6.3f}"
+              f"  left-to-right {ltr:8.4f} nats/word", flush=True)
 
     def timed(fn):
         t = time.perf_counter()
@@ -135,6 +142,8 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--vb-iters", type=int, nargs="+", default=[20, 50])
     p.add_argument("--gibbs-iters", type=int, nargs="+", default=[100, 300])
+    p.add_argument("--ltr-docs", type=int, default=100,
+                   help="held-out documents for the left-to-right estimate (0: skip)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     run(args)

@@ -27,18 +27,22 @@ window, undercounting repeated words; here a word is present in a window if it o
 in it. On text where no top word repeats within a window the two agree exactly.
 
 **Held-out likelihood** by document completion (:func:`heldout_log_likelihood`): one estimator
-for every admixture's topics, ours and the peers' (see :mod:`unsup.topics._docs`).
+for every admixture's topics, ours and the peers' (see :mod:`unsup.topics._docs`); and the
+probability of whole held-out documents by the left-to-right particle estimator of Wallach et
+al. (2009) (:func:`left_to_right_log_likelihood`; :mod:`unsup.metrics._left_to_right`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["coherence", "top_word_ids", "heldout_log_likelihood", "EPSILON"]
+__all__ = ["coherence", "top_word_ids", "heldout_log_likelihood",
+           "left_to_right_log_likelihood", "EPSILON"]
 
 EPSILON = 1e-12
 _CHUNK_CELLS = 20_000_000  # windows × relevant words per chunk (float64: 160 MB at most)
@@ -214,3 +218,62 @@ def heldout_log_likelihood(topic_word: Any, doc_topic_prior: Any, X: Any, *, see
     from unsup.topics._docs import completion_log_likelihood
 
     return completion_log_likelihood(topic_word, doc_topic_prior, X, seed=seed)
+
+
+def left_to_right_log_likelihood(topic_word: Any, doc_topic_prior: Any, X: Any, *,
+                                 n_particles: int = 20, resample: bool = True,
+                                 n_sweeps: int = 1, seed: int = 0) -> Any:
+    """log p(w_d | φ, α) of every document of ``X`` (word counts) by the left-to-right
+    estimator (Wallach, Murray, Salakhutdinov & Mimno 2009, Algorithm 3), as a typed
+    :class:`unsup.likelihood.Likelihood` (nats per document; ``counts`` has nats per word and
+    perplexity).
+
+    ``topic_word``: (K, V) topics of any model (rows normalised here); ``doc_topic_prior``: α
+    (a number or K values, > 0). ``n_sweeps``: Gibbs refresh sweeps over the earlier tokens per
+    position (Wallach's algorithm: 1; the particles are then only approximately posterior
+    samples, a small upward bias: +0.03 nats on a 6-token test document, gone with 10 sweeps,
+    ``tests/test_left_to_right.py``). ``resample=False`` gives the unbiased sequential
+    importance sampler instead (noisier). The probability is that of the tokens in a seeded
+    order, which for an exchangeable model is the same in every order. Cost O(n_sweeps R N² K)
+    per document of N tokens; compiled with numba when installed.
+    """
+    from unsup.data.validation import DataError
+    from unsup.likelihood import Likelihood
+    from unsup.metrics._left_to_right import left_to_right_doc, token_order
+    from unsup.topics._docs import check_counts
+
+    M = check_counts(X)
+    phi = np.asarray(topic_word, dtype=np.float64)
+    if phi.ndim != 2 or phi.shape[1] != M.shape[1]:
+        raise DataError(f"topic_word has shape {phi.shape}, X has {M.shape[1]} words")
+    if not np.all(np.isfinite(phi)) or phi.min() < 0 or np.any(phi.sum(1) <= 0):
+        raise DataError("topic_word must hold non-negative finite weights, each row > 0")
+    phi = phi / phi.sum(1, keepdims=True)
+    alpha = np.broadcast_to(np.asarray(doc_topic_prior, dtype=np.float64),
+                            (phi.shape[0],)).copy()
+    if not np.all(alpha > 0):
+        raise DataError("doc_topic_prior (α) must be > 0 for the left-to-right estimator")
+    if M.nnz and not np.all(M.data == np.round(M.data)):
+        raise DataError("the left-to-right estimator needs integer word counts")
+    if int(n_particles) < 1 or int(n_sweeps) < 1:
+        raise DataError(f"n_particles and n_sweeps must be >= 1, got {n_particles}, {n_sweeps}")
+    rng = np.random.default_rng(seed)
+    per_doc = np.empty(M.shape[0])
+    for d in range(M.shape[0]):
+        lo, hi = M.indptr[d], M.indptr[d + 1]
+        words = token_order(M.indices[lo:hi], M.data[lo:hi], rng)
+        per_doc[d] = left_to_right_doc(phi, alpha, words, int(n_particles), rng, resample,
+                                       int(n_sweeps))
+    n_words = float(M.sum())
+    npw = float(per_doc.sum()) / n_words if n_words > 0 else float("nan")
+    how = ("left-to-right" if resample else "sequential importance sampling")
+    return Likelihood.from_samples(
+        per_doc, support="discrete",
+        # Wallach's refreshed particles: a consistent estimate, not a bound; the unbiased
+        # SIS estimate of p(w) is a lower bound on log p(w) in expectation (Jensen)
+        kind="stochastic estimate" if resample else "stochastic lower bound",
+        estimator=f"{how}, {int(n_particles)} particles, {int(n_sweeps)} sweep(s) "
+                  f"(Wallach et al. 2009), seed {seed}",
+        counts={"words": n_words, "nats_per_word": npw,
+                "perplexity": math.exp(-npw) if n_words > 0 else float("nan"),
+                "particles": int(n_particles)})
