@@ -40,7 +40,6 @@ class VAENet(nn.Module):
                  decoder: str, decoder_scale: float | None, architecture: str = "mlp",
                  conv_channels: Sequence[int] = (32, 64),
                  image_shape: Sequence[int] | None = None, dropout: float = 0.0,
-                 input_dropout: float = 0.0,
                  prior_layers: Sequence[int] = (), prior_hidden: Sequence[int] = (100, 100)
                  ) -> None:
         super().__init__()
@@ -51,8 +50,6 @@ class VAENet(nn.Module):
             self.decoder = ConvDecoder(shape, list(conv_channels), latent, act)
         else:
             self.encoder = MLP([n_features, *hidden, 2 * latent], act, dropout=dropout)
-            if input_dropout > 0:  # masking noise on q's input only (denoising VAE)
-                self.encoder.insert(0, nn.Dropout(input_dropout))
             self.decoder = MLP([latent, *reversed(list(hidden)), n_features], act,
                                dropout=dropout)
         dims = [int(latent), *(int(d) for d in prior_layers)]

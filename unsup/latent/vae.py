@@ -76,6 +76,7 @@ from unsup.nn import ACTIVATIONS
 from unsup.params import Interval, StrOptions
 from unsup.registry import Demo, register_model
 from unsup.train import TRAIN_PARAMS_DOC, GradientEstimator, load_checkpoint
+from unsup.train.seeding import seeded
 
 __all__ = ["VAE"]
 
@@ -127,11 +128,16 @@ class VAE(TransformerMixin, GradientEstimator):
     prior_hidden_layer_sizes : sequence of int, default=(100, 100)
         Hidden layers (with ``activation``) of the networks between two stochastic layers.
     dropout : float, default=0.0
-        Dropout after each hidden layer of the MLP encoder and decoder (training only).
-    input_dropout : float, default=0.0
-        Masking noise on the MLP encoder's input during training: q(z | x̃) sees x with this
-        fraction of features zeroed, p(x | z) still reconstructs the clean x (the denoising
-        VAE of Im et al. 2017; the objective stays a lower bound on log p(x)).
+        Dropout after each hidden layer of the MLP encoder and decoder (training only;
+        it hurt on binarised mnist5k: 0.4 cost 35 nats on held-out digits).
+    input_dropout : float, default=0.3
+        Masking noise on the encoder's input during training: q(z | x̃) sees x with this
+        fraction of features zeroed (the rest scaled by 1/(1 - p)), p(x | z) still
+        reconstructs the clean x (the denoising VAE of Im et al. 2017; the objective stays a
+        lower bound on log p(x)). The default was chosen on 500 held-out rows of binarised
+        mnist5k (IS-500, one fit each): 0 -> 96.6 nats, 0.3 -> 95.7, 0.5 -> 98.4; weight
+        decay, hidden dropout, a smaller code, batch 50, a KL warm-up, lr 3e-3 and a cosine
+        schedule did not help (docs/latent.md). 0: the plain VAE.
     architecture : {"mlp", "conv"}, default="mlp"
         Fully connected networks, or stride-2 convolutions (images; see ``image_shape``).
     conv_channels : sequence of int, default=(32, 64)
@@ -200,7 +206,7 @@ class VAE(TransformerMixin, GradientEstimator):
         prior_layers: Sequence[int] = (),
         prior_hidden_layer_sizes: Sequence[int] = (100, 100),
         dropout: float = 0.0,
-        input_dropout: float = 0.0,
+        input_dropout: float = 0.3,
         architecture: str = "mlp",
         conv_channels: Sequence[int] = (32, 64),
         image_shape: Sequence[int] | None = None,
@@ -257,7 +263,6 @@ class VAE(TransformerMixin, GradientEstimator):
                       [int(h) for h in self.hidden_layer_sizes], self.activation,
                       self.decoder_, self.decoder_scale, self.architecture,
                       self.conv_channels, self.image_shape, float(self.dropout),
-                      float(self.input_dropout),
                       [int(d) for d in self.prior_layers],
                       [int(h) for h in self.prior_hidden_layer_sizes])
 
@@ -269,16 +274,18 @@ class VAE(TransformerMixin, GradientEstimator):
         w = self.kl_warmup_steps
         return float(self.beta) * (min(1.0, (self._step + 1) / w) if w else 1.0)
 
-    def _log_weights(self, x: torch.Tensor, eps: torch.Tensor, beta: float = 1.0
+    def _log_weights(self, x: torch.Tensor, eps: torch.Tensor, beta: float = 1.0,
+                     x_enc: torch.Tensor | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``log p(x|z) + β(log p(z) - log q(z|x))`` for ``z = μ + σ ε``, shape (k, n); also
         the reconstruction term log p(x|z) (k, n) and the KL (n,): closed form with one
         stochastic layer, else the k-sample mean of ``log q - log p`` over all layers.
 
-        ``eps`` (k, n, Σ dims) holds the noise of every stochastic layer, z1 first."""
+        ``eps`` (k, n, Σ dims) holds the noise of every stochastic layer, z1 first; ``x_enc``
+        is what the encoder sees (default x; the masked x under ``input_dropout``)."""
         net = self.module_
         parts = eps.split(net.dims, dim=-1)
-        mu, logvar = net.posterior(x)
+        mu, logvar = net.posterior(x if x_enc is None else x_enc)
         z = mu + torch.exp(0.5 * logvar) * parts[0]  # eps: (k, n, L)
         lpx = net.decode(z).log_prob(x.expand(z.shape[0], *x.shape))
         lqz = -0.5 * (parts[0] * parts[0] + _LOG_2PI).sum(-1) - 0.5 * logvar.sum(-1)
@@ -297,23 +304,28 @@ class VAE(TransformerMixin, GradientEstimator):
             lpz = lpz - 0.5 * ((lower - mu) ** 2 / logvar.exp() + logvar + _LOG_2PI).sum(-1)
         return lpx + beta * (lpz - lqz), lpx, (lqz - lpz).mean(0)
 
-    def _bound(self, x: torch.Tensor, k: int, beta: float, gen: torch.Generator
+    def _bound(self, x: torch.Tensor, k: int, beta: float, gen: torch.Generator,
+               x_enc: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-row training bound (β-ELBO with closed-form KL at k = 1, else IWAE), recon, KL."""
         eps = torch.randn((k, x.shape[0], sum(self.module_.dims)), generator=gen,
                           device=x.device, dtype=x.dtype)
         if k == 1 and len(self.module_.dims) == 1:  # the ELBO, KL in closed form: no weights
-            mu, logvar = self.module_.posterior(x)
+            mu, logvar = self.module_.posterior(x if x_enc is None else x_enc)
             lpx = self.module_.decode(mu + torch.exp(0.5 * logvar) * eps[0]).log_prob(x)
             kl = 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(-1)
             return lpx - beta * kl, -lpx, kl
-        lw, lpx, kl = self._log_weights(x, eps, beta)
+        lw, lpx, kl = self._log_weights(x, eps, beta, x_enc)
         return log_mean_exp(lw), -lpx.mean(0), kl
 
     def _loss(self, batch: torch.Tensor) -> torch.Tensor:
         x = self._data(batch, train=True)
+        x_enc, p = None, float(self.input_dropout)
+        if p > 0:  # masking noise on q's input, from the fit's generator (resumable)
+            keep = torch.rand(x.shape, generator=self._gen, device=x.device, dtype=x.dtype)
+            x_enc = x * (keep >= p).to(x.dtype) / (1 - p)
         bound, recon, kl = self._bound(x, int(self.n_importance_samples), self._beta_now(),
-                                       self._gen)
+                                       self._gen, x_enc)
         self._terms = (recon.mean().detach(), kl.mean().detach())
         return -bound.mean()
 
@@ -331,8 +343,11 @@ class VAE(TransformerMixin, GradientEstimator):
     def _run(self, X: Any, cfg: Any, callbacks: Any = (), loss: Any = None, val_loss: Any = None,
              module: Any = None) -> Any:
         self._epoch_terms: dict[int, list[float]] = {}
-        return super()._run(X, cfg, [*callbacks, self._on_step], loss,
-                            val_loss or self._val_loss, module)
+        # nn.Dropout draws from torch's global RNG: seed it for the fit (restored after), so
+        # that a fit with dropout > 0 is repeatable (a resumed one is not bit-exact)
+        with seeded(self._seed + 2):
+            return super()._run(X, cfg, [*callbacks, self._on_step], loss,
+                                val_loss or self._val_loss, module)
 
     def _record(self, res: Any) -> None:
         super()._record(res)
