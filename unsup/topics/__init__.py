@@ -6,6 +6,7 @@ document completion (:mod:`unsup.topics._docs`), through ``log_likelihood(X)``. 
 ``docs/topics.md``.
 """
 
+from unsup.registry import import_family_modules  # noqa: I001
 from unsup.topics import _report  # noqa: F401  (registers the report sections)
 from unsup.topics._docs import completion_log_likelihood
 from unsup.topics.bigram import BigramLM
@@ -16,3 +17,5 @@ from unsup.topics.unigram import UnigramLM
 
 __all__ = ["UnigramLM", "BigramLM", "MixtureOfUnigrams", "PLSA", "LDA",
            "completion_log_likelihood"]
+# the models above keep their listing order; any other model file is found here
+__all__ = import_family_modules(__name__, globals())

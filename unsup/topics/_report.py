@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 
 from unsup.report.hooks import SectionContext, report_section
+from unsup.topics.hdp import HDP
 from unsup.topics.lda import LDA
 from unsup.topics.mixture import MixtureOfUnigrams
 from unsup.topics.plsa import PLSA
 from unsup.topics.unigram import UnigramLM
 
-__all__ = ["topic_table"]
+__all__ = ["topic_table", "number_of_topics"]
 
 
 def topic_table(model: Any, n_words: int = 10, reference: Any = None) -> list[dict[str, str]]:
@@ -43,7 +44,8 @@ def _topic_sizes(model: Any) -> np.ndarray | None:
     return None if dt is None else np.asarray(dt).mean(0)
 
 
-@report_section(UnigramLM, MixtureOfUnigrams, PLSA, LDA, title="Topics: top words", order=40)
+@report_section(UnigramLM, MixtureOfUnigrams, PLSA, LDA, HDP, title="Topics: top words",
+                order=40)
 def top_words_section(model: Any, ctx: SectionContext) -> None:
     import scipy.sparse as sp
 
@@ -57,7 +59,7 @@ def top_words_section(model: Any, ctx: SectionContext) -> None:
         ctx.report.text("no vocabulary was given with the counts: words are column numbers")
 
 
-@report_section(MixtureOfUnigrams, PLSA, LDA, title="Topics x documents", order=41)
+@report_section(MixtureOfUnigrams, PLSA, LDA, HDP, title="Topics x documents", order=41)
 def topic_document_heatmap(model: Any, ctx: SectionContext) -> None:
     import matplotlib.pyplot as plt
 
@@ -71,3 +73,22 @@ def topic_document_heatmap(model: Any, ctx: SectionContext) -> None:
     ax.set_ylabel("topic")
     fig.colorbar(im, ax=ax)
     ctx.report.figure(fig, caption="topic proportions of a sample of documents")
+
+
+@report_section(HDP, title="Discovering the number of topics", order=42)
+def number_of_topics(model: Any, ctx: SectionContext) -> None:
+    """Topics in use after each Gibbs sweep, and the posterior of their number."""
+    import matplotlib.pyplot as plt
+
+    trace, post = np.asarray(model.k_trace_), np.asarray(model.k_posterior_)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3))
+    a.plot(np.arange(1, len(trace) + 1), trace, drawstyle="steps-post")
+    a.set_xlabel("Gibbs sweep")
+    a.set_ylabel("topics in use")
+    ks = np.nonzero(post)[0]
+    b.bar(ks, post[ks])
+    b.set_xlabel("number of topics K")
+    b.set_ylabel("posterior probability")
+    b.set_xticks(ks)
+    ctx.report.figure(fig, caption=f"{model.n_topics_} topics in use at the end; posterior "
+                      f"mode K = {int(np.argmax(post))} (sweeps after burn-in)")

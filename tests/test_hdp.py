@@ -1,0 +1,123 @@
+"""HDP: the token sweep against the enumerated posterior, the table counts against Antoniak's
+exact law, and discovering the number of topics on separated synthetic topics."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy.special import gammaln
+
+from unsup.topics import HDP
+from unsup.topics._hdp_gibbs import hdp_sweep, table_counts
+
+
+def test_fixed_topic_sweep_samples_the_exact_posterior():
+    # 2 documents, 5 tokens, 2 topics with fixed weights β: the chain targets
+    # p(z | w) ∝ Π_d Π_k Γ(αβ_k + n_dk)/Γ(αβ_k) · Π_k Γ(Vη)/Γ(Vη + n_k) Π_w Γ(η + n_kw)/Γ(η)
+    doc = np.array([0, 0, 0, 1, 1])
+    word = np.array([0, 1, 0, 2, 1])
+    D, V, K = 2, 3, 2
+    alpha, eta, beta = 1.3, 0.4, np.array([0.6, 0.4, 0.0])
+
+    def log_joint(z):
+        ndk = np.zeros((D, K))
+        nwk = np.zeros((V, K))
+        np.add.at(ndk, (doc, z), 1)
+        np.add.at(nwk, (word, z), 1)
+        ab = alpha * beta[:K]
+        lp = np.sum(gammaln(ab + ndk) - gammaln(ab))
+        lp += np.sum(gammaln(V * eta) - gammaln(V * eta + nwk.sum(0)))
+        return lp + np.sum(gammaln(eta + nwk) - gammaln(eta))
+
+    configs = list(itertools.product(range(K), repeat=len(doc)))
+    lj = np.array([log_joint(np.array(c)) for c in configs])
+    exact = np.exp(lj - lj.max())
+    exact /= exact.sum()
+
+    rng = np.random.default_rng(0)
+    z = np.zeros(len(doc), dtype=np.int64)
+    ndk, nwk = np.zeros((D, K), np.int64), np.zeros((V, K), np.int64)
+    np.add.at(ndk, (doc, z), 1)
+    np.add.at(nwk, (word, z), 1)
+    nk = nwk.sum(0)
+    active = np.ones(K, dtype=bool)
+    index = {c: i for i, c in enumerate(configs)}
+    freq = np.zeros(len(configs))
+    for sweep in range(10000):
+        hdp_sweep(doc, word, z, ndk, nwk, nk, active, beta.copy(), alpha, eta, V * eta,
+                  rng.random(len(doc)), np.zeros(len(doc)), False, False)
+        if sweep >= 500:
+            freq[index[tuple(z)]] += 1
+    freq /= freq.sum()
+    assert np.abs(freq - exact).max() < 0.02
+
+
+def _stirling_unsigned(n):
+    s = np.zeros((n + 1, n + 1))
+    s[0, 0] = 1.0
+    for i in range(1, n + 1):
+        for m in range(1, i + 1):
+            s[i, m] = s[i - 1, m - 1] + (i - 1) * s[i - 1, m]
+    return s
+
+
+def test_table_counts_follow_antoniaks_law():
+    n, a = 7, 1.7
+    s = _stirling_unsigned(n)
+    exact = np.array([s[n, m] * a**m * math.exp(gammaln(a) - gammaln(a + n))
+                      for m in range(n + 1)])
+    assert exact.sum() == pytest.approx(1.0)
+    rng = np.random.default_rng(1)
+    draws = [int(table_counts(np.array([[n]]), np.array([a]), rng.random(n))[0])
+             for _ in range(20000)]
+    freq = np.bincount(draws, minlength=n + 1) / len(draws)
+    assert np.abs(freq - exact).max() < 0.012
+
+
+def _separated_corpus(seed=0, K=4, V=40, D=120, length=50):
+    rng = np.random.default_rng(seed)
+    block = V // K
+    topics = np.zeros((K, V))
+    for k in range(K):
+        topics[k, k * block:(k + 1) * block] = rng.dirichlet(np.ones(block))
+    X = np.array([rng.multinomial(length, rng.dirichlet(np.full(K, 0.3)) @ topics)
+                  for _ in range(D)])
+    return X, block
+
+
+def test_discovers_the_topics_of_a_separated_corpus():
+    X, block = _separated_corpus()
+    m = HDP(eta=0.1, n_sweeps=150, random_state=0).fit(X)
+    assert 4 <= int(np.argmax(m.k_posterior_)) <= 5
+    phi = m._topics()
+    heavy = np.argsort(-m.topic_weights_)[:4]
+    blocks = [int(np.argmax(phi[k].reshape(-1, block).sum(1))) for k in heavy]
+    purity = [phi[k].reshape(-1, block).sum(1).max() for k in heavy]
+    assert sorted(blocks) == [0, 1, 2, 3] and min(purity) > 0.9
+    assert m.doc_topic_.shape == (120, m.n_topics_)
+    assert np.allclose(m.transform(X[:5]).sum(1), 1.0)
+    lk = m.log_likelihood(X[:30])
+    assert lk.kind == "stochastic estimate" and np.isfinite(lk.nats)
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match="integer"):
+        HDP(n_sweeps=2).fit(np.full((3, 4), 0.5))
+    with pytest.raises(ValueError, match="burn_in"):
+        HDP(n_sweeps=2, burn_in=2).fit(np.ones((3, 4)))
+
+
+def test_report_shows_topics_and_their_number():
+    from unsup.report import Report, model_report
+
+    X, _ = _separated_corpus(D=30)
+    m = HDP(n_sweeps=20, random_state=0).fit(X)
+    r = Report("HDP")
+    model_report(m, X, None, report=r)
+    html = r.to_html()
+    assert "Discovering the number of topics" in html and "Topics: top words" in html
+    assert f"posterior mode K = {int(np.argmax(m.k_posterior_))}" in html
+    assert "Section skipped" not in html
