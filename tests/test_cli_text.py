@@ -160,3 +160,10 @@ def test_text_model_on_an_id_array_still_works(tmp_path, capsys):
 def test_levels_written_back_are_grids():
     g, exact, n = sequence_to_level("XX" + "-" * 12 + "\n" + "X" * 14 + "\n")
     assert (exact, n) == (2, 2) and g.split("\n")[-1] == "XX"
+
+
+def test_fit_help_names_the_text_sources(capsys):
+    code, out, _ = run(["fit", "char-rnn", "--help"], capsys)
+    assert code == 0 and "tinyshakespeare-valid" in out and ".txt" in out
+    code, out, _ = run(["fit", "kmeans", "--help"], capsys)
+    assert code == 0 and "tinyshakespeare" not in out

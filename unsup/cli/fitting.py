@@ -208,6 +208,16 @@ def _make_fit_command(spec: Any) -> click.Command:
                   if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
                   and p.name not in _SKIP]
     params: list[click.Parameter] = list(_RUN_OPTIONS)
+    if "text" in input_kinds(cls):  # say what text this model takes
+        from unsup.data.sequences import text_corpora
+
+        names = ", ".join(n for n, _ in text_corpora())
+        for i, opt in enumerate(params):
+            if opt.name in ("data", "test_data"):
+                params[i] = click.Option(
+                    opt.opts, required=opt.required, default=opt.default,
+                    help=f"{opt.help} Text: a .txt/.txt.gz file, a folder of them, or a "
+                         f"corpus ({names}).")
     for p in est_params:
         default = None if p.default is inspect.Parameter.empty else p.default
         params.append(_option_for(p.name, default, docs.get(p.name, "")))
