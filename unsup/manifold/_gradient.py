@@ -25,8 +25,10 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import torch
 
+from unsup._numba import HAVE_NUMBA, njit
 from unsup.ops import chunk_rows, chunks, sq_distances, sq_norms
 
 __all__ = ["exact_gradient", "kernel_sums_exact", "kernel_sums_fft", "fft_fits", "attraction",
@@ -119,8 +121,8 @@ def kernel_sums_fft(T: torch.Tensor, S: torch.Tensor, *, h: float = 1 / 3,
     o = torch.where(o < M, o, o - 2 * M) * step
     r2 = sum(g**2 for g in torch.meshgrid(*([o] * d), indexing="ij"))
     K1 = 1.0 / (1.0 + r2)
-    dims = tuple(range(d))
-    F1, F2 = torch.fft.rfftn(K1, dim=dims), torch.fft.rfftn(K1 * K1, dim=dims)
+    fdims = tuple(range(1, d + 1))
+    FK = torch.fft.rfftn(torch.stack([K1, K1 * K1]), dim=fdims)  # both kernels, one call
     # spread charges [1, y] of the sources
     fs, ws = _stencil((S.to(dt) - origin.to(dt)) / step, M)
     q = torch.cat([torch.ones(S.shape[0], 1, dtype=dt, device=S.device), S.to(dt)], 1)
@@ -128,20 +130,49 @@ def kernel_sums_fft(T: torch.Tensor, S: torch.Tensor, *, h: float = 1 / 3,
     grid.index_add_(0, fs.reshape(-1), (ws[:, :, None] * q[:, None, :]).reshape(-1, d + 1))
     grid = grid.T.reshape(d + 1, *([M] * d))
     pad = [0, M] * d
-    G = torch.fft.rfftn(torch.nn.functional.pad(grid, pad), dim=tuple(range(1, d + 1)))
+    G = torch.fft.rfftn(torch.nn.functional.pad(grid, pad), dim=fdims)
     sl = (slice(None),) + (slice(0, M),) * d
-    pot0 = torch.fft.irfftn(G[:1] * F1, s=[2 * M] * d, dim=tuple(range(1, d + 1)))[sl]
-    pot2 = torch.fft.irfftn(G * F2, s=[2 * M] * d, dim=tuple(range(1, d + 1)))[sl]
-    pots = torch.cat([pot0, pot2], 0).reshape(d + 2, -1).T  # (M^d, [φ0, φ1, φy...])
-    ft, wt = _stencil((T.to(dt) - origin.to(dt)) / step, M)
+    # φ0 from the kernel w, φ1 and φy from w²: one inverse transform of d + 2 channels
+    spec = torch.cat([G[:1] * FK[0], G * FK[1]], 0)
+    pots = torch.fft.irfftn(spec, s=[2 * M] * d, dim=fdims)[sl].reshape(d + 2, -1).T
+    if T is S:  # the fit's case: targets are the sources, the stencil is the same
+        ft, wt = fs, ws
+    else:
+        ft, wt = _stencil((T.to(dt) - origin.to(dt)) / step, M)
     vals = (pots[ft] * wt[:, :, None]).sum(1)
     return (vals[:, 0].to(T.dtype), vals[:, 1].to(T.dtype), vals[:, 2:].to(T.dtype))
 
 
+@njit(cache=True, nogil=True)
+def _attraction_edges(Y, Y_src, rows, cols, p, out):  # noqa: ANN001, ANN201
+    """One pass over the edges, no temporaries (float64 accumulation into ``out``)."""
+    d = Y.shape[1]
+    for e in range(rows.shape[0]):
+        i = rows[e]
+        j = cols[e]
+        d2 = 0.0
+        for a in range(d):
+            z = Y[i, a] - Y_src[j, a]
+            d2 += z * z
+        w = p[e] / (1.0 + d2)
+        for a in range(d):
+            out[i, a] += w * (Y[i, a] - Y_src[j, a])
+    return out
+
+
 def attraction(Y: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, p: torch.Tensor,
                Y_src: torch.Tensor | None = None) -> torch.Tensor:
-    """``Σ_j p_ij w_ij (y_i - y_j)`` over the edges (sources ``Y_src``, default ``Y``)."""
+    """``Σ_j p_ij w_ij (y_i - y_j)`` over the edges (sources ``Y_src``, default ``Y``).
+
+    On the CPU with numba installed, one compiled pass over the edges (about 10x faster than
+    the gather / scatter of tensors below, which made half of a fit's time); else torch.
+    """
     Y_src = Y if Y_src is None else Y_src
+    if HAVE_NUMBA and Y.device.type == "cpu":
+        out = np.zeros((Y.shape[0], Y.shape[1]))
+        _attraction_edges(Y.detach().numpy(), Y_src.detach().numpy(), rows.numpy(),
+                          cols.numpy(), p.detach().numpy(), out)
+        return torch.from_numpy(out).to(Y.dtype)
     # index_select, not Y[rows]: ~1.5x faster on CPU for millions of edges
     diff = Y.index_select(0, rows) - Y_src.index_select(0, cols)
     w = p / (1.0 + diff.pow(2).sum(1))

@@ -181,7 +181,7 @@ class TSNE(TransformerMixin, BaseEstimator):
     def _kernel_sums(self, T: torch.Tensor, S: torch.Tensor, method: str
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if method == "fft":
-            both = torch.cat([T, S])
+            both = T if T is S else torch.cat([T, S])
             span = float((both.max(0).values - both.min(0).values).max())
             if fft_fits(span, T.shape[1]):
                 return kernel_sums_fft(T, S)

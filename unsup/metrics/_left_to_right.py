@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from unsup.topics._gibbs import njit
+from unsup._numba import njit
 
 __all__ = ["left_to_right_doc"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from unsup.topics._gibbs import njit
+from unsup._numba import njit
 
 __all__ = ["hdp_sweep", "table_counts"]
 
