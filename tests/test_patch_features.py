@@ -81,3 +81,15 @@ def test_bad_shapes_are_refused():
         PatchFeatures(image_shape=(5, 5)).fit(np.zeros((4, 24)))
     with pytest.raises(ValueError, match="1 feature"):
         PatchFeatures().fit(np.zeros((4, 1)))
+
+
+def test_report_draws_the_patch_dictionary():
+    from unsup.report import Report, model_report
+
+    X = _images(30, 8, 8, seed=3)
+    m = PatchFeatures(6, patch_size=3, n_patches=500, random_state=0).fit(X)
+    r = Report("patches")
+    model_report(m, X, None, report=r)
+    html = r.to_html()
+    assert "<h3>Patch dictionary</h3>" in html and "3×3 patches" in html
+    assert "Section skipped" not in html

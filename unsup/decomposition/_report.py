@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from unsup.decomposition.patch_features import PatchFeatures, _geometry
 from unsup.decomposition.pca import PCA
 from unsup.decomposition.psd import PSD
 from unsup.decomposition.sparse_coding import SparseCoding
 from unsup.report.hooks import SectionContext, report_section
 
-__all__ = ["dictionary_atoms", "pca_components"]
+__all__ = ["dictionary_atoms", "pca_components", "patch_atoms"]
 
 _MAX_FILTERS = 50
 
@@ -50,3 +51,17 @@ def dictionary_atoms(model: Any, ctx: SectionContext) -> None:
     n = min(100, D.shape[0])
     ctx.report.figure(image_grid(D[order[:n]], ctx.image_shape),
                       caption=f"the {n} most used atoms (each scaled to its own range)")
+
+
+@report_section(PatchFeatures, title="Patch dictionary", order=50)
+def patch_atoms(model: Any, ctx: SectionContext) -> None:
+    """The atoms as patches, taken back from the whitened space (W⁻¹ a, plus the mean)."""
+    from unsup.report.plots import image_grid
+
+    _, _, ph, pw = _geometry(int(model.n_features_in_), model.image_shape,
+                             int(model.patch_size))
+    atoms = np.asarray(model.atoms_) @ np.linalg.inv(np.asarray(model.zca_)) + model.patch_mean_
+    n = min(100, atoms.shape[0])
+    ctx.report.figure(image_grid(atoms[:n], (ph, pw)),
+                      caption=f"{n} of {atoms.shape[0]} atoms ({model.dictionary}), {ph}×{pw} "
+                      "patches, unwhitened, each scaled to its own range")
