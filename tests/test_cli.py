@@ -129,6 +129,7 @@ def test_demo_quick(tmp_path, capsys):
     # clusterers report an accuracy; PCA and autoencoders (codes, no clusters) report None
     assert all(r["test accuracy"] > 0.3 for r in rows if r.get("test accuracy") is not None)
     assert "EM trace" in html and "Cluster centres" in html
+    assert "t-SNE map (perplexity 30) of the codes" in html  # the best representation's codes
     for name in ("kmeans", "gmm"):
         assert unsup.load(tmp_path / name) is not None
 

@@ -143,6 +143,31 @@ def _best_picture(report: Any, anchor: str) -> Any:
     return min(figs, key=rank) if figs else None
 
 
+_TSNE_POINTS = 2000
+
+
+def _tsne_of_best(report: Any, fitted: list[tuple[str, Any, dict[str, Any]]],
+                  rows: list[dict[str, Any]], test: Any) -> None:
+    """A t-SNE map of the test codes of the representation with the best linear probe."""
+    probe = "test linear-probe accuracy"
+    best = max((r for r in rows if r.get(probe) is not None), key=lambda r: r[probe],
+               default=None)
+    model = next((m for t, m, _ in fitted if best is not None and t == best["model"]), None)
+    if model is None:
+        return
+    from unsup.manifold import TSNE
+    from unsup.report.plots import embedding_plot
+
+    n = min(_TSNE_POINTS, len(test.X))
+    Z = np.asarray(model.transform(test.X[:n]), dtype=np.float32)
+    Y = TSNE(random_state=0, device="cpu").fit_transform(Z)
+    report.figure(embedding_plot(Y, test.y[:n], title=f"t-SNE of {best['model']} codes",
+                                 xlabel="t-SNE 1", ylabel="t-SNE 2", legend_title="digit"),
+                  caption=f"t-SNE map (perplexity 30) of the codes of the first {n} test "
+                          f"digits under the best representation by linear probe "
+                          f"({best['model']}, {best[probe]:.1%}), coloured by the true digit")
+
+
 def _summary(report: Any, models: Any, rows: list[dict[str, Any]],
              lks: list[tuple[str, dict[str, Any]]], train: Any, test_name: str) -> None:
     """The comparison table, the likelihoods grouped by the data they are computed on, and
@@ -295,6 +320,7 @@ def build_report(fitted: list[tuple[str, Any, dict[str, Any]]], rows: list[dict[
     report = Report("unsup demo: every family on MNIST")
     with report.section("Summary", open=True):
         _summary(report, models, rows, lks, train, test_name)
+        _tsne_of_best(report, fitted, rows, test)
         if other:
             report.table(other, caption="Models on other data (text, game levels): fit time "
                                         "and the test log-likelihood per item, with its units "
