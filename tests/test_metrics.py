@@ -185,3 +185,19 @@ def test_model_metrics_hook_applies_by_class():
             model_metrics()
     finally:
         evaluate._METRICS[:] = [e for e in evaluate._METRICS if e[1] is not toy_metric]
+
+
+def test_evaluate_records_an_undefined_likelihood_and_goes_on():
+    # PCA keeping every component has zero noise variance: no likelihood, but the rest of the
+    # evaluation (and `unsup fit pca` with defaults) must not fail
+    from unsup.decomposition import PCA
+    from unsup.likelihood import LikelihoodUndefined
+    from unsup.metrics import evaluate_model
+
+    X = np.random.default_rng(0).normal(size=(40, 5))
+    m = PCA().fit(X)
+    out = evaluate_model(m, X)
+    assert "degenerate" in out["likelihood_undefined"]
+    assert "likelihood" not in out and "score" not in out
+    with pytest.raises(LikelihoodUndefined):
+        m.score_samples(X)

@@ -19,11 +19,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Likelihood", "likelihood_of", "KINDS", "SUPPORTS"]
+__all__ = ["Likelihood", "likelihood_of", "LikelihoodUndefined", "KINDS", "SUPPORTS"]
 
 KINDS = ("exact", "lower bound", "upper bound", "stochastic estimate",
          "stochastic lower bound", "stochastic upper bound")
 SUPPORTS = ("discrete", "continuous")
+
+
+class LikelihoodUndefined(ValueError):
+    """The model has the density capability but no likelihood in this configuration (e.g. a
+    PCA keeping every component: zero noise variance). ``evaluate`` records the reason and goes
+    on; asking the model directly still raises."""
 
 
 @dataclass(frozen=True)

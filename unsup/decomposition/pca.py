@@ -36,6 +36,7 @@ from sklearn.utils import check_random_state
 from unsup._io_checks import A
 from unsup.base import BaseEstimator, report_progress
 from unsup.data.validation import check_array
+from unsup.likelihood import LikelihoodUndefined
 from unsup.params import Integral, Interval, StrOptions
 from unsup.registry import Demo, register_model
 
@@ -249,9 +250,9 @@ class PCA(TransformerMixin, BaseEstimator):
         Xt = self._validate(X, reset=False).to(torch.float64)
         s2 = float(self.noise_variance_)
         if s2 <= 0:
-            raise ValueError("score_samples needs n_components < min(n_samples, n_features): "
-                             "with all components kept the noise variance is 0 and the "
-                             "likelihood is degenerate")
+            raise LikelihoodUndefined(
+                "score_samples needs n_components < min(n_samples, n_features): with all "
+                "components kept the noise variance is 0 and the likelihood is degenerate")
         d = Xt.shape[1]
         W = self._t("components_", torch.float64)
         lam = self._t("explained_variance_", torch.float64).clamp_min(s2)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from unsup.metrics.clustering import clustering_report, silhouette
 
@@ -66,7 +67,7 @@ def evaluate_model(model: Any, X: Any, y: Any = None, *, silhouette_samples: int
       given, else on ``X`` itself (reconstruction);
     - whatever the model's family registered with :func:`model_metrics` (e.g. inertia).
     """
-    from unsup.likelihood import likelihood_of
+    from unsup.likelihood import LikelihoodUndefined, likelihood_of
 
     out: dict[str, Any] = {"n_samples": int(len(X))}
     if callable(getattr(model, "rating_metrics", None)):
@@ -77,10 +78,15 @@ def evaluate_model(model: Any, X: Any, y: Any = None, *, silhouette_samples: int
         pred = np.asarray(model.predict(X))
         if y is not None:
             out.update(clustering_report(y, pred))
-        if len(np.unique(pred)) > 1 and silhouette_samples:
+        # a silhouette needs distances between rows: not on a sparse document-term matrix
+        if len(np.unique(pred)) > 1 and silhouette_samples and not sp.issparse(X):
             out["silhouette"] = silhouette(X, pred, sample_size=silhouette_samples,
                                            random_state=0)
-    lk = likelihood_of(model, X)
+    try:
+        lk = likelihood_of(model, X)
+    except LikelihoodUndefined as e:  # e.g. PCA keeping every component
+        lk = None
+        out["likelihood_undefined"] = str(e)
     if lk is not None:
         out["likelihood"] = lk.to_dict()
         out["log_likelihood"] = lk.nats
@@ -95,7 +101,7 @@ def evaluate_model(model: Any, X: Any, y: Any = None, *, silhouette_samples: int
             n_words = float(np.asarray(X, dtype=np.float64).sum())
             if n_words > 0:
                 out["perplexity"] = float(np.exp(-lk.nats * lk.n_samples / n_words))
-    elif callable(getattr(model, "score", None)):
+    elif callable(getattr(model, "score", None)) and "likelihood_undefined" not in out:
         out["score"] = float(model.score(X))
     for fn in metrics_for(model):
         out.update(fn(model, X))
