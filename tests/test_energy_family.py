@@ -240,3 +240,17 @@ def test_cf_rbm_errors_and_nan_missing(tmp_path) -> None:
     a.save(tmp_path / "cf.safetensors")
     back = unsup.load(tmp_path / "cf.safetensors")
     np.testing.assert_allclose(back.predict(obs), a.predict(obs), rtol=1e-6)
+
+
+def test_replicated_softmax_reads_sparse_counts_as_dense():
+    import scipy.sparse as sp
+
+    from unsup.energy import ReplicatedSoftmaxRBM
+
+    X = np.random.default_rng(0).poisson(0.7, size=(40, 12)).astype(float)
+    kw = {"n_components": 3, "n_updates": 30, "batch_size": 10, "random_state": 0,
+          "device": "cpu"}
+    a = ReplicatedSoftmaxRBM(**kw).fit(X)
+    b = ReplicatedSoftmaxRBM(**kw).fit(sp.csr_matrix(X))
+    np.testing.assert_array_equal(a.components_, b.components_)
+    np.testing.assert_array_equal(a.transform(X), b.transform(sp.csr_matrix(X)))

@@ -103,6 +103,8 @@ class BaseEstimator(ParamsMixin, sklearn.base.BaseEstimator):
         """Validate ``X``; on ``reset`` record ``n_features_in_``, else check it matches."""
         if not reset:
             self._check_fitted()
+        if getattr(self, "_densify_sparse", False) and hasattr(X, "toarray"):
+            X = X.toarray()  # a model that reads sparse counts densely (declared on the class)
         t = check_array(X, dtype=dtype, device=self._device(), min_samples=min_samples)
         if reset:
             self.n_features_in_ = int(t.shape[1])

@@ -144,6 +144,9 @@ class ReplicatedSoftmaxRBM(_BaseRBM):
     """
 
     _test_data = "counts"
+    # word counts usually come sparse (unsup.data.text, CountVectorizer): read them densely
+    # (documents × vocabulary floats; Tiny Shakespeare's speeches: 6,883 × 2,941, 81 MB)
+    _densify_sparse = True
 
     _math_cls = _RSMMath
     _stage = "ReplicatedSoftmaxRBM"
@@ -173,6 +176,7 @@ class ReplicatedSoftmaxRBM(_BaseRBM):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True  # densified (_densify_sparse)
         return tags
 
     def _check_data(self, X: torch.Tensor, fitting: bool) -> torch.Tensor:
