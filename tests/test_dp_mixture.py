@@ -168,3 +168,13 @@ def test_cached_predictive_equals_the_ratio_of_marginals():
     pred = _Predictive(pr, st)
     for x in rng.normal(size=(5, 4)):
         np.testing.assert_allclose(pred.log_pred(x), pr.log_predictive(st, x), rtol=1e-12)
+
+
+def test_sweeps_report_progress():
+    from unsup.base import progress_callback
+
+    seen = []
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    with progress_callback(lambda stage, step, total, **m: seen.append((stage, step, total))):
+        DirichletProcessMixture(n_sweeps=4, random_state=0).fit(X)
+    assert seen == [("DP Gibbs", k, 4) for k in range(1, 5)]

@@ -48,7 +48,7 @@ from scipy.special import gammaln, logsumexp
 from sklearn.base import ClusterMixin, DensityMixin
 
 from unsup._io_checks import A
-from unsup.base import BaseEstimator
+from unsup.base import BaseEstimator, report_progress
 from unsup.cluster._dp_gibbs import _Prior, _split_merge, _Stats, _sweep
 from unsup.params import Integral, Interval, Real
 from unsup.registry import register_model
@@ -186,6 +186,7 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
             lj_trace.append(lj)
             if sweep >= burn and lj > best[0]:
                 best = (lj, z.copy(), (st.n.copy(), st.s.copy(), st.ss.copy()))
+            report_progress("DP Gibbs", sweep + 1, int(self.n_sweeps), clusters=len(st.n))
         _, self.labels_, (n, s, ss) = best
         self.cluster_counts_, self.cluster_sums_, self.cluster_sumsq_ = n, s, ss
         self.k_trace_ = np.asarray(k_trace, dtype=np.int64)
