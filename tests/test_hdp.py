@@ -121,3 +121,34 @@ def test_report_shows_topics_and_their_number():
     assert "Discovering the number of topics" in html and "Topics: top words" in html
     assert f"posterior mode K = {int(np.argmax(m.k_posterior_))}" in html
     assert "Section skipped" not in html
+
+
+def test_crash_then_resume_equals_the_uninterrupted_chain(tmp_path, monkeypatch):
+    import unsup.train._em_checkpoint as emc
+
+    X, _ = _separated_corpus(D=30)
+    kw = {"n_sweeps": 12, "random_state": 0}
+    ref = HDP(**kw).fit(X)
+    orig, n = emc.save_checkpoint, [0]
+
+    class Crash(Exception):
+        pass
+
+    def save(*a, **k):
+        orig(*a, **k)
+        n[0] += 1
+        if n[0] == 3:
+            raise Crash
+
+    with monkeypatch.context() as m:
+        m.setattr(emc, "save_checkpoint", save)
+        with pytest.raises(Crash):
+            HDP(**kw, checkpoint_dir=str(tmp_path), checkpoint_every=2).fit(X)
+    got = HDP(**kw, checkpoint_dir=str(tmp_path), checkpoint_every=2, resume=True).fit(X)
+    np.testing.assert_array_equal(got.k_trace_, ref.k_trace_)
+    np.testing.assert_array_equal(got.components_, ref.components_)
+    np.testing.assert_array_equal(got.topic_weights_, ref.topic_weights_)
+    again = HDP(**kw, checkpoint_dir=str(tmp_path), resume=True).fit(X)  # finished: no sampling
+    np.testing.assert_array_equal(again.components_, ref.components_)
+    with pytest.raises(ValueError, match="n_sweeps"):
+        HDP(n_sweeps=13, random_state=0, checkpoint_dir=str(tmp_path), resume=True).fit(X)

@@ -1,7 +1,7 @@
 """Checkpoint and exact resume of LDA's online-VB and collapsed-Gibbs fits (issue 10 §2).
 
 Batch VB runs on the EM engine (covered by ``tests/test_resume_em_mcmc.py``); the online and
-Gibbs loops write the same checkpoint format through ``unsup.topics._loop_checkpoint``. A fit
+Gibbs loops write the same checkpoint format through ``unsup.train._loop_checkpoint``. A fit
 stopped after a checkpoint (an exception in process, or SIGKILL of a real ``unsup fit lda``)
 and resumed returns the model of a fit never stopped, bit for bit (one thread).
 """
@@ -24,7 +24,7 @@ from conftest import toy_data_for
 import unsup.topics.lda as lda_module
 import unsup.train._em_checkpoint as emc
 from unsup.topics import LDA
-from unsup.topics._loop_checkpoint import generator_from_state, generator_state
+from unsup.train._loop_checkpoint import generator_from_state, generator_state
 from unsup.train.checkpoint import CHECKPOINT_NAME
 
 pytestmark = pytest.mark.usefixtures("one_thread")

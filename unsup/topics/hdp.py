@@ -48,6 +48,8 @@ from unsup.registry import register_model
 from unsup.topics._base import TopicModelBase
 from unsup.topics._docs import SparseDocs, admixture_completion, fold_in
 from unsup.topics._hdp_gibbs import hdp_sweep, table_counts
+from unsup.train._loop_checkpoint import LoopCheckpoint, generator_from_state, generator_state
+from unsup.train.em import EM_CHECKPOINTING
 
 __all__ = ["HDP"]
 
@@ -75,6 +77,10 @@ class HDP(TransformerMixin, TopicModelBase):
     random_state : int, RandomState or None, default=None
     device : str, default="cpu"
         Accepted for a uniform API; the sampler runs on the CPU.
+    checkpoint_dir, checkpoint_every, resume :
+        Checkpoints at the top of every ``checkpoint_every``-th sweep (None: at most every
+        10 s) in the EM engine's format; ``resume=True`` continues bit for bit
+        (:mod:`unsup.train._loop_checkpoint`).
 
     Attributes
     ----------
@@ -94,6 +100,7 @@ class HDP(TransformerMixin, TopicModelBase):
         "n_sweeps": [Interval(Integral, 1, None, closed="left")],
         "burn_in": [Interval(Integral, 0, None, closed="left"), None],
     }
+    _param_groups = (EM_CHECKPOINTING,)  # checkpoint_dir, checkpoint_every, resume
     _test_params = {"n_sweeps": 5}
     # a token sampler needs whole tokens: scikit-learn's checks fit on real-valued data, which
     # HDP refuses with a clear error (our own conformance tests use integer counts)
@@ -160,20 +167,41 @@ class HDP(TransformerMixin, TopicModelBase):
         doc = np.repeat(np.repeat(np.arange(D), np.diff(M.indptr)), c)
         word = np.repeat(M.indices.astype(np.int64), c)
         gen = make_generator(self.random_state, torch.device("cpu"))
-        rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=gen)))
         a, g, eta = float(self.alpha), float(self.gamma), float(self.eta)
-        cap = max(16, 2 * K0)
-        z = rng.integers(0, K0, doc.size)
+        T = int(self.n_sweeps)
+        lc = LoopCheckpoint(self, SparseDocs(M), gen, n_total=D, max_iter=T, loop="hdp")
+        state = lc.result.params if lc.result is not None else lc.params
+        if state is None:  # a fresh chain: K0 topics at random
+            rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=gen)))
+            cap = max(16, 2 * K0)
+            z = rng.integers(0, K0, doc.size)
+            beta = np.zeros(cap + 1)  # used slots, then β_u last
+            used0 = np.unique(z)
+            beta[used0] = 1.0 / (len(used0) + 1)
+            beta[cap] = 1.0 / (len(used0) + 1)
+            trace: list[int] = []
+        else:  # the counts are a function of z: rebuilt exactly
+            rng = generator_from_state(state["rng"])
+            z = np.array(state["z"], dtype=np.int64, copy=True)
+            beta = np.array(state["beta"], dtype=np.float64, copy=True)
+            trace = [int(k) for k in np.asarray(state["trace"]).reshape(-1)]
+            cap = len(beta) - 1
+            if z.shape != doc.shape or (z.size and not 0 <= z.min() <= z.max() < cap):
+                raise ValueError(f"cannot resume from {lc.ck.path}: the checkpoint is damaged "
+                                 f"(topic assignments of shape {z.shape} for {doc.size} "
+                                 f"tokens, {cap} topic slots)")
         ndk, nwk = np.zeros((D, cap), np.int64), np.zeros((V, cap), np.int64)
         np.add.at(ndk, (doc, z), 1)
         np.add.at(nwk, (word, z), 1)
         nk = nwk.sum(0)
         active = nk > 0
-        beta = np.zeros(cap + 1)  # used slots, then β_u last
-        beta[np.nonzero(active)[0]] = 1.0 / (active.sum() + 1)
-        beta[cap] = 1.0 / (active.sum() + 1)
-        trace = []
-        for sweep in range(int(self.n_sweeps)):
+
+        def snapshot() -> dict[str, Any]:
+            return {"z": z, "beta": beta, "trace": np.asarray(trace, dtype=np.int64),
+                    "rng": generator_state(rng)}
+
+        for sweep in range(lc.it, T) if lc.result is None else ():
+            lc.top(sweep, snapshot(), [])
             hdp_sweep(doc, word, z, ndk, nwk, nk, active, beta, a, eta, V * eta,
                       rng.random(doc.size), rng.beta(1.0, g, doc.size), True)
             used = np.nonzero(active)[0]
@@ -189,7 +217,9 @@ class HDP(TransformerMixin, TopicModelBase):
                 nk, active = np.pad(nk, (0, grow)), np.pad(active, (0, grow))
                 beta = np.concatenate([beta[:cap], np.zeros(grow), beta[cap:]])
                 cap += grow
-            report_progress("HDP Gibbs", sweep + 1, int(self.n_sweeps), topics=len(used))
+            report_progress("HDP Gibbs", sweep + 1, T, topics=len(used))
+        if lc.result is None:
+            lc.finish(snapshot(), 0.0, T, [])
         used = np.nonzero(active)[0]
         self.components_ = (nwk[:, used].T + eta).astype(np.float64)
         self.topic_weights_ = beta[used].copy()

@@ -17,8 +17,8 @@ from unsup.registry import register_model
 from unsup.topics._base import TopicModelBase
 from unsup.topics._docs import SparseDocs, admixture_completion, sddmm, spmm, spmm_t
 from unsup.topics._gibbs import gibbs_sweep
-from unsup.topics._loop_checkpoint import LoopCheckpoint, generator_from_state, generator_state
 from unsup.topics.mixture import _to
+from unsup.train._loop_checkpoint import LoopCheckpoint, generator_from_state, generator_state
 from unsup.train.em import EMEngine
 
 __all__ = ["LDA", "vb_e_step"]
@@ -83,7 +83,7 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
     (λ, the pass, the history, the generator) and Gibbs at the top of every
     ``checkpoint_every``-th sweep (the topic assignments z, from which the counts are rebuilt
     exactly, and the NumPy generator's state), in the EM checkpoint format
-    (:mod:`unsup.topics._loop_checkpoint`); None: at most every 10 s, and at the end. A
+    (:mod:`unsup.train._loop_checkpoint`); None: at most every 10 s, and at the end. A
     resumed fit returns the model of a fit never stopped, bit for bit.
 
     ``components_`` holds λ (pseudo-counts, as scikit-learn's), the topics are its rows
