@@ -103,7 +103,7 @@ def _two_layer_exact(vae: VAE, X: np.ndarray, half_width: float = 9.0, n: int = 
     return (torch.logsumexp(lp, 1) + 2 * math.log(float(g[1] - g[0]))).numpy()
 
 
-def test_two_stochastic_layers_importance_sampling_reaches_the_exact_marginal():
+def test_two_stochastic_layers_importance_sampling_reaches_the_exact_marginal(tmp_path):
     X = blobs(n=60, d=6)[0] * 4 - 2
     vae = VAE(3, prior_layers=(2,), prior_hidden_layer_sizes=(), decoder="gaussian",
               hidden_layer_sizes=(), batch_size=20, epochs=100, learning_rate=3e-3,
@@ -118,6 +118,11 @@ def test_two_stochastic_layers_importance_sampling_reaches_the_exact_marginal():
     s = vae.sample(4, random_state=1)  # ancestral: z2 -> z1 -> x
     assert s.shape == (4, 6) and np.isfinite(s).all()
     assert vae.transform(X).shape == (60, 3)
+    from unsup import io
+
+    io.save(vae, tmp_path / "m")  # the upper layers travel with the model
+    back = io.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.score_samples(X[:5]), vae.score_samples(X[:5]))
 
 
 def _helmholtz_exact(hm: HelmholtzMachine, X: np.ndarray) -> np.ndarray:
