@@ -178,3 +178,31 @@ def test_sweeps_report_progress():
     with progress_callback(lambda stage, step, total, **m: seen.append((stage, step, total))):
         DirichletProcessMixture(n_sweeps=4, random_state=0).fit(X)
     assert seen == [("DP Gibbs", k, 4) for k in range(1, 5)]
+
+
+def test_crash_then_resume_equals_the_uninterrupted_chain(tmp_path, monkeypatch):
+    import unsup.train._em_checkpoint as emc
+
+    rng = np.random.default_rng(1)
+    X = np.concatenate([rng.normal(size=(25, 2)), rng.normal(size=(25, 2)) + 6])
+    kw = {"n_sweeps": 10, "burn_in": 2, "random_state": 0}
+    ref = DirichletProcessMixture(**kw).fit(X)
+    for k in (1, 4):  # before burn-in ends (no best yet) and after
+        orig, n = emc.save_checkpoint, [0]
+
+        def save(*a, _orig=orig, _n=n, _k=k, **kw_):
+            _orig(*a, **kw_)
+            _n[0] += 1
+            if _n[0] == _k:
+                raise KeyboardInterrupt
+
+        d = tmp_path / f"k{k}"
+        with monkeypatch.context() as m:
+            m.setattr(emc, "save_checkpoint", save)
+            with pytest.raises(KeyboardInterrupt):
+                DirichletProcessMixture(**kw, checkpoint_dir=str(d), checkpoint_every=2).fit(X)
+        got = DirichletProcessMixture(**kw, checkpoint_dir=str(d), checkpoint_every=2,
+                                      resume=True).fit(X)
+        np.testing.assert_array_equal(got.labels_, ref.labels_)
+        np.testing.assert_array_equal(got.log_joint_trace_, ref.log_joint_trace_)
+        np.testing.assert_array_equal(got.cluster_sums_, ref.cluster_sums_)

@@ -44,14 +44,17 @@ import math
 from typing import Any
 
 import numpy as np
+import torch
 from scipy.special import gammaln, logsumexp
 from sklearn.base import ClusterMixin, DensityMixin
 
 from unsup._io_checks import A
-from unsup.base import BaseEstimator, report_progress
+from unsup.base import BaseEstimator, make_generator, report_progress
 from unsup.cluster._dp_gibbs import _Prior, _split_merge, _Stats, _sweep
 from unsup.params import Integral, Interval, Real
 from unsup.registry import register_model
+from unsup.train._loop_checkpoint import LoopCheckpoint, generator_from_state, generator_state
+from unsup.train.em import EM_CHECKPOINTING
 
 __all__ = ["DirichletProcessMixture"]
 
@@ -114,6 +117,7 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
         "n_split_merge": [Interval(Integral, 0, None, closed="left")],
     }
     _test_params = {"n_sweeps": 4}
+    _param_groups = (EM_CHECKPOINTING,)  # checkpoint_dir, checkpoint_every, resume
     # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
     _state_shapes = {"labels_": A("i64", "n"), "means_": A("f64", "k", "n_features_in_"),
                      "variances_": A("f64", "k", "n_features_in_"), "weights_": A("f64", "k"),
@@ -170,14 +174,43 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if burn >= self.n_sweeps:
             raise ValueError(f"burn_in={burn} leaves no sweeps of the n_sweeps={self.n_sweeps} "
                              "to collect the posterior from")
-        rng = np.random.default_rng(_seed(self.random_state))
         self._set_prior(Xn)
         prior = self._prior()
-        st, z = _Stats(D), np.full(N, -1)
         log_a = math.log(self.alpha)
-        k_trace, lj_trace = [], []
-        best = (-math.inf, None, None)
-        for sweep in range(self.n_sweeps):
+        T = int(self.n_sweeps)
+        lc = LoopCheckpoint(self, torch.from_numpy(Xn), make_generator(0, torch.device("cpu")),
+                            n_total=N, max_iter=T, loop="dp-gibbs")
+        state = lc.result.params if lc.result is not None else lc.params
+        st = _Stats(D)
+        if state is None:  # a fresh chain: no clusters, the first sweep seats every point
+            rng = np.random.default_rng(_seed(self.random_state))
+            z = np.full(N, -1)
+            k_trace, lj_trace = [], []
+            best = (-math.inf, None, None)
+        else:  # the statistics as they were (incremental sums: not recomputed)
+            rng = generator_from_state(state["rng"])
+            z = np.array(state["z"], dtype=np.int64, copy=True)
+            st.n, st.s, st.ss = (np.array(state[k], dtype=np.float64, copy=True).reshape(
+                shape) for k, shape in (("n", (-1,)), ("s", (-1, D)), ("ss", (-1, D))))
+            if z.shape != (N,) or len(st.n) != len(st.s) or z.max(initial=-1) >= len(st.n):
+                raise ValueError(f"cannot resume from {lc.ck.path}: the checkpoint is damaged")
+            k_trace = [int(k) for k in np.asarray(state["k_trace"]).reshape(-1)]
+            lj_trace = [float(v) for v in np.asarray(state["lj_trace"]).reshape(-1)]
+            b = state["best"]
+            best = ((-math.inf, None, None) if b is None else
+                    (float(b["lj"]), np.array(b["z"], dtype=np.int64),
+                     tuple(np.array(b[k], dtype=np.float64) for k in ("n", "s", "ss"))))
+
+        def snapshot() -> dict[str, Any]:
+            b = None if best[1] is None else {"lj": best[0], "z": best[1], "n": best[2][0],
+                                               "s": best[2][1], "ss": best[2][2]}
+            return {"z": z, "n": st.n, "s": st.s, "ss": st.ss, "best": b,
+                    "k_trace": np.asarray(k_trace, dtype=np.int64),
+                    "lj_trace": np.asarray(lj_trace, dtype=np.float64),
+                    "rng": generator_state(rng)}
+
+        for sweep in range(lc.it, T) if lc.result is None else ():
+            lc.top(sweep, snapshot(), [])
             _sweep(Xn, z, st, prior, log_a, rng)
             for _ in range(self.n_split_merge if N >= 2 else 0):  # a move needs two points
                 _split_merge(Xn, z, st, prior, log_a, rng)
@@ -186,7 +219,9 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
             lj_trace.append(lj)
             if sweep >= burn and lj > best[0]:
                 best = (lj, z.copy(), (st.n.copy(), st.s.copy(), st.ss.copy()))
-            report_progress("DP Gibbs", sweep + 1, int(self.n_sweeps), clusters=len(st.n))
+            report_progress("DP Gibbs", sweep + 1, T, clusters=len(st.n))
+        if lc.result is None:
+            lc.finish(snapshot(), 0.0, T, [])
         _, self.labels_, (n, s, ss) = best
         self.cluster_counts_, self.cluster_sums_, self.cluster_sumsq_ = n, s, ss
         self.k_trace_ = np.asarray(k_trace, dtype=np.int64)
