@@ -268,3 +268,20 @@ def test_resume_a_run_started_without_random_state(tmp_path):
     full = Autoencoder(4, checkpoint_dir=ckpt, resume=True, **kw).fit(X)
     assert part.n_steps_ == 7 and full.n_steps_ == 15
     assert full._seed == part._seed
+
+
+def test_dropout_draws_from_the_fit_seed_not_the_process_generator():
+    # nn.Dropout uses torch's global generator: a seeded fit must not depend on what the
+    # process drew before it
+    from unsup.autoregressive import CharRNN
+
+    text = "abcabcabd " * 30
+    kw = {"hidden_size": 8, "embedding_dim": 4, "dropout": 0.5, "seq_length": 20,
+          "epochs": 2, "random_state": 0}
+    torch.manual_seed(1)
+    a = CharRNN(**kw).fit(text)
+    torch.rand(1000)  # the process's generator moves on
+    b = CharRNN(**kw).fit(text)
+    for (k, va), vb in zip(a.module_.state_dict().items(), b.module_.state_dict().values(),
+                           strict=True):
+        assert torch.equal(va, vb), k

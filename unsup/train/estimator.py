@@ -36,7 +36,7 @@ from unsup.base import BaseEstimator
 from unsup.data.validation import check_array, check_n_features
 from unsup.train.engine import TrainConfig, TrainResult, checkpoint_seed, train
 from unsup.train.params import TRAIN_PARAMS, TRAIN_PARAMS_DOC, config_kwargs
-from unsup.train.seeding import seed_from, seeded
+from unsup.train.seeding import derive_seed, seed_from, seeded
 from unsup.train.steps import OptimizerSpec, Phase
 
 __all__ = ["GradientEstimator", "TRAIN_PARAMS_DOC", "TRAIN_PARAMS"]
@@ -143,10 +143,14 @@ class GradientEstimator(BaseEstimator):
              val_loss: Callable[[torch.Tensor], torch.Tensor] | None = None,
              module: nn.Module | None = None) -> TrainResult:
         step: Any = loss or self._phases() or self._loss
-        return train(module if module is not None else self.module_, step, X, cfg,
-                     device=self._device(), generators={"noise": self._gen},
-                     callbacks=callbacks, val_loss_fn=val_loss,
-                     optimizers=None if loss is not None else self._optimizers())
+        # layers that draw from torch's global generator (nn.Dropout) draw from a stream of
+        # the fit's seed, so a seeded fit does not depend on what the process drew before
+        # (checkpoints save and restore that generator's state with the rest)
+        with seeded(derive_seed(self._seed, 2), cuda=self._device().type == "cuda"):
+            return train(module if module is not None else self.module_, step, X, cfg,
+                         device=self._device(), generators={"noise": self._gen},
+                         callbacks=callbacks, val_loss_fn=val_loss,
+                         optimizers=None if loss is not None else self._optimizers())
 
     def fit(self, X: Any, y: Any = None,
             callbacks: Sequence[Callable[[int, dict[str, float]], None]] | None = None
