@@ -21,8 +21,9 @@ __all__ = ["models", "datasets", "runs", "demo", "model_rows"]
 def datasets(as_json: bool) -> None:
     """List the embedded and known datasets."""
     from unsup.data import SUPPORTED_FORMATS, list_datasets
+    from unsup.data.sequences import text_corpora
 
-    rows = list_datasets()
+    rows = list_datasets() + text_corpora()  # text corpora: for text models (char-rnn)
     if as_json:
         echo_json({"datasets": [{"name": n, "description": d} for n, d in rows],
                    "file_formats": SUPPORTED_FORMATS})
