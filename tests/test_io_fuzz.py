@@ -244,3 +244,21 @@ def test_raw_metadata_is_refused_cleanly(tmp_path: Any, meta_json: str) -> None:
                                        "sha256": _digest(meta_json, tensors)})
     with pytest.raises(ModelFileError):
         unsup.load(path)
+
+
+def test_a_file_from_before_a_parameter_existed_loads_with_the_old_behaviour(tmp_path: Any
+                                                                            ) -> None:
+    # CharRNN's `context` came later; a Mario (columns) model file without it is a plain
+    # sequence model, not the grid network the new default ("auto") would build
+    from unsup.autoregressive import CharRNN
+
+    levels = ["-" * 14 + "X" * 14] * 3
+    m = CharRNN(layout="columns", context="sequence", hidden_size=8, embedding_dim=4,
+                seq_length=28, epochs=1, random_state=0).fit(levels)
+    m.save(tmp_path / "m.safetensors")
+    meta, tensors = _read(str(tmp_path / "m.safetensors"))
+    del meta["params"]["context"]
+    _write(str(tmp_path / "old.safetensors"), meta, tensors)
+    old = unsup.load(tmp_path / "old.safetensors")
+    assert old.context == "sequence"
+    np.testing.assert_array_equal(old.score_samples(levels), m.score_samples(levels))

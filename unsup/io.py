@@ -271,6 +271,10 @@ def _build(cls: type, meta: Any, tensors: dict[str, Any], device: str | None) ->
            or k in params]
     if bad:
         raise ValueError(f"unexpected fitted attributes {bad}")
+    # parameters added to a class after files were written: a file without one was made by the
+    # old behaviour, which the class names (e.g. CharRNN's context="sequence")
+    for k, v in getattr(cls, "_params_added_later", {}).items():
+        params.setdefault(k, v)
     valid = cls._get_param_names()
     unknown = sorted(set(params) - set(valid))
     if unknown:

@@ -192,6 +192,8 @@ class CharRNN(GradientEstimator):
     _input_kinds = ("text", "array")
     _stage_name = "CharRNN"
     _expected_failed_checks: dict[str, str] = {}
+    # files written before the grid context existed were plain sequence models
+    _params_added_later = {"context": "sequence"}
     _state_shapes = staticmethod(_state_shapes)
 
     def __init__(self, cell: str = "lstm", *, hidden_size: int = 384, n_layers: int = 1,
