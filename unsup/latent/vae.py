@@ -124,7 +124,8 @@ class VAE(TransformerMixin, GradientEstimator):
         Sizes of further Gaussian stochastic layers above z (z2, z3, ...): z gets the learned
         hierarchical prior p(z) = ∫ p(z | z2) p(z2) dz2 (Burda et al. 2016's two-stochastic-
         layer model is ``VAE(100, prior_layers=(50,))``), and q factorises as
-        q(z | x) q(z2 | z) ...; ``()``: one stochastic layer, p(z) = N(0, I).
+        q(z | x) q(z2 | z) ...; ``()``: one stochastic layer, p(z) = N(0, I). Experimental:
+        on binarised mnist5k it trains to far worse models than one layer (docs/latent.md).
     prior_hidden_layer_sizes : sequence of int, default=(100, 100)
         Hidden layers (with ``activation``) of the networks between two stochastic layers.
     dropout : float, default=0.0
