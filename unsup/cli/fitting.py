@@ -162,9 +162,9 @@ class _FitGroup(WholeHelpGroup):
     """``unsup fit MODEL``: one sub-command per model, options from its parameters."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        from unsup.registry import model_specs
+        from unsup.cli.listing import model_rows  # the cached listing: no model imported
 
-        return [s.name for s in model_specs()]
+        return [r["name"] for r in model_rows()]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         from unsup.registry import get_model
