@@ -76,7 +76,6 @@ from unsup.nn import ACTIVATIONS
 from unsup.params import Interval, StrOptions
 from unsup.registry import Demo, register_model
 from unsup.train import TRAIN_PARAMS_DOC, GradientEstimator, load_checkpoint
-from unsup.train.seeding import seeded
 
 __all__ = ["VAE"]
 
@@ -344,11 +343,9 @@ class VAE(TransformerMixin, GradientEstimator):
     def _run(self, X: Any, cfg: Any, callbacks: Any = (), loss: Any = None, val_loss: Any = None,
              module: Any = None) -> Any:
         self._epoch_terms: dict[int, list[float]] = {}
-        # nn.Dropout draws from torch's global RNG: seed it for the fit (restored after), so
-        # that a fit with dropout > 0 is repeatable (a resumed one is not bit-exact)
-        with seeded(self._seed + 2):
-            return super()._run(X, cfg, [*callbacks, self._on_step], loss,
-                                val_loss or self._val_loss, module)
+        # (nn.Dropout's draws are seeded by the engine: GradientEstimator._run)
+        return super()._run(X, cfg, [*callbacks, self._on_step], loss,
+                            val_loss or self._val_loss, module)
 
     def _record(self, res: Any) -> None:
         super()._record(res)
