@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,12 +36,48 @@ __all__ = ["exact_gradient", "kernel_sums_exact", "kernel_sums_fft", "fft_fits",
            "kl_divergence"]
 
 
+def _smooth(n: int) -> int:
+    """The smallest m >= n whose padded grid 2m has no prime factor above 5 (fast FFTs)."""
+    m = n
+    while True:
+        k = 2 * m
+        for f in (2, 3, 5):
+            while k % f == 0:
+                k //= f
+        if k == 1:
+            return m
+        m += 1
+
+
 def _grid_size(span: float, d: int, h: float, min_nodes: int, max_grid: int) -> tuple[int, float]:
-    """Intervals per dimension and their width: ``h`` (at least ``min_nodes`` intervals), capped
-    so the zero-padded grid ``(2 (n + 4))^d`` has at most ``max_grid`` nodes."""
+    """Intervals per dimension and their width: ``h`` (at least ``min_nodes`` intervals, which
+    are then narrower), capped so the zero-padded grid ``(2 (n + 4))^d`` has at most
+    ``max_grid`` nodes (then wider)."""
     cap = max(8, int(round(max_grid ** (1 / d))) // 2) - 4
-    n_int = min(max(min_nodes, math.ceil(span / h)), cap)
+    need = math.ceil(span / h)
+    if min_nodes < need <= cap:  # the common case: spacing exactly h (the kernel is cached)
+        return need, h
+    n_int = min(max(min_nodes, need), cap)
     return n_int, max(span, 1e-12) / n_int
+
+
+_KERNEL_CACHE: dict[tuple[Any, ...], torch.Tensor] = {}
+
+
+def _kernel_fft(M: int, step: float, d: int, dt: torch.dtype, device: torch.device
+                ) -> torch.Tensor:
+    """FFTs of the kernels w = 1/(1 + r²) and w² on the node offsets of the zero-padded
+    (2M)^d grid (offset m or m − 2M); the last one is kept, as the spacing is usually h."""
+    key = (M, step, d, dt, str(device))
+    if key not in _KERNEL_CACHE:
+        o = torch.arange(2 * M, device=device, dtype=dt)
+        o = torch.where(o < M, o, o - 2 * M) * step
+        r2 = sum(g**2 for g in torch.meshgrid(*([o] * d), indexing="ij"))
+        K1 = 1.0 / (1.0 + r2)
+        _KERNEL_CACHE.clear()
+        _KERNEL_CACHE[key] = torch.fft.rfftn(torch.stack([K1, K1 * K1]),
+                                             dim=tuple(range(1, d + 1)))
+    return _KERNEL_CACHE[key]
 
 
 def fft_fits(span: float, d: int, *, h: float = 1 / 3, min_nodes: int = 50,
@@ -114,15 +151,11 @@ def kernel_sums_fft(T: torch.Tensor, S: torch.Tensor, *, h: float = 1 / 3,
     lo = torch.minimum(T.min(0).values, S.min(0).values)
     span = float((torch.maximum(T.max(0).values, S.max(0).values) - lo).max())
     n_int, step = _grid_size(span, d, h, min_nodes, max_grid)
-    M = n_int + 4  # one node below, two above the last interval (cubic stencil)
+    # one node below, two above the last interval (cubic stencil), rounded up to a fast size
+    M = _smooth(n_int + 4)
     origin = lo - step  # node 0; points lie in [node 1, node n_int + 1]
-    # kernel on the node offsets of the zero-padded (2M)^d grid: offset m or m - 2M
-    o = torch.arange(2 * M, device=S.device, dtype=dt)
-    o = torch.where(o < M, o, o - 2 * M) * step
-    r2 = sum(g**2 for g in torch.meshgrid(*([o] * d), indexing="ij"))
-    K1 = 1.0 / (1.0 + r2)
     fdims = tuple(range(1, d + 1))
-    FK = torch.fft.rfftn(torch.stack([K1, K1 * K1]), dim=fdims)  # both kernels, one call
+    FK = _kernel_fft(M, step, d, dt, S.device)
     # spread charges [1, y] of the sources
     fs, ws = _stencil((S.to(dt) - origin.to(dt)) / step, M)
     q = torch.cat([torch.ones(S.shape[0], 1, dtype=dt, device=S.device), S.to(dt)], 1)
