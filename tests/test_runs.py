@@ -162,7 +162,12 @@ def test_checks_before_work(tmp_path, capsys, monkeypatch):
     # declared constraints (unsup.params) are checked before the data is even loaded
     assert fit(*AE, "--data", "no-such-data", "--out", str(out), "--learning-rate", "-1") == 2
     assert "learning_rate" in capsys.readouterr().err
-    assert not out.exists() or not any(out.iterdir())
+    assert not out.exists()  # a refused run leaves no directory it created behind
+    kept = tmp_path / "mine"
+    kept.mkdir()  # ... but never removes one the user made
+    assert fit("kmeans", "--data", "digits", "--test-data", str(other), "--out", str(kept),
+               "-q") == 2
+    assert kept.is_dir()
 
 
 def test_evaluate_on_data_of_the_wrong_width_is_an_error(tmp_path, capsys):

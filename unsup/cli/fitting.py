@@ -26,6 +26,7 @@ import re
 import shlex
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import click
@@ -339,14 +340,28 @@ def _draw_seed() -> int:
 
 
 def _run_fit(spec: Any, est_kw: dict[str, Any], given: set[str], kw: dict[str, Any]) -> None:
-    from unsup.runs import RunError, check_out, clear, finish, mark
+    from unsup.runs import RunError, check_out
 
     cls = spec.cls
     names = set(inspect.signature(cls.__init__).parameters)
+    created = not Path(str(kw["out"])).exists() if str(kw["out"]).strip() else False
     try:
         out, previous = check_out(kw["out"], overwrite=kw["overwrite"], resume=kw["resume"])
     except RunError as e:
         raise UserError(str(e)) from None
+    try:
+        _fit_checked(spec, cls, names, out, previous, est_kw, given, kw)
+    except UserError:
+        # refused before any work: leave no empty directory behind for a run that never began
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def _fit_checked(spec: Any, cls: type, names: set[str], out: Path, previous: Any,
+                 est_kw: dict[str, Any], given: set[str], kw: dict[str, Any]) -> None:
+    """The run after its directory is accepted: every check, then the fit."""
+    from unsup.runs import RunError, clear, finish, mark
     if previous is not None:
         est_kw = _resumed_params(previous, est_kw, given, kw, names)
     else:
