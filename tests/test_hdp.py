@@ -48,7 +48,7 @@ def test_fixed_topic_sweep_samples_the_exact_posterior():
     freq = np.zeros(len(configs))
     for sweep in range(10000):
         hdp_sweep(doc, word, z, ndk, nwk, nk, active, beta.copy(), alpha, eta, V * eta,
-                  rng.random(len(doc)), np.zeros(len(doc)), False, False)
+                  rng.random(len(doc)), 1.0, False, False)
         if sweep >= 500:
             freq[index[tuple(z)]] += 1
     freq /= freq.sum()

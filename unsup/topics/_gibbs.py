@@ -9,15 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-try:
-    from numba import njit
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised where numba is absent
-    HAVE_NUMBA = False
-
-    def njit(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201
-        return args[0] if args and callable(args[0]) else (lambda f: f)
+from unsup._numba import HAVE_NUMBA, njit
 
 __all__ = ["gibbs_sweep", "HAVE_NUMBA"]
 

@@ -1,8 +1,8 @@
 """The HDP's direct-assignment Gibbs sweep and table-count draws (numba when installed).
 
 See :mod:`unsup.topics.hdp` for the model and the conditionals. The random numbers (one uniform
-per token, and Beta(1, γ) stick fractions for new topics) are drawn by numpy outside the
-kernel, so a seed gives the same chain with or without numba.
+per token, which also gives a new topic its Beta(1, γ) stick fraction) are drawn by numpy
+outside the kernel, so a seed gives the same chain with or without numba.
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ __all__ = ["hdp_sweep", "table_counts"]
 
 
 @njit(cache=True, nogil=True)
-def hdp_sweep(doc, word, z, ndk, nwk, nk, active, beta, alpha, eta, v_eta, u, sticks,  # noqa: ANN001, ANN201
+def hdp_sweep(doc, word, z, ndk, nwk, nk, active, beta, alpha, eta, v_eta, u, gamma,  # noqa: ANN001, ANN201
               allow_new, retire=True):
     """One sweep over the tokens (in place). ``beta`` has one entry per topic slot plus, last,
     the mass β_u of the topics not yet used; ``active`` marks used slots. A new topic takes the
-    lowest free slot and a fraction ``sticks[i]`` of β_u. When every slot is in use the token
-    is drawn among the existing topics (the caller keeps free slots: it grows the arrays
-    between sweeps). ``allow_new=False, retire=False`` keep the topics fixed: the sweep is then
-    LDA's with the asymmetric prior αβ (the tests check it against enumeration). Returns the
-    number of topics opened."""
+    lowest free slot and a Beta(1, γ) fraction b of β_u. b needs no draw of its own: given that
+    the token's uniform fell in the new-topic interval, its position v there is uniform and
+    independent of the choice, and b = 1 − (1 − v)^(1/γ) (the inverse of Beta(1, γ)'s CDF).
+    When every slot is in use the token is drawn among the existing topics (the caller keeps
+    free slots: it grows the arrays between sweeps). ``allow_new=False, retire=False`` keep the
+    topics fixed: the sweep is then LDA's with the asymmetric prior αβ (the tests check it
+    against enumeration). Returns the number of topics opened."""
     Kmax = nk.shape[0]
     p = np.empty(Kmax + 1)
     born = 0
@@ -67,7 +69,8 @@ def hdp_sweep(doc, word, z, ndk, nwk, nk, active, beta, alpha, eta, v_eta, u, st
                 nk[k] += 1
                 continue
             active[k] = True
-            b = sticks[i]
+            v = (t - p[Kmax - 1]) / (s - p[Kmax - 1])
+            b = 1.0 - (1.0 - min(max(v, 0.0), 1.0)) ** (1.0 / gamma)
             beta[k] = b * beta[Kmax]
             beta[Kmax] = (1.0 - b) * beta[Kmax]
             born += 1

@@ -203,7 +203,7 @@ class HDP(TransformerMixin, TopicModelBase):
         for sweep in range(lc.it, T) if lc.result is None else ():
             lc.top(sweep, snapshot(), [])
             hdp_sweep(doc, word, z, ndk, nwk, nk, active, beta, a, eta, V * eta,
-                      rng.random(doc.size), rng.beta(1.0, g, doc.size), True)
+                      rng.random(doc.size), g, True)
             used = np.nonzero(active)[0]
             m = table_counts(ndk[:, used], a * beta[used], rng.random(doc.size))
             # every used topic has at least one table: Dir parameters stay > 0
