@@ -48,24 +48,15 @@ def kmeans_inertia(model: Any, X: Any) -> dict[str, Any]:
 @report_section(DirichletProcessMixture, title="Discovering K", order=45)
 def number_of_clusters(model: Any, ctx: SectionContext) -> None:
     """Occupied clusters over the fit (Gibbs sweeps or VI iterations) and the posterior of K."""
-    import matplotlib.pyplot as plt
+    from unsup.report.plots import count_posterior_plot
 
     trace = getattr(model, "k_trace_", None)
     if trace is None:  # the variational fit records it in its history
         trace = [h.get("n_clusters", np.nan) for h in getattr(model, "history_", [])]
-        xlabel, what = "coordinate-ascent iteration", "components holding ≥ 1 point of mass"
+        xlabel, title = "coordinate-ascent iteration", "components holding ≥ 1 point of mass"
     else:
-        xlabel, what = "Gibbs sweep", "occupied clusters"
+        xlabel, title = "Gibbs sweep", "occupied clusters"
     post = np.asarray(model.k_posterior_)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3))
-    a.plot(np.arange(len(trace)), trace, drawstyle="steps-post")
-    a.set_xlabel(xlabel)
-    a.set_ylabel("number of clusters")
-    a.set_title(what, fontsize=9)
-    ks = np.nonzero(post)[0]
-    b.bar(ks, post[ks])
-    b.set_xlabel("number of clusters K")
-    b.set_ylabel("posterior probability")
-    b.set_xticks(ks)
+    fig = count_posterior_plot(trace, post, xlabel=xlabel, what="clusters", title=title)
     ctx.report.figure(fig, caption=f"{model.n_clusters_} clusters in the fitted partition; "
                       f"posterior mode K = {int(np.argmax(post))}")

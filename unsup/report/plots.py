@@ -353,3 +353,22 @@ def curves_plot(
         (fig.suptitle if panels else axes[0].set_title)(str(title))
     fig.tight_layout()
     return fig
+
+
+def count_posterior_plot(trace: Sequence[float], posterior: Any, *, xlabel: str, what: str,
+                         title: str = "") -> Figure:
+    """Discovering K: the count in use along a fit (left) and its posterior (right)."""
+    post = np.asarray(posterior, dtype=float)
+    fig = Figure(figsize=(9, 3))
+    a, b = fig.subplots(1, 2)
+    a.plot(np.arange(1, len(trace) + 1), trace, drawstyle="steps-post")
+    a.set_xlabel(xlabel)
+    a.set_ylabel(f"{what} in use")
+    if title:
+        a.set_title(title, fontsize=9)
+    ks = np.nonzero(post)[0]
+    b.bar(ks, post[ks])
+    b.set_xlabel(f"number of {what} K")
+    b.set_ylabel("posterior probability")
+    b.set_xticks(ks)
+    return fig

@@ -78,17 +78,9 @@ def topic_document_heatmap(model: Any, ctx: SectionContext) -> None:
 @report_section(HDP, title="Discovering the number of topics", order=42)
 def number_of_topics(model: Any, ctx: SectionContext) -> None:
     """Topics in use after each Gibbs sweep, and the posterior of their number."""
-    import matplotlib.pyplot as plt
+    from unsup.report.plots import count_posterior_plot
 
-    trace, post = np.asarray(model.k_trace_), np.asarray(model.k_posterior_)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3))
-    a.plot(np.arange(1, len(trace) + 1), trace, drawstyle="steps-post")
-    a.set_xlabel("Gibbs sweep")
-    a.set_ylabel("topics in use")
-    ks = np.nonzero(post)[0]
-    b.bar(ks, post[ks])
-    b.set_xlabel("number of topics K")
-    b.set_ylabel("posterior probability")
-    b.set_xticks(ks)
+    post = np.asarray(model.k_posterior_)
+    fig = count_posterior_plot(model.k_trace_, post, xlabel="Gibbs sweep", what="topics")
     ctx.report.figure(fig, caption=f"{model.n_topics_} topics in use at the end; posterior "
                       f"mode K = {int(np.argmax(post))} (sweeps after burn-in)")
