@@ -37,6 +37,24 @@ __all__ = ["left_to_right_doc"]
 
 
 @njit(cache=True, nogil=True)
+def _draw(phi_w, alpha, cnt, z, p, r, m, u):  # noqa: ANN001, ANN201
+    """z[r, m] ~ p(k) ∝ φ_{k,w_m} (N_k + α_k) of particle r (its counts without token m); the
+    token is counted back in. Returns the normaliser Σ_k φ_{k,w_m} (N_k + α_k)."""
+    K = p.shape[0]
+    s = 0.0
+    for j in range(K):
+        s += phi_w[m, j] * (cnt[r, j] + alpha[j])
+        p[j] = s
+    t = u * s
+    k = 0
+    while k < K - 1 and p[k] <= t:
+        k += 1
+    z[r, m] = k
+    cnt[r, k] += 1.0
+    return s
+
+
+@njit(cache=True, nogil=True)
 def _doc(phi_w, alpha, u, resample, sweeps):  # noqa: ANN001, ANN201
     """Per position n: log of the particle-mean predictive (resample=True), or per particle
     the log of the product of its predictives (resample=False). ``phi_w`` is φ[:, w] (N × K)
@@ -55,33 +73,13 @@ def _doc(phi_w, alpha, u, resample, sweeps):  # noqa: ANN001, ANN201
         for r in range(R):
             for _ in range(sweeps if resample else 0):
                 for m in range(n):
-                    k = z[r, m]
-                    cnt[r, k] -= 1.0
-                    s = 0.0
-                    for j in range(K):
-                        s += phi_w[m, j] * (cnt[r, j] + alpha[j])
-                        p[j] = s
-                    t = u[r, col[r]] * s
+                    cnt[r, z[r, m]] -= 1.0
+                    _draw(phi_w, alpha, cnt, z, p, r, m, u[r, col[r]])
                     col[r] += 1
-                    k = 0
-                    while k < K - 1 and p[k] <= t:
-                        k += 1
-                    z[r, m] = k
-                    cnt[r, k] += 1.0
-            s = 0.0
-            for j in range(K):
-                s += phi_w[n, j] * (cnt[r, j] + alpha[j])
-                p[j] = s
-            pred = s / (n + a_sum)
+            pred = _draw(phi_w, alpha, cnt, z, p, r, n, u[r, col[r]]) / (n + a_sum)
+            col[r] += 1
             total += pred
             log_w[r] += math.log(pred)
-            t = u[r, col[r]] * s
-            col[r] += 1
-            k = 0
-            while k < K - 1 and p[k] <= t:
-                k += 1
-            z[r, n] = k
-            cnt[r, k] += 1.0
         log_pn[n] = math.log(total / R)
     return log_pn, log_w
 
