@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _interrupt import Crash, checkpoint_meta, crash_after, hang_site, kill_when_hanging
 from conftest import bars, test_params_for, toy_data_for
 
 import unsup.train._em_checkpoint as emc
@@ -31,25 +29,12 @@ from unsup.train.em import EMEngine
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-# The killed process: the fit of argv[1] (JSON), with one thread like this process. From the
-# `hang_at`-th checkpoint on, it sleeps after writing, so the SIGKILL always lands mid-fit
-# (somewhere after the first checkpoint, which the test polls for).
+# The killed process: the fit of argv[1] (JSON), with one thread like this process.
 _CHILD = textwrap.dedent("""
-    import importlib, json, sys, time
+    import importlib, json, sys
     import numpy as np, torch
     torch.set_num_threads(1)
-    import unsup.train._em_checkpoint as emc, unsup.train._mcmc_checkpoint as mcc
     spec = json.loads(sys.argv[1])
-    n = [0]
-    def slowed(orig):
-        def save(*a, **k):
-            orig(*a, **k)
-            n[0] += 1
-            if n[0] >= spec["hang_at"]:
-                time.sleep(600)
-        return save
-    emc.save_checkpoint = slowed(emc.save_checkpoint)
-    mcc.save_checkpoint = slowed(mcc.save_checkpoint)
     cls = getattr(importlib.import_module(spec["module"]), spec["cls"])
     cls(**spec["params"], checkpoint_dir=spec["dir"],
         checkpoint_every=spec["every"]).fit(np.load(spec["data"]))
@@ -70,49 +55,20 @@ def _assert_same_model(a: object, b: object) -> None:
     assert getattr(a, "history_", None) == getattr(b, "history_", None)
 
 
-def _checkpoint_meta(d: Path) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(d / CHECKPOINT_NAME), framework="pt") as f:
-        return json.loads(f.metadata()["json"])
-
-
 def _kill_after_checkpoint(tmp_path: Path, cls: type, params: dict, X: np.ndarray,
                            every: int, hang_at: int = 3) -> Path:
-    """Run the fit in a child process, SIGKILL it once a checkpoint exists; its directory."""
+    """Run the fit in a child process, SIGKILL it at its `hang_at`-th checkpoint; its directory."""
     d, data = tmp_path / "ckpt", tmp_path / "X.npy"
     np.save(data, X)
     spec = {"module": cls.__module__, "cls": cls.__name__, "params": params, "dir": str(d),
-            "every": every, "hang_at": hang_at, "data": str(data)}
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    p = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(spec)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.time() + 120
-    while not (d / CHECKPOINT_NAME).exists():
-        assert p.poll() is None and time.time() < deadline, p.communicate()
-        time.sleep(0.02)
-    p.send_signal(signal.SIGKILL)
-    out, err = p.communicate(timeout=60)
-    assert p.returncode == -9 and "FINISHED" not in out, err
+            "every": every, "data": str(data)}
+    env, marker = hang_site(tmp_path, hang_at, (emc.__name__, mcc.__name__))
+    p = kill_when_hanging([sys.executable, "-c", _CHILD, json.dumps(spec)], env, marker, 120)
+    assert "FINISHED" not in p.stdout
     return d
 
 
 # -- kill -9, then resume ------------------------------------------------------------------------
-# sitecustomize of the killed `unsup fit` process: from the 3rd checkpoint on it sleeps after
-# writing, so the SIGKILL lands mid-fit (the CLI itself is unchanged)
-_HANG = textwrap.dedent("""
-    import time
-    import unsup.train._em_checkpoint as emc
-    _orig, _n = emc.save_checkpoint, [0]
-    def _save(*a, **k):
-        _orig(*a, **k)
-        _n[0] += 1
-        if _n[0] >= 3:
-            time.sleep(600)
-    emc.save_checkpoint = _save
-""")
-
-
 def test_killed_cli_gaussian_mixture_run_resumes_bit_for_bit(tmp_path):
     """`unsup fit gmm` (restarts; the mixture's previous responsibilities and the NumPy
     RandomState of its k-means seeding are per-fit state) killed with SIGKILL after a
@@ -121,25 +77,14 @@ def test_killed_cli_gaussian_mixture_run_resumes_bit_for_bit(tmp_path):
     from unsup import runs
     from unsup.cli import main
 
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(_HANG)
     args = ["gmm", "--data", "digits", "--n-components", "4", "--n-init", "3", "--max-iter",
             "12", "--tol", "0", "--covariance-type", "diag", "--checkpoint-every", "2", "-q"]
     a, b = tmp_path / "a", tmp_path / "b"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(site), *filter(None, [os.environ.get(
-               "PYTHONPATH")])])}
-    p = subprocess.Popen([sys.executable, "-m", "unsup.cli", "fit", *args, "--out", str(a)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.time() + 120
-    while not (a / "checkpoints" / CHECKPOINT_NAME).exists():
-        assert p.poll() is None and time.time() < deadline, p.communicate()
-        time.sleep(0.02)
-    p.send_signal(signal.SIGKILL)
-    p.communicate(timeout=60)
-    assert p.returncode == -9 and runs.list_runs(tmp_path)[0]["status"] == "killed"
-    assert not _checkpoint_meta(a / "checkpoints")["state"]["finished"]
+    env, marker = hang_site(tmp_path)
+    kill_when_hanging([sys.executable, "-m", "unsup.cli", "fit", *args, "--out", str(a)], env,
+                      marker, 120)
+    assert runs.list_runs(tmp_path)[0]["status"] == "killed"
+    assert not checkpoint_meta(a / "checkpoints")["state"]["finished"]
     with pytest.warns(Warning):  # tol=0 never converges, as in the uninterrupted run
         assert main(["fit", *args, "--out", str(a), "--resume"]) == 0
     seed = json.loads((a / "run.json").read_text())["seed"]
@@ -153,7 +98,7 @@ def test_killed_pcd_rbm_resumes_bit_for_bit(tmp_path):
     kw = {"n_components": 8, "persistent": True, "n_chains": 15, "n_updates": 300,
           "batch_size": 20, "sparsity_target": 0.2, "random_state": 0, "device": "cpu"}
     d = _kill_after_checkpoint(tmp_path, BernoulliRBM, kw, X, every=25)
-    stage = _checkpoint_meta(d)["stages"][0]
+    stage = checkpoint_meta(d)["stages"][0]
     assert not stage["done"] and 0 < stage["t"] < 300 and stage["n_chains"] == 2
     resumed = BernoulliRBM(**kw, checkpoint_dir=str(d), resume=True).fit(X)
     ref = BernoulliRBM(**kw).fit(X)
@@ -166,7 +111,7 @@ def test_killed_dbm_resumes_bit_for_bit_across_its_stages(tmp_path):
     kw = {"layer_sizes": [6, 4], "n_updates": 120, "pretrain_updates": 60, "batch_size": 20,
           "random_state": 0, "device": "cpu"}
     d = _kill_after_checkpoint(tmp_path, DBM, kw, X, every=10, hang_at=9)
-    stages = _checkpoint_meta(d)["stages"]
+    stages = checkpoint_meta(d)["stages"]
     assert not stages[-1]["done"]
     resumed = DBM(**kw, checkpoint_dir=str(d), resume=True).fit(X)
     ref = DBM(**kw).fit(X)
@@ -175,23 +120,6 @@ def test_killed_dbm_resumes_bit_for_bit_across_its_stages(tmp_path):
 
 
 # -- every EM and MCMC model: a crash after the k-th checkpoint, in process (fast) -------------
-class _Crash(Exception):
-    pass
-
-
-def _crash_after(monkeypatch, module, k: int) -> None:
-    orig = module.save_checkpoint
-    n = [0]
-
-    def save(*a, **kw):
-        orig(*a, **kw)
-        n[0] += 1
-        if n[0] == k:
-            raise _Crash
-
-    monkeypatch.setattr(module, "save_checkpoint", save)
-
-
 # every registered model on the EM engine that keeps checkpoints (no list to edit)
 EM_MODELS = sorted(s.cls.__name__ for s in model_specs() if issubclass(s.cls, EMEngine)
                    and getattr(s.cls, "_keeps_checkpoints", True))
@@ -210,8 +138,8 @@ def test_crash_then_resume_equals_the_uninterrupted_fit(tmp_path, monkeypatch, n
     for k in (1, 3):
         d = tmp_path / f"k{k}"
         with monkeypatch.context() as m:
-            _crash_after(m, module, k)
-            with pytest.raises(_Crash):
+            crash_after(m, module, k)
+            with pytest.raises(Crash):
                 cls(**params, checkpoint_dir=str(d), checkpoint_every=2).fit(X)
         resumed = cls(**params, checkpoint_dir=str(d), checkpoint_every=2, resume=True).fit(X)
         _assert_same_model(resumed, cls(**params).fit(X))
@@ -223,8 +151,8 @@ def test_resuming_a_finished_fit_returns_it_without_training(tmp_path, monkeypat
     X = bars(60)
     kw = {"n_components": 4, "n_updates": 30, "batch_size": 20, "random_state": 0}
     a = BernoulliRBM(**kw, checkpoint_dir=str(tmp_path)).fit(X)
-    assert _checkpoint_meta(tmp_path)["stages"][0] | {"history": 0} == {
-        **_checkpoint_meta(tmp_path)["stages"][0], "done": True, "t": 30, "history": 0}
+    assert checkpoint_meta(tmp_path)["stages"][0] | {"history": 0} == {
+        **checkpoint_meta(tmp_path)["stages"][0], "done": True, "t": 30, "history": 0}
 
     def no_update(*args, **kwargs):
         raise AssertionError("a finished stage was trained again")
@@ -261,11 +189,11 @@ def test_a_checkpoint_with_missing_tensors_or_bad_metadata_is_named_damaged(tmp_
     X = bars(60)
     kw = {"n_components": 4, "n_updates": 40, "batch_size": 20, "random_state": 0}
     with pytest.MonkeyPatch.context() as m:
-        _crash_after(m, mcc, 1)
-        with pytest.raises(_Crash):
+        crash_after(m, mcc, 1)
+        with pytest.raises(Crash):
             BernoulliRBM(**kw, checkpoint_dir=str(tmp_path), checkpoint_every=10).fit(X)
     path = tmp_path / CHECKPOINT_NAME
-    tensors, meta = load_file(str(path)), _checkpoint_meta(tmp_path)
+    tensors, meta = load_file(str(path)), checkpoint_meta(tmp_path)
     del tensors["s0.v.W"]
     save_file(tensors, str(path), metadata={"format": "unsup-checkpoint",
                                             "json": json.dumps(meta)})
@@ -333,5 +261,5 @@ def test_the_cli_passes_its_checkpoint_directory_to_em_and_energy_models(tmp_pat
                          ("rbm", ["--n-components", "8", "--n-updates", "40"])):
         out = tmp_path / model
         assert main(["fit", model, "--data", "digits", "--out", str(out), "-q", *extra]) == 0
-        meta = _checkpoint_meta(out / "checkpoints")
+        meta = checkpoint_meta(out / "checkpoints")
         assert meta["engine"] == ("em" if model == "kmeans" else "mcmc")

@@ -9,16 +9,11 @@ and resumed returns the model of a fit never stopped, bit for bit (one thread).
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import textwrap
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _interrupt import Crash, checkpoint_meta, crash_after, hang_site, kill_when_hanging
 from conftest import toy_data_for
 
 import unsup.topics.lda as lda_module
@@ -43,29 +38,6 @@ def _assert_same_model(a: LDA, b: LDA) -> None:
     assert a.history_ == b.history_ and a.n_iter_ == b.n_iter_
 
 
-def _meta(d: Path) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(d / CHECKPOINT_NAME), framework="pt") as f:
-        return json.loads(f.metadata()["json"])
-
-
-class _Crash(Exception):
-    pass
-
-
-def _crash_after(monkeypatch, k: int) -> None:
-    orig, n = emc.save_checkpoint, [0]
-
-    def save(*a, **kw):
-        orig(*a, **kw)
-        n[0] += 1
-        if n[0] == k:
-            raise _Crash
-
-    monkeypatch.setattr(emc, "save_checkpoint", save)
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_crash_then_resume_equals_the_uninterrupted_fit(tmp_path, monkeypatch, method):
     X = toy_data_for(LDA)
@@ -75,14 +47,14 @@ def test_crash_then_resume_equals_the_uninterrupted_fit(tmp_path, monkeypatch, m
     for k in (1, 3):  # at the start (iteration 0) and mid-fit (iteration 4)
         d = tmp_path / f"k{k}"
         with monkeypatch.context() as m:
-            _crash_after(m, k)
-            with pytest.raises(_Crash):
+            crash_after(m, emc, k)
+            with pytest.raises(Crash):
                 LDA(**kw, checkpoint_dir=str(d), checkpoint_every=2).fit(X)
-        state = _meta(d)["state"]
+        state = checkpoint_meta(d)["state"]
         assert not state["finished"] and state["batch"]["it"] == 2 * (k - 1)
         resumed = LDA(**kw, checkpoint_dir=str(d), checkpoint_every=2, resume=True).fit(X)
         _assert_same_model(resumed, ref)
-        assert _meta(d)["state"]["finished"]
+        assert checkpoint_meta(d)["state"]["finished"]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -90,7 +62,7 @@ def test_resuming_a_finished_fit_returns_it_without_training(tmp_path, monkeypat
     X = toy_data_for(LDA)
     kw = _params(method)
     a = LDA(**kw, checkpoint_dir=str(tmp_path)).fit(X)  # checkpoint_every=None: at the end
-    assert _meta(tmp_path)["state"]["finished"]
+    assert checkpoint_meta(tmp_path)["state"]["finished"]
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished fit was trained again")
@@ -123,11 +95,11 @@ def test_damaged_topic_assignments_are_a_clear_error(tmp_path):
     X = toy_data_for(LDA)
     kw = _params("gibbs")
     with pytest.MonkeyPatch.context() as m:
-        _crash_after(m, 2)
-        with pytest.raises(_Crash):
+        crash_after(m, emc, 2)
+        with pytest.raises(Crash):
             LDA(**kw, checkpoint_dir=str(tmp_path), checkpoint_every=2).fit(X)
     path = tmp_path / CHECKPOINT_NAME
-    tensors, meta = load_file(str(path)), _meta(tmp_path)
+    tensors, meta = load_file(str(path)), checkpoint_meta(tmp_path)
     z = tensors["batch.params.z"]
     tensors["batch.params.z"] = z + 7  # topics outside 0..K-1
     save_file(tensors, str(path), metadata={"format": "unsup-checkpoint",
@@ -147,21 +119,6 @@ def test_the_numpy_generator_state_round_trips_through_json():
 
 
 # -- kill -9 of a real `unsup fit lda`, then --resume -------------------------------------------
-# sitecustomize of the killed process: from the 3rd checkpoint on it sleeps after writing, so
-# the SIGKILL lands mid-fit (the CLI itself is unchanged)
-_HANG = textwrap.dedent("""
-    import time
-    import unsup.train._em_checkpoint as emc
-    _orig, _n = emc.save_checkpoint, [0]
-    def _save(*a, **k):
-        _orig(*a, **k)
-        _n[0] += 1
-        if _n[0] >= 3:
-            time.sleep(600)
-    emc.save_checkpoint = _save
-""")
-
-
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("method", METHODS)
 def test_killed_cli_lda_run_resumes_bit_for_bit(tmp_path, method):
@@ -174,26 +131,14 @@ def test_killed_cli_lda_run_resumes_bit_for_bit(tmp_path, method):
     else:  # online VB passes over 6,883 documents take seconds each: toy counts
         data = str(tmp_path / "counts.npy")
         np.save(data, toy_data_for(LDA))
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(_HANG)
     args = ["lda", "--data", data, "--method", method, "--n-components", "5", "--max-iter",
             "12", "--evaluate-every", "3", "--batch-size", "32", "--checkpoint-every", "2", "-q"]
     a, b = tmp_path / "a", tmp_path / "b"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(site), *filter(None, [os.environ.get(
-               "PYTHONPATH")])])}
-    p = subprocess.Popen([sys.executable, "-m", "unsup.cli", "fit", *args, "--out", str(a)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.time() + 180
-    ckpt = a / "checkpoints" / CHECKPOINT_NAME
-    while not (ckpt.exists() and _meta(ckpt.parent)["state"]["batch"]["it"] >= 4):
-        assert p.poll() is None and time.time() < deadline, p.communicate()
-        time.sleep(0.05)
-    p.send_signal(signal.SIGKILL)
-    p.communicate(timeout=60)
-    assert p.returncode == -9 and runs.list_runs(tmp_path)[0]["status"] == "killed"
-    assert not _meta(a / "checkpoints")["state"]["finished"]
+    env, marker = hang_site(tmp_path)  # the 3rd checkpoint: iteration 4
+    kill_when_hanging([sys.executable, "-m", "unsup.cli", "fit", *args, "--out", str(a)], env,
+                      marker)
+    assert runs.list_runs(tmp_path)[0]["status"] == "killed"
+    assert not checkpoint_meta(a / "checkpoints")["state"]["finished"]
     assert main(["fit", *args, "--out", str(a), "--resume"]) == 0
     seed = json.loads((a / "run.json").read_text())["seed"]
     assert main(["fit", *args, "--out", str(b), "--random-state", str(seed)]) == 0

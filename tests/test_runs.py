@@ -255,31 +255,24 @@ def test_resume_refuses_other_data_and_an_empty_directory(tmp_path, capsys):
 
 @pytest.mark.parametrize("sig", ["SIGKILL", "SIGINT"])
 def test_killed_or_interrupted_cli_run_resumes_bit_for_bit(tmp_path, capsys, sig):
-    """A real `unsup fit` process stopped after its first checkpoint (kill -9, or Ctrl-C) is
+    """A real `unsup fit` process stopped at its second checkpoint (kill -9, or Ctrl-C) is
     listed as killed / interrupted, and --resume gives the model of a run never stopped."""
     import signal
-    import time
+
+    from _interrupt import hang_site, kill_when_hanging
 
     a, b = tmp_path / "a", tmp_path / "b"
     args = [*AE, "--epochs", "40", "--checkpoint-every", "5"]
     # one thread, like this process (one_thread): the steps before the signal and the resumed
     # ones must reduce in the same order as the uninterrupted run to be bit-identical
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    p = subprocess.Popen([sys.executable, "-m", "unsup.cli", "fit", *args, "--out", str(a)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.time() + 120
-    while not (a / "checkpoints" / "checkpoint.safetensors").exists():
-        assert p.poll() is None and time.time() < deadline, p.communicate()
-        time.sleep(0.05)
-    p.send_signal(getattr(signal, sig))
-    _, err = p.communicate(timeout=60)
-    if (a / "run.json").exists():
-        pytest.skip("the run finished before the signal arrived")
+    env, marker = hang_site(tmp_path, 2, ("unsup.train.engine",))
+    p = kill_when_hanging([sys.executable, "-m", "unsup.cli", "fit", *args, "--out", str(a)],
+                          env, marker, 120, getattr(signal, sig))
     status = runs.list_runs(tmp_path)[0]["status"]
     if sig == "SIGKILL":
         assert p.returncode == -9 and status == "killed"
     else:
-        assert p.returncode == 130 and status == "interrupted" and "--resume" in err
+        assert p.returncode == 130 and status == "interrupted" and "--resume" in p.stderr
     assert fit(*AE, "--out", str(a), "--resume") == 0
     seed = json.loads((a / "run.json").read_text())["seed"]
     assert fit(*args, "--out", str(b), "--random-state", str(seed)) == 0
