@@ -33,15 +33,20 @@ def _params(method: str) -> dict:
 
 
 def _assert_same_model(a: LDA, b: LDA) -> None:
-    for k in ("components_", "doc_topic_"):
+    for k in ("components_", "doc_topic_", "doc_topic_prior_"):
         assert np.array_equal(getattr(a, k), getattr(b, k)), k  # bit for bit
     assert a.history_ == b.history_ and a.n_iter_ == b.n_iter_
+    assert a.topic_word_prior_ == b.topic_word_prior_
 
 
+@pytest.mark.parametrize("optimize_priors", [False, True])
 @pytest.mark.parametrize("method", METHODS)
-def test_crash_then_resume_equals_the_uninterrupted_fit(tmp_path, monkeypatch, method):
+def test_crash_then_resume_equals_the_uninterrupted_fit(tmp_path, monkeypatch, method,
+                                                        optimize_priors):
     X = toy_data_for(LDA)
-    kw = _params(method)
+    kw = {**_params(method), "optimize_priors": optimize_priors}
+    # Gibbs: priors learned at sweeps 3, 6, 9, so the crash at 4 has learned ones to restore
+    monkeypatch.setattr(lda_module, "_PRIOR_EVERY", 3)
     ref = LDA(**kw).fit(X)
     assert len(ref.history_) == 5  # evaluated every 2 of 10 iterations
     for k in (1, 3):  # at the start (iteration 0) and mid-fit (iteration 4)

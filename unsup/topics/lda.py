@@ -17,11 +17,20 @@ from unsup.registry import register_model
 from unsup.topics._base import TopicModelBase
 from unsup.topics._docs import SparseDocs, admixture_completion, sddmm, spmm_t
 from unsup.topics._gibbs import gibbs_sweep
+from unsup.topics._priors import (
+    dirichlet_mle,
+    dirichlet_newton_step,
+    polya_fixed_point,
+    polya_fixed_point_symmetric,
+    symmetric_dirichlet_mle,
+)
 from unsup.topics.mixture import _to
 from unsup.train._loop_checkpoint import LoopCheckpoint, generator_from_state, generator_state
-from unsup.train.em import EMEngine
+from unsup.train.em import EMEngine, global_count
 
 __all__ = ["LDA", "vb_e_step"]
+
+_PRIOR_EVERY = 10  # Gibbs sweeps between updates of learned priors (tomotopy, Mallet: 10)
 
 
 def _dirichlet_expectation(x: torch.Tensor) -> torch.Tensor:
@@ -106,6 +115,13 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
     (:mod:`unsup.train._loop_checkpoint`); None: at most every 10 s, and at the end. A
     resumed fit returns the model of a fit never stopped, bit for bit.
 
+    ``optimize_priors=True`` learns an asymmetric α and a symmetric η (:mod:`unsup.topics._priors`):
+    batch VB maximises the ELBO in them in every M-step (Newton; the ELBO still increases),
+    online VB takes one Newton step of size ρ_t per minibatch (as gensim's ``alpha="auto"``),
+    and Gibbs applies Minka's fixed point to the current counts every 10 sweeps (as Mallet and
+    tomotopy's ``optim_interval``). ``doc_topic_prior`` and ``topic_word_prior`` are then the
+    starting values; the learned ones are ``doc_topic_prior_`` and ``topic_word_prior_``.
+
     ``components_`` holds λ (pseudo-counts, as scikit-learn's), the topics are its rows
     normalised. :meth:`transform` gives the document-topic proportions (normalised γ of the VB
     E-step with the topics fixed, for every method). Held-out measure: document completion
@@ -119,6 +135,8 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
         α (symmetric); None is 1/K.
     topic_word_prior : float or None, default=None
         η; None is 1/K.
+    optimize_priors : bool, default=False
+        Learn α (asymmetric) and η (symmetric) from the data, starting from the two above.
     max_iter : int, default=100
         VB iterations, online passes, or Gibbs sweeps.
     tol : float, default=1e-3
@@ -141,6 +159,10 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
     components_ : ndarray (K, V)
     doc_topic_ : ndarray (N, K)
         Proportions of the training documents.
+    doc_topic_prior_ : ndarray (K,)
+        α used (learned with ``optimize_priors``).
+    topic_word_prior_ : float
+        η used (learned with ``optimize_priors``).
     history_ : list of dict
     n_iter_ : int
 
@@ -148,8 +170,9 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
     ----------
     Blei, Ng & Jordan (2003), Latent Dirichlet allocation. JMLR 3. Griffiths & Steyvers
     (2004), Finding scientific topics. PNAS. Hoffman, Blei & Bach (2010), Online learning for
-    latent Dirichlet allocation. NIPS. Wallach, Murray, Salakhutdinov & Mimno (2009),
-    Evaluation methods for topic models. ICML.
+    latent Dirichlet allocation. NIPS. Minka (2000), Estimating a Dirichlet distribution.
+    Wallach, Mimno & McCallum (2009), Rethinking LDA: why priors matter. NIPS. Wallach, Murray,
+    Salakhutdinov & Mimno (2009), Evaluation methods for topic models. ICML.
     """
 
     _parameter_constraints = {
@@ -157,6 +180,7 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
         "method": [StrOptions({"vb", "online", "gibbs"})],
         "doc_topic_prior": [None, Interval(Real, 0, None, closed="neither")],
         "topic_word_prior": [None, Interval(Real, 0, None, closed="neither")],
+        "optimize_priors": ["boolean"],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -172,18 +196,22 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
 
     # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
     _state_shapes = {"components_": A("f64", "n_components", "n_features_in_"),
-                     "doc_topic_?": A("f64", "n", "n_components")}
+                     "doc_topic_?": A("f64", "n", "n_components"),
+                     "doc_topic_prior_?": A("f64", "n_components")}
+    # files written before optimize_priors existed were fitted with fixed priors
+    _params_added_later = {"optimize_priors": False}
 
     def __init__(self, n_components: int = 10, *, method: str = "vb",
                  doc_topic_prior: float | None = None, topic_word_prior: float | None = None,
-                 max_iter: int = 100, tol: float = 1e-3, batch_size: int = 128,
-                 learning_offset: float = 10.0, learning_decay: float = 0.7,
+                 optimize_priors: bool = False, max_iter: int = 100, tol: float = 1e-3,
+                 batch_size: int = 128, learning_offset: float = 10.0, learning_decay: float = 0.7,
                  evaluate_every: int = 10, device: str = "auto", random_state: Any = None,
                  verbose: bool = False) -> None:
         self.n_components = n_components
         self.method = method
         self.doc_topic_prior = doc_topic_prior
         self.topic_word_prior = topic_word_prior
+        self.optimize_priors = optimize_priors
         self.max_iter = max_iter
         self.tol = tol
         self.batch_size = batch_size
@@ -203,13 +231,43 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
         K = int(self.n_components)
         return 1.0 / K if self.topic_word_prior is None else float(self.topic_word_prior)
 
+    def _fitted_alpha(self) -> np.ndarray:
+        """α of the fitted model (K,): learned, or the parameter for files without it."""
+        a = getattr(self, "doc_topic_prior_", None)
+        a = np.full(int(self.n_components), self._alpha()) if a is None else np.asarray(a)
+        if not (np.isfinite(a).all() and (a > 0).all()):
+            raise ValueError("doc_topic_prior_ must be positive and finite")
+        return a.astype(np.float64)
+
+    def _fitted_eta(self) -> float:
+        e = float(getattr(self, "topic_word_prior_", self._eta()))
+        if not (np.isfinite(e) and e > 0):
+            raise ValueError(f"topic_word_prior_ = {e!r} must be positive and finite")
+        return e
+
+    def _set_state(self, arrays: dict[str, np.ndarray], values: dict[str, Any]) -> None:
+        super()._set_state(arrays, values)
+        self._fitted_alpha(), self._fitted_eta()  # a file's priors are checked, not trusted
+
+    def _priors(self, p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
+        """(α, η) of the VB state ``p``: learned (in ``p``) or the fixed parameters."""
+        lam = p["lam"]
+        if "alpha" in p:
+            return p["alpha"], float(p["eta"])
+        return torch.tensor(self._alpha(), dtype=lam.dtype, device=lam.device), self._eta()
+
     # -- VB on the EM engine --
     def _em_initialize(self, X: SparseDocs, gen: torch.Generator, n_runs: int) -> Any:
         seed = int(torch.randint(2**31 - 1, (1,), generator=gen, device=gen.device))
         lam = np.random.default_rng(seed).gamma(100.0, 0.01, (int(self.n_components),
                                                             X.shape[1]))
         lam = torch.from_numpy(lam).to(X.device, X.dtype)
-        return {"lam": ud.broadcast(lam)}
+        p = {"lam": ud.broadcast(lam)}
+        if self.optimize_priors:
+            p["alpha"] = torch.full((int(self.n_components),), self._alpha(), dtype=X.dtype,
+                                    device=X.device)
+            p["eta"] = torch.tensor(self._eta(), dtype=X.dtype, device=X.device)
+        return p
 
     def _em_row_width(self, params: Any) -> int:
         return 8 * int(self.n_components)
@@ -218,32 +276,47 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
         lam = p["lam"]
         elog_beta = _dirichlet_expectation(lam)
         eb_t = torch.exp(elog_beta).T.contiguous()
-        a = torch.tensor(self._alpha(), dtype=lam.dtype, device=lam.device)
+        a, eta = self._priors(p)
         gamma, phinorm = vb_e_step(ch, eb_t, a)
-        et = torch.exp(_dirichlet_expectation(gamma))
+        elog_theta = _dirichlet_expectation(gamma)
+        et = torch.exp(elog_theta)
         S = eb_t * spmm_t(ch, et, ch.val / phinorm)  # (V, K)
         obj = self._elbo_docs(ch, gamma, phinorm, a)
         if rows.start == 0 and ud.rank() == 0:
-            obj = obj + self._elbo_topics(lam, elog_beta)
-        return {"S": S.T.contiguous(), "objective": obj.reshape(1)}
+            obj = obj + self._elbo_topics(lam, elog_beta, eta)
+        out = {"S": S.T.contiguous(), "objective": obj.reshape(1)}
+        if "alpha" in p:  # Σ_d E[log θ_d], the statistic of α's update
+            out["elog_theta"] = elog_theta.sum(0)
+        return out
 
     @staticmethod
     def _elbo_docs(ch: SparseDocs, gamma: torch.Tensor, phinorm: torch.Tensor,
                    a: torch.Tensor) -> torch.Tensor:
         K = gamma.shape[1]
+        a = a.expand(K)
         elog_theta = _dirichlet_expectation(gamma)
         return ((ch.val * torch.log(phinorm)).sum()
                 + ((a - gamma) * elog_theta + torch.lgamma(gamma) - torch.lgamma(a)).sum()
-                + (torch.lgamma(K * a) - torch.lgamma(gamma.sum(1))).sum())
+                + (torch.lgamma(a.sum()) - torch.lgamma(gamma.sum(1))).sum())
 
-    def _elbo_topics(self, lam: torch.Tensor, elog_beta: torch.Tensor) -> torch.Tensor:
-        eta = torch.tensor(self._eta(), dtype=lam.dtype, device=lam.device)
+    @staticmethod
+    def _elbo_topics(lam: torch.Tensor, elog_beta: torch.Tensor, eta_: float) -> torch.Tensor:
+        eta = torch.tensor(eta_, dtype=lam.dtype, device=lam.device)
         V = lam.shape[1]
         return (((eta - lam) * elog_beta + torch.lgamma(lam) - torch.lgamma(eta)).sum()
                 + (torch.lgamma(V * eta) - torch.lgamma(lam.sum(1))).sum())
 
     def _em_m_step(self, stats: dict[str, torch.Tensor], p: Any, X: Any) -> Any:
-        return {"lam": self._eta() + stats["S"]}
+        a, eta = self._priors(p)
+        new = {"lam": eta + stats["S"]}
+        if "alpha" in p:  # coordinate ascent on the ELBO: λ, then α, then η given λ
+            D = global_count(X.shape[0], X.device)
+            new["alpha"] = a.new_tensor(dirichlet_mle(a.cpu().numpy(),
+                                                      stats["elog_theta"].cpu().numpy(), D))
+            s_eta = float(_dirichlet_expectation(new["lam"]).sum())
+            K, V = new["lam"].shape
+            new["eta"] = a.new_tensor(symmetric_dirichlet_mle(eta, s_eta, K, V))
+        return new
 
     # -- online VB --
     def _fit_online(self, docs: SparseDocs, gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -256,7 +329,6 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
         p = lc.params if lc.params is not None else self._em_initialize(docs, gen, 1)
         self.history_ = lc.history
         M = self._csr
-        a = torch.tensor(self._alpha(), dtype=docs.dtype, device=docs.device)
         t = lc.it * -(-N // B)  # minibatch updates before this pass (ρ_t continues)
         for epoch in range(lc.it, T):
             lc.top(epoch, p, self.history_)
@@ -264,11 +336,14 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
             for s in range(0, N, B):
                 ch = SparseDocs(M[np.sort(perm[s:s + B])], docs.device)
                 eb_t = torch.exp(_dirichlet_expectation(p["lam"])).T.contiguous()
+                a, eta = self._priors(p)
                 gamma, phinorm = vb_e_step(ch, eb_t, a)
-                et = torch.exp(_dirichlet_expectation(gamma))
-                S = (eb_t * spmm_t(ch, et, ch.val / phinorm)).T
+                elog_theta = _dirichlet_expectation(gamma)
+                S = (eb_t * spmm_t(ch, torch.exp(elog_theta), ch.val / phinorm)).T
                 rho = (float(self.learning_offset) + t) ** -float(self.learning_decay)
-                p["lam"] = (1 - rho) * p["lam"] + rho * (self._eta() + N / ch.shape[0] * S)
+                p["lam"] = (1 - rho) * p["lam"] + rho * (eta + N / ch.shape[0] * S)
+                if "alpha" in p:
+                    self._online_prior_step(p, elog_theta.sum(0) * (N / ch.shape[0]), N, rho)
                 t += 1
             ev = int(self.evaluate_every)
             if ev and ((epoch + 1) % ev == 0 or epoch + 1 == T):
@@ -278,6 +353,21 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
         self.n_iter_ = T
         lc.finish(p, self.history_[-1]["elbo"] if self.history_ else 0.0, T, self.history_)
         return p
+
+    @staticmethod
+    def _online_prior_step(p: dict[str, torch.Tensor], s: torch.Tensor, N: int,
+                           rho: float) -> None:
+        """One Newton step of size ρ on α (corpus-scaled minibatch statistic ``s``) and on η
+        (current λ), each kept only if the priors stay positive (Hoffman et al. 2010, §2.3)."""
+        a = p["alpha"].cpu().numpy()
+        new = a + rho * dirichlet_newton_step(a, s.cpu().numpy(), N)
+        if (new > 0).all():
+            p["alpha"] = p["alpha"].new_tensor(new)
+        K, V = p["lam"].shape
+        eta = float(p["eta"])
+        e = symmetric_dirichlet_mle(eta, float(_dirichlet_expectation(p["lam"]).sum()), K, V,
+                                    max_iter=1)
+        p["eta"] = p["eta"].new_tensor(eta + rho * (e - eta))
 
     # -- collapsed Gibbs --
     def _fit_gibbs(self, M: Any, gen: torch.Generator) -> None:
@@ -291,6 +381,10 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
         doc = np.repeat(np.repeat(np.arange(D), np.diff(M.indptr)), c)
         word = np.repeat(M.indices.astype(np.int64), c)
         state = lc.result.params if lc.result is not None else lc.params
+        alpha, eta = np.full(K, self._alpha()), self._eta()
+        learn = bool(self.optimize_priors)
+        if state is not None and learn:
+            alpha, eta = np.array(state["alpha"], dtype=np.float64), float(state["eta"])
         if state is None:  # a fresh chain
             seed = int(torch.randint(2**31 - 1, (1,), generator=gen, device=gen.device))
             rng = np.random.default_rng(seed)
@@ -306,22 +400,32 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
         np.add.at(ndk, (doc, z), 1)
         np.add.at(nwk, (word, z), 1)
         nk = nwk.sum(0)
-        alpha, eta = np.full(K, self._alpha()), self._eta()
         ev = int(self.evaluate_every)
+
+        def snapshot() -> dict[str, Any]:
+            st = {"z": z, "rng": generator_state(rng)}
+            if learn:
+                st.update(alpha=alpha.copy(), eta=np.float64(eta))
+            return st
+
         if lc.result is not None:  # resumed a finished fit
             self.history_ = list(lc.result.history)
         else:
             self.history_ = lc.history
             for sweep in range(lc.it, T):
-                lc.top(sweep, {"z": z, "rng": generator_state(rng)}, self.history_)
+                lc.top(sweep, snapshot(), self.history_)
                 gibbs_sweep(doc, word, z, ndk, nwk, nk, alpha, eta, V * eta,
                             rng.random(doc.size))
+                if learn and (sweep + 1) % _PRIOR_EVERY == 0:
+                    alpha = polya_fixed_point(alpha, ndk)
+                    eta = polya_fixed_point_symmetric(eta, nwk.T)
                 if ev and ((sweep + 1) % ev == 0 or sweep + 1 == T):
                     self.history_.append({"iter": sweep + 1,
                                           "log_p_w_given_z": _log_p_w_given_z(nwk, nk, eta) / D})
                 report_progress("LDA Gibbs", sweep + 1, T)
             last = self.history_[-1]["log_p_w_given_z"] if self.history_ else 0.0
-            lc.finish({"z": z, "rng": generator_state(rng)}, last, T, self.history_)
+            lc.finish(snapshot(), last, T, self.history_)
+        self.doc_topic_prior_, self.topic_word_prior_ = alpha, float(eta)
         self.components_ = (nwk.T + eta).astype(np.float64)
         th = ndk + alpha
         self.doc_topic_ = th / th.sum(1, keepdims=True)
@@ -349,6 +453,10 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
                                tol=float(self.tol), generator=gen, stage="LDA",
                                verbose=bool(self.verbose))
             p, self.history_, self.n_iter_ = res.params, res.history, int(res.n_iter)
+        a, eta = self._priors(p)
+        self.doc_topic_prior_ = np.broadcast_to(a.cpu().numpy(), (int(self.n_components),)
+                                                ).astype(np.float64)
+        self.topic_word_prior_ = float(eta)
         self.components_ = p["lam"].cpu().numpy()
         self.doc_topic_ = self._transform(docs)
         return self
@@ -359,8 +467,7 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
     def _transform(self, ch: SparseDocs) -> np.ndarray:
         lam = torch.from_numpy(self.components_).to(ch.device)
         eb_t = torch.exp(_dirichlet_expectation(lam)).T.contiguous()
-        gamma, _ = vb_e_step(ch, eb_t, torch.tensor(self._alpha(), dtype=lam.dtype,
-                                                    device=lam.device))
+        gamma, _ = vb_e_step(ch, eb_t, torch.from_numpy(self._fitted_alpha()).to(lam))
         return (gamma / gamma.sum(1, keepdim=True)).cpu().numpy()
 
     def transform(self, X: Any) -> np.ndarray:
@@ -370,7 +477,8 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
     def _completion(self, obs: SparseDocs, held: SparseDocs) -> torch.Tensor:
         dev = self._device()
         phi = torch.from_numpy(self._topics()).to(dev)
-        return admixture_completion(phi, self._alpha(), _to(obs, dev), _to(held, dev)).cpu()
+        return admixture_completion(phi, torch.from_numpy(self._fitted_alpha()).to(phi),
+                                    _to(obs, dev), _to(held, dev)).cpu()
 
     def sample(self, n_samples: int = 1, random_state: Any = None, length: int | None = None
                ) -> np.ndarray:
@@ -379,7 +487,7 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
         self._check_fitted()
         rng = np.random.default_rng(self.random_state if random_state is None else random_state)
         phi = self._topics()
-        theta = rng.dirichlet(np.full(phi.shape[0], self._alpha()), size=n_samples)
+        theta = rng.dirichlet(self._fitted_alpha(), size=n_samples)
         n = 50 if length is None else int(length)
         return np.stack([rng.multinomial(n, t @ phi / (t @ phi).sum()) for t in theta]
                         ).astype(np.float64)
