@@ -65,6 +65,8 @@ def fit_all(X: np.ndarray, C: np.ndarray) -> dict[str, np.ndarray]:
         lda.fit(C)
     out["lda_components"] = lda.components_
     out["lda_ll"] = np.array([h[lda._em_objective_name] for h in lda.history_])
+    # the training trace's statistics are summed over ranks too
+    out["lda_trace"] = np.array([[h["perplexity"], h["umass"]] for h in lda.history_])
     plsa = PLSA(3, max_iter=30, tol=0.0, random_state=0, device="cpu")
     with warnings.catch_warnings():  # a fixed number of iterations on purpose
         warnings.simplefilter("ignore")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from conftest import toy_data_for
 from scipy.optimize import linear_sum_assignment, minimize
 from scipy.special import logsumexp
 
@@ -244,3 +245,23 @@ def test_bigram_is_a_distribution_and_matches_hand_computation():
                 for n in range(0, 8) for s in itertools.product(["a", "b", "<unk>"], repeat=n))
     assert 0.9 < total < 1.0
     assert all(isinstance(t, str) for t in lm.sample(3, random_state=0))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("method", ["vb", "online", "gibbs"])
+def test_training_trace_carries_perplexity_and_the_coherence_of_the_topics(method):
+    """history_ records, at each evaluation, the training perplexity and the UMass coherence
+    of the topics of that moment: at the last one, those of the returned model."""
+    from unsup.metrics.topics import coherence
+
+    X = sp.csr_matrix(toy_data_for(LDA), dtype=np.float64)
+    m = LDA(4, method=method, max_iter=6, tol=0, evaluate_every=2, batch_size=16,
+            device="cpu", random_state=0).fit(X)
+    last = m.history_[-1]
+    assert [h["iter"] for h in m.history_][-1] in (5, 6)
+    assert last["umass"] == pytest.approx(coherence(m.components_, X, measure="umass",
+                                                    window=None), abs=1e-12)
+    objective = last["log_p_w_given_z" if method == "gibbs" else "elbo"]
+    assert last["perplexity"] == pytest.approx(np.exp(-objective * X.shape[0] / X.sum()),
+                                               rel=1e-12)
+    assert len({h["umass"] for h in m.history_}) > 1  # it moves with the topics

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["coherence", "top_word_ids", "heldout_log_likelihood",
+__all__ = ["coherence", "top_word_ids", "umass_from_counts", "heldout_log_likelihood",
            "left_to_right_log_likelihood", "EPSILON"]
 
 EPSILON = 1e-12
@@ -191,23 +191,34 @@ def coherence(topics: Any, reference: Any, *, measure: str = "npmi", top_n: int 
         C, n = _presence_counts(texts, relevant, None if measure == "umass" else window)
     if n == 0:
         raise ValueError("the reference corpus has no documents")
+    if measure == "umass":
+        scores = umass_from_counts(C[local[:, :, None], local[:, None, :]], n)
+        return scores if per_topic else float(scores.mean())
     occ = np.diag(C) / n
     scores = np.empty(len(T))
     for k, row in enumerate(local):
         i, j = np.tril_indices(len(row), -1)  # i > j: w_i ranked below w_j
         a, b = row[i], row[j]
         joint = C[a, b] / n
-        if measure == "umass":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                s = np.log((joint + EPSILON) / occ[b])
-            s[occ[b] == 0] = 0.0  # gensim scores a pair with an absent conditioning word as 0
-        else:
-            with np.errstate(divide="ignore"):
-                pmi = np.log((joint + EPSILON) / (occ[a] * occ[b]))
-            s = pmi / -np.log(joint + EPSILON)
-            s[(occ[a] == 0) | (occ[b] == 0)] = -1.0  # a word absent from the reference
+        with np.errstate(divide="ignore"):
+            pmi = np.log((joint + EPSILON) / (occ[a] * occ[b]))
+        s = pmi / -np.log(joint + EPSILON)
+        s[(occ[a] == 0) | (occ[b] == 0)] = -1.0  # a word absent from the reference
         scores[k] = s.mean()  # NPMI is symmetric: the i < j pairs repeat these
     return scores if per_topic else float(scores.mean())
+
+
+def umass_from_counts(cooc: Any, n_docs: float) -> np.ndarray:
+    """Each topic's UMass from its top words' document co-occurrence counts ``cooc`` (K, n, n;
+    occurrence counts on the diagonal; words best first) in ``n_docs`` documents: the one
+    formula behind :func:`coherence` and the topic models' training trace."""
+    C = np.asarray(cooc, dtype=np.float64)
+    i, j = np.tril_indices(C.shape[1], -1)  # i > j: w_i ranked below w_j
+    joint, occ = C[:, i, j] / n_docs, C[:, j, j] / n_docs
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.log((joint + EPSILON) / occ)
+    s[occ == 0] = 0.0  # gensim scores a pair with an absent conditioning word as 0
+    return s.mean(1)
 
 
 def heldout_log_likelihood(topic_word: Any, doc_topic_prior: Any, X: Any, *, seed: int = 0

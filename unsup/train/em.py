@@ -40,6 +40,8 @@ Contract of a subclass (``EMEngine`` is a mixin next to :class:`unsup.base.BaseE
 ``_em_m_step(stats, params, X) -> params``
     New parameters from the summed statistics.
 Optional: ``_em_row_width(params)`` (temporary columns per row, for the chunk size),
+``_em_cache_blocked`` (class attribute, default True: chunks sized to stay in cache; False
+for E-steps with fixed costs per chunk, e.g. LDA's inner loop, sized by memory only),
 ``_em_converged(prev, objective, params, tol)`` (default: the per-sample objective changed by
 less than ``tol``), ``_em_select(params, idx)`` (keep some runs of a batch; needed when
 ``_em_runs_per_batch`` > 1), ``_em_history(stats, n_total, j)`` (extra per-iteration
@@ -90,9 +92,11 @@ __all__ = ["EMEngine", "EMResult", "em_chunk_rows", "global_count", "EM_CHECKPOI
 CACHE_BLOCK_ELEMS = 2**18
 
 
-def em_chunk_rows(width: int, n_rows: int) -> int:
-    """Rows per E-step chunk for ``width`` temporary columns per row."""
-    return ops.chunk_rows(width, n_rows, min(ops._BLOCK_ELEMS, CACHE_BLOCK_ELEMS))
+def em_chunk_rows(width: int, n_rows: int, cache_blocked: bool = True) -> int:
+    """Rows per E-step chunk for ``width`` temporary columns per row (``cache_blocked=False``:
+    bounded by memory only, ``ops._BLOCK_ELEMS``)."""
+    block = min(ops._BLOCK_ELEMS, CACHE_BLOCK_ELEMS) if cache_blocked else ops._BLOCK_ELEMS
+    return ops.chunk_rows(width, n_rows, block)
 
 
 def global_count(n_local: int, device: torch.device) -> int:
@@ -122,6 +126,7 @@ class EMEngine:
     """Mixin that runs EM for a model that supplies the math (see the module docstring)."""
 
     _em_objective_name = "objective"
+    _em_cache_blocked = True
     _param_groups = (EM_CHECKPOINTING,)
 
     # -- hooks with defaults ------------------------------------------------------------------
@@ -148,7 +153,7 @@ class EMEngine:
     def _em_pass(self, X: torch.Tensor, params: Any) -> dict[str, torch.Tensor]:
         """Statistics of all rows at ``params``: chunked, then summed over ranks."""
         N = X.shape[0]
-        step = em_chunk_rows(self._em_row_width(params), N)
+        step = em_chunk_rows(self._em_row_width(params), N, self._em_cache_blocked)
         total: dict[str, torch.Tensor] | None = None
         for s in ops.chunks(N, step):
             st = self._em_e_step(X[s], params, s)  # type: ignore[attr-defined]
