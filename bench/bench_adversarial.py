@@ -73,14 +73,14 @@ def zoo(losses: list[str], seeds: list[int], epochs: int | None, n: int, train: 
             kw = {"loss": loss, "random_state": seed, "device": "cpu"}
             if epochs is not None:
                 kw["epochs"] = epochs
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 m = GAN(**kw).fit(train)
             except TrainingDivergedError as e:
                 runs.append({"seed": seed, "diverged": str(e)})
                 print(f"  {loss} seed {seed}: DIVERGED {e}", flush=True)
                 continue
-            fit_s = time.perf_counter() - t0
+            fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
             S = m.sample(n, random_state=seed)
             if samples_dir is not None:  # kept, so that scoring can be redone (--rescore)
                 samples_dir.mkdir(parents=True, exist_ok=True)
@@ -90,13 +90,14 @@ def zoo(losses: list[str], seeds: list[int], epochs: int | None, n: int, train: 
             except Exception as e:  # noqa: BLE001  (the metric module failing is reported)
                 q = {"score_error": f"{type(e).__name__}: {e}"}
             h = m.history_[-1]
-            runs.append({"seed": seed, "fit_seconds": fit_s, **q,
+            runs.append({"seed": seed, "fit_seconds": fit_s, "fit_cpu_seconds": fit_cpu, **q,
                          "steps": m.n_steps_, "epochs": m.epochs,
                          "final_loss_d": h["loss_discriminator"],
                          "final_loss_g": h["loss_generator"],
                          "finite_history": bool(all(np.isfinite(r["loss"])
                                                     for r in m.history_))})
-            print(f"  {loss} seed {seed}: {q} fit {fit_s:.0f}s", flush=True)
+            print(f"  {loss} seed {seed}: {q} fit {fit_s:.0f}s wall, {fit_cpu:.0f}s CPU",
+                  flush=True)
         out[loss] = runs
     return out
 
@@ -193,18 +194,30 @@ def overhead(X: np.ndarray, steps: int, repeats: int = 3) -> dict[str, Any]:
 
 
 def markdown(res: dict[str, Any]) -> str:
-    lines = ["| loss | FID (ours, DigitNet features) | KID | modes (of 10) | fit s | "
-             "Lucic et al. best FID (Inception) |", "|---|---|---|---|---|---|"]
+    lines = ["| loss | FID (DigitNet features) | KID | modes (min over seeds) | precision | recall "
+             "| fit CPU s | fit wall s | Lucic et al. best FID (Inception) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for loss, runs in res.get("zoo", {}).items():
         ok = [r for r in runs if "diverged" not in r]
         sc = [r for r in ok if "fid" in r]
         div = len(runs) - len(ok)
+        modes = [int(r["modes"]) for r in sc if r.get("modes") is not None]
         lines.append(
             f"| {loss} | {_ms([r['fid'] for r in sc])} | "
             f"{_ms([r['kid'] for r in sc], '{:.4f}')} | "
-            f"{_ms([float(r['modes']) for r in sc], '{:.1f}')} | "
+            f"{min(modes) if modes else '-'} ({', '.join(map(str, modes))}) | "
+            f"{_ms([r['precision'] for r in sc], '{:.3f}')} | "
+            f"{_ms([r['recall'] for r in sc], '{:.3f}')} | "
+            f"{_ms([r.get('fit_cpu_seconds', float('nan')) for r in ok], '{:.0f}')} | "
             f"{_ms([r['fit_seconds'] for r in ok], '{:.0f}')}"
             f"{f' ({div} diverged)' if div else ''} | {LUCIC_BEST_FID_MNIST[loss]} |")
+    sc = {loss: statistics.mean(r["fid"] for r in runs if "fid" in r)
+          for loss, runs in res.get("zoo", {}).items() if any("fid" in r for r in runs)}
+    if len(sc) > 1:
+        ours = sorted(sc, key=sc.__getitem__)
+        theirs = sorted(sc, key=LUCIC_BEST_FID_MNIST.__getitem__)
+        lines.append(f"\nRanking by mean FID, ours: {' < '.join(ours)}; Lucic et al.: "
+                     f"{' < '.join(theirs)}")
     for b in res.get("baselines", {}).values():
         lines.append(f"| {b['setup']} | {b['fid']:.2f} | {b['kid']:.4f} | {b['modes']} | "
                      f"{b['seconds']:.0f} | - |")
@@ -231,12 +244,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--samples-dir", type=Path, default=None,
                     help="keep each run's samples here as .npy (for --rescore)")
+    ap.add_argument("--merge", type=Path, nargs="+", default=None,
+                    help="JSONs written by --json (e.g. parallel runs over disjoint losses): "
+                         "print their zoo as one table (and write it to --json)")
     ap.add_argument("--rescore", type=Path, default=None,
                     help="a JSON written by --json: score its runs' kept samples again")
     args = ap.parse_args(argv)
     apply_threads(args.threads)
     from unsup.data import load
 
+    if args.merge:
+        res = {"zoo": {}, "parts": [str(p) for p in args.merge]}
+        for p in args.merge:
+            part = json.loads(p.read_text())
+            res.setdefault("machine", part.get("machine"))
+            res["zoo"].update(part.get("zoo", {}))
+            for k in ("baselines", "overhead"):
+                if k in part:
+                    res[k] = part[k]
+        order = [x for x in LOSSES if x in res["zoo"]]
+        res["zoo"] = {x: res["zoo"][x] for x in order}
+        print(markdown(res))
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1, default=str))
+        return res
     train, test = load("mnist5k").X, load("mnist-test").X
     if args.rescore:
         res = json.loads(args.rescore.read_text())

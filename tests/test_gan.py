@@ -100,8 +100,9 @@ def test_began_control_and_convergence_by_hand():
     assert L.began_k_update(0.99, 1.0, 0.0, 1.0, 1.0) == 1.0  # clipped above
     assert L.began_convergence(0.4, 0.1, 0.5) == pytest.approx(0.4 + abs(0.2 - 0.1))
     v = torch.tensor([[1.0, -1.0], [0.0, 2.0]])
+    # the L1 norm, summed over features (Berthelot et al.'s L(v) = |v - D(v)|): not the mean
     torch.testing.assert_close(L.reconstruction_error(lambda t: torch.zeros_like(t), v),
-                               torch.tensor([1.0, 1.0]))
+                               torch.tensor([2.0, 2.0]))
 
 
 @pytest.mark.parametrize("loss", L.LOSSES)
@@ -261,3 +262,45 @@ def test_report_sections_draw(tmp_path):
     assert titles == ["Samples over training", "Discriminator and generator losses",
                       "BEGAN convergence"]
     assert len(rep.figures) == 3 and not rep.texts
+
+
+@pytest.mark.parametrize("loss", L.LOSSES)
+def test_each_loss_gets_its_papers_optimiser(loss):
+    from types import SimpleNamespace
+
+    from unsup.adversarial.gan import LOSS_DEFAULTS
+    from unsup.train.steps import make_optimizer
+
+    m = GAN(loss=loss, epochs=1, random_state=0, **SMALL).fit(blobs(64)[0])
+    d = LOSS_DEFAULTS[loss]
+    cfg = SimpleNamespace(optimizer="adam", learning_rate=1.0, weight_decay=0.0, momentum=0.9)
+    for name, lr in m._optimizers().items():
+        opt = make_optimizer(lr.params, cfg, lr)
+        want = d["d_lr"] if name == "discriminator" else d["g_lr"]
+        assert opt.param_groups[0]["lr"] == want
+        if loss == "wgan":  # Arjovsky et al.: RMSprop without momentum (Adam destabilised it)
+            assert isinstance(opt, torch.optim.RMSprop)
+            assert opt.param_groups[0]["momentum"] == 0.0
+        else:
+            assert isinstance(opt, torch.optim.Adam)
+            assert opt.param_groups[0]["betas"] == d["betas"]
+
+
+def test_began_k_update_in_the_model_follows_the_formula_on_fixed_tensors():
+    X = blobs(64)[0]
+    m = GAN(loss="began", epochs=1, random_state=0, began_gamma=0.4, began_lambda_k=0.01,
+            **SMALL).fit(X)
+    fake = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (8, 16)).astype(np.float32))
+    m._fake = lambda n, ref: fake  # fixed generated rows
+    batch = torch.from_numpy(X[:8])
+    m.module_.train()
+    for k0 in (0.3, 0.0, 1.0):
+        m.module_.k.fill_(k0)
+        loss = m._d_loss(batch)
+        with torch.no_grad():  # the L1 norm summed over features, by hand
+            x = m._scale(batch)
+            lx = (x - m.module_.D(x)).abs().sum(1).mean().item()
+            lf = (fake - m.module_.D(fake)).abs().sum(1).mean().item()
+        assert float(loss) == pytest.approx(lx - k0 * lf, rel=1e-5)
+        want = min(1.0, max(0.0, k0 + 0.01 * (0.4 * lx - lf)))
+        assert float(m.module_.k) == pytest.approx(want, rel=1e-5, abs=1e-7)
