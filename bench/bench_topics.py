@@ -46,7 +46,7 @@ def run(args):
     eta = a
     rows = []
 
-    def record(name, seconds, topics, alpha):
+    def record(name, seconds, topics, alpha, cpu=None):
         lk = completion_log_likelihood(topics, alpha, test)
         # NPMI of the top 10 words, whole-document co-occurrence in the held-out documents
         npmi = coherence(topics, test, measure="npmi", window=None) if len(topics) > 1 else nan
@@ -54,15 +54,20 @@ def run(args):
         if args.ltr_docs > 0 and np.all(np.asarray(alpha) > 0):
             sub = test[: args.ltr_docs]
             ltr = left_to_right_log_likelihood(topics, alpha, sub).counts["nats_per_word"]
-        rows.append((name, seconds, lk.counts["nats_per_held_out_word"], lk.counts["perplexity"],
-                     npmi, ltr))
-        print(f"{name:34s} {seconds:8.2f} s  {lk.counts['nats_per_held_out_word']:8.4f} nats/word"
+        cpu = last_cpu[0] if cpu is None else cpu
+        rows.append((name, seconds, cpu, lk.counts["nats_per_held_out_word"],
+                     lk.counts["perplexity"], npmi, ltr))
+        print(f"{name:40s} {seconds:8.2f} s {cpu:8.2f} cpu-s "
+              f"{lk.counts['nats_per_held_out_word']:8.4f} nats/word"
               f"  perplexity {lk.counts['perplexity']:8.1f}  NPMI {npmi:6.3f}"
               f"  left-to-right {ltr:8.4f} nats/word", flush=True)
 
+    last_cpu = [nan]
+
     def timed(fn):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = fn()
+        last_cpu[0] = time.process_time() - c  # CPU seconds of this process (all threads)
         return out, time.perf_counter() - t
 
     with warnings.catch_warnings():
@@ -80,14 +85,20 @@ def run(args):
             m, s = timed(lambda it=it: LDA(K, method="vb", max_iter=it, tol=0, device="cpu",
                                            random_state=0).fit(train))
             record(f"unsup LDA VB batch ({it} it)", s, m._topics(), a)
-        m, s = timed(lambda: LDA(K, method="online", max_iter=10, evaluate_every=0,
-                                 device="cpu", random_state=0).fit(train))
-        record("unsup LDA VB online (10 passes)", s, m._topics(), a)
+        for opt in ("none", "alpha"):
+            m, s = timed(lambda opt=opt: LDA(K, method="online", max_iter=10, evaluate_every=0,
+                                             optimize_priors=opt, device="cpu",
+                                             random_state=0).fit(train))
+            record("unsup LDA VB online (10 passes)" + (" +α" if opt == "alpha" else ""), s,
+                   m._topics(), m.doc_topic_prior_)
         LDA(K, method="gibbs", max_iter=1).fit(train[:10])  # compile numba outside the timing
         for it in args.gibbs_iters:
-            m, s = timed(lambda it=it: LDA(K, method="gibbs", max_iter=it, evaluate_every=0,
-                                           random_state=0).fit(train))
-            record(f"unsup LDA Gibbs ({it} sweeps)", s, m._topics(), a)
+            for opt in ("none", "alpha"):
+                m, s = timed(lambda it=it, opt=opt: LDA(
+                    K, method="gibbs", max_iter=it, evaluate_every=0, optimize_priors=opt,
+                    random_state=0).fit(train))
+                record(f"unsup LDA Gibbs ({it} sweeps)" + (" +α" if opt == "alpha" else ""), s,
+                       m._topics(), m.doc_topic_prior_)
 
         from sklearn.decomposition import LatentDirichletAllocation as SK
 
@@ -108,6 +119,17 @@ def run(args):
                                           id2word={j: str(j) for j in range(train.shape[1])},
                                           random_state=0))
             record("gensim LdaModel (10 passes)", s, m.get_topics(), a)
+            m, s = timed(lambda: LdaModel(bow, num_topics=K, alpha="auto", eta=eta, passes=10,
+                                          id2word={j: str(j) for j in range(train.shape[1])},
+                                          random_state=0))
+            record("gensim LdaModel (10 passes) +α", s, m.get_topics(), m.alpha)
+            if args.threads > 1:
+                from gensim.models import LdaMulticore
+
+                m, s = timed(lambda: LdaMulticore(
+                    bow, num_topics=K, alpha=a, eta=eta, passes=10, workers=args.threads,
+                    id2word={j: str(j) for j in range(train.shape[1])}, random_state=0))
+                record(f"gensim LdaMulticore ({args.threads} workers)", s, m.get_topics(), a)
         except ImportError:
             print("gensim not installed: skipped")
         try:
@@ -115,21 +137,25 @@ def run(args):
 
             docs = [[str(j) for j, c in zip(i, cs, strict=True) for _ in range(c)]
                     for i, cs in _tokens(train)]
+            # tomotopy learns α every 10 sweeps by default (optim_interval=10): both settings
             for it in args.gibbs_iters:
-                def fit_tp(it=it):
-                    mdl = tp.LDAModel(k=K, alpha=a, eta=eta, seed=1)
-                    for d in docs:
-                        if d:
-                            mdl.add_doc(d)
-                    mdl.train(it, workers=args.threads)
-                    return mdl
-                mdl, s = timed(fit_tp)
-                vocab = list(mdl.used_vocabs)
-                phi = np.full((K, train.shape[1]), 1e-12)
-                cols = np.array([int(w) for w in vocab])
-                for k in range(K):
-                    phi[k, cols] = mdl.get_topic_word_dist(k)
-                record(f"tomotopy LDA Gibbs ({it} sweeps)", s, phi, a)
+                for optim in (0, 10):
+                    def fit_tp(it=it, optim=optim):
+                        mdl = tp.LDAModel(k=K, alpha=a, eta=eta, seed=1)
+                        mdl.optim_interval = optim
+                        for d in docs:
+                            if d:
+                                mdl.add_doc(d)
+                        mdl.train(it, workers=args.threads)
+                        return mdl
+                    mdl, s = timed(fit_tp)
+                    vocab = list(mdl.used_vocabs)
+                    phi = np.full((K, train.shape[1]), 1e-12)
+                    cols = np.array([int(w) for w in vocab])
+                    for k in range(K):
+                        phi[k, cols] = mdl.get_topic_word_dist(k)
+                    record(f"tomotopy LDA Gibbs ({it} sweeps)" + (" +α" if optim else ""),
+                           s, phi, np.asarray(mdl.alpha) if optim else a)
         except ImportError:
             print("tomotopy not installed: skipped")
     return rows

@@ -77,7 +77,7 @@ def test_learned_alpha_is_close_to_the_generating_one(method):
     # Gibbs runs as Python where numba is absent (CI): a smaller corpus
     X = _lda_corpus(D=300, length=40) if method == "gibbs" else _lda_corpus()
     it = {"vb": 30, "gibbs": 60, "online": 30}[method]
-    m = LDA(3, method=method, optimize_priors=True, max_iter=it, tol=0, batch_size=100,
+    m = LDA(3, method=method, optimize_priors="alpha", max_iter=it, tol=0, batch_size=100,
             device="cpu", random_state=0).fit(X)
     fixed = LDA(3, method=method, max_iter=it, tol=0, batch_size=100, device="cpu",
                 random_state=0).fit(X)
@@ -86,10 +86,11 @@ def test_learned_alpha_is_close_to_the_generating_one(method):
     assert np.all(est / ALPHA < 1.6) and np.all(ALPHA / est < 1.6), est
     assert np.abs(np.log(est / ALPHA)).sum() < 0.5 * np.abs(np.log(1 / 3 / ALPHA)).sum()
     np.testing.assert_array_equal(fixed.doc_topic_prior_, np.full(3, 1 / 3))
+    assert m.topic_word_prior_ == fixed.topic_word_prior_ == 1 / 3  # η is learned by "both"
 
 
 def test_batch_vb_elbo_still_increases_when_the_priors_are_learned():
-    m = LDA(3, optimize_priors=True, max_iter=40, tol=0, device="cpu",
+    m = LDA(3, optimize_priors="both", max_iter=40, tol=0, device="cpu",
             random_state=1).fit(_lda_corpus(1))
     elbo = np.array([h["elbo"] for h in m.history_])
     assert np.all(np.diff(elbo) > -1e-3 * np.abs(elbo[1:])), np.diff(elbo).min()
@@ -103,7 +104,7 @@ def test_learned_priors_are_saved_checked_on_load_and_used(tmp_path):
     from unsup.io import ModelFileError
 
     X = _lda_corpus(D=200)
-    m = LDA(3, optimize_priors=True, max_iter=20, tol=0, device="cpu", random_state=0).fit(X)
+    m = LDA(3, optimize_priors="both", max_iter=20, tol=0, device="cpu", random_state=0).fit(X)
     path = str(tmp_path / "lda.safetensors")
     unsup.save(m, path)
     back = unsup.load(path)
@@ -130,5 +131,5 @@ def test_learned_priors_are_saved_checked_on_load_and_used(tmp_path):
     _write(str(tmp_path / "old.safetensors"), meta,
            {k: v for k, v in tensors.items() if not k.endswith("doc_topic_prior_")})
     old = unsup.load(tmp_path / "old.safetensors")
-    assert old.optimize_priors is False
+    assert old.optimize_priors == "none"
     np.testing.assert_array_equal(old.transform(X[:5]), plain.transform(X[:5]))
