@@ -19,8 +19,10 @@ from unsup.registry import get_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+# the paper's recipe (sigmoid units, no input masking), pinned: the measured thresholds below
+# were set with it, whatever the class defaults become
 PARAMS = dict(hidden_layer_sizes=(64,), pretrain_epochs=3, epochs=60, batch_size=64,
-              learning_rate=3e-3, random_state=0)
+              learning_rate=3e-3, activation="sigmoid", fine_tune_noise=0.0, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +64,37 @@ def test_noise_drives_code_units_to_binary(fitted, digits):
 
     assert binary_fraction(fitted) > 0.75  # measured 0.83 (seed 0)
     assert binary_fraction(fitted) > binary_fraction(plain) + 0.3  # plain: 0.32
+
+
+def test_defaults_are_the_recipe_selected_on_validation():
+    # chosen on 1,000 mnist5k queries against the other 4,000 (bench/results/retrieval.md):
+    # changing one of these changes the benchmark the docs quote
+    p = SemanticHashing().get_params()
+    assert {k: p[k] for k in ("n_bits", "hidden_layer_sizes", "code_noise", "activation",
+                              "fine_tune_noise", "learning_rate", "epochs", "pretrain",
+                              "pretrain_epochs")} == {
+        "n_bits": 32, "hidden_layer_sizes": (500, 500), "code_noise": 4.0, "activation": "relu",
+        "fine_tune_noise": 0.4, "learning_rate": 1e-3, "epochs": 30, "pretrain": "dae",
+        "pretrain_epochs": 5}
+
+
+def test_default_recipe_gives_near_binary_codes_that_beat_lsh(digits):
+    # the default training recipe (ReLU, input masking 0.4, rate 1e-3) on a small network:
+    # codes are near-binary and Hamming ranking beats random hyperplanes (measured, seed 0:
+    # 93% of activations within 0.05 of 0/1, P@10 0.655 and mAP 0.565 against LSH's P@10 0.564;
+    # on this small problem 2 of the 12 bits are constant over the database, and the paper's
+    # recipe above retrieves about as well: the defaults were chosen for MNIST-sized networks)
+    Xtr, ytr, Xte, yte = digits
+    m = SemanticHashing(12, hidden_layer_sizes=(64,), epochs=100, batch_size=64,
+                        random_state=0).fit(Xtr)
+    p = m.code_probabilities(Xte)
+    assert float(((p < 0.05) | (p > 0.95)).mean()) > 0.85
+    r = retrieval_scores(m.transform(Xte), yte, m.transform(Xtr), ytr, k=(10,))
+    W = np.random.default_rng(0).normal(size=(64, 12))
+    mu = Xtr.mean(0)
+    lsh = retrieval_scores(((Xte - mu) @ W > 0).astype(np.uint8), yte,
+                           ((Xtr - mu) @ W > 0).astype(np.uint8), ytr, k=(10,))
+    assert r["precision@10"] > lsh["precision@10"] + 0.05 and r["map"] > 0.5
 
 
 def test_reconstruct_decodes_the_binary_code(fitted, digits):
