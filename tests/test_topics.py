@@ -265,3 +265,41 @@ def test_training_trace_carries_perplexity_and_the_coherence_of_the_topics(metho
     assert last["perplexity"] == pytest.approx(np.exp(-objective * X.shape[0] / X.sum()),
                                                rel=1e-12)
     assert len({h["umass"] for h in m.history_}) > 1  # it moves with the topics
+
+
+@pytest.mark.parametrize("kernel", ["dense_sweep", "sparse_sweep"])
+def test_both_gibbs_kernels_draw_from_the_exact_conditional(kernel):
+    """A document's first token, its uniform on a fine grid: the share of the grid mapped to
+    each topic is the exact conditional (n_dk + α_k)(n_kw + η)/(n_k + Vη) (with the token's
+    own count removed), for the dense and the SparseLDA sweep alike."""
+    from unsup.topics import _gibbs
+
+    sweep = getattr(_gibbs, kernel)
+    rng = np.random.default_rng(0)
+    V, K, eta = 4, 6, 0.3
+    alpha = rng.uniform(0.05, 1.0, K)
+    nd = np.array([2, 0, 1, 3, 0, 1])  # the document's other tokens (all of word 3)
+    nw = rng.integers(0, 3, (V, K))
+    nw[1, :3] = 0  # the token's word lacks some topics (the sparse buckets must cover them)
+    nw[3] += nd
+    nk = nw.sum(0) + 7  # tokens of other documents
+    w, k0 = 1, 5  # the token, currently in topic 5
+    p = (nd + alpha) * (nw[w] + eta) / (nk + V * eta)
+    p /= p.sum()
+    doc = np.zeros(1 + nd.sum(), np.int64)
+    word = np.array([w] + [3] * nd.sum())
+    z0 = np.concatenate([[k0], np.repeat(np.arange(K), nd)])
+    n = 20_000
+    hits = np.zeros(K)
+    for u in (np.arange(n) + 0.5) / n:
+        z = z0.copy()
+        ndk = (nd + np.eye(K, dtype=np.int64)[k0])[None]
+        nwk = nw.copy()
+        nwk[w, k0] += 1
+        nkk = nk + np.eye(K, dtype=np.int64)[k0]
+        us = np.full(len(doc), 0.5)
+        us[0] = u
+        sweep(doc, word, z, ndk, nwk, nkk, alpha, eta, V * eta, us)
+        hits[z[0]] += 1
+        assert (ndk >= 0).all() and (nwk >= 0).all() and ndk.sum() == len(doc)
+    np.testing.assert_allclose(hits / n, p, atol=2.0 / n)

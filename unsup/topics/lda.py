@@ -108,7 +108,8 @@ class LDA(TransformerMixin, EMEngine, TopicModelBase):
     \tfrac{N}{|B|} S_B)`, :math:`\rho_t = (\tau_0 + t)^{-\kappa}`; ``max_iter`` passes.
     ``method="gibbs"`` — collapsed Gibbs sampling (Griffiths & Steyvers 2004):
     :math:`p(z_i = k \mid z_{-i}, w) \propto (n_{dk}^{-i} + \alpha_k)
-    \frac{n_{kw}^{-i} + \eta}{n_k^{-i} + V\eta}` (:mod:`unsup.topics._gibbs`, numba);
+    \frac{n_{kw}^{-i} + \eta}{n_k^{-i} + V\eta}` (:mod:`unsup.topics._gibbs`, numba: dense
+    below 64 topics, SparseLDA's buckets from 64 on, Yao, Mimno & McCallum 2009);
     ``max_iter`` sweeps; ``components_`` = final n_kw + η, ``history_`` the exact collapsed
     :math:`\log p(w \mid z)` per document every ``evaluate_every`` sweeps.
 
