@@ -175,3 +175,36 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="init"):
         TSNE(init=np.zeros((3, 2)), device="cpu").fit(X)
     assert math.isfinite(TSNE(n_iter=5, device="cpu").fit(X).kl_divergence_)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_crash_then_resume_gives_the_map_of_a_fit_never_stopped(tmp_path, monkeypatch):
+    """Stopped after the k-th checkpoint (at iteration 20 inside early exaggeration, and at
+    40, the switch to the second phase with a fresh optimiser), resumed: bit for bit."""
+    from _interrupt import Crash, checkpoint_meta, crash_after
+
+    import unsup.train._em_checkpoint as emc
+
+    X = np.random.default_rng(0).normal(size=(300, 10)).astype(np.float32)
+    kw = {"n_iter": 120, "early_exaggeration_iter": 40, "random_state": 0, "device": "cpu"}
+    ref = TSNE(**kw).fit(X)
+    for k in (2, 3):
+        d = tmp_path / f"k{k}"
+        with monkeypatch.context() as m:
+            crash_after(m, emc, k)
+            with pytest.raises(Crash):
+                TSNE(**kw, checkpoint_dir=str(d), checkpoint_every=20).fit(X)
+        assert checkpoint_meta(d)["state"]["batch"]["it"] == 20 * (k - 1)
+        got = TSNE(**kw, checkpoint_dir=str(d), checkpoint_every=20, resume=True).fit(X)
+        np.testing.assert_array_equal(got.embedding_, ref.embedding_)
+        assert got.kl_history_ == ref.kl_history_ and got.kl_divergence_ == ref.kl_divergence_
+        assert checkpoint_meta(d)["state"]["finished"]
+    # resuming the finished fit takes no optimisation step and returns the same map
+    import unsup.manifold.tsne as tsne_module
+
+    def no_step(*a, **k):
+        raise AssertionError("a finished fit was optimised again")
+
+    monkeypatch.setattr(tsne_module._Optimizer, "step", no_step)
+    again = TSNE(**kw, checkpoint_dir=str(tmp_path / "k2"), resume=True).fit(X)
+    np.testing.assert_array_equal(again.embedding_, ref.embedding_)

@@ -43,7 +43,7 @@ from sklearn.base import TransformerMixin
 from sklearn.utils import check_random_state
 
 from unsup._io_checks import A
-from unsup.base import BaseEstimator, report_progress
+from unsup.base import BaseEstimator, make_generator, report_progress
 from unsup.manifold._affinity import calibrate, joint_affinities, knn
 from unsup.manifold._gradient import (
     attraction,
@@ -55,6 +55,8 @@ from unsup.manifold._gradient import (
 )
 from unsup.params import Interval, StrOptions
 from unsup.registry import Demo, register_model
+from unsup.train._loop_checkpoint import LoopCheckpoint
+from unsup.train.em import EM_CHECKPOINTING
 
 __all__ = ["TSNE"]
 
@@ -110,6 +112,12 @@ class TSNE(TransformerMixin, BaseEstimator):
     random_state : int, RandomState or None, default=None
         Seed of the random initialisation. The fit is deterministic for a seed on CPU (on GPU
         up to the order of floating-point atomic additions).
+    checkpoint_dir, checkpoint_every, resume
+        Checkpoints of the optimisation (the map, the optimiser's momentum and gains, the KL
+        record) at the top of every ``checkpoint_every``-th iteration (None: at most every
+        10 s) and at the end; ``resume=True`` continues a killed fit and returns the map of a
+        fit never stopped, bit for bit on the same machine and thread count (the affinities
+        are recomputed: they are a function of the data). ``unsup fit tsne`` sets them.
 
     Attributes
     ----------
@@ -122,6 +130,10 @@ class TSNE(TransformerMixin, BaseEstimator):
     training_data_ : ndarray of shape (N, n_features)
         Kept for ``transform`` (the neighbours of new points are searched among them).
     """
+
+    _param_groups = (EM_CHECKPOINTING,)  # checkpoint_dir, checkpoint_every, resume
+    # model files from before checkpointing existed
+    _params_added_later = {"checkpoint_dir": None, "checkpoint_every": None, "resume": False}
 
     # scikit-learn checks t-SNE fails by design (read by tests/test_common.py)
     _expected_failed_checks: dict[str, str] = {
@@ -229,15 +241,29 @@ class TSNE(TransformerMixin, BaseEstimator):
         rs = check_random_state(self.random_state)
         n, method = Xt.shape[0], self._method(Xt.shape[0])
         rows, cols, p = self._affinities(Xt, method)
-        Y = self._init(Xt, rs)
+        T = int(self.n_iter)
+        lc = LoopCheckpoint(self, Xt, make_generator(0, torch.device("cpu")), n_total=n,
+                            max_iter=T, loop="tsne")
+        state = lc.result.params if lc.result is not None else lc.params
+        Y = self._init(Xt, rs) if state is None else state["Y"].to(Xt).clone()
+        opt = _Optimizer(Y)
+        if state is not None:
+            if Y.shape != (n, int(self.n_components)):
+                raise ValueError(f"cannot resume from {lc.ck.path}: the checkpoint is damaged "
+                                 f"(a map of shape {tuple(Y.shape)} for {n} points)")
+            opt.update, opt.gains = state["update"].to(Xt).clone(), state["gains"].to(Xt).clone()
+        history = list(lc.result.history) if lc.result is not None else lc.history
         if method == "exact":  # dense P: the gradient is one pass over the N×N kernel
             P = torch.zeros(n, n, dtype=Y.dtype, device=Y.device)
             P[rows, cols] = p
-        opt = _Optimizer(Y)
-        self.kl_history_ = []
-        n_ee = min(int(self.early_exaggeration_iter), int(self.n_iter))
+        n_ee = min(int(self.early_exaggeration_iter), T)
         Z = 1.0
-        for it in range(int(self.n_iter)):
+
+        def snapshot() -> dict[str, torch.Tensor]:
+            return {"Y": Y, "update": opt.update, "gains": opt.gains}
+
+        for it in range(lc.it, T) if lc.result is None else ():
+            lc.top(it, snapshot(), history)
             early = it < n_ee
             alpha = float(self.early_exaggeration) if early else 1.0
             lr = (max(n / (4 * alpha), 12.5) if self.learning_rate == "auto"
@@ -253,8 +279,11 @@ class TSNE(TransformerMixin, BaseEstimator):
             if it == n_ee - 1:  # openTSNE starts the second phase with a fresh optimiser
                 opt = _Optimizer(Y)
             if (it + 1) % 50 == 0:
-                self.kl_history_.append([it + 1, kl_divergence(Y, rows, cols, p, Z)])
-                report_progress("t-SNE", it + 1, int(self.n_iter), kl=self.kl_history_[-1][1])
+                history.append({"iter": it + 1, "kl": kl_divergence(Y, rows, cols, p, Z)})
+                report_progress("t-SNE", it + 1, T, kl=history[-1]["kl"])
+        if lc.result is None:
+            lc.finish(snapshot(), history[-1]["kl"] if history else 0.0, T, history)
+        self.kl_history_ = [[h["iter"], h["kl"]] for h in history]
         # Z of the final map by the method of the fit (the FFT sums are within ~1e-4 of the
         # exact ones; the exact O(N²) pass took ~10% of a 15,000-point fit)
         phi0, _, _ = self._kernel_sums(Y, Y, method)
