@@ -182,3 +182,35 @@ def test_online_learning_takes_lists_and_tensors():
     np.testing.assert_array_equal(SparseCoding(3, **kw).fit(X.tolist()).components_, ref)
     np.testing.assert_array_equal(SparseCoding(3, **kw).fit(torch.as_tensor(X)).components_,
                                   ref)
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("data", ["batch", "online", "online-memmap"])
+def test_crash_then_resume_gives_the_dictionary_of_a_fit_never_stopped(tmp_path, monkeypatch,
+                                                                        data):
+    """Stopped after its 3rd checkpoint and resumed: the dictionary, the objective record and
+    (online) the statistics' step count of a fit never stopped, bit for bit."""
+    from _interrupt import Crash, checkpoint_meta, crash_after
+
+    import unsup.train._em_checkpoint as emc
+
+    X = np.random.default_rng(0).normal(size=(120, 8))
+    if data == "online-memmap":
+        np.save(tmp_path / "X.npy", X)
+        X = np.load(tmp_path / "X.npy", mmap_mode="r")
+    kw = {"n_components": 6, "alpha": 0.2, "max_iter": 6, "random_state": 0, "device": "cpu",
+          "batch_size": None if data == "batch" else 16}
+    ref = SparseCoding(**kw).fit(X)
+    d = tmp_path / "ck"
+    with monkeypatch.context() as m:
+        crash_after(m, emc, 3)
+        with pytest.raises(Crash):
+            SparseCoding(**kw, checkpoint_dir=str(d), checkpoint_every=2).fit(X)
+    assert checkpoint_meta(d)["state"]["batch"]["it"] == 4
+    got = SparseCoding(**kw, checkpoint_dir=str(d), checkpoint_every=2, resume=True).fit(X)
+    np.testing.assert_array_equal(got.components_, ref.components_)
+    assert got.objective_ == ref.objective_ and len(got.objective_) == 6
+    assert getattr(got, "n_steps_", None) == getattr(ref, "n_steps_", None)
+    if data == "online":  # other data of the same shape is refused
+        with pytest.raises(ValueError, match="different run.*data"):
+            SparseCoding(**kw, checkpoint_dir=str(d), resume=True).fit(X[::-1])

@@ -58,6 +58,8 @@ from unsup.data.validation import check_array, check_min_samples, check_n_featur
 from unsup.ops import chunk_rows, chunks
 from unsup.params import Interval, StrOptions
 from unsup.registry import Demo, register_model
+from unsup.train._loop_checkpoint import LoopCheckpoint
+from unsup.train.em import EM_CHECKPOINTING
 
 __all__ = ["SparseCoding", "DictionaryLearning", "sparse_encode", "sparse_coding_objective"]
 
@@ -250,6 +252,12 @@ class SparseCoding(TransformerMixin, BaseEstimator):
         Where to compute.
     random_state : int, RandomState or None, default=None
         Seed of the initial dictionary and the batch order.
+    checkpoint_dir, checkpoint_every, resume
+        Checkpoints at the top of every ``checkpoint_every``-th alternation / epoch (None: at
+        most every 10 s) and at the end: the dictionary, the online statistics A and B (or the
+        batch codes, the warm start), the objective record and both random generators, so a
+        resumed fit returns the dictionary of a fit never stopped, bit for bit. The data is
+        fingerprinted when it is in memory (a memmap is checked by shape and dtype only).
 
     Attributes
     ----------
@@ -268,6 +276,9 @@ class SparseCoding(TransformerMixin, BaseEstimator):
     """
 
     _test_params: dict[str, Any] = {"n_components": 3, "max_iter": 3, "alpha": 0.1}
+    _param_groups = (EM_CHECKPOINTING,)  # checkpoint_dir, checkpoint_every, resume
+    # model files from before checkpointing existed
+    _params_added_later = {"checkpoint_dir": None, "checkpoint_every": None, "resume": False}
 
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
@@ -328,34 +339,51 @@ class SparseCoding(TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> SparseCoding:
         """Learn the dictionary from ``X`` (array, memmap or tensor; ``y`` ignored)."""
         self._validate_params()
-        rs = check_random_state(self.random_state)
+        # the NumPy generator as private per-fit state: checkpoints save and restore it
+        self._rs = check_random_state(self.random_state)
         gen = torch.Generator(device=self._device())
-        gen.manual_seed(int(rs.randint(0, 2**31 - 1)))
-        if self.batch_size is None:
-            return self._fit_batch(self._validate(X, reset=True), rs, gen)
-        return self._fit_online(X, rs, gen)
+        gen.manual_seed(int(self._rs.randint(0, 2**31 - 1)))
+        try:
+            if self.batch_size is None:
+                return self._fit_batch(self._validate(X, reset=True), gen)
+            return self._fit_online(X, gen)
+        finally:
+            del self._rs
 
-    def _fit_batch(self, X: torch.Tensor, rs: np.random.RandomState,
-                   gen: torch.Generator) -> SparseCoding:
-        D = self._init_dict(X, X.shape[0], rs, gen, X.dtype)
-        alpha, self.objective_ = float(self.alpha), []
-        Z = None
-        for it in range(int(self.max_iter)):
+    def _finish(self, lc: LoopCheckpoint, state: dict[str, Any], history: list[dict]) -> None:
+        T = int(self.max_iter)
+        if lc.result is None:
+            lc.finish(state, history[-1]["objective"] if history else 0.0, T, history)
+        self.objective_ = [h["objective"] for h in history]
+        self.components_ = state["D"].cpu().numpy()
+        self.n_iter_ = T
+
+    def _fit_batch(self, X: torch.Tensor, gen: torch.Generator) -> SparseCoding:
+        T = int(self.max_iter)
+        lc = LoopCheckpoint(self, X, gen, n_total=X.shape[0], max_iter=T, loop="batch")
+        state = lc.result.params if lc.result is not None else lc.params
+        history = list(lc.result.history) if lc.result is not None else lc.history
+        if state is None:
+            D, Z = self._init_dict(X, X.shape[0], self._rs, gen, X.dtype), None
+        else:
+            # clones: fresh, aligned storage (GEMM results can depend on the alignment)
+            D = state["D"].to(X).clone()
+            Z = state["Z"].to(X).clone() if state["Z"].numel() else None
+        alpha = float(self.alpha)
+        for it in range(lc.it, T) if lc.result is None else ():
+            lc.top(it, {"D": D, "Z": X.new_zeros(0) if Z is None else Z}, history)
             C, G = X @ D.T, D @ D.T
             Z, _ = fista(C, G, alpha, positive=self.positive_code, max_iter=self.code_max_iter,
                          tol=self.tol, Z0=Z)  # warm start: the same rows every alternation
-            self.objective_.append(self._objective(X, Z, D))
+            history.append({"iter": it + 1, "objective": self._objective(X, Z, D)})
             # Mairal's dictionary step on the full statistics (several sweeps: they are cheap)
             D = _update_dict(D, Z.T @ Z, Z.T @ X, positive=self.positive_dict,
                              unit_norm=self.unit_norm_atoms, gen=gen, X=X, n_sweeps=3)
-            report_progress("sparse coding", it + 1, int(self.max_iter),
-                            objective=self.objective_[-1])
-        self.components_ = D.cpu().numpy()
-        self.n_iter_ = int(self.max_iter)
+            report_progress("sparse coding", it + 1, T, objective=history[-1]["objective"])
+        self._finish(lc, {"D": D, "Z": X.new_zeros(0) if Z is None else Z}, history)
         return self
 
-    def _fit_online(self, X: Any, rs: np.random.RandomState,
-                    gen: torch.Generator) -> SparseCoding:
+    def _fit_online(self, X: Any, gen: torch.Generator) -> SparseCoding:
         if not isinstance(X, (np.ndarray, torch.Tensor)):  # lists, data frames: into memory
             X = check_array(X, device="cpu")
         first = check_array(_rows(X, np.arange(min(len(X), 1))) if len(X) else X,
@@ -363,15 +391,30 @@ class SparseCoding(TransformerMixin, BaseEstimator):
         n = int(len(X))
         check_min_samples(n, 1, "SparseCoding")
         self.n_features_in_ = int(first.shape[1])
-        dtype = first.dtype
-        D = self._init_dict(X, n, rs, gen, dtype)
-        k, d, dev = D.shape[0], D.shape[1], D.device
-        A = torch.zeros(k, k, dtype=dtype, device=dev)
-        B = torch.zeros(k, d, dtype=dtype, device=dev)
-        eta, step, alpha = int(self.batch_size), 0, float(self.alpha)
-        self.objective_ = []
-        for epoch in range(int(self.max_iter)):
-            order, total = rs.permutation(n), 0.0
+        dtype, T = first.dtype, int(self.max_iter)
+        # in-memory data is fingerprinted for resume; a memmap is not read whole for it
+        key = torch.from_numpy(np.ascontiguousarray(X)) if type(X) is np.ndarray else X
+        lc = LoopCheckpoint(self, key, gen, n_total=n, max_iter=T, loop="online")
+        state = lc.result.params if lc.result is not None else lc.params
+        history = list(lc.result.history) if lc.result is not None else lc.history
+        if state is None:
+            D = self._init_dict(X, n, self._rs, gen, dtype)
+            k, d, dev = D.shape[0], D.shape[1], D.device
+            A = torch.zeros(k, k, dtype=dtype, device=dev)
+            B = torch.zeros(k, d, dtype=dtype, device=dev)
+            step = 0
+        else:
+            dev = first.device
+            D, A, B = (state[c].to(dev, dtype).clone() for c in ("D", "A", "B"))
+            k, d, step = D.shape[0], D.shape[1], int(state["step"])
+        eta, alpha = int(self.batch_size), float(self.alpha)
+
+        def snapshot() -> dict[str, Any]:
+            return {"D": D, "A": A, "B": B, "step": torch.tensor(step)}
+
+        for epoch in range(lc.it, T) if lc.result is None else ():
+            lc.top(epoch, snapshot(), history)
+            order, total = self._rs.permutation(n), 0.0
             for s in range(0, n, eta):
                 idx = order[s:s + eta]
                 Xb = check_array(_rows(X, idx), device=dev, row_numbers=idx).to(dtype)
@@ -387,11 +430,9 @@ class SparseCoding(TransformerMixin, BaseEstimator):
                 D = _update_dict(D, A, B, positive=self.positive_dict,
                                  unit_norm=self.unit_norm_atoms, gen=gen, X=Xb)
                 step += 1
-            self.objective_.append(total / n)
-            report_progress("sparse coding", epoch + 1, int(self.max_iter),
-                            objective=self.objective_[-1])
-        self.components_ = D.cpu().numpy()
-        self.n_iter_ = int(self.max_iter)
+            history.append({"iter": epoch + 1, "objective": total / n})
+            report_progress("sparse coding", epoch + 1, T, objective=history[-1]["objective"])
+        self._finish(lc, snapshot(), history)
         self.n_steps_ = step
         return self
 
