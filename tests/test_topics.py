@@ -303,3 +303,47 @@ def test_both_gibbs_kernels_draw_from_the_exact_conditional(kernel):
         hits[z[0]] += 1
         assert (ndk >= 0).all() and (nwk >= 0).all() and ndk.sum() == len(doc)
     np.testing.assert_allclose(hits / n, p, atol=2.0 / n)
+
+
+@pytest.mark.parametrize("kernel", ["dense_sweep", "sparse_sweep"])
+def test_gibbs_chains_visit_states_by_their_exact_posterior(kernel):
+    """Whole sweeps (the bookkeeping of counts, word and document lists across tokens): on 5
+    tokens and 3 topics the chain's state frequencies match p(z | w) enumerated over all 243
+    assignments (total variation distance)."""
+    import itertools
+
+    from scipy.special import gammaln
+
+    from unsup.topics import _gibbs
+
+    sweep = getattr(_gibbs, kernel)
+    doc, word = np.array([0, 0, 1, 1, 1]), np.array([0, 1, 0, 2, 1])
+    K, V, D, eta = 3, 3, 2, 0.4
+    alpha = np.array([0.3, 0.8, 0.5])
+
+    def counts(z):
+        ndk, nwk = np.zeros((D, K), np.int64), np.zeros((V, K), np.int64)
+        np.add.at(ndk, (doc, z), 1)
+        np.add.at(nwk, (word, z), 1)
+        return ndk, nwk
+
+    states = list(itertools.product(range(K), repeat=len(doc)))
+    lp = []
+    for s in states:
+        ndk, nwk = counts(np.array(s))
+        lp.append(gammaln(ndk + alpha).sum() - gammaln(ndk.sum(1) + alpha.sum()).sum()
+                  + gammaln(nwk + eta).sum() - gammaln(nwk.sum(0) + V * eta).sum())
+    p = np.exp(np.array(lp) - max(lp))
+    p /= p.sum()
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, K, len(doc))
+    ndk, nwk = counts(z)
+    nk = nwk.sum(0)
+    n = 40_000
+    u = rng.random((n, len(doc)))
+    codes = np.empty(n, np.int64)
+    for t in range(n):
+        sweep(doc, word, z, ndk, nwk, nk, alpha, eta, V * eta, u[t])
+        codes[t] = int(np.dot(z, K ** np.arange(len(doc))[::-1]))
+    freq = np.bincount(codes, minlength=len(states)) / n  # states in itertools order
+    assert 0.5 * np.abs(freq - p).sum() < 0.04
