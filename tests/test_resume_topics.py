@@ -16,6 +16,7 @@ import pytest
 from _interrupt import Crash, checkpoint_meta, crash_after, hang_site, kill_when_hanging
 from conftest import toy_data_for
 
+import unsup.topics._lda_gibbs as lda_gibbs
 import unsup.topics.lda as lda_module
 import unsup.train._em_checkpoint as emc
 from unsup.topics import LDA
@@ -46,7 +47,7 @@ def test_crash_then_resume_equals_the_uninterrupted_fit(tmp_path, monkeypatch, m
     X = toy_data_for(LDA)
     kw = {**_params(method), "optimize_priors": optimize_priors}
     # Gibbs: priors learned at sweeps 3, 6, 9, so the crash at 4 has learned ones to restore
-    monkeypatch.setattr(lda_module, "_PRIOR_EVERY", 3)
+    monkeypatch.setattr(lda_gibbs, "_PRIOR_EVERY", 3)
     ref = LDA(**kw).fit(X)
     assert len(ref.history_) == 5  # evaluated every 2 of 10 iterations
     for k in (1, 3):  # at the start (iteration 0) and mid-fit (iteration 4)
@@ -72,7 +73,7 @@ def test_resuming_a_finished_fit_returns_it_without_training(tmp_path, monkeypat
     def no_training(*args, **kwargs):
         raise AssertionError("a finished fit was trained again")
 
-    monkeypatch.setattr(lda_module, "gibbs_sweep", no_training)
+    monkeypatch.setattr(lda_gibbs, "gibbs_sweep", no_training)
     monkeypatch.setattr(lda_module, "vb_e_step", no_training)
     monkeypatch.setattr(LDA, "_transform", lambda self, docs: a.doc_topic_)  # uses vb_e_step
     b = LDA(**kw, checkpoint_dir=str(tmp_path), resume=True).fit(X)
