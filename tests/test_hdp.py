@@ -123,32 +123,80 @@ def test_report_shows_topics_and_their_number():
     assert "Section skipped" not in html
 
 
-def test_crash_then_resume_equals_the_uninterrupted_chain(tmp_path, monkeypatch):
+@pytest.mark.parametrize("sample_concentrations", [False, True])
+def test_crash_then_resume_equals_the_uninterrupted_chain(tmp_path, monkeypatch,
+                                                          sample_concentrations):
+    from _interrupt import Crash, crash_after
+
     import unsup.train._em_checkpoint as emc
 
     X, _ = _separated_corpus(D=30)
-    kw = {"n_sweeps": 12, "random_state": 0}
+    kw = {"n_sweeps": 12, "random_state": 0, "sample_concentrations": sample_concentrations}
     ref = HDP(**kw).fit(X)
-    orig, n = emc.save_checkpoint, [0]
-
-    class Crash(Exception):
-        pass
-
-    def save(*a, **k):
-        orig(*a, **k)
-        n[0] += 1
-        if n[0] == 3:
-            raise Crash
-
     with monkeypatch.context() as m:
-        m.setattr(emc, "save_checkpoint", save)
+        crash_after(m, emc, 3)
         with pytest.raises(Crash):
             HDP(**kw, checkpoint_dir=str(tmp_path), checkpoint_every=2).fit(X)
     got = HDP(**kw, checkpoint_dir=str(tmp_path), checkpoint_every=2, resume=True).fit(X)
+    assert (got.alpha_, got.gamma_) == (ref.alpha_, ref.gamma_)
+    assert ((ref.alpha_, ref.gamma_) != (1.0, 1.0)) == sample_concentrations
     np.testing.assert_array_equal(got.k_trace_, ref.k_trace_)
     np.testing.assert_array_equal(got.components_, ref.components_)
     np.testing.assert_array_equal(got.topic_weights_, ref.topic_weights_)
     again = HDP(**kw, checkpoint_dir=str(tmp_path), resume=True).fit(X)  # finished: no sampling
     np.testing.assert_array_equal(again.components_, ref.components_)
     with pytest.raises(ValueError, match="n_sweeps"):
-        HDP(n_sweeps=13, random_state=0, checkpoint_dir=str(tmp_path), resume=True).fit(X)
+        HDP(**{**kw, "n_sweeps": 13}, checkpoint_dir=str(tmp_path), resume=True).fit(X)
+
+
+@pytest.mark.parametrize("level", ["top", "document"])
+def test_concentration_samplers_leave_the_exact_posterior_invariant(level):
+    """Long runs of the auxiliary-variable updates against the posterior by quadrature:
+    γ | K clusters among m draws (Escobar & West 1995) and α | m tables, restaurant sizes n_j
+    (Teh et al. 2006), both with a Gamma(1, 1) prior: mean and standard deviation agree."""
+    from scipy.special import gammaln
+
+    from unsup.topics._concentration import (
+        resample_doc_concentration,
+        resample_top_concentration,
+    )
+
+    rng = np.random.default_rng(0)
+    grid = np.linspace(1e-4, 40, 200_001)
+    if level == "top":
+        K, m = 5, 40
+        draw = lambda c: resample_top_concentration(c, K, m, 1.0, 1.0, rng)  # noqa: E731
+        lp = K * np.log(grid) + gammaln(grid) - gammaln(grid + m)
+    else:
+        n, m = np.array([5, 12, 3, 30, 7, 0]), 14
+        draw = lambda c: resample_doc_concentration(c, m, n, 1.0, 1.0, rng)  # noqa: E731
+        lp = m * np.log(grid) + sum(gammaln(grid) - gammaln(grid + k) for k in n)
+    lp -= grid  # the Gamma(1, 1) prior
+    p = np.exp(lp - lp.max())
+    p /= p.sum()
+    mean = (grid * p).sum()
+    sd = np.sqrt((grid ** 2 * p).sum() - mean ** 2)
+    c, xs = 1.0, []
+    for _ in range(30_000):
+        c = draw(c)
+        xs.append(c)
+    xs = np.array(xs[500:])
+    assert abs(xs.mean() - mean) < 0.03 * mean and abs(xs.std() - sd) < 0.05 * sd
+
+
+def test_sampled_concentrations_are_saved_and_checked_on_load(tmp_path):
+    import unsup
+    from tests.test_io_fuzz import _read, _write
+    from unsup.io import ModelFileError
+
+    X, _ = _separated_corpus(D=30)
+    m = HDP(n_sweeps=10, sample_concentrations=True, random_state=0).fit(X)
+    unsup.save(m, tmp_path / "m.safetensors")
+    back = unsup.load(tmp_path / "m.safetensors")
+    assert (back.alpha_, back.gamma_) == (m.alpha_, m.gamma_)
+    np.testing.assert_array_equal(back.transform(X[:4]), m.transform(X[:4]))
+    meta, tensors = _read(str(tmp_path / "m.safetensors"))
+    _write(str(tmp_path / "bad.safetensors"), {**meta, "fitted": {**meta["fitted"],
+                                                                  "alpha_": -1.0}}, tensors)
+    with pytest.raises(ModelFileError, match="alpha_"):
+        unsup.load(tmp_path / "bad.safetensors")

@@ -27,10 +27,13 @@ is ``k_posterior_``. The fitted model is the last state: topics φ_k = (n_kw + �
 the used topics and the document prior α β_k; held-out documents are scored by document
 completion like every topic model (the weight β_u of unused topics is left out of the
 completion: a held-out word cannot open a new topic there). The concentrations γ and α are
-fixed (not sampled). tomotopy's ``HDPModel`` is the peer (``bench/bench_topics.py``).
+fixed, or with ``sample_concentrations=True`` resampled after every sweep under Gamma(1, 1)
+priors by the auxiliary-variable schemes of Escobar & West (1995) for γ and Teh et al. (2006,
+appendix A) for α (:mod:`unsup.topics._concentration`). tomotopy's ``HDPModel`` is the peer
+(``bench/bench_hdp.py``).
 
 References: Teh, Jordan, Beal & Blei (2006), "Hierarchical Dirichlet processes", JASA 101;
-Antoniak (1974) for the table counts.
+Antoniak (1974) for the table counts; Escobar & West (1995), JASA 90, for the concentration.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from unsup.base import make_generator, report_progress
 from unsup.params import Integral, Interval, Real
 from unsup.registry import register_model
 from unsup.topics._base import TopicModelBase
+from unsup.topics._concentration import resample_doc_concentration, resample_top_concentration
 from unsup.topics._docs import SparseDocs, admixture_completion, fold_in
 from unsup.topics._hdp_gibbs import hdp_sweep, table_counts
 from unsup.train._loop_checkpoint import LoopCheckpoint, generator_from_state, generator_state
@@ -68,6 +72,9 @@ class HDP(TransformerMixin, TopicModelBase):
         Top-level concentration γ: larger values favour more topics.
     eta : float, default=0.01
         Symmetric Dirichlet prior of the topics' word distributions.
+    sample_concentrations : bool, default=False
+        Resample α and γ after every sweep (Gamma(1, 1) priors; ``alpha`` and ``gamma`` are
+        then the starting values, the last draws are ``alpha_`` and ``gamma_``).
     initial_topics : int, default=1
         Topics of the random starting assignment (new ones open during sampling).
     n_sweeps : int, default=200
@@ -90,6 +97,7 @@ class HDP(TransformerMixin, TopicModelBase):
     n_topics_ : K.
     k_trace_ : (n_sweeps,) topics in use after each sweep.
     k_posterior_ : probability of each number of topics (index = K) over the kept sweeps.
+    alpha_, gamma_ : the concentrations of the last sweep (the parameters unless sampled).
     """
 
     _parameter_constraints = {
@@ -99,7 +107,10 @@ class HDP(TransformerMixin, TopicModelBase):
         "initial_topics": [Interval(Integral, 1, None, closed="left")],
         "n_sweeps": [Interval(Integral, 1, None, closed="left")],
         "burn_in": [Interval(Integral, 0, None, closed="left"), None],
+        "sample_concentrations": ["boolean"],
     }
+    # model files from before the concentrations could be sampled: fixed ones
+    _params_added_later = {"sample_concentrations": False}
     _param_groups = (EM_CHECKPOINTING,)  # checkpoint_dir, checkpoint_every, resume
     _test_params = {"n_sweeps": 5}
     # a token sampler needs whole tokens: scikit-learn's checks fit on real-valued data, which
@@ -141,11 +152,13 @@ class HDP(TransformerMixin, TopicModelBase):
                      "k_trace_": A("i64", "n_sweeps"), "k_posterior_": A("f64", "m")}
 
     def __init__(self, alpha: float = 1.0, *, gamma: float = 1.0, eta: float = 0.01,
-                 initial_topics: int = 1, n_sweeps: int = 200, burn_in: int | None = None,
+                 sample_concentrations: bool = False, initial_topics: int = 1,
+                 n_sweeps: int = 200, burn_in: int | None = None,
                  random_state: Any = None, device: str = "cpu") -> None:
         self.alpha = alpha
         self.gamma = gamma
         self.eta = eta
+        self.sample_concentrations = sample_concentrations
         self.initial_topics = initial_topics
         self.n_sweeps = n_sweeps
         self.burn_in = burn_in
@@ -185,6 +198,8 @@ class HDP(TransformerMixin, TopicModelBase):
             z = np.array(state["z"], dtype=np.int64, copy=True)
             beta = np.array(state["beta"], dtype=np.float64, copy=True)
             trace = [int(k) for k in np.asarray(state["trace"]).reshape(-1)]
+            if self.sample_concentrations:
+                a, g = float(state["alpha"]), float(state["gamma"])
             cap = len(beta) - 1
             if z.shape != doc.shape or (z.size and not 0 <= z.min() <= z.max() < cap):
                 raise ValueError(f"cannot resume from {lc.ck.path}: the checkpoint is damaged "
@@ -196,9 +211,14 @@ class HDP(TransformerMixin, TopicModelBase):
         nk = nwk.sum(0)
         active = nk > 0
 
+        n_doc = np.bincount(doc, minlength=D)  # tokens per document
+
         def snapshot() -> dict[str, Any]:
-            return {"z": z, "beta": beta, "trace": np.asarray(trace, dtype=np.int64),
-                    "rng": generator_state(rng)}
+            st = {"z": z, "beta": beta, "trace": np.asarray(trace, dtype=np.int64),
+                  "rng": generator_state(rng)}
+            if self.sample_concentrations:
+                st.update(alpha=np.float64(a), gamma=np.float64(g))
+            return st
 
         for sweep in range(lc.it, T) if lc.result is None else ():
             lc.top(sweep, snapshot(), [])
@@ -209,6 +229,9 @@ class HDP(TransformerMixin, TopicModelBase):
             # every used topic has at least one table: Dir parameters stay > 0
             beta[:] = 0.0
             beta[np.append(used, cap)] = rng.dirichlet(np.append(np.maximum(m, 1.0), g))
+            if self.sample_concentrations:  # given the tables just drawn (Gamma(1, 1) priors)
+                g = resample_top_concentration(g, len(used), float(m.sum()), 1.0, 1.0, rng, 5)
+                a = resample_doc_concentration(a, float(m.sum()), n_doc, 1.0, 1.0, rng, 5)
             trace.append(len(used))
             if cap - len(used) < max(4, cap // 8):  # keep free slots for new topics
                 grow = cap
@@ -228,8 +251,16 @@ class HDP(TransformerMixin, TopicModelBase):
         self.k_trace_ = np.asarray(trace, dtype=np.int64)
         kept = self.k_trace_[burn:]
         self.k_posterior_ = np.bincount(kept, minlength=kept.max() + 1) / kept.size
+        self.alpha_, self.gamma_ = float(a), float(g)
         self.n_iter_ = int(self.n_sweeps)
         return self
+
+    def _set_state(self, arrays: dict[str, np.ndarray], values: dict[str, Any]) -> None:
+        super()._set_state(arrays, values)
+        for k in ("alpha_", "gamma_"):  # a file's concentrations are checked, not trusted
+            v = getattr(self, k, None)
+            if v is not None and not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+                raise ValueError(f"{k} = {v!r} must be a positive number")
 
     @property
     def n_topics_(self) -> int:
@@ -245,7 +276,7 @@ class HDP(TransformerMixin, TopicModelBase):
         return self.components_ / self.components_.sum(1, keepdims=True)
 
     def _prior(self) -> np.ndarray:
-        return float(self.alpha) * self.topic_weights_
+        return float(getattr(self, "alpha_", self.alpha)) * self.topic_weights_
 
     def transform(self, X: Any) -> np.ndarray:
         """Topic proportions of documents, folded in with the topics fixed (prior αβ)."""
