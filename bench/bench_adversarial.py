@@ -2,7 +2,8 @@
 
     python bench/bench_adversarial.py [--losses all] [--seeds 0,1,2] [--epochs N]
         [--n-samples 10000] [--baselines vae,rbm] [--overhead-steps 60] [--threads 1]
-        [--json PATH]
+        [--json PATH] [--samples-dir DIR]
+    python bench/bench_adversarial.py --merge A.json B.json ... [--json ALL]   # parallel parts
 
 1. Zoo: ``GAN(loss=L, random_state=s)`` with the library's defaults (same MLP generator and
    discriminator, same epochs and batch size for every loss; per-loss n_critic and learning
@@ -10,7 +11,8 @@
    of the seven losses and each seed; ``n`` samples scored against the 10,000 MNIST test digits
    by :func:`unsup.metrics.sample_quality.sample_quality` (FID and KID in the feature space of
    the shipped MNIST digit network, modes covered = digits holding at least 10 % of their
-   uniform share); wall time of ``fit``. Mean ± std over seeds. A run whose loss becomes NaN is
+   uniform share); wall and CPU time of ``fit``; precision / recall. Mean ± std over seeds,
+modes as the minimum over seeds. A run whose loss becomes NaN is
    reported as diverged (with the engine's message), not dropped.
 2. Baselines on the same feature network: a VAE and a binary RBM with the settings of
    ``bench/bench_sample_quality.py`` (VAE: 20-dim code, 30 epochs, decoder means; RBM: 100
