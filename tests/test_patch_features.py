@@ -93,3 +93,27 @@ def test_report_draws_the_patch_dictionary():
     html = r.to_html()
     assert "<h3>Patch dictionary</h3>" in html and "3×3 patches" in html
     assert "Section skipped" not in html
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("dictionary", ["kmeans", "sparse-coding"])
+def test_crash_then_resume_gives_the_dictionary_of_a_fit_never_stopped(tmp_path, monkeypatch,
+                                                                        dictionary):
+    """The dictionary learner checkpoints into checkpoint_dir; stopped after its 2nd
+    checkpoint and resumed (patches and whitening recomputed), the atoms are bit for bit."""
+    from _interrupt import Crash, crash_after
+
+    import unsup.train._em_checkpoint as emc
+
+    X = _images()
+    kw = {"n_atoms": 5, "dictionary": dictionary, "patch_size": 3, "n_patches": 400,
+          "image_shape": (7, 6), "alpha": 0.1, "random_state": 0, "device": "cpu"}
+    ref = PatchFeatures(**kw).fit(X)
+    with monkeypatch.context() as m:
+        crash_after(m, emc, 2)
+        with pytest.raises(Crash):
+            PatchFeatures(**kw, checkpoint_dir=str(tmp_path), checkpoint_every=1).fit(X)
+    got = PatchFeatures(**kw, checkpoint_dir=str(tmp_path), checkpoint_every=1,
+                        resume=True).fit(X)
+    np.testing.assert_array_equal(got.atoms_, ref.atoms_)
+    np.testing.assert_array_equal(got.zca_, ref.zca_)

@@ -38,6 +38,7 @@ from unsup._io_checks import A
 from unsup.base import BaseEstimator, make_generator
 from unsup.params import Integral, Interval, Real, StrOptions
 from unsup.registry import register_model
+from unsup.train.em import EM_CHECKPOINTING
 
 __all__ = ["PatchFeatures"]
 
@@ -98,6 +99,10 @@ class PatchFeatures(TransformerMixin, BaseEstimator):
         (height, width) of an image row; ``None``: square when the width is a square number,
         else a 1 × D strip.
     device, random_state : as elsewhere.
+    checkpoint_dir, checkpoint_every, resume
+        Passed to the dictionary learner (k-means on the EM engine, or sparse coding), whose
+        checkpoints make a killed fit resume exactly: the patches and the whitening are a
+        function of the data and the seed and are recomputed. ``unsup fit`` sets them.
 
     Attributes
     ----------
@@ -116,6 +121,9 @@ class PatchFeatures(TransformerMixin, BaseEstimator):
         "image_shape": [tuple, list, None],
     }
     _test_params = {"n_atoms": 4, "patch_size": 2, "n_patches": 200}
+    _param_groups = (EM_CHECKPOINTING,)  # checkpoint_dir, checkpoint_every, resume
+    # model files from before checkpointing existed
+    _params_added_later = {"checkpoint_dir": None, "checkpoint_every": None, "resume": False}
     _state_shapes = staticmethod(_state_shapes)
 
     def __init__(self, n_atoms: int = 100, *, dictionary: str = "kmeans", patch_size: int = 6,
@@ -162,17 +170,20 @@ class PatchFeatures(TransformerMixin, BaseEstimator):
         self.zca_ = (U * (s.clamp(min=0) + _ZCA_EPS).rsqrt()) @ U.T
         Z = (P - self.patch_mean_) @ self.zca_
         seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
+        ck = {"checkpoint_dir": self.checkpoint_dir, "checkpoint_every": self.checkpoint_every,
+              "resume": self.resume}
         if self.dictionary == "kmeans":
             from unsup.cluster import KMeans
 
             km = KMeans(int(self.n_atoms), n_init=1, max_iter=50, random_state=seed,
-                        device=X.device.type).fit(Z.float().cpu().numpy())
+                        device=X.device.type, **ck).fit(Z.float().cpu().numpy())
             atoms = km.cluster_centers_
         else:
             from unsup.decomposition.sparse_coding import SparseCoding
 
             sc = SparseCoding(int(self.n_atoms), alpha=float(self.alpha), max_iter=10,
-                              random_state=seed, device=X.device.type).fit(Z.cpu().numpy())
+                              random_state=seed, device=X.device.type, **ck
+                              ).fit(Z.cpu().numpy())
             atoms = sc.components_
         self.atoms_ = torch.as_tensor(np.asarray(atoms, dtype=np.float64)).numpy()
         self.patch_mean_ = self.patch_mean_.cpu().numpy()
