@@ -181,6 +181,8 @@ def test_sweeps_report_progress():
 
 
 def test_crash_then_resume_equals_the_uninterrupted_chain(tmp_path, monkeypatch):
+    from _interrupt import Crash, crash_after
+
     import unsup.train._em_checkpoint as emc
 
     rng = np.random.default_rng(1)
@@ -188,18 +190,10 @@ def test_crash_then_resume_equals_the_uninterrupted_chain(tmp_path, monkeypatch)
     kw = {"n_sweeps": 10, "burn_in": 2, "random_state": 0}
     ref = DirichletProcessMixture(**kw).fit(X)
     for k in (1, 4):  # before burn-in ends (no best yet) and after
-        orig, n = emc.save_checkpoint, [0]
-
-        def save(*a, _orig=orig, _n=n, _k=k, **kw_):
-            _orig(*a, **kw_)
-            _n[0] += 1
-            if _n[0] == _k:
-                raise KeyboardInterrupt
-
         d = tmp_path / f"k{k}"
         with monkeypatch.context() as m:
-            m.setattr(emc, "save_checkpoint", save)
-            with pytest.raises(KeyboardInterrupt):
+            crash_after(m, emc, k)
+            with pytest.raises(Crash):
                 DirichletProcessMixture(**kw, checkpoint_dir=str(d), checkpoint_every=2).fit(X)
         got = DirichletProcessMixture(**kw, checkpoint_dir=str(d), checkpoint_every=2,
                                       resume=True).fit(X)

@@ -366,9 +366,8 @@ class SparseCoding(TransformerMixin, BaseEstimator):
         if state is None:
             D, Z = self._init_dict(X, X.shape[0], self._rs, gen, X.dtype), None
         else:
-            # clones: fresh, aligned storage (GEMM results can depend on the alignment)
-            D = state["D"].to(X).clone()
-            Z = state["Z"].to(X).clone() if state["Z"].numel() else None
+            D = state["D"].to(X)
+            Z = state["Z"].to(X) if state["Z"].numel() else None
         alpha = float(self.alpha)
         for it in range(lc.it, T) if lc.result is None else ():
             lc.top(it, {"D": D, "Z": X.new_zeros(0) if Z is None else Z}, history)
@@ -405,7 +404,7 @@ class SparseCoding(TransformerMixin, BaseEstimator):
             step = 0
         else:
             dev = first.device
-            D, A, B = (state[c].to(dev, dtype).clone() for c in ("D", "A", "B"))
+            D, A, B = (state[c].to(dev, dtype) for c in ("D", "A", "B"))
             k, d, step = D.shape[0], D.shape[1], int(state["step"])
         eta, alpha = int(self.batch_size), float(self.alpha)
 

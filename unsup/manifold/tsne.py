@@ -245,13 +245,13 @@ class TSNE(TransformerMixin, BaseEstimator):
         lc = LoopCheckpoint(self, Xt, make_generator(0, torch.device("cpu")), n_total=n,
                             max_iter=T, loop="tsne")
         state = lc.result.params if lc.result is not None else lc.params
-        Y = self._init(Xt, rs) if state is None else state["Y"].to(Xt).clone()
+        Y = self._init(Xt, rs) if state is None else state["Y"].to(Xt)
         opt = _Optimizer(Y)
         if state is not None:
             if Y.shape != (n, int(self.n_components)):
                 raise ValueError(f"cannot resume from {lc.ck.path}: the checkpoint is damaged "
                                  f"(a map of shape {tuple(Y.shape)} for {n} points)")
-            opt.update, opt.gains = state["update"].to(Xt).clone(), state["gains"].to(Xt).clone()
+            opt.update, opt.gains = state["update"].to(Xt), state["gains"].to(Xt)
         history = list(lc.result.history) if lc.result is not None else lc.history
         if method == "exact":  # dense P: the gradient is one pass over the N×N kernel
             P = torch.zeros(n, n, dtype=Y.dtype, device=Y.device)

@@ -117,7 +117,9 @@ def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, torch.Tenso
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            # copied into fresh (aligned) storage: MKL's GEMM on the reader's buffer differed
+            # in the last bit, and a resumed fit must equal one never stopped
+            tensors = {k: f.get_tensor(k).clone() for k in f.keys()}
     except Exception as e:  # noqa: BLE001 - any reader failure means a bad file
         raise ValueError(f"{path} is not a readable checkpoint: {e}") from None
     if header.get("format") != "unsup-checkpoint":
