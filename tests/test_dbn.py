@@ -270,3 +270,88 @@ def test_top_reverse_ais_matches_exact(fitted: tuple[DBN, np.ndarray]) -> None:
     dbn.set_log_partition(res)
     assert dbn.log_partition_reverse_ == res.log_z
     assert dbn.log_partition_reverse_interval_ == [res.log_z_low, res.log_z_high]
+
+
+# -- up-down fine-tuning: checkpoint and exact resume (issue 10 §2) -----------------------------
+def _updown_arrays(dbn: DBN) -> dict[str, np.ndarray]:
+    return {f"{n}{k}": np.asarray(a) for n in ("weights_", "visible_biases_", "hidden_biases_",
+                                              "generative_weights_")
+            for k, a in enumerate(getattr(dbn, n))}
+
+
+def test_updown_crashed_and_resumed_equals_uninterrupted(tmp_path, monkeypatch) -> None:
+    """A fine-tuning stopped after its 3rd checkpoint and resumed gives the model (weights,
+    biases, history) of one never stopped, bit for bit, and runs only the updates left."""
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from _interrupt import Crash, checkpoint_meta, crash_after
+
+    import unsup.energy.dbn as dbn_mod
+    import unsup.train._em_checkpoint as emc
+
+    X = _bars(200, seed=3)
+    kw = {"layer_sizes": [6, 4, 3], "n_updates": 60, "batch_size": 25, "device": "cpu",
+          "random_state": 0}
+    ft = {"n_updates": 45, "learning_rate": 0.05, "cd_k": 2, "batch_size": 30,
+          "weight_decay": 1e-4, "random_state": 7}  # 30 rows: the minibatch order wraps
+    ref = DBN(**kw).fit(X).fine_tune_updown(X, **ft)
+
+    d = tmp_path / "ck"
+    crashed = DBN(**kw, checkpoint_dir=str(d), checkpoint_every=10).fit(X)
+    before = _updown_arrays(crashed)
+    crash_after(monkeypatch, emc, 3)  # checkpoints at updates 0, 10, 20: stop after the third
+    with pytest.raises(Crash):
+        crashed.fine_tune_updown(X, **ft)
+    for k, a in _updown_arrays(crashed).items():  # the model is untouched by the crash
+        np.testing.assert_array_equal(a, before[k])
+    meta = checkpoint_meta(d / "updown0")
+    assert meta["state"]["batch"]["it"] == 20 and not meta["state"]["finished"]
+
+    calls = [0]
+    orig = dbn_mod._bernoulli
+
+    def counted(*a, **k):
+        calls[0] += 1
+        return orig(*a, **k)
+
+    monkeypatch.setattr(dbn_mod, "_bernoulli", counted)
+    resumed = DBN(**kw, checkpoint_dir=str(d), checkpoint_every=10, resume=True).fit(X)
+    calls[0] = 0
+    resumed.fine_tune_updown(X, **ft)
+    # per update with 3 layers: 2 wake + 1 + 2*cd_k CD + 2 sleep = 9 samples (25 updates left)
+    assert calls[0] == 25 * 9
+    ra, rb = _updown_arrays(resumed), _updown_arrays(ref)
+    assert ra.keys() == rb.keys()
+    for k in ra:
+        assert np.array_equal(ra[k], rb[k]), k
+    assert resumed.updown_history_ == ref.updown_history_ and not resumed.tied_
+    assert resumed.updown_updates_ == ref.updown_updates_ == 45
+
+    # resuming a finished fine-tuning returns it without sampling again
+    again = DBN(**kw, checkpoint_dir=str(d), resume=True).fit(X)
+    calls[0] = 0
+    again.fine_tune_updown(X, **ft)
+    assert calls[0] == 0
+    for k, a in _updown_arrays(again).items():
+        assert np.array_equal(a, rb[k]), k
+    assert again.updown_history_ == ref.updown_history_
+
+
+def test_updown_checkpoint_of_another_run_is_refused(tmp_path) -> None:
+    X = _bars(120, seed=4)
+    kw = {"layer_sizes": [5, 3], "n_updates": 30, "batch_size": 20, "device": "cpu",
+          "random_state": 0}
+    d = tmp_path / "ck"
+    DBN(**kw, checkpoint_dir=str(d), checkpoint_every=5).fit(X).fine_tune_updown(
+        X, n_updates=10, random_state=1)
+    dbn = DBN(**kw, checkpoint_dir=str(d), checkpoint_every=5, resume=True).fit(X)
+    with pytest.raises(ValueError, match="different run.*learning_rate"):
+        dbn.fine_tune_updown(X, n_updates=10, learning_rate=0.5, random_state=1)
+    with pytest.raises(ValueError, match="different run.*random_state"):
+        dbn.fine_tune_updown(X, n_updates=10, random_state=2)
+    # a second fine-tuning after the first has its own checkpoint (updown10)
+    dbn.fine_tune_updown(X, n_updates=10, random_state=1)
+    dbn.fine_tune_updown(X, n_updates=5, random_state=1)
+    assert (d / "updown10" / "checkpoint.safetensors").exists()
+    assert dbn.updown_updates_ == 15

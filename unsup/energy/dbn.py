@@ -84,13 +84,15 @@ from sklearn.utils import check_random_state
 from torch import nn
 
 from unsup._io_checks import A
-from unsup.base import make_generator
+from unsup.base import make_generator, report_progress
 from unsup.energy._deep import _DeepEnergy
+from unsup.energy._engine import set_twin_state, twin_state
 from unsup.energy._rbm import _bernoulli
 from unsup.energy.rbm import BernoulliRBM, binary_input
 from unsup.likelihood import Likelihood
 from unsup.params import ParamGroup
 from unsup.registry import register_model
+from unsup.train._loop_checkpoint import LoopCheckpoint, generator_from_state
 from unsup.train.ais import LogPartition, binary_states
 from unsup.train.checkpoint import checkpoint_params
 from unsup.train.mcmc import check_float, check_int
@@ -756,6 +758,14 @@ class DBN(_DeepEnergy):
 
         Averages are over the minibatch; ``weight_decay`` is an L2 penalty on the weights.
         With one layer only step 2 runs (CD-k on the RBM). Clears the cached log Z.
+
+        Checkpoints: with the estimator's ``checkpoint_dir``, the fine-tuning writes its state
+        (weights, biases, minibatch order, history, generator) every ``checkpoint_every``
+        updates (None: every 10 s) to ``checkpoint_dir/updown<u>`` (``u``: the up-down updates
+        done before this call, so successive calls keep separate checkpoints); with
+        ``resume=True`` it continues from there and gives the model of a fine-tuning never
+        stopped, bit for bit on one thread (a finished one is returned as it was). A
+        checkpoint of other data, arguments or starting weights is refused by name.
         """
         self._check_fitted()
         Xt = self._input(X, for_likelihood=False)
@@ -768,16 +778,33 @@ class DBN(_DeepEnergy):
         N = Xt.shape[0]
         bs = min(bs, N)
         dev = Xt.device
-        gen = make_generator(self.random_state if random_state is None else random_state, dev)
-        P = self._params(dev)
+        seed = self.random_state if random_state is None else random_state
+        gen = make_generator(seed, dev)
+        # copies: the arrays of the model are only replaced at the end (a crash leaves it whole)
+        P = {k: [t.clone() for t in v] for k, v in self._params(dev).items()}
+        lc = _updown_checkpoint(self, Xt, gen, P, seed, n_updates=n_updates, learning_rate=lr,
+                                cd_k=k_cd, batch_size=bs, weight_decay=wd)
+        state = lc.result.params if lc.result is not None else lc.params
+        if state is not None:  # resumed: the state written at the top of update state["t"]
+            P = {k: list(state[k]) for k in ("R", "c", "G", "b")}
         R, c, G, b = P["R"], P["c"], P["G"], P["b"]
         L = len(R)
         W, bt, ct = R[-1], b[-1], c[-1]
-        perm = torch.randperm(N, generator=gen, device=gen.device).to(dev)
-        pos = 0
-        history = list(getattr(self, "updown_history_", []))
+        if state is None:
+            perm = torch.randperm(N, generator=gen, device=gen.device).to(dev)
+            pos, t0 = 0, 0
+            history = list(getattr(self, "updown_history_", []))
+        else:
+            perm, pos, t0 = state["perm"].to(dev), int(state["pos"]), int(state["t"])
+            tw = state.get("twin")  # the NumPy twin that draws the CPU samples (energy._rbm)
+            set_twin_state(gen, None if tw is None
+                           else generator_from_state(tw).bit_generator.state)
+            history = [dict(h) for h in (lc.result.history if lc.result is not None
+                                         else lc.history)]
         every = max(1, n_updates // 50)
-        for t in range(n_updates):
+        for t in range(t0, n_updates) if lc.result is None else ():
+            lc.top(t, {"R": R, "c": c, "G": G, "b": b, "perm": perm, "pos": pos, "t": t,
+                       "twin": _twin_json(gen)}, history)
             if pos + bs > N:
                 perm, pos = torch.randperm(N, generator=gen, device=gen.device).to(dev), 0
             v = Xt[perm[pos:pos + bs]]
@@ -823,6 +850,11 @@ class DBN(_DeepEnergy):
                     recon_err = float(((x0 - mean) ** 2).sum(1).mean())
                 history.append({"step": self.updown_updates_ + t + 1,
                                 "reconstruction_error": recon_err})
+            report_progress("DBN up-down", t + 1, n_updates)
+        if lc.result is None:
+            last = history[-1]["reconstruction_error"] if history else 0.0
+            lc.finish({"R": R, "c": c, "G": G, "b": b, "perm": perm, "pos": pos,
+                       "t": n_updates, "twin": _twin_json(gen)}, last, n_updates, history)
         self.weights_ = [_np(w) for w in R]
         self.hidden_biases_ = [_np(x) for x in c]
         self.visible_biases_ = [_np(x) for x in b]
@@ -861,3 +893,48 @@ class DBN(_DeepEnergy):
         L = int(values.get("n_layers_", len(self.weights_)))
         if len(self.weights_) != L or len(self.generative_weights_) != L - 1:
             raise ValueError("the number of stored layers does not match n_layers_")
+
+
+class _UpDownRun:
+    """What :class:`~unsup.train._loop_checkpoint.LoopCheckpoint` reads of an estimator, for
+    one up-down fine-tuning: its own checkpoint directory, the DBN's parameters and the
+    fine-tuning's seed."""
+
+    def __init__(self, dbn: DBN, directory: str | None, seed: Any) -> None:
+        self._dbn_params = dbn.get_params(deep=False)
+        self.checkpoint_dir = directory
+        self.checkpoint_every = dbn.checkpoint_every
+        self.resume = bool(dbn.resume)
+        self.random_state = seed
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        return dict(self._dbn_params)
+
+
+def _twin_json(gen: torch.Generator) -> dict[str, Any] | None:
+    """The state of ``gen``'s NumPy twin (its CPU draws) as JSON scalars; None before any."""
+    st = twin_state(gen)
+    if st is None:
+        return None
+    return {"state": str(st["state"]["state"]), "inc": str(st["state"]["inc"]),
+            "has_uint32": int(st["has_uint32"]), "uinteger": int(st["uinteger"])}
+
+
+def _updown_checkpoint(dbn: DBN, Xt: torch.Tensor, gen: torch.Generator,
+                       P: dict[str, list], seed: Any, **args: Any) -> LoopCheckpoint:
+    """The checkpointer of one up-down fine-tuning (inactive without ``checkpoint_dir``).
+
+    Its signature holds the arguments, the data (by digest, in the checkpoint) and a digest of
+    the starting weights, so a checkpoint of another fine-tuning is refused, not continued."""
+    import hashlib
+
+    start = int(getattr(dbn, "updown_updates_", 0))
+    d = dbn.checkpoint_dir
+    h = hashlib.sha256()
+    for k in ("R", "c", "G", "b"):
+        for t in P[k]:
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    run = _UpDownRun(dbn, None if d is None else os.path.join(d, f"updown{start}"),
+                     seed if isinstance(seed, numbers.Integral) else None)
+    return LoopCheckpoint(run, Xt, gen, loop="updown", start_updates=start,
+                          start_weights=h.hexdigest(), **args)
