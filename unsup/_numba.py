@@ -1,8 +1,9 @@
-"""numba when it is installed, else a no-op ``njit``: the compiled kernels run as Python.
+"""numba's ``njit`` for unsup's compiled kernels (the LDA and HDP Gibbs sweeps, the
+left-to-right estimator, t-SNE's attraction).
 
-The kernels (the LDA and HDP Gibbs sweeps, the left-to-right estimator, t-SNE's attraction)
-are written so that the same function is correct either way; numba makes them ~100x faster.
-It comes with the ``bench`` extra (``pip install unsup[bench]``).
+numba is a runtime dependency; the guard below only keeps ``import unsup`` working on a
+platform without a numba wheel, where the kernels then run as plain Python (the same chain
+for a seed, ~100x slower) and ``HAVE_NUMBA`` is False.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ try:
     from numba import njit
 
     HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised where numba is absent
+except ImportError:  # pragma: no cover - numba is a dependency; a platform without a wheel
     HAVE_NUMBA = False
 
     def njit(*args: Any, **kwargs: Any) -> Any:
