@@ -106,6 +106,56 @@ def test_fit_options_come_from_estimator_signature(capsys):
         assert opt in text
 
 
+def _help_text(cmd, name: str) -> str:
+    import click
+
+    return cmd.get_help(click.Context(cmd, info_name=name, terminal_width=100,
+                                      max_content_width=100))
+
+
+def test_fit_help_from_the_cache_equals_the_live_help():
+    """Every model's `fit NAME --help` built from its cached description (through JSON, as a
+    later process reads it) is the help of the command built from the live class."""
+    from unsup.cli.fitting import _make_fit_command, fit_command, fit_description
+    from unsup.registry import model_specs
+
+    specs = model_specs()
+    assert len(specs) > 20
+    for spec in specs:
+        desc = fit_description(spec)
+        cached = json.loads(json.dumps(desc))
+        assert cached == desc, spec.name  # the cache loses nothing
+        live = _help_text(_make_fit_command(spec), spec.name)
+        assert _help_text(fit_command(cached, None), spec.name) == live, spec.name
+        assert "--random-state" in live or "random_state" not in str(desc)
+
+
+def test_fit_help_answers_without_importing_torch(tmp_path):
+    """With a warm cache `unsup fit kmeans --help` imports no model family (no torch) and
+    prints what the first (cache-building) call printed; a fit still works after it."""
+    code = ("import sys\nfrom unsup.cli import main\nrc = main(sys.argv[1:])\n"
+            "print('TORCH', 'torch' in sys.modules, rc)")
+    env = {**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "COLUMNS": "100"}
+    env.pop("UNSUP_NO_CACHE", None)
+    outs = [subprocess.run([sys.executable, "-c", code, "fit", "kmeans", "--help"], env=env,
+                           capture_output=True, text=True, timeout=120) for _ in range(2)]
+    assert outs[0].stdout.endswith("TORCH True 0\n"), outs[0].stderr  # built the cache
+    assert outs[1].stdout.endswith("TORCH False 0\n"), outs[1].stderr
+    assert outs[0].stdout.replace("True", "False") == outs[1].stdout
+    assert "--n-clusters INTEGER" in outs[1].stdout and "[default: 8]" in outs[1].stdout
+    assert (tmp_path / "cache" / "unsup" / "fit_help.json").exists()
+    # an unknown model still fails in one line; a real fit still runs
+    r = subprocess.run([sys.executable, "-c", code, "fit", "nosuch", "--help"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert "unknown model 'nosuch'" in r.stderr and r.stdout.endswith("2\n")
+    r = subprocess.run([sys.executable, "-c", code, "fit", "kmeans", "--data", "digits",
+                        "--out", str(tmp_path / "run"), "--n-clusters", "3", "--n-init", "1",
+                        "-q"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.stdout.endswith("TORCH True 0\n"), r.stderr
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["params"]["n_clusters"] == 3
+
+
 def test_datasets_lists_embedded(capsys):
     code, text, _ = run(["datasets"], capsys)
     assert code == 0 and "mnist5k" in text and "digits" in text

@@ -41,7 +41,8 @@ from unsup.cli._app import (
     print_metrics,
 )
 
-__all__ = ["fit", "MAY_CHANGE", "input_kinds", "load_input", "text_metrics"]
+__all__ = ["fit", "MAY_CHANGE", "input_kinds", "load_input", "text_metrics",
+           "fit_description", "fit_command"]
 
 # run-level options replace these estimator parameters (resume) or hide them (verbose)
 _SKIP = {"verbose", "resume"}
@@ -144,30 +145,62 @@ class _Option(click.Option):
                                       f"[default: {self.show_default}]")
 
 
-def _option_for(name: str, default: Any, help_text: str) -> click.Option:
+def _option_for(o: dict[str, Any]) -> click.Option:
+    """The click option of one described parameter (see :func:`fit_description`)."""
+    name, kind, default, help_text = o["name"], o["kind"], o["default"], o["help"]
     flag = "--" + name.replace("_", "-")
-    if isinstance(default, bool):
+    if kind == "bool":
         return click.Option([f"{flag}/--no-{name.replace('_', '-')}"], default=default,
                             help=help_text, show_default=True)
-    if isinstance(default, (int, float)):
-        return click.Option([flag], type=_NumberOrWord(type(default)), default=default,
-                            help=help_text, show_default=True)
-    if isinstance(default, str):
+    if kind in ("int", "float"):
+        return click.Option([flag], type=_NumberOrWord(int if kind == "int" else float),
+                            default=default, help=help_text, show_default=True)
+    if kind == "str":
         return click.Option([flag], type=str, default=default, help=help_text,
                             show_default=True)
-    return _Option([flag], type=str, default=None, help=help_text,
-                   show_default=_shown(default))
+    return _Option([flag], type=str, default=None, help=help_text, show_default=o["shown"])
+
+
+def _kind(default: Any) -> str:
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    return "str" if isinstance(default, str) else "other"
 
 
 class _FitGroup(WholeHelpGroup):
-    """``unsup fit MODEL``: one sub-command per model, options from its parameters."""
+    """``unsup fit MODEL``: one sub-command per model, options from its parameters.
+
+    ``unsup fit MODEL --help`` (and ``unsup fit --help``) answer from the cached descriptions
+    of :func:`unsup.cli.listing.fit_descriptions` when unsup's source has not changed: no
+    model family (torch, scikit-learn) is imported to print the options. A fit itself always
+    builds its command from the live class."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         from unsup.cli.listing import model_rows  # the cached listing: no model imported
 
         return [r["name"] for r in model_rows()]
 
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and any(a in ctx.help_option_names for a in args[1:]):
+            ctx.meta["unsup.fit.help"] = True  # only printing help: the cached description
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        ctx.meta["unsup.fit.help"] = True
+        super().format_commands(ctx, formatter)
+
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if ctx.meta.get("unsup.fit.help"):
+            from unsup.cli.listing import cached_fit_description
+
+            desc = cached_fit_description(name)
+            if desc is not None:
+                return fit_command(desc, _delegate(desc["name"]))
         from unsup.registry import get_model
 
         try:
@@ -175,6 +208,19 @@ class _FitGroup(WholeHelpGroup):
         except ValueError as e:
             raise click.UsageError(str(e)) from None
         return _make_fit_command(spec)
+
+
+def _delegate(name: str) -> Any:
+    """A callback that runs the live command's (for a help-path command that is invoked after
+    all, e.g. ``--data --help``: the same options, so the same keyword arguments)."""
+    def callback(**kw: Any) -> None:
+        from unsup.registry import get_model
+
+        cmd = _make_fit_command(get_model(name))
+        assert cmd.callback is not None
+        cmd.callback(**kw)
+
+    return callback
 
 
 _RUN_OPTIONS = [
@@ -197,31 +243,57 @@ _RUN_OPTIONS = [
 ]
 
 
-def _make_fit_command(spec: Any) -> click.Command:
+def _est_params(cls: type) -> list[inspect.Parameter]:
+    sig = inspect.signature(cls.__init__)
+    return [p for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            and p.name not in _SKIP]
+
+
+def fit_description(spec: Any) -> dict[str, Any]:
+    """What ``unsup fit NAME`` offers, as plain data (JSON-able for the scalar defaults): the
+    command's help, the text corpora it names (text models) and each estimator parameter's
+    option (name, kind, default, help). The command is built from it by :func:`fit_command`,
+    live or from the cache."""
     from unsup.params import group_docs
 
     cls = spec.cls
     docs = {**group_docs(cls), **{k: v for k, v in _param_docs(cls).items() if v}}
     docs["random_state"] = ("Seed of the run. Not given: one is drawn, used and recorded in "
                             "run.json, so the run can be resumed and reproduced.")
-    sig = inspect.signature(cls.__init__)
-    est_params = [p for p in sig.parameters.values()
-                  if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                  and p.name not in _SKIP]
-    params: list[click.Parameter] = list(_RUN_OPTIONS)
+    corpora = None
     if "text" in input_kinds(cls):  # say what text this model takes
         from unsup.data.sequences import text_corpora
 
-        names = ", ".join(n for n, _ in text_corpora())
+        corpora = ", ".join(n for n, _ in text_corpora())
+    options = []
+    for p in _est_params(cls):
+        default = None if p.default is inspect.Parameter.empty else p.default
+        kind = _kind(default)
+        options.append({"name": p.name, "kind": kind,
+                        "default": default if kind != "other" else None,
+                        "shown": _shown(default) if kind == "other" else None,
+                        "help": docs.get(p.name, "")})
+    return {"name": spec.name, "help": f"Fit {cls.__name__}: {spec.summary}.",
+            "corpora": corpora, "options": options}
+
+
+def fit_command(desc: dict[str, Any], callback: Any) -> click.Command:
+    """The ``unsup fit NAME`` command of a description (:func:`fit_description`)."""
+    params: list[click.Parameter] = list(_RUN_OPTIONS)
+    if desc["corpora"] is not None:
         for i, opt in enumerate(params):
             if opt.name in ("data", "test_data"):
                 params[i] = click.Option(
                     opt.opts, required=opt.required, default=opt.default,
                     help=f"{opt.help} Text: a .txt/.txt.gz file, a folder of them, or a "
-                         f"corpus ({names}).")
-    for p in est_params:
-        default = None if p.default is inspect.Parameter.empty else p.default
-        params.append(_option_for(p.name, default, docs.get(p.name, "")))
+                         f"corpus ({desc['corpora']}).")
+    params += [_option_for(o) for o in desc["options"]]
+    return click.Command(desc["name"], params=params, callback=callback, help=desc["help"])
+
+
+def _make_fit_command(spec: Any) -> click.Command:
+    est_params = _est_params(spec.cls)
 
     def callback(**kw: Any) -> None:
         ctx = click.get_current_context()
@@ -229,8 +301,7 @@ def _make_fit_command(spec: Any) -> click.Command:
                  if ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE}
         _run_fit(spec, _estimator_kwargs(est_params, kw), given, kw)
 
-    return click.Command(spec.name, params=params, callback=callback,
-                         help=f"Fit {cls.__name__}: {spec.summary}.")
+    return fit_command(fit_description(spec), callback)
 
 
 def _estimator_kwargs(est_params: list[inspect.Parameter], kw: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,8 @@ import click
 
 from unsup.cli._app import UserError, cli, echo_json
 
-__all__ = ["models", "datasets", "runs", "demo", "model_rows"]
+__all__ = ["models", "datasets", "runs", "demo", "model_rows", "fit_descriptions",
+           "cached_fit_description"]
 
 
 @cli.command()
@@ -66,12 +67,21 @@ def models(markdown: bool, as_json: bool) -> None:
 # every module of the package, the interpreter and unsup's version; a process that registered
 # models itself (tests, notebooks) and third-party families (``unsup.models`` entry points) are
 # always read from the registry.
-def _cache_file() -> Path:
+def _cache_file(name: str = "models.json") -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "unsup" / "models.json"
+    return Path(base) / "unsup" / name
+
+
+_MEMO: dict[str, Any] = {}  # per process: the source key and the caches read
 
 
 def _source_key() -> str | None:
+    if "key" not in _MEMO:
+        _MEMO["key"] = _compute_source_key()
+    return _MEMO["key"]
+
+
+def _compute_source_key() -> str | None:
     from importlib.metadata import entry_points
 
     import unsup
@@ -86,32 +96,96 @@ def _source_key() -> str | None:
     return h.hexdigest()
 
 
-def model_rows() -> list[dict[str, Any]]:
+def _fresh_key() -> str | None:
+    """The cache key, or None where the cache must not be used (models registered in this
+    process, a third-party family, ``UNSUP_NO_CACHE``)."""
+    from unsup import registry
+
+    fresh = not getattr(registry, "_BY_NAME", True)  # nothing registered in this process yet
+    return _source_key() if fresh else None
+
+
+def _read_cache(name: str, key: str | None) -> Any:
+    if key is None:
+        return None
+    memo = _MEMO.get(name)
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    try:
+        cached = json.loads(_cache_file(name).read_text(encoding="utf-8"))
+        if isinstance(cached, dict) and cached.get("key") == key:
+            _MEMO[name] = (key, cached["data"])
+            return cached["data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no cache, or a damaged one: rebuilt by the caller
+    return None
+
+
+def _write_cache(name: str, key: str | None, data: Any) -> None:
+    if key is None:
+        return
+    path = _cache_file(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "data": data}), encoding="utf-8")
+        os.replace(tmp, path)
+    except (OSError, TypeError, ValueError):
+        pass  # a read-only home (or a default JSON cannot hold): no cache, same answer
+
+
+_UNSET: Any = object()
+
+
+def model_rows(key: Any = _UNSET) -> list[dict[str, Any]]:
     """Every registered model as ``{name, family, class, summary, aliases}``, in registry order
     (from the cache when unsup's source has not changed since it was written)."""
     from unsup import registry
 
-    fresh = not getattr(registry, "_BY_NAME", True)  # nothing registered in this process yet
-    key = _source_key() if fresh else None
-    path = _cache_file()
-    if key is not None:
-        try:
-            cached = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(cached, dict) and cached.get("key") == key:
-                return list(cached["models"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # no cache, or a damaged one: rebuilt below
+    key = _fresh_key() if key is _UNSET else key  # taken before anything is registered
+    cached = _read_cache("models.json", key)
+    if isinstance(cached, list):
+        return list(cached)
     rows = [{"name": s.name, "family": s.family, "class": s.cls.__name__,
              "summary": s.summary, "aliases": list(s.aliases)} for s in registry.model_specs()]
-    if key is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"key": key, "models": rows}), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only home: no cache, same answer
+    _write_cache("models.json", key, rows)
     return rows
+
+
+def fit_descriptions(key: Any = _UNSET) -> dict[str, dict[str, Any]]:
+    """``unsup fit NAME``'s description (:func:`unsup.cli.fitting.fit_description`) of every
+    registered model, by name, from the cache when unsup's source has not changed (building it
+    imports every family once)."""
+    from unsup import registry
+    from unsup.cli.fitting import fit_description
+
+    key = _fresh_key() if key is _UNSET else key
+    cached = _read_cache("fit_help.json", key)
+    if isinstance(cached, dict):
+        return cached
+    data = {s.name: fit_description(s) for s in registry.model_specs()}
+    # through JSON: the cached copy is what a later process reads
+    _write_cache("fit_help.json", key, data)
+    return json.loads(json.dumps(data))
+
+
+def cached_fit_description(name: str) -> dict[str, Any] | None:
+    """The cached description of model ``name`` (or an alias; case-insensitive), or None when
+    there is no valid cache for it (the caller then builds the command from the class)."""
+    key = _fresh_key()
+    data = _read_cache("fit_help.json", key)
+    if key is None:
+        return None
+    if not isinstance(data, dict):
+        try:
+            data = fit_descriptions(key)  # imports the families once; later calls are fast
+        except Exception:  # noqa: BLE001 - the live path reports any real problem
+            return None
+    k = name.strip().lower().replace("_", "-")
+    for r in model_rows(key):
+        if k == r["name"] or k in r["aliases"]:
+            return data.get(r["name"])
+    return None
 
 
 @cli.command()
