@@ -102,9 +102,10 @@ class NADE(ExactAutoregressive):
         None: X as given (binary data for a Bernoulli model; anything else is refused with the
         reason). A threshold t: ``X > t`` everywhere. "stochastic": every training minibatch
         drawn as Bernoulli(X) (values in [0, 1]); thresholded at 0.5 for likelihoods.
-    epochs : int, default=20
-        Sized for a fit of minutes: ~26 s per epoch on mnist5k with 2 threads (BENCHMARKS.md);
-        the 84.50-nat result took 35 epochs, still improving: raise it for quality.
+    epochs : int, default=12
+        Sized for a default fit under 10 minutes of one CPU core: ~45 CPU s per epoch on
+        mnist5k with one thread (~26 s wall with 2 threads); the 84.50-nat result took 35
+        epochs, still improving: raise it for quality.
     batch_size : int, default=100
     learning_rate : float, default=1e-3
     validation_fraction : float, default=0.1
@@ -136,7 +137,7 @@ class NADE(ExactAutoregressive):
     _score_batch = 100  # rows per scoring pass: (rows, D, H) activations
 
     def __init__(self, n_components: int = 500, *, output: str = "auto", n_levels: int = 256,
-                 binarize_input: Any = None, epochs: int = 20, batch_size: int = 100,
+                 binarize_input: Any = None, epochs: int = 12, batch_size: int = 100,
                  learning_rate: float = 1e-3, validation_fraction: float = 0.1,
                  early_stopping: bool = True, patience: int = 10) -> None:
         super().__init__()
