@@ -26,6 +26,13 @@ Usage::
 
     python bench/bench_default_fits.py --cap 90 --out bench/results/default_fits.md
     python bench/bench_default_fits.py --only kmeans rbm --cap 60
+    python bench/bench_default_fits.py --startup TREE [TREE ...]   # start-up times only
+
+``--startup`` times CLI start-up instead (issue 10 §7): for each TREE (a directory holding an
+``unsup`` package, e.g. ``git archive COMMIT unsup | tar -x -C TREE``), each command of
+``STARTUP_COMMANDS`` runs once to warm the caches, then ``--repeat`` times (default 5), with
+``sys.path`` pointed at TREE, the editable-install finder removed and a cache directory of its
+own per tree; the median wall and CPU (user + sys of the child) seconds are reported.
 
 Timings on a shared machine are contended: the load average before and after each fit and the
 CPU seconds are reported beside the wall seconds.
@@ -244,6 +251,47 @@ def markdown(recs: list[dict[str, Any]], cap: float, argv: list[str]) -> str:
     return "\n".join(head + [""] + rows) + "\n"
 
 
+STARTUP_COMMANDS = (["--help"], ["fit", "kmeans", "--help"], ["fit", "dbm", "--help"],
+                    ["fit", "--help"], ["models"])
+_STARTUP_CHILD = textwrap.dedent("""
+    import sys
+    tree = sys.argv[1]
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
+    sys.path.insert(0, tree)
+    import unsup
+    assert unsup.__file__.startswith(tree), unsup.__file__
+    from unsup.cli import main
+    sys.exit(main(sys.argv[2:]))
+""")
+
+
+def startup(trees: list[Path], repeat: int = 5) -> str:
+    """Median wall / CPU seconds of each start-up command for each tree (markdown table)."""
+    import statistics
+
+    rows = ["| tree | command | wall s | CPU s | load |", "|---|---|---:|---:|---:|"]
+    for tree in trees:
+        env = {**os.environ, "OMP_NUM_THREADS": "1",
+               "XDG_CACHE_HOME": str(Path(tempfile.gettempdir()) / f"unsup-startup-{tree.name}")}
+        for cmd in STARTUP_COMMANDS:
+            argv = [sys.executable, "-c", _STARTUP_CHILD, str(tree.resolve()), *cmd]
+            subprocess.run(argv, env=env, capture_output=True)  # warm the caches
+            walls, cpus = [], []
+            for _ in range(repeat):
+                r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+                p = subprocess.run(argv, env=env, capture_output=True, text=True)
+                walls.append(time.perf_counter() - t0)
+                r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpus.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
+                if p.returncode != 0:
+                    raise SystemExit(f"{tree}: unsup {' '.join(cmd)} failed: {p.stderr[-300:]}")
+            row = (f"| {tree.name} | `unsup {' '.join(cmd)}` | {statistics.median(walls):.2f} | "
+                   f"{statistics.median(cpus):.2f} | {_loadavg():.1f} |")
+            print(row, flush=True)
+            rows.append(row)
+    return "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cap", type=float, default=90.0, help="wall seconds per model")
@@ -252,7 +300,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="write the markdown table here")
     ap.add_argument("--json", type=Path, help="write the records here")
     ap.add_argument("--keep", type=Path, help="keep the run directories and logs here")
+    ap.add_argument("--startup", nargs="+", type=Path, metavar="TREE",
+                    help="time CLI start-up for these source trees instead (see the doc)")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per start-up command")
     args = ap.parse_args(argv)
+    if args.startup:
+        table = startup(args.startup, args.repeat)
+        if args.out:
+            args.out.write_text(table)
+        return 0
     from unsup.registry import model_specs
 
     names = [s.name for s in model_specs()]
