@@ -19,9 +19,11 @@ from unsup.manifold._affinity import calibrate, joint_affinities, knn
 from unsup.manifold._gradient import (
     attraction,
     exact_gradient,
+    fft_repulsion,
     kernel_sums_exact,
     kernel_sums_fft,
 )
+from unsup.manifold._neighbors import knn_approx
 from unsup.metrics import trustworthiness
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -62,9 +64,28 @@ def test_exact_gradient_is_autograd_of_kl(d):
     assert Z == pytest.approx(float((W * off).sum().detach()))
 
 
+def _opentsne_repulsion(Y: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """openTSNE's FFT repulsion ``Σ_j q_ij w_ij (y_i − y_j)`` and Z at its defaults, if
+    installed (a bench peer)."""
+    try:
+        from openTSNE import _tsne
+    except ImportError:
+        return None
+    kw = dict(n_interpolation_points=3, min_num_intervals=50, ints_in_interval=1, dof=1)
+    g = np.zeros(Y.shape)
+    if Y.shape[1] == 1:
+        g1 = np.zeros(len(Y))
+        Z = _tsne.estimate_negative_gradient_fft_1d(Y.ravel().copy(), g1, **kw)
+        g[:, 0] = g1
+    else:
+        Z = _tsne.estimate_negative_gradient_fft_2d(Y.copy(), g, **kw)
+    return -g, float(Z)
+
+
 @pytest.mark.parametrize("d, scale", [(1, 20.0), (2, 3.0), (2, 30.0)])
 def test_fft_gradient_matches_exact(d, scale):
-    """Attraction + FFT-interpolated repulsion against the exact gradient."""
+    """Attraction + FFT-interpolated repulsion against the exact gradient, and at least as
+    accurate as openTSNE's FFT gradient on the same map."""
     g = torch.Generator().manual_seed(0)
     n = 1500
     Y = torch.randn(n, d, dtype=torch.float64, generator=g) * scale
@@ -76,16 +97,24 @@ def test_fft_gradient_matches_exact(d, scale):
     exact, Z_exact = exact_gradient(Y, P)
     phi0, phi1, phiy = kernel_sums_fft(Y, Y)
     Z = float((phi0 - 1).sum())
-    approx = 4 * (attraction(Y, rows, cols, p) - (phi1[:, None] * Y - phiy) / Z)
-    assert abs(Z - Z_exact) / Z_exact < 5e-3
-    assert float((approx - exact).norm() / exact.norm()) < 2e-2
-    # cubic interpolation: halving the grid spacing divides the error by about 2^4
+    rep, Z2 = fft_repulsion(Y)  # the fit's path: Z by Parseval, equal to Σ φ0 - N
+    assert Z2 == pytest.approx(Z, rel=1e-9)
+    np.testing.assert_allclose(rep.numpy(), (phi1[:, None] * Y - phiy).numpy(), atol=1e-9)
+    approx = 4 * (attraction(Y, rows, cols, p) - rep / Z)
+    assert abs(Z - Z_exact) / Z_exact < 1.5e-2
+    assert float((approx - exact).norm() / exact.norm()) < 5e-2
     e0, e1, ey = kernel_sums_exact(Y, Y)
-    rep_e = e1[:, None] * Y - ey
+    rep_e = (e1[:, None] * Y - ey) / Z_exact
+    err = float((rep / Z - rep_e).norm() / rep_e.norm())
+    theirs = _opentsne_repulsion(Y.numpy())
+    if theirs is not None:  # the default grid (spacing 1/2, cubic) vs theirs (1/3, quadratic)
+        assert err <= float(np.linalg.norm(theirs[0] - rep_e.numpy()) / rep_e.norm())
+        assert abs(Z - Z_exact) <= abs(theirs[1] - Z_exact)
+    # cubic interpolation: halving the grid spacing divides the error by about 2^4
     errs = []
     for h in (1 / 3, 1 / 6):
-        _, a1, ay = kernel_sums_fft(Y, Y, h=h)
-        errs.append(float((a1[:, None] * Y - ay - rep_e).norm() / rep_e.norm()))
+        _, a1, ay = kernel_sums_fft(Y, Y, h=h, min_nodes=1)
+        errs.append(float(((a1[:, None] * Y - ay) / Z_exact - rep_e).norm() / rep_e.norm()))
     assert errs[0] < 2e-2 and errs[1] < errs[0] / 8
 
 
@@ -106,6 +135,45 @@ def test_knn_is_exact():
     np.fill_diagonal(full, np.inf)
     np.testing.assert_array_equal(idx.numpy(), np.argsort(full, 1, kind="stable")[:, :7])
     np.testing.assert_allclose(D.numpy(), np.sort(full, 1)[:, :7], rtol=1e-9, atol=1e-12)
+
+
+def test_approximate_knn_recall_and_exact_distances():
+    """The forest + local joins against brute force: recall >= 0.9 on clustered data with
+    leaves far smaller than N (so the search is really approximate), distances exact for the
+    neighbours found, ascending, no self or duplicate; deterministic; and with one leaf
+    holding every point it is the exact search."""
+    X = torch.as_tensor(blobs(3000, d=20, k=6, seed=2)[0], dtype=torch.float32)
+    k = 15
+    D, idx = knn_approx(X, k, leaf_size=64)
+    De, Ie = knn(X, k)
+    recall = np.mean([len(set(a) & set(b)) / k
+                      for a, b in zip(idx.tolist(), Ie.tolist(), strict=True)])
+    assert recall >= 0.9
+    only_forest = knn_approx(X, k, leaf_size=64, n_refine=0)[1]
+    assert np.mean([len(set(a) & set(b)) / k for a, b in zip(only_forest.tolist(),
+                                                               Ie.tolist(), strict=True)]) < recall
+    true = ((X[:, None, :] - X[idx]) ** 2).sum(-1)
+    np.testing.assert_allclose(D.numpy(), true.numpy(), rtol=1e-4, atol=1e-4)
+    assert bool((D[:, 1:] >= D[:, :-1]).all())
+    assert not bool((idx == torch.arange(len(X))[:, None]).any())
+    assert all(len(set(r)) == k for r in idx.tolist())
+    D2, idx2 = knn_approx(X, k, leaf_size=64)
+    assert torch.equal(idx, idx2) and torch.equal(D, D2)
+    _, Iall = knn_approx(X[:500], k, leaf_size=1000, n_refine=0)
+    np.testing.assert_array_equal(Iall.numpy(), knn(X[:500], k)[1].numpy())
+    with pytest.raises(ValueError, match="leaf_size"):
+        knn_approx(X, k, leaf_size=20)
+
+
+def test_fit_with_approximate_neighbours_matches_exact_neighbours():
+    X, _ = blobs(800, d=10, k=4, seed=3)
+    kw = dict(perplexity=10, n_iter=200, early_exaggeration_iter=80, method="fft",
+              random_state=0, device="cpu")
+    ex = TSNE(neighbors="exact", **kw).fit(X)
+    ap = TSNE(neighbors="approx", **kw).fit(X)
+    assert abs(ap.kl_divergence_ - ex.kl_divergence_) < 0.02 * ex.kl_divergence_
+    assert abs(trustworthiness(X, ap.embedding_, 10) - trustworthiness(X, ex.embedding_, 10)
+               ) < 0.01
 
 
 def test_reported_kl_equals_sklearn_kl_at_our_map():

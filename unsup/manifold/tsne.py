@@ -1,8 +1,8 @@
 r"""t-SNE: t-distributed stochastic neighbour embedding, exact or FFT-accelerated, with transform.
 
 The map ``Y`` (N × d) minimises ``KL(P‖Q) = Σ_{ij} p_{ij} \log(p_{ij}/q_{ij})`` between
-perplexity-calibrated input affinities ``P`` (Gaussian over exact k nearest neighbours,
-symmetrised; :mod:`unsup.manifold._affinity`) and Student-t output affinities
+perplexity-calibrated input affinities ``P`` (Gaussian over k nearest neighbours, exact or, for
+large N, approximate; symmetrised; :mod:`unsup.manifold._affinity`) and Student-t output affinities
 ``q_{ij} ∝ (1 + ‖y_i - y_j‖²)^{-1}`` (van der Maaten & Hinton 2008). The gradient
 (:mod:`unsup.manifold._gradient`) is exact over all pairs for small N and uses FFT-accelerated
 interpolation (Linderman et al. 2019) for large N.
@@ -49,10 +49,12 @@ from unsup.manifold._gradient import (
     attraction,
     exact_gradient,
     fft_fits,
+    fft_repulsion,
     kernel_sums_exact,
     kernel_sums_fft,
     kl_divergence,
 )
+from unsup.manifold._neighbors import knn_approx
 from unsup.params import Interval, StrOptions
 from unsup.registry import Demo, register_model
 from unsup.train._loop_checkpoint import LoopCheckpoint
@@ -104,6 +106,11 @@ class TSNE(TransformerMixin, BaseEstimator):
         "exact": all-pairs affinities and gradient (O(N²)); "fft": kNN affinities and
         FFT-interpolated repulsion (2-D and 1-D at any N; higher dimensions while the grid
         fits, else exact sums, with a warning). "auto": exact below 2,000 points.
+    neighbors : {"auto", "exact", "approx"}, default="auto"
+        The ``k`` nearest neighbours of the affinities: "exact" (chunked GEMMs, O(N² D)) or
+        "approx" (random-projection forest refined by NN-descent's local joins, deterministic;
+        :mod:`unsup.manifold._neighbors`; recall ~0.9 at 100,000 points). "auto": approximate
+        with the FFT method above 30,000 points.
     init : {"pca", "random"} or array (N, n_components), default="pca"
     transform_perplexity : float, default=5.0
         Perplexity of new points' affinities to the training points (openTSNE's default).
@@ -133,7 +140,8 @@ class TSNE(TransformerMixin, BaseEstimator):
 
     _param_groups = (EM_CHECKPOINTING,)  # checkpoint_dir, checkpoint_every, resume
     # model files from before checkpointing existed
-    _params_added_later = {"checkpoint_dir": None, "checkpoint_every": None, "resume": False}
+    _params_added_later = {"checkpoint_dir": None, "checkpoint_every": None, "resume": False,
+                           "neighbors": "exact"}
 
     # scikit-learn checks t-SNE fails by design (read by tests/test_common.py)
     _expected_failed_checks: dict[str, str] = {
@@ -157,6 +165,7 @@ class TSNE(TransformerMixin, BaseEstimator):
         "n_iter": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "method": [StrOptions({"auto", "exact", "fft"})],
+        "neighbors": [StrOptions({"auto", "exact", "approx"})],
         "init": [StrOptions({"pca", "random"}), "array-like"],
         "transform_perplexity": [Interval(Real, 0, None, closed="neither")],
         "transform_n_iter": [Interval(Integral, 0, None, closed="left")],
@@ -170,7 +179,7 @@ class TSNE(TransformerMixin, BaseEstimator):
     def __init__(self, n_components: int = 2, *, perplexity: float = 30.0,
                  early_exaggeration: float = 12.0, early_exaggeration_iter: int = 250,
                  n_iter: int = 750, learning_rate: Any = "auto", method: str = "auto",
-                 init: Any = "pca", transform_perplexity: float = 5.0,
+                 neighbors: str = "auto", init: Any = "pca", transform_perplexity: float = 5.0,
                  transform_n_iter: int = 250, device: str = "auto",
                  random_state: Any = None) -> None:
         self.n_components = n_components
@@ -180,6 +189,7 @@ class TSNE(TransformerMixin, BaseEstimator):
         self.n_iter = n_iter
         self.learning_rate = learning_rate
         self.method = method
+        self.neighbors = neighbors
         self.init = init
         self.transform_perplexity = transform_perplexity
         self.transform_n_iter = transform_n_iter
@@ -187,8 +197,19 @@ class TSNE(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     # -- pieces ------------------------------------------------------------------------------
+    _APPROX_ABOVE = 30_000  # neighbors="auto": approximate search above this many points
+
     def _method(self, n: int) -> str:
         return ("exact" if n < 2000 else "fft") if self.method == "auto" else self.method
+
+    def _repulsion(self, Y: torch.Tensor, method: str) -> tuple[torch.Tensor, float]:
+        """``Σ_j w_ij² (y_i − y_j)`` and ``Z`` of the map (FFT while its grid fits)."""
+        if method == "fft":
+            span = float((Y.max(0).values - Y.min(0).values).max())
+            if fft_fits(span, Y.shape[1]):
+                return fft_repulsion(Y)
+        phi0, phi1, phiy = self._kernel_sums(Y, Y, method)  # exact sums (warns once)
+        return phi1[:, None] * Y - phiy, float((phi0 - 1).sum())
 
     def _kernel_sums(self, T: torch.Tensor, S: torch.Tensor, method: str
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -209,7 +230,9 @@ class TSNE(TransformerMixin, BaseEstimator):
         n = X.shape[0]
         perp = min(float(self.perplexity), (n - 1) / 3)
         k = n - 1 if method == "exact" else min(n - 1, int(3 * perp))
-        D, idx = knn(X, k)
+        approx = self.neighbors == "approx" or (
+            self.neighbors == "auto" and method == "fft" and n > self._APPROX_ABOVE)
+        D, idx = knn_approx(X, k) if approx and k < n - 1 else knn(X, k)
         P, _ = calibrate(D, perp)
         return joint_affinities(P.to(X.dtype), idx)
 
@@ -271,10 +294,8 @@ class TSNE(TransformerMixin, BaseEstimator):
             if method == "exact":
                 grad, Z = exact_gradient(Y, P, alpha)
             else:
-                phi0, phi1, phiy = self._kernel_sums(Y, Y, method)
-                Z = float((phi0 - 1).sum())
-                grad = 4 * (alpha * attraction(Y, rows, cols, p)
-                            - (phi1[:, None] * Y - phiy) / Z)
+                rep, Z = self._repulsion(Y, method)
+                grad = 4 * (alpha * attraction(Y, rows, cols, p) - rep / Z)
             opt.step(Y, grad, lr, 0.5 if early else 0.8)
             if it == n_ee - 1:  # openTSNE starts the second phase with a fresh optimiser
                 opt = _Optimizer(Y)
@@ -286,8 +307,8 @@ class TSNE(TransformerMixin, BaseEstimator):
         self.kl_history_ = [[h["iter"], h["kl"]] for h in history]
         # Z of the final map by the method of the fit (the FFT sums are within ~1e-4 of the
         # exact ones; the exact O(N²) pass took ~10% of a 15,000-point fit)
-        phi0, _, _ = self._kernel_sums(Y, Y, method)
-        self.kl_divergence_ = kl_divergence(Y, rows, cols, p, float((phi0 - 1).sum()))
+        Z = exact_gradient(Y, P)[1] if method == "exact" else self._repulsion(Y, method)[1]
+        self.kl_divergence_ = kl_divergence(Y, rows, cols, p, Z)
         self.embedding_ = Y.cpu().numpy()
         self.training_data_ = Xt.cpu().numpy()
         self.n_iter_ = int(self.n_iter)
