@@ -109,7 +109,7 @@ class TSNE(TransformerMixin, BaseEstimator):
     neighbors : {"auto", "exact", "approx"}, default="auto"
         The ``k`` nearest neighbours of the affinities: "exact" (chunked GEMMs, O(N² D)) or
         "approx" (random-projection forest refined by NN-descent's local joins, deterministic;
-        :mod:`unsup.manifold._neighbors`; recall ~0.9 at 100,000 points). "auto": approximate
+        :mod:`unsup.manifold._neighbors`; recall 0.88 at 100,000 points). "auto": approximate
         with the FFT method above 30,000 points.
     init : {"pca", "random"} or array (N, n_components), default="pca"
     transform_perplexity : float, default=5.0
