@@ -19,6 +19,11 @@ from unsup.train._loop_checkpoint import LoopCheckpoint, generator_from_state, g
 __all__ = ["fit_gibbs"]
 
 _PRIOR_EVERY = 10  # sweeps between updates of learned priors (tomotopy, Mallet: 10)
+# fixed-point iterations per update, from the previous value (tomotopy: 10). Iterating to
+# convergence on each sample was worse at K = 100 over 8 seeds (held-out nats/word at 500
+# sweeps -7.0686 against -7.0545 with 10): the small α_k of a shrinking topic follows the
+# noise of one sample all the way down.
+_PRIOR_STEPS = 10
 _TRACE_WORDS = 10  # top words per topic in the training trace's coherence
 
 
@@ -71,9 +76,9 @@ def fit_gibbs(est: Any, M: Any, gen: torch.Generator) -> None:
             gibbs_sweep(doc, word, z, ndk, nwk, nk, alpha, eta, V * eta,
                         rng.random(doc.size))
             if learn and (sweep + 1) % _PRIOR_EVERY == 0:
-                alpha = polya_fixed_point(alpha, ndk)
+                alpha = polya_fixed_point(alpha, ndk, max_iter=_PRIOR_STEPS)
                 if learn_eta:
-                    eta = polya_fixed_point_symmetric(eta, nwk.T)
+                    eta = polya_fixed_point_symmetric(eta, nwk.T, max_iter=_PRIOR_STEPS)
             if ev and ((sweep + 1) % ev == 0 or sweep + 1 == T):
                 est.history_.append(_gibbs_record(sweep + 1, nwk, nk, eta, M))
             report_progress("LDA Gibbs", sweep + 1, T)
