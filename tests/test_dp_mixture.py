@@ -104,6 +104,49 @@ def test_gibbs_samples_the_exact_posterior_over_partitions():
     assert 0.5 * np.abs(freq - exact).sum() < 0.03
 
 
+def _exact_partition_posterior(X, alpha, pr):
+    parts = list(_partitions(len(X)))
+    logp = []
+    for z in parts:
+        z = np.array(z)
+        n = np.bincount(z).astype(float)
+        st = _Stats(X.shape[1])
+        for k in range(z.max() + 1):
+            for x in X[z == k]:
+                st.add(k, x)
+        crp = (len(n) * math.log(alpha) + gammaln(n).sum() + gammaln(alpha)
+               - gammaln(alpha + len(X)))
+        logp.append(crp + pr.log_marginal(st.n, st.s, st.ss).sum())
+    return parts, np.exp(np.array(logp) - logsumexp(logp))
+
+
+def test_split_merge_moves_alone_sample_the_exact_posterior():
+    # split and merge moves reach every partition, so a chain of nothing but them must visit
+    # each with its exact posterior probability if the Metropolis-Hastings ratio is right
+    from unsup.cluster._dp_gibbs import _split_merge
+
+    # overlapping points, so that the proposal probabilities q are far from 0 and 1 (the test
+    # fails if q is left out of the ratio: total variation 0.13 instead of 0.01)
+    X = np.array([[0.0], [0.5], [1.1], [1.8]])
+    alpha, pr = 0.8, _prior(m0=1.0, kappa0=0.3, a0=2.0, b0=0.3)
+    parts, exact = _exact_partition_posterior(X, alpha, pr)
+    rng = np.random.default_rng(2)
+    z, st = np.zeros(len(X), dtype=np.int64), _Stats(1)
+    for x in X:
+        st.add(0, x)
+    counts = dict.fromkeys(parts, 0)
+    moves = 20000
+    for t in range(moves + 200):
+        _split_merge(X, z, st, pr, math.log(alpha), rng)
+        if t >= 200:
+            counts[_canonical(z)] += 1
+    freq = np.array([counts[p] for p in parts]) / moves
+    assert np.abs(freq - exact).max() < 0.02
+    assert 0.5 * np.abs(freq - exact).sum() < 0.04
+    np.testing.assert_array_equal(st.n, np.bincount(z))  # statistics follow the moves
+    np.testing.assert_allclose(st.s[:, 0], np.bincount(z, weights=X[:, 0]), atol=1e-12)
+
+
 def _blobs(K, D, n_per, seed, sep=8.0):
     rng = np.random.default_rng(seed)
     centres = rng.normal(scale=sep, size=(K, D))
@@ -158,16 +201,35 @@ def test_bad_params():
 
 
 def test_cached_predictive_equals_the_ratio_of_marginals():
-    from unsup.cluster._dp_gibbs import _Predictive
+    from unsup.cluster._dp_gibbs import _log_pred, _set_row
 
     rng = np.random.default_rng(3)
     pr = _Prior(rng.normal(size=4), 0.3, 2.5, rng.random(4) + 0.2)
     st = _Stats(4)
     for i in range(30):
         st.add(min(i % 3, len(st.n)), rng.normal(size=4))
-    pred = _Predictive(pr, st)
+    K = len(st.n)
+    C, ha, cf, m, b = np.empty(K + 1), np.empty(K + 1), np.empty(K + 1), *np.empty((2, K + 1, 4))
+    for k, (n, s, ss) in enumerate([*zip(st.n, st.s, st.ss, strict=True), (0.0, np.zeros(4), np.zeros(4))]):
+        _set_row(k, n, s, ss, pr.kappa0, pr.a0, pr.b0, pr.kappa0 * pr.m0, pr.kappa0 * pr.m0**2,
+                 C, ha, cf, m, b)
     for x in rng.normal(size=(5, 4)):
-        np.testing.assert_allclose(pred.log_pred(x), pr.log_predictive(st, x), rtol=1e-12)
+        cached = [_log_pred(x, k, C, ha, cf, m, b) for k in range(K + 1)]
+        np.testing.assert_allclose(cached, pr.log_predictive(st, x), rtol=1e-12)
+
+
+def test_sweep_opens_more_clusters_than_its_first_capacity():
+    # 40 tight groups of 3 points, 100 apart, a vague prior on the means and a narrow one on
+    # the variances: the first sweep opens a cluster per group, past the kernel's initial room
+    # for 16 clusters (the arrays grow and the sweep goes on)
+    rng = np.random.default_rng(0)
+    X = (np.repeat(np.arange(40.0), 3) * 100.0 + rng.normal(scale=0.01, size=120))[:, None]
+    pr = _prior(m0=2000.0, kappa0=1e-12, a0=2.0, b0=1e-4)
+    z, st = np.full(len(X), -1), _Stats(1)
+    _sweep(X, z, st, pr, math.log(1.0), rng)
+    assert len(st.n) == 40 and sorted(set(z.tolist())) == list(range(40))
+    np.testing.assert_array_equal(st.n, np.bincount(z))
+    np.testing.assert_allclose(st.s[:, 0], np.bincount(z, weights=X[:, 0]))
 
 
 def test_sweeps_report_progress():
