@@ -210,7 +210,8 @@ def test_cached_predictive_equals_the_ratio_of_marginals():
         st.add(min(i % 3, len(st.n)), rng.normal(size=4))
     K = len(st.n)
     C, ha, cf, m, b = np.empty(K + 1), np.empty(K + 1), np.empty(K + 1), *np.empty((2, K + 1, 4))
-    for k, (n, s, ss) in enumerate([*zip(st.n, st.s, st.ss, strict=True), (0.0, np.zeros(4), np.zeros(4))]):
+    rows = [*zip(st.n, st.s, st.ss, strict=True), (0.0, np.zeros(4), np.zeros(4))]
+    for k, (n, s, ss) in enumerate(rows):
         _set_row(k, n, s, ss, pr.kappa0, pr.a0, pr.b0, pr.kappa0 * pr.m0, pr.kappa0 * pr.m0**2,
                  C, ha, cf, m, b)
     for x in rng.normal(size=(5, 4)):
