@@ -72,38 +72,6 @@ def _canonical(z):
     return tuple(seen.setdefault(int(v), len(seen)) for v in z)
 
 
-def test_gibbs_samples_the_exact_posterior_over_partitions():
-    X = np.array([[0.0], [0.4], [2.5], [2.9]])
-    alpha = 0.8
-    pr = _prior(m0=1.4, kappa0=0.3, a0=2.0, b0=0.5)
-    parts = list(_partitions(len(X)))
-    assert len(parts) == 15  # Bell(4)
-    logp = []
-    for z in parts:
-        z = np.array(z)
-        K = z.max() + 1
-        n = np.bincount(z).astype(float)
-        st = _Stats(1)
-        for k in range(K):
-            for x in X[z == k]:
-                st.add(k, x)
-        crp = K * math.log(alpha) + gammaln(n).sum() + gammaln(alpha) - gammaln(alpha + len(X))
-        logp.append(crp + pr.log_marginal(st.n, st.s, st.ss).sum())
-    exact = np.exp(np.array(logp) - logsumexp(logp))
-    rng = np.random.default_rng(1)
-    z, st = np.full(len(X), -1), _Stats(1)
-    counts = dict.fromkeys(parts, 0)
-    sweeps = 20000
-    for t in range(sweeps + 100):
-        _sweep(X, z, st, pr, math.log(alpha), rng)
-        if t >= 100:
-            counts[_canonical(z)] += 1
-    freq = np.array([counts[p] for p in parts]) / sweeps
-    # Monte Carlo error of a frequency is at most ~0.5/sqrt(n_eff); mixing here is fast
-    assert np.abs(freq - exact).max() < 0.02
-    assert 0.5 * np.abs(freq - exact).sum() < 0.03
-
-
 def _exact_partition_posterior(X, alpha, pr):
     parts = list(_partitions(len(X)))
     logp = []
@@ -120,6 +88,30 @@ def _exact_partition_posterior(X, alpha, pr):
     return parts, np.exp(np.array(logp) - logsumexp(logp))
 
 
+def _visit_frequencies(step, X, z, st, parts, n, burn):
+    """How often a chain of ``n`` calls of ``step`` (after ``burn``) visits each partition."""
+    counts = dict.fromkeys(parts, 0)
+    for t in range(n + burn):
+        step(X, z, st)
+        if t >= burn:
+            counts[_canonical(z)] += 1
+    return np.array([counts[p] for p in parts]) / n
+
+
+def test_gibbs_samples_the_exact_posterior_over_partitions():
+    X = np.array([[0.0], [0.4], [2.5], [2.9]])
+    alpha = 0.8
+    pr = _prior(m0=1.4, kappa0=0.3, a0=2.0, b0=0.5)
+    parts, exact = _exact_partition_posterior(X, alpha, pr)
+    assert len(parts) == 15  # Bell(4)
+    rng = np.random.default_rng(1)
+    freq = _visit_frequencies(lambda X, z, st: _sweep(X, z, st, pr, math.log(alpha), rng),
+                              X, np.full(len(X), -1), _Stats(1), parts, 20000, 100)
+    # Monte Carlo error of a frequency is at most ~0.5/sqrt(n_eff); mixing here is fast
+    assert np.abs(freq - exact).max() < 0.02
+    assert 0.5 * np.abs(freq - exact).sum() < 0.03
+
+
 def test_split_merge_moves_alone_sample_the_exact_posterior():
     # split and merge moves reach every partition, so a chain of nothing but them must visit
     # each with its exact posterior probability if the Metropolis-Hastings ratio is right
@@ -134,13 +126,8 @@ def test_split_merge_moves_alone_sample_the_exact_posterior():
     z, st = np.zeros(len(X), dtype=np.int64), _Stats(1)
     for x in X:
         st.add(0, x)
-    counts = dict.fromkeys(parts, 0)
-    moves = 20000
-    for t in range(moves + 200):
-        _split_merge(X, z, st, pr, math.log(alpha), rng)
-        if t >= 200:
-            counts[_canonical(z)] += 1
-    freq = np.array([counts[p] for p in parts]) / moves
+    freq = _visit_frequencies(lambda X, z, st: _split_merge(X, z, st, pr, math.log(alpha), rng),
+                              X, z, st, parts, 20000, 200)
     assert np.abs(freq - exact).max() < 0.02
     assert 0.5 * np.abs(freq - exact).sum() < 0.04
     np.testing.assert_array_equal(st.n, np.bincount(z))  # statistics follow the moves
