@@ -15,7 +15,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
+import unsup.cluster._hamerly as hamerly
 import unsup.cluster._lloyd as lloyd
+import unsup.cluster.kmeans as kmeans_module
 import unsup.ops
 from unsup.cluster import GaussianMixture, KMeans, MiniBatchKMeans
 from unsup.data import DataError
@@ -314,3 +316,61 @@ def test_bad_params(cls, params, msg):
     kw = {"n_clusters": 3, "device": "cpu", **params}
     with pytest.raises(ValueError, match=msg):
         cls(**kw).fit(_good)
+
+
+# -- Hamerly's bounds (the CPU path of KMeans) -------------------------------------------------
+
+
+def test_hamerly_bounds_hold_and_skip_work():
+    """Run Lloyd's iteration with the bounds kernels and check, every iteration, against brute
+    force: the labels are the nearest centres, u bounds the own distance from above, l the
+    second-nearest from below; and in late iterations most rows skip the K distances."""
+    rng = np.random.default_rng(0)
+    X = make_blobs(600, centers=5, n_features=3, cluster_std=1.5, random_state=1)[0]
+    K, n = 5, len(X)
+    C = X[rng.choice(n, K, replace=False)][None].copy()  # 1 run
+    x_sq = (X ** 2).sum(1)
+    a = np.zeros((1, n), np.int64)
+    u, l = np.zeros((1, n)), np.zeros((1, n))
+    d = (C[0] ** 2).sum(1)[:, None] - 2 * C[0] @ X.T
+    hamerly.settle_rows(np.ascontiguousarray(d), x_sq, np.arange(n), a[0], u[0], l[0])
+    need = np.empty((1, n), np.int64)
+    skipped = []
+    for _ in range(12):
+        sums, counts, sq = np.zeros((1, K, 3)), np.zeros((1, K)), np.zeros((1, K))
+        hamerly.accumulate_rows(X, x_sq, a, sums, counts, sq)
+        true = cdist(X, C[0])
+        stats = map(torch.from_numpy, (sums, counts, sq))
+        inertia = hamerly.inertia_of(torch.from_numpy(C), *stats)
+        assert float(inertia[0]) == pytest.approx((true[np.arange(n), a[0]] ** 2).sum(), rel=1e-9)
+        new = sums / counts[..., None]
+        delta = np.sqrt(((new - C) ** 2).sum(-1))
+        C = new
+        half = hamerly.half_separation(torch.from_numpy(C)).numpy()
+        m = int(hamerly.bounds_pass(X, C, a, u, l, delta, half, need)[0])
+        rows = need[0, :m]
+        d = (C[0] ** 2).sum(1)[:, None] - 2 * C[0] @ X[rows].T
+        hamerly.settle_rows(np.ascontiguousarray(d), x_sq[rows], rows, a[0], u[0], l[0])
+        true = cdist(X, C[0])
+        np.testing.assert_array_equal(a[0], true.argmin(1))
+        own = true[np.arange(n), a[0]]
+        true[np.arange(n), a[0]] = np.inf
+        assert np.all(u[0] >= own - 1e-9) and np.all(l[0] <= true.min(1) + 1e-9)
+        skipped.append(1 - m / n)
+    assert skipped[-1] > 0.9  # converged: almost every row keeps its centre without distances
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kmeans_bounds_give_lloyds_fit(monkeypatch, dtype):
+    """The bounded E-step changes the work, not the fit: the same iterations, labels, centres,
+    inertia and history as the GEMM path (forced by hiding numba)."""
+    X = make_blobs(3000, centers=8, n_features=6, cluster_std=3.0, random_state=2)[0].astype(dtype)
+    fast = KMeans(8, n_init=3, random_state=0, device="cpu").fit(X)
+    monkeypatch.setattr(kmeans_module, "HAVE_NUMBA", False)
+    plain = KMeans(8, n_init=3, random_state=0, device="cpu").fit(X)
+    assert fast.n_iter_ == plain.n_iter_ > 2
+    np.testing.assert_array_equal(fast.labels_, plain.labels_)
+    np.testing.assert_allclose(fast.cluster_centers_, plain.cluster_centers_, rtol=1e-5)
+    assert fast.inertia_ == pytest.approx(plain.inertia_, rel=1e-5)
+    hist = [h["inertia"] for h in fast.history_]
+    np.testing.assert_allclose(hist, [h["inertia"] for h in plain.history_], rtol=1e-5)

@@ -11,7 +11,15 @@ from sklearn.base import ClusterMixin, TransformerMixin
 
 from unsup import distributed as ud
 from unsup._io_checks import A
+from unsup._numba import HAVE_NUMBA
 from unsup.base import BaseEstimator, make_generator
+from unsup.cluster._hamerly import (
+    accumulate_rows,
+    bounds_pass,
+    half_separation,
+    inertia_of,
+    settle_rows,
+)
 from unsup.cluster._lloyd import (
     accumulate,
     assign,
@@ -162,6 +170,10 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         check_min_samples(global_count(N, X.device), K, "n_clusters")
         gen = make_generator(self.random_state, torch.device("cpu"))
         self._x_sq = sq_norms(X)
+        # Hamerly's bounds need per-row state and compiled loops: CPU, one process
+        self._bounded = HAVE_NUMBA and X.device.type == "cpu" and ud.world_size() == 1
+        if self._bounded:
+            self._x_sq64 = X.double().square().sum(1)  # not pow_: .double() may be X itself
         # scikit-learn's tolerance: tol × mean per-feature variance of the (global) data
         mom = torch.stack([X.sum(0, dtype=torch.float64), (X.double() ** 2).sum(0)])
         n_tot = torch.tensor(float(N), dtype=torch.float64, device=X.device)
@@ -172,13 +184,18 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
             res = self._em_fit(X, n_init=R, max_iter=max_iter, tol=tol_abs, generator=gen,
                                stage="k-means", verbose=self.verbose, warn=False)
             centers = res.params["centers"][0]
-            inertia, labels = lloyd_pass(X, self._x_sq, centers.unsqueeze(0),
-                                         need_stats=False)[2:4]
+            if "a" in res.params:  # the assignments and inertia at the returned centres
+                labels, inertia = res.params["a"][0], -res.objective * N
+            else:
+                inertia, labels = lloyd_pass(X, self._x_sq, centers.unsqueeze(0),
+                                             need_stats=False)[2:4]
+                labels, inertia = labels[0], float(inertia[0])
         finally:
-            del self._x_sq
+            del self._x_sq, self._bounded
+            self.__dict__.pop("_x_sq64", None)
         self.cluster_centers_ = centers.cpu().numpy()
-        self.labels_ = labels[0].cpu().numpy()
-        self.inertia_ = float(inertia[0])
+        self.labels_ = labels.cpu().numpy()
+        self.inertia_ = max(float(inertia), 0.0)
         self.n_iter_ = int(res.n_iter)
         self.history_ = res.history
         return self
@@ -197,7 +214,9 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _em_row_width(self, params: dict[str, torch.Tensor]) -> int:
         R, K, _ = params["centers"].shape
-        return R * K
+        # with bounds, one run's K × rows block at a time and few rows of it in late passes:
+        # larger chunks (fewer per-chunk overheads) at the same memory bound
+        return max(1, K // 8) if self._bounded else R * K
 
     def _em_e_step(self, X: torch.Tensor, params: dict[str, torch.Tensor], rows: slice
                    ) -> dict[str, torch.Tensor]:
@@ -206,12 +225,55 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         if "flat" not in params:  # per-iteration constants, computed once per parameters
             params["flat"] = C.reshape(R * K, D)
             params["c_sq"] = sq_norms(params["flat"])
+        if self._bounded:
+            return self._bounded_e_step(X, params, rows)
         md, lab = assign(X, self._x_sq[rows], params["flat"], params["c_sq"], R)
         acc = torch.float64 if X.dtype == torch.float64 else torch.float32
         sums = torch.zeros(R, K, D, dtype=acc, device=X.device)
         counts = torch.zeros(R, K, dtype=torch.float64, device=X.device)
         accumulate(X, lab, sums, counts)
         return {"sums": sums, "counts": counts, "objective": -md.sum(1, dtype=torch.float64)}
+
+    def _bounded_e_step(self, X: torch.Tensor, params: dict[str, torch.Tensor], rows: slice
+                        ) -> dict[str, torch.Tensor]:
+        """The same E-step with Hamerly's bounds (CPU, one process): per-row state ``a``,
+        ``u``, ``l`` lives in ``params`` (so checkpoints and run selection carry it); rows
+        whose bounds fail get their K distances from one GEMM (:mod:`._hamerly`)."""
+        C = params["centers"]
+        R, K, D = C.shape
+        if "a" not in params:  # first pass of these runs (or a checkpoint of the GEMM path)
+            N = self._x_sq.shape[0]
+            params["a"] = torch.zeros(R, N, dtype=torch.long)
+            params["u"] = torch.zeros(R, N, dtype=torch.float64)
+            params["l"] = torch.zeros(R, N, dtype=torch.float64)
+            params.pop("delta", None)
+        fresh = "delta" not in params
+        if not fresh and "half" not in params:
+            params["half"] = half_separation(C)
+        sums = torch.zeros(R, K, D, dtype=torch.float64)
+        counts = torch.zeros(R, K, dtype=torch.float64)
+        sq = torch.zeros(R, K, dtype=torch.float64)
+        n = X.shape[0]
+        a, u, l = (params[k][:, rows].numpy() for k in "aul")
+        Xn, x_sq = X.numpy(), self._x_sq[rows]
+        if fresh:
+            need, n_need = np.broadcast_to(np.arange(n), (R, n)), [n] * R
+        else:
+            need = np.empty((R, n), dtype=np.int64)
+            n_need = bounds_pass(Xn, C.numpy(), a, u, l, params["delta"].numpy(),
+                                 params["half"].numpy(), need).tolist()
+        c_sq = params["c_sq"].view(R, K)
+        for r, m in enumerate(n_need):
+            if m:
+                Xf, xf_sq = X, x_sq
+                if m < n:
+                    idx = torch.from_numpy(need[r, :m])
+                    Xf, xf_sq = X[idx], x_sq[idx]
+                d = torch.addmm(c_sq[r].unsqueeze(1), C[r], Xf.T, alpha=-2)
+                settle_rows(d.numpy(), xf_sq.numpy(), need[r, :m], a[r], u[r], l[r])
+        accumulate_rows(Xn, self._x_sq64[rows].numpy(), a, sums.numpy(), counts.numpy(),
+                        sq.numpy())
+        return {"sums": sums, "counts": counts, "objective": -inertia_of(C, sums, counts, sq)}
 
     def _em_m_step(self, stats: dict[str, torch.Tensor], params: dict[str, torch.Tensor],
                    X: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -226,8 +288,11 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
                 counts[r, ks[: len(far)]] = 1.0
         new_C = (sums / counts.clamp(min=1).unsqueeze(-1)).to(X.dtype)
         new_C = torch.where((counts > 0).unsqueeze(-1), new_C, C)
-        shift = ((new_C - C) ** 2).sum((1, 2), dtype=torch.float64)
-        return {"centers": new_C, "shift": shift}
+        move = ((new_C - C).to(torch.float64) ** 2).sum(-1)  # R × K
+        out = {"centers": new_C, "shift": move.sum(1)}
+        if "a" in params:  # Hamerly's state: the bounds move by each centre's shift
+            out.update(a=params["a"], u=params["u"], l=params["l"], delta=move.sqrt())
+        return out
 
     def _em_converged(self, prev: torch.Tensor, objective: torch.Tensor,
                       params: dict[str, torch.Tensor], tol: float) -> torch.Tensor:
@@ -236,7 +301,9 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
     def _em_select(self, params: dict[str, torch.Tensor], idx: torch.Tensor
                    ) -> dict[str, torch.Tensor]:
         i = idx.to(params["centers"].device)
-        return {"centers": params["centers"][i], "shift": params["shift"][idx]}
+        out = {"centers": params["centers"][i], "shift": params["shift"][idx]}
+        out.update({k: params[k][i] for k in ("a", "u", "l", "delta") if k in params})
+        return out
 
     def _em_history(self, stats: dict[str, torch.Tensor], n_total: int, j: int
                     ) -> dict[str, float]:
