@@ -148,18 +148,22 @@ def output_dist(kind: str, out: torch.Tensor, log_scale: torch.Tensor | None) ->
     return Gaussian(out, log_scale=log_scale.expand_as(out))
 
 
-def is_likelihood(log_weights: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
+def is_likelihood(log_weights: Callable[..., torch.Tensor], X: torch.Tensor,
                   k: int, *, support: str, transform: str | None, chunk: int = 1 << 16,
-                  elbo: bool = False) -> Likelihood:
+                  elbo: bool = False, extra: tuple[torch.Tensor, ...] = (),
+                  note: str = "") -> Likelihood:
     """The IS-k estimate (or, ``elbo=True``, the mean of the k log weights: the ELBO) as a
-    typed result; ``log_weights(rows) -> (k, rows)`` log importance weights.
+    typed result; ``log_weights(rows, *extra_rows) -> (k, rows)`` log importance weights
+    (``extra``: per-row tensors sliced with the rows, e.g. refined proposals; ``note`` is
+    appended to the estimator's name).
 
     Rows are processed ``max(1, chunk // k)`` at a time (``chunk`` decoder evaluations)."""
     rows = max(1, chunk // max(k, 1))
     reduce = (lambda a: a.mean(0)) if elbo else log_mean_exp
-    vals = [reduce(log_weights(X[i:i + rows])).double().cpu()
+    vals = [reduce(log_weights(X[i:i + rows], *(e[i:i + rows] for e in extra))).double().cpu()
             for i in range(0, X.shape[0], rows)]
+    name = (f"ELBO ({k} draws)" if elbo else f"IS-{k}") + note
     return Likelihood.from_samples(torch.cat(vals).numpy(), kind="stochastic lower bound",
-                                   estimator=f"ELBO ({k} draws)" if elbo else f"IS-{k}",
+                                   estimator=name,
                                    support=support, n_dims=int(X.shape[1]),
                                    counts={"importance_samples": k}, transform=transform)

@@ -70,17 +70,19 @@ from unsup.latent._common import (
     measure_seed,
     row_draws,
 )
-from unsup.latent._vae_net import VAENet, gaussian_params
+from unsup.latent._vae_net import LOGVAR_RANGE, VAENet, gaussian_params
 from unsup.likelihood import Likelihood
 from unsup.nn import ACTIVATIONS
 from unsup.params import Interval, StrOptions
 from unsup.registry import Demo, register_model
 from unsup.train import TRAIN_PARAMS_DOC, GradientEstimator, load_checkpoint
+from unsup.train.seeding import derive_seed
 
 __all__ = ["VAE"]
 
 _LOG_2PI = math.log(2 * math.pi)
 _pos = Interval(Integral, 1, None, closed="left")
+_REFINE_LR = 0.03  # Adam's step on (μ, log σ²) when refining a proposal
 
 
 @register_model("vae", family="latent", aliases=("variational-autoencoder",),
@@ -275,17 +277,19 @@ class VAE(TransformerMixin, GradientEstimator):
         return float(self.beta) * (min(1.0, (self._step + 1) / w) if w else 1.0)
 
     def _log_weights(self, x: torch.Tensor, eps: torch.Tensor, beta: float = 1.0,
-                     x_enc: torch.Tensor | None = None
+                     x_enc: torch.Tensor | None = None,
+                     post: tuple[torch.Tensor, torch.Tensor] | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``log p(x|z) + β(log p(z) - log q(z|x))`` for ``z = μ + σ ε``, shape (k, n); also
         the reconstruction term log p(x|z) (k, n) and the KL (n,): closed form with one
         stochastic layer, else the k-sample mean of ``log q - log p`` over all layers.
 
         ``eps`` (k, n, Σ dims) holds the noise of every stochastic layer, z1 first; ``x_enc``
-        is what the encoder sees (default x; the masked x under ``input_dropout``)."""
+        is what the encoder sees (default x; the masked x under ``input_dropout``); ``post``
+        replaces the encoder's (μ, log σ²) of q(z1 | x) (a refined proposal)."""
         net = self.module_
         parts = eps.split(net.dims, dim=-1)
-        mu, logvar = net.posterior(x if x_enc is None else x_enc)
+        mu, logvar = net.posterior(x if x_enc is None else x_enc) if post is None else post
         z = mu + torch.exp(0.5 * logvar) * parts[0]  # eps: (k, n, L)
         lpx = net.decode(z).log_prob(x.expand(z.shape[0], *x.shape))
         lqz = -0.5 * (parts[0] * parts[0] + _LOG_2PI).sum(-1) - 0.5 * logvar.sum(-1)
@@ -391,9 +395,29 @@ class VAE(TransformerMixin, GradientEstimator):
             d = self.module_.decode(self.module_.ancestral(int(n_samples), g, self._device()))
             return (d.mean if mean else d.sample(g)).cpu().numpy()
 
+    def _refined_posterior(self, x: torch.Tensor, steps: int, seed: int, m: int = 10,
+                           lr: float = _REFINE_LR) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, log σ²) of q(z1 | x) per row, refined from the encoder's by ``steps`` Adam steps
+        on the m-sample importance-weighted bound with the decoder fixed (semi-amortised
+        inference, Kim et al. 2018). Adam is elementwise and the loss a sum over rows, and
+        the noise is per row (:func:`row_draws`), so a row's proposal depends on that row
+        alone."""
+        mu0, lv0 = self.module_.posterior(x)
+        mu, lv = mu0.detach().clone().requires_grad_(), lv0.detach().clone().requires_grad_()
+        noise = row_draws(x, m * steps, [sum(self.module_.dims)], derive_seed(seed, 1),
+                          uniform=False)[0]
+        opt = torch.optim.Adam([mu, lv], lr=lr)
+        with torch.enable_grad():
+            for t in range(steps):
+                lw = self._log_weights(x, noise[t * m:(t + 1) * m],
+                                       post=(mu, lv.clamp(*LOGVAR_RANGE)))[0]
+                mu.grad, lv.grad = torch.autograd.grad(-log_mean_exp(lw).sum(), [mu, lv])
+                opt.step()
+        return mu.detach(), lv.detach().clamp(*LOGVAR_RANGE)
+
     @torch.no_grad()
     def log_likelihood(self, X: Any, n_samples: int | None = None, elbo: bool = False,
-                       random_state: Any = None) -> Likelihood:
+                       random_state: Any = None, refine_steps: int = 0) -> Likelihood:
         """Importance-sampled log p(x) with k proposals from q(z|x) (a stochastic lower bound;
         estimator "IS-k"); ``elbo=True``: the ELBO, averaged over k draws of z, instead.
 
@@ -407,6 +431,13 @@ class VAE(TransformerMixin, GradientEstimator):
         random_state : int, optional
             Seed of the proposals (default: from ``random_state``); measuring never changes
             the model.
+        refine_steps : int, default=0
+            Refine each row's proposal q(z1 | x) from the encoder's output by this many Adam
+            steps on its 10-sample importance-weighted bound, the decoder fixed, before the k
+            draws (estimator "IS-k, proposal refined (s steps)"). Still a stochastic lower
+            bound on log p(x) (any proposal is), but a tighter one where the encoder is a poor
+            proposal, as on test data after overfitting; it measures the same model better
+            and costs about ``30 * refine_steps`` decoder passes per row.
         """
         self._check_fitted()
         x = self._x(X)
@@ -415,12 +446,23 @@ class VAE(TransformerMixin, GradientEstimator):
         seed = measure_seed(self.random_state if random_state is None else random_state)
         L = sum(self.module_.dims)
 
-        def lw(b: torch.Tensor) -> torch.Tensor:
-            return self._log_weights(b, row_draws(b, k, [L], seed, uniform=False)[0])[0]
+        def lw(b: torch.Tensor, *post: torch.Tensor) -> torch.Tensor:
+            return self._log_weights(b, row_draws(b, k, [L], seed, uniform=False)[0],
+                                     post=tuple(post) or None)[0]  # type: ignore[arg-type]
 
+        steps = int(refine_steps)
+        if steps < 0:
+            raise ValueError(f"refine_steps must be >= 0, got {refine_steps}")
+        extra: tuple[torch.Tensor, ...] = ()
+        if steps:
+            parts = [self._refined_posterior(x[i:i + 128], steps, seed)
+                     for i in range(0, x.shape[0], 128)]
+            extra = (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
         support = "discrete" if self.decoder_ == "bernoulli" else "continuous"
         return is_likelihood(lw, x, k, support=support,
-                             transform=binarize_note(self.binarize_input), elbo=elbo)
+                             transform=binarize_note(self.binarize_input), elbo=elbo,
+                             extra=extra,
+                             note=f", proposal refined ({steps} steps)" if steps else "")
 
     def elbo(self, X: Any, n_samples: int | None = None) -> Likelihood:
         """The evidence lower bound per row, estimated with k draws of z (typed result)."""
