@@ -37,6 +37,10 @@ from unsup.train.em import EMEngine, global_count
 
 __all__ = ["KMeans"]
 
+#: a pass computes every row's distances (one GEMM, no gather) when more than 1/GATHER_MAX of
+#: a chunk's rows fail their bounds (early iterations; low K)
+GATHER_MAX = 4
+
 
 def init_centers(
     X: torch.Tensor, x_sq: torch.Tensor, init: Any, n_clusters: int, n_runs: int,
@@ -265,12 +269,14 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         c_sq = params["c_sq"].view(R, K)
         for r, m in enumerate(n_need):
             if m:
-                Xf, xf_sq = X, x_sq
-                if m < n:
-                    idx = torch.from_numpy(need[r, :m])
+                rows_r, Xf, xf_sq = need[r, :m], X, x_sq
+                if m * GATHER_MAX < n:
+                    idx = torch.from_numpy(rows_r)
                     Xf, xf_sq = X[idx], x_sq[idx]
+                elif m < n:  # many fail: all rows' distances beat gathering the failing ones
+                    rows_r = np.arange(n)
                 d = torch.addmm(c_sq[r].unsqueeze(1), C[r], Xf.T, alpha=-2)
-                settle_rows(d.numpy(), xf_sq.numpy(), need[r, :m], a[r], u[r], l[r])
+                settle_rows(d.numpy(), xf_sq.numpy(), rows_r, a[r], u[r], l[r])
         accumulate_rows(Xn, self._x_sq64[rows].numpy(), a, sums.numpy(), counts.numpy(),
                         sq.numpy())
         return {"sums": sums, "counts": counts, "objective": -inertia_of(C, sums, counts, sq)}
