@@ -247,9 +247,11 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
         return st
 
     def _em_row_width(self, params: _Params) -> int:
+        return self._row_width(*params.means.shape)
+
+    def _row_width(self, K: int, D: int) -> int:
         # per row: a few K-vectors; "full" chunks its K×D temporaries itself, and a chunk of
         # 2**20 / (K·D) rows would make its K-per-component statistics GEMMs too small
-        K, D = params.means.shape
         return 4 * K + (D if self.covariance_type == "full" else 0)
 
     def _em_m_step(self, stats: dict[str, torch.Tensor], params: Any, X: torch.Tensor
@@ -307,7 +309,10 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
         self._q = resp.T.contiguous()  # previous E-step's responsibilities (K×N), for the bound
         self._qlogq = torch.special.xlogy(resp, resp).sum(1)  # Σ_k q ln q per row
         stats: dict[str, torch.Tensor] = {}
-        for s in chunks(X.shape[0], em_chunk_rows(self.n_components * X.shape[1], X.shape[0])):
+        # (not K·D per row: with K·D above the cache block that made one-row chunks, 10,000
+        # GEMMs of one row for MNIST's diagonal mixture with K = 256)
+        width = self._row_width(self.n_components, Xd.shape[1])
+        for s in chunks(X.shape[0], em_chunk_rows(width, X.shape[0])):
             for k, v in self._stats(X[s], resp[s]).items():
                 stats[k] = stats[k] + v if k in stats else v
         ud.all_reduce_sum(*stats.values())
