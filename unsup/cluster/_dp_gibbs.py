@@ -11,7 +11,7 @@ from scipy.special import gammaln
 
 from unsup._numba import njit
 
-__all__ = ["_Stats", "_Prior", "_sweep", "_split_merge"]
+__all__ = ["_Stats", "_Prior", "_sweep", "_split_merge", "_resample_alpha"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -304,3 +304,20 @@ def _split_merge(Xn: np.ndarray, z: np.ndarray, st: _Stats, prior: _Prior, log_a
     st.drop(hi)
     z[z > hi] -= 1
     return True
+
+
+def _resample_alpha(alpha: float, K: int, N: int, shape: float, rate: float,
+                    rng: np.random.Generator) -> float:
+    """One draw of α from p(α | K, N) ∝ Gamma(α; shape, rate) α^K Γ(α) / Γ(α + N): the
+    auxiliary-variable update of Escobar & West (1995, section 6). With η ~ Beta(α + 1, N),
+
+        α | η, K ~ π Gamma(shape + K, rate − ln η) + (1 − π) Gamma(shape + K − 1, rate − ln η),
+        π / (1 − π) = (shape + K − 1) / (N (rate − ln η)),
+
+    whose joint with η has p(α | K, N) as its α-marginal (the partition enters only through K,
+    the CRP's α^K Γ(α) / Γ(α + N))."""
+    eta = rng.beta(alpha + 1.0, N)
+    r = rate - math.log(eta)
+    odds = (shape + K - 1) / (N * r)
+    a = shape + K if rng.random() < odds / (1 + odds) else shape + K - 1
+    return float(rng.gamma(a, 1.0 / r))

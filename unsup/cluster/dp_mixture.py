@@ -50,7 +50,7 @@ from sklearn.base import ClusterMixin, DensityMixin
 
 from unsup._io_checks import A
 from unsup.base import BaseEstimator, make_generator, report_progress
-from unsup.cluster._dp_gibbs import _Prior, _split_merge, _Stats, _sweep
+from unsup.cluster._dp_gibbs import _Prior, _resample_alpha, _split_merge, _Stats, _sweep
 from unsup.params import Integral, Interval, Real
 from unsup.registry import register_model
 from unsup.train._loop_checkpoint import LoopCheckpoint, generator_from_state, generator_state
@@ -73,7 +73,13 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
     ----------
     alpha : float, default=1.0
         Concentration of the Dirichlet process: larger values favour more clusters (the prior
-        expected number of clusters among N points is about α ln(1 + N/α)).
+        expected number of clusters among N points is about α ln(1 + N/α)). With
+        ``alpha_prior_shape`` set, the starting value of the sampled α.
+    alpha_prior_shape : float or None, default=None
+        Shape of a Gamma(shape, ``alpha_prior_rate``) prior on α, which is then sampled after
+        each sweep (Escobar & West 1995); ``None``: α is fixed at ``alpha``.
+    alpha_prior_rate : float, default=1.0
+        Rate of that Gamma prior (prior mean of α = shape / rate).
     n_sweeps : int, default=100
         Gibbs sweeps over all points.
     burn_in : int or None, default=None
@@ -101,6 +107,8 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
     means_, variances_ : (K, D) posterior means of each cluster's mean and variance.
     weights_ : (K,) predictive weights n_k / (N + α); the new-cluster weight is
         α / (N + α) (``new_cluster_weight_``).
+    alpha_ : the α of the predictive: ``alpha``, or with a prior the posterior mean of α over
+        the sweeps after burn-in (``alpha_trace_`` has α after each sweep).
     k_trace_ : (n_sweeps,) occupied clusters after each sweep.
     k_posterior_ : (max K + 1,) posterior probability of each number of clusters (index = K),
         from the sweeps after burn-in.
@@ -109,6 +117,8 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
     _parameter_constraints = {
         "alpha": [Interval(Real, 0, None, closed="neither")],
+        "alpha_prior_shape": [Interval(Real, 0, None, closed="neither"), None],
+        "alpha_prior_rate": [Interval(Real, 0, None, closed="neither")],
         "n_sweeps": [Interval(Integral, 1, None, closed="left")],
         "burn_in": [Interval(Integral, 0, None, closed="left"), None],
         "mean_precision_prior": [Interval(Real, 0, None, closed="neither")],
@@ -123,17 +133,21 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
                      "variances_": A("f64", "k", "n_features_in_"), "weights_": A("f64", "k"),
                      "k_trace_": A("i64", "n_sweeps"), "k_posterior_": A("f64", "m"),
                      "log_joint_trace_": A("f64", "n_sweeps"),
+                     "alpha_trace_": A("f64", "n_sweeps"),
                      "prior_mean_": A("f64", "n_features_in_"),
                      "prior_rate_": A("f64", "n_features_in_"),
                      "cluster_counts_": A("f64", "k"),
                      "cluster_sums_": A("f64", "k", "n_features_in_"),
                      "cluster_sumsq_": A("f64", "k", "n_features_in_")}
 
-    def __init__(self, alpha: float = 1.0, *, n_sweeps: int = 100, burn_in: int | None = None,
+    def __init__(self, alpha: float = 1.0, *, alpha_prior_shape: float | None = None,
+                 alpha_prior_rate: float = 1.0, n_sweeps: int = 100, burn_in: int | None = None,
                  mean_precision_prior: float = 0.01, variance_prior: float | None = None,
                  degrees_of_freedom_prior: float = 2.0, n_split_merge: int = 5,
                  random_state: Any = None, device: str = "cpu") -> None:
         self.alpha = alpha
+        self.alpha_prior_shape = alpha_prior_shape
+        self.alpha_prior_rate = alpha_prior_rate
         self.n_sweeps = n_sweeps
         self.burn_in = burn_in
         self.mean_precision_prior = mean_precision_prior
@@ -157,9 +171,9 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.prior_mean_ = X.mean(0)
         self.prior_rate_ = prior_var * (a0 - 1)  # E[σ²] = b₀ / (a₀ − 1)
 
-    def _log_joint(self, prior: _Prior, st: _Stats, N: int) -> float:
-        """log p(z, X): the CRP's probability of the partition times the clusters' evidence."""
-        a = float(self.alpha)
+    def _log_joint(self, prior: _Prior, st: _Stats, N: int, a: float) -> float:
+        """log p(z, X | α): the CRP's probability of the partition times the clusters'
+        evidence."""
         K = len(st.n)
         crp = K * math.log(a) + gammaln(st.n).sum() + gammaln(a) - gammaln(a + N)
         return float(crp + prior.log_marginal(st.n, st.s, st.ss).sum())
@@ -176,7 +190,6 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
                              "to collect the posterior from")
         self._set_prior(Xn)
         prior = self._prior()
-        log_a = math.log(self.alpha)
         T = int(self.n_sweeps)
         lc = LoopCheckpoint(self, torch.from_numpy(Xn), make_generator(0, torch.device("cpu")),
                             n_total=N, max_iter=T, loop="dp-gibbs")
@@ -185,7 +198,7 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if state is None:  # a fresh chain: no clusters, the first sweep seats every point
             rng = np.random.default_rng(_seed(self.random_state))
             z = np.full(N, -1)
-            k_trace, lj_trace = [], []
+            k_trace, lj_trace, a_trace = [], [], []
             best = (-math.inf, None, None)
         else:  # the statistics as they were (incremental sums: not recomputed)
             rng = generator_from_state(state["rng"])
@@ -196,6 +209,7 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 raise ValueError(f"cannot resume from {lc.ck.path}: the checkpoint is damaged")
             k_trace = [int(k) for k in np.asarray(state["k_trace"]).reshape(-1)]
             lj_trace = [float(v) for v in np.asarray(state["lj_trace"]).reshape(-1)]
+            a_trace = [float(v) for v in np.asarray(state["a_trace"]).reshape(-1)]
             b = state["best"]
             best = ((-math.inf, None, None) if b is None else
                     (float(b["lj"]), np.array(b["z"], dtype=np.int64),
@@ -207,16 +221,23 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
             return {"z": z, "n": st.n, "s": st.s, "ss": st.ss, "best": b,
                     "k_trace": np.asarray(k_trace, dtype=np.int64),
                     "lj_trace": np.asarray(lj_trace, dtype=np.float64),
+                    "a_trace": np.asarray(a_trace, dtype=np.float64),
                     "rng": generator_state(rng)}
 
         for sweep in range(lc.it, T) if lc.result is None else ():
             lc.top(sweep, snapshot(), [])
+            alpha = a_trace[-1] if a_trace else float(self.alpha)
+            log_a = math.log(alpha)
             _sweep(Xn, z, st, prior, log_a, rng)
             for _ in range(self.n_split_merge if N >= 2 else 0):  # a move needs two points
                 _split_merge(Xn, z, st, prior, log_a, rng)
-            lj = self._log_joint(prior, st, N)
+            if self.alpha_prior_shape is not None:
+                alpha = _resample_alpha(alpha, len(st.n), N, float(self.alpha_prior_shape),
+                                        float(self.alpha_prior_rate), rng)
+            lj = self._log_joint(prior, st, N, alpha)
             k_trace.append(len(st.n))
             lj_trace.append(lj)
+            a_trace.append(alpha)
             if sweep >= burn and lj > best[0]:
                 best = (lj, z.copy(), (st.n.copy(), st.s.copy(), st.ss.copy()))
             report_progress("DP Gibbs", sweep + 1, T, clusters=len(st.n))
@@ -226,6 +247,7 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.cluster_counts_, self.cluster_sums_, self.cluster_sumsq_ = n, s, ss
         self.k_trace_ = np.asarray(k_trace, dtype=np.int64)
         self.log_joint_trace_ = np.asarray(lj_trace)
+        self.alpha_trace_ = np.asarray(a_trace, dtype=np.float64)
         kept = self.k_trace_[burn:]
         self.k_posterior_ = np.bincount(kept, minlength=kept.max() + 1) / kept.size
         self._summarise(N)
@@ -241,7 +263,7 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
               + self.mean_precision_prior * n * (mean - self.prior_mean_) ** 2 / (2 * kn))
         self.means_ = (self.mean_precision_prior * self.prior_mean_ + self.cluster_sums_) / kn
         self.variances_ = bn / (an - 1)
-        self.weights_ = self.cluster_counts_ / (N + self.alpha)
+        self.weights_ = self.cluster_counts_ / (N + self.alpha_)
 
     # derived, not stored: a model file cannot make them disagree with the cluster statistics
     @property
@@ -250,9 +272,18 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
         return int(len(self.cluster_counts_))
 
     @property
+    def alpha_(self) -> float:
+        """α of the predictive: fixed, or the posterior mean after burn-in of the sampled α."""
+        trace = getattr(self, "alpha_trace_", None)
+        if trace is None or self.alpha_prior_shape is None:
+            return float(self.alpha)
+        burn = self.n_sweeps // 2 if self.burn_in is None else int(self.burn_in)
+        return float(np.mean(trace[burn:]))
+
+    @property
     def new_cluster_weight_(self) -> float:
         """Predictive weight α / (N + α) of a new cluster."""
-        return float(self.alpha / (self.cluster_counts_.sum() + self.alpha))
+        return float(self.alpha_ / (self.cluster_counts_.sum() + self.alpha_))
 
     # -- prediction ------------------------------------------------------------------------
     def _log_resp(self, X: Any) -> np.ndarray:
@@ -277,7 +308,7 @@ class DirichletProcessMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
     def _log_weights(self) -> np.ndarray:
         """log predictive weight of each cluster and, last, of a new cluster."""
-        w = np.append(self.cluster_counts_, self.alpha)
+        w = np.append(self.cluster_counts_, self.alpha_)
         return np.log(w / w.sum())
 
     def predict(self, X: Any) -> np.ndarray:
