@@ -120,7 +120,11 @@ class VAE(TransformerMixin, GradientEstimator):
     binarize_input : None, float or "stochastic", default=None
         None: X as given. A threshold t: ``X > t`` everywhere (fit, codes, likelihoods).
         "stochastic": every training minibatch drawn as Bernoulli(X) (dynamic binarisation);
-        X thresholded at 0.5 for codes and likelihoods.
+        X thresholded at 0.5 for codes, validation and likelihoods. Given grey levels, this is
+        the strongest regulariser measured for small image sets: fitted on 4,500 grey mnist5k
+        rows, 91.4 nats on 500 held-out rows binarised at 0.5, against 95.3-96.6 when fitted on
+        the binarised rows (use it with ``input_dropout=0``: 0.3 gave 92.3; bench/results/
+        latent.md). It needs values in [0, 1], and does nothing to data already binary.
     prior_layers : sequence of int, default=()
         Sizes of further Gaussian stochastic layers above z (z2, z3, ...): z gets the learned
         hierarchical prior p(z) = ∫ p(z | z2) p(z2) dz2 (Burda et al. 2016's two-stochastic-
