@@ -374,3 +374,23 @@ def test_kmeans_bounds_give_lloyds_fit(monkeypatch, dtype):
     assert fast.inertia_ == pytest.approx(plain.inertia_, rel=1e-5)
     hist = [h["inertia"] for h in fast.history_]
     np.testing.assert_allclose(hist, [h["inertia"] for h in plain.history_], rtol=1e-5)
+
+
+def test_kmeans_bounds_threaded_blocks_match_one_thread():
+    """With two torch threads the bounds and statistics passes run in two row blocks on a
+    thread pool; the fit must be the one-thread fit (labels, iterations; centres to rounding)."""
+    X = make_blobs(40_000, centers=4, n_features=3, cluster_std=2.0, random_state=3)[0]
+    X = X.astype(np.float32)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = KMeans(4, n_init=2, random_state=0, device="cpu").fit(X)
+        torch.set_num_threads(2)
+        assert len(hamerly.row_blocks(len(X))) == 2
+        two = KMeans(4, n_init=2, random_state=0, device="cpu").fit(X)
+    finally:
+        torch.set_num_threads(before)
+    assert one.n_iter_ == two.n_iter_ > 2
+    np.testing.assert_array_equal(one.labels_, two.labels_)
+    np.testing.assert_allclose(one.cluster_centers_, two.cluster_centers_, rtol=1e-6)
+    assert one.inertia_ == pytest.approx(two.inertia_, rel=1e-9)

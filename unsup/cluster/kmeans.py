@@ -18,6 +18,8 @@ from unsup.cluster._hamerly import (
     bounds_pass,
     half_separation,
     inertia_of,
+    row_blocks,
+    run_blocks,
     settle_rows,
 )
 from unsup.cluster._lloyd import (
@@ -254,22 +256,26 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         fresh = "delta" not in params
         if not fresh and "half" not in params:
             params["half"] = half_separation(C)
-        sums = torch.zeros(R, K, D, dtype=torch.float64)
-        counts = torch.zeros(R, K, dtype=torch.float64)
-        sq = torch.zeros(R, K, dtype=torch.float64)
         n = X.shape[0]
         a, u, l = (params[k][:, rows].numpy() for k in "aul")
-        Xn, x_sq = X.numpy(), self._x_sq[rows]
+        Xn, x_sq, x_sq64 = X.numpy(), self._x_sq[rows], self._x_sq64[rows].numpy()
+        blocks = row_blocks(n)  # the compiled passes run one block per thread
         if fresh:
             need, n_need = np.broadcast_to(np.arange(n), (R, n)), [n] * R
         else:
             need = np.empty((R, n), dtype=np.int64)
-            n_need = bounds_pass(Xn, C.numpy(), a, u, l, params["delta"].numpy(),
-                                 params["half"].numpy(), need).tolist()
+            Cn, delta, half = C.numpy(), params["delta"].numpy(), params["half"].numpy()
+            found = run_blocks(lambda b: bounds_pass(Xn[b], Cn, a[:, b], u[:, b], l[:, b], delta,
+                                                     half, need[:, b]), blocks)
+            if len(blocks) > 1:  # each block listed its rows (block-local) at its own start
+                need = [np.concatenate([need[r, b][: f[r]] + b.start
+                                        for b, f in zip(blocks, found, strict=True)])
+                        for r in range(R)]
+            n_need = [int(sum(f[r] for f in found)) for r in range(R)]
         c_sq = params["c_sq"].view(R, K)
         for r, m in enumerate(n_need):
             if m:
-                rows_r, Xf, xf_sq = need[r, :m], X, x_sq
+                rows_r, Xf, xf_sq = need[r][:m], X, x_sq
                 if m * GATHER_MAX < n:
                     idx = torch.from_numpy(rows_r)
                     Xf, xf_sq = X[idx], x_sq[idx]
@@ -277,8 +283,14 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
                     rows_r = np.arange(n)
                 d = torch.addmm(c_sq[r].unsqueeze(1), C[r], Xf.T, alpha=-2)
                 settle_rows(d.numpy(), xf_sq.numpy(), rows_r, a[r], u[r], l[r])
-        accumulate_rows(Xn, self._x_sq64[rows].numpy(), a, sums.numpy(), counts.numpy(),
-                        sq.numpy())
+
+        def stats(b: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            out = np.zeros((R, K, D)), np.zeros((R, K)), np.zeros((R, K))
+            accumulate_rows(Xn[b], x_sq64[b], a[:, b], *out)
+            return out
+
+        parts = run_blocks(stats, blocks)
+        sums, counts, sq = (torch.from_numpy(sum(p)) for p in zip(*parts, strict=True))
         return {"sums": sums, "counts": counts, "objective": -inertia_of(C, sums, counts, sq)}
 
     def _em_m_step(self, stats: dict[str, torch.Tensor], params: dict[str, torch.Tensor],
