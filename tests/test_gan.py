@@ -99,10 +99,22 @@ def test_began_control_and_convergence_by_hand():
     assert L.began_k_update(0.0, 0.1, 0.9, 0.5, 1.0) == 0.0  # clipped below
     assert L.began_k_update(0.99, 1.0, 0.0, 1.0, 1.0) == 1.0  # clipped above
     assert L.began_convergence(0.4, 0.1, 0.5) == pytest.approx(0.4 + abs(0.2 - 0.1))
-    v = torch.tensor([[1.0, -1.0], [0.0, 2.0]])
-    # the L1 norm, summed over features (Berthelot et al.'s L(v) = |v - D(v)|): not the mean
-    torch.testing.assert_close(L.reconstruction_error(lambda t: torch.zeros_like(t), v),
-                               torch.tensor([2.0, 2.0]))
+    v = torch.tensor([[1.0, -1.0], [0.0, 3.0]])
+    zero = lambda t: torch.zeros_like(t)  # noqa: E731
+    # Berthelot et al.'s L(v) = |v - D(v)|^η, summed over features (not the mean): η = 1 and 2
+    torch.testing.assert_close(L.reconstruction_error(zero, v, 1), torch.tensor([2.0, 3.0]))
+    torch.testing.assert_close(L.reconstruction_error(zero, v, 2), torch.tensor([2.0, 9.0]))
+    torch.testing.assert_close(L.reconstruction_error(zero, v), torch.tensor([2.0, 9.0]))
+
+
+def test_began_autoencoder_output_is_unbounded():
+    # the decoder is linear (Berthelot et al.): a tanh would pin the scaled background (-1) on
+    # its asymptote, where the autoencoder cannot raise the generated rows' error
+    m = GAN(loss="began", epochs=1, random_state=0, **SMALL).fit(blobs(64)[0])
+    assert not isinstance(m.module_.D[-1][-1], torch.nn.Tanh)
+    with torch.no_grad():
+        out = m.module_.D(torch.full((2, 16), 50.0))
+    assert float(out.abs().max()) > 1.0  # outside tanh's (-1, 1)
 
 
 @pytest.mark.parametrize("loss", L.LOSSES)
@@ -286,21 +298,23 @@ def test_each_loss_gets_its_papers_optimiser(loss):
             assert opt.param_groups[0]["betas"] == d["betas"]
 
 
-def test_began_k_update_in_the_model_follows_the_formula_on_fixed_tensors():
+@pytest.mark.parametrize("eta", [1, 2])
+def test_began_k_update_in_the_model_follows_the_formula_on_fixed_tensors(eta):
     X = blobs(64)[0]
     m = GAN(loss="began", epochs=1, random_state=0, began_gamma=0.4, began_lambda_k=0.01,
-            **SMALL).fit(X)
+            began_eta=eta, **SMALL).fit(X)
     fake = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (8, 16)).astype(np.float32))
     m._fake = lambda n, ref: fake  # fixed generated rows
     batch = torch.from_numpy(X[:8])
     m.module_.train()
-    for k0 in (0.3, 0.0, 1.0):
+    for k0 in (0.3, 0.0, 1.0, 0.999):
         m.module_.k.fill_(k0)
         loss = m._d_loss(batch)
-        with torch.no_grad():  # the L1 norm summed over features, by hand
+        with torch.no_grad():  # |v - AE(v)|^η summed over features, by hand
             x = m._scale(batch)
-            lx = (x - m.module_.D(x)).abs().sum(1).mean().item()
-            lf = (fake - m.module_.D(fake)).abs().sum(1).mean().item()
+            lx = (x - m.module_.D(x)).abs().pow(eta).sum(1).mean().item()
+            lf = (fake - m.module_.D(fake)).abs().pow(eta).sum(1).mean().item()
         assert float(loss) == pytest.approx(lx - k0 * lf, rel=1e-5)
         want = min(1.0, max(0.0, k0 + 0.01 * (0.4 * lx - lf)))
         assert float(m.module_.k) == pytest.approx(want, rel=1e-5, abs=1e-7)
+        assert m._terms == pytest.approx((lx + abs(0.4 * lx - lf), k0), rel=1e-5)

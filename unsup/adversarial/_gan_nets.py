@@ -51,7 +51,11 @@ class GANNet(nn.Module):
     image_shape : (C, H, W) or None
         DCGAN only.
     autoencoder : bool
-        BEGAN: the discriminator maps a row to a code of ``n_latent`` units and back.
+        BEGAN: the discriminator maps a row to a code of ``n_latent`` units and back. The
+        decoder's output is linear, as in Berthelot et al.: with a tanh the data's background
+        (-1 after scaling) sits on the asymptote, the saturated units pass almost no gradient,
+        and the autoencoder cannot raise the error of generated rows there (with tanh the
+        generator collapsed onto one digit on every seed; docs/adversarial.md).
     ema : bool
         Keep ``G_ema``, a copy of G updated by the model after every step.
     """
@@ -68,7 +72,8 @@ class GANNet(nn.Module):
             if autoencoder:
                 self.D = nn.Sequential(
                     DCGANDiscriminator(image_shape, channels, out=n_latent),
-                    DCGANGenerator(n_latent, image_shape, channels, batch_norm=False))
+                    DCGANGenerator(n_latent, image_shape, channels, batch_norm=False,
+                                   last_act="linear"))
             else:
                 self.D = DCGANDiscriminator(image_shape, channels)
         else:
@@ -77,7 +82,7 @@ class GANNet(nn.Module):
             if autoencoder:
                 self.D = nn.Sequential(
                     _mlp([*d_sizes, n_latent], nn.LeakyReLU(0.2), None),
-                    _mlp([n_latent, *hidden, n_features], nn.LeakyReLU(0.2), nn.Tanh()))
+                    _mlp([n_latent, *hidden, n_features], nn.LeakyReLU(0.2), None))
             else:
                 self.D = _mlp([*d_sizes, 1], nn.LeakyReLU(0.2), None)
         if ema:

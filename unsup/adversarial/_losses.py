@@ -6,8 +6,8 @@ Notation: :math:`x \sim p_d` real data, :math:`\hat x = G(z) \sim p_g` generated
 :math:`a` and :math:`D = σ(a)`; the log-terms are computed with softplus
 (:math:`-\log σ(a) = \mathrm{softplus}(-a)`, :math:`-\log(1 - σ(a)) = \mathrm{softplus}(a)`) so
 they stay finite. For WGAN, WGAN-GP and LSGAN the output is used as is. For BEGAN the
-discriminator is an autoencoder and :math:`D(v) = \lVert v - \mathrm{AE}(v) \rVert_1` (mean
-absolute reconstruction error per pixel).
+discriminator is an autoencoder and :math:`D(v) = \sum_j |v_j - \mathrm{AE}(v)_j|^η` (the
+reconstruction error summed over features, η = 2 by default).
 
 Each function returns a scalar (the mean over the batch); both players *minimise* their loss.
 
@@ -146,18 +146,20 @@ def perturbed(real: torch.Tensor, c: float,
 
 
 def reconstruction_error(autoencoder: Callable[[torch.Tensor], torch.Tensor],
-                         v: torch.Tensor) -> torch.Tensor:
-    r"""BEGAN's :math:`D(v) = \lVert v - \mathrm{AE}(v) \rVert_1` per row: the L1 *norm*, summed
-    over features (shape (n,)).
+                         v: torch.Tensor, eta: int = 2) -> torch.Tensor:
+    r"""BEGAN's :math:`D(v) = \sum_j |v_j - \mathrm{AE}(v)_j|^η` per row (shape (n,)): the
+    pixel-wise loss :math:`L(v) = |v - D(v)|^η` of Berthelot et al. (η ∈ {1, 2}), summed over
+    features.
 
-    Berthelot et al. define :math:`L(v) = |v - D(v)|^η` as a norm (η = 1). The sum, not the
-    mean per feature, matters for the k_t control: its gain λ_k = 0.001 acts on
+    The sum, not the mean per feature, matters for the k_t control: its gain λ_k = 0.001 acts on
     :math:`γL(x) - L(G(z))`, which for 784 pixels is 784 times larger summed than averaged; with
-    the mean, k_t moved by under 1e-4 per step, stayed at 0 for a CPU budget of ~1,500 steps,
-    so the discriminator never pushed the generated rows away and the generator collapsed onto
-    the one image the autoencoder reconstructs best. (Adam is invariant to the loss's scale, so
-    only the control changes.)"""
-    return (v - autoencoder(v)).abs().flatten(1).sum(1)
+    the mean, k_t moved by under 1e-4 per step and could not react within a CPU budget of a few
+    thousand steps. (Adam is invariant to the loss's scale, so only the control changes.)
+    η = 2 is the default: on mnist5k with MLP players η = 1 collapsed where η = 2 did not
+    (docs/adversarial.md, "BEGAN")."""
+    r = (v - autoencoder(v)).flatten(1)
+    return (r.abs() if int(eta) == 1 else r.pow(2) if int(eta) == 2
+            else r.abs().pow(float(eta))).sum(1)
 
 
 def began_k_update(k: float, l_real: float, l_fake: float, gamma: float,
