@@ -42,6 +42,8 @@ __all__ = ["KMeans"]
 #: a pass computes every row's distances (one GEMM, no gather) when more than 1/GATHER_MAX of
 #: a chunk's rows fail their bounds (early iterations; low K)
 GATHER_MAX = 4
+#: memory for the bounds' per-row state (a, u, l) of the runs fitted together, at least
+STATE_BYTES = 2**28
 
 
 def init_centers(
@@ -210,7 +212,13 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
     _em_objective_name = "neg_inertia"
 
     def _em_runs_per_batch(self, n_init: int) -> int:
-        return n_init  # all restarts share each GEMM
+        if not self._bounded:
+            return n_init  # all restarts share each GEMM
+        # the bounds keep 24 bytes per row and run: as many runs at once as fit in the larger
+        # of STATE_BYTES and the data's own size (the rest in later batches)
+        N = self._x_sq.shape[0]
+        budget = max(STATE_BYTES, N * self.n_features_in_ * self._x_sq.element_size())
+        return max(1, min(n_init, budget // (24 * N)))
 
     def _em_initialize(self, X: torch.Tensor, gen: torch.Generator, n_runs: int
                        ) -> dict[str, torch.Tensor]:
