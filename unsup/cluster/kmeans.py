@@ -180,10 +180,12 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         self._x_sq = sq_norms(X)
         # Hamerly's bounds need per-row state and compiled loops: CPU, one process
         self._bounded = HAVE_NUMBA and X.device.type == "cpu" and ud.world_size() == 1
+        Xd = X.double()  # one float64 copy (none for float64 input), no squared copies
         if self._bounded:
-            self._x_sq64 = X.double().square().sum(1)  # not pow_: .double() may be X itself
+            self._x_sq64 = torch.einsum("ij,ij->i", Xd, Xd)
         # scikit-learn's tolerance: tol × mean per-feature variance of the (global) data
-        mom = torch.stack([X.sum(0, dtype=torch.float64), (X.double() ** 2).sum(0)])
+        mom = torch.stack([Xd.sum(0), torch.einsum("ij,ij->j", Xd, Xd)])
+        del Xd
         n_tot = torch.tensor(float(N), dtype=torch.float64, device=X.device)
         ud.all_reduce_sum(mom, n_tot)
         var = (mom[1] / n_tot - (mom[0] / n_tot) ** 2).clamp(min=0)
