@@ -198,6 +198,63 @@ def test_gibbs_with_sampled_alpha_samples_the_exact_posterior_over_partitions():
     assert 0.5 * np.abs(freq - exact).sum() < 0.03
 
 
+def test_learned_variance_prior_samples_the_exact_posterior_over_partitions():
+    # b₀ ~ Exponential(rate r) integrated out: p(z | X) ∝ CRP(z) ∫ p(b₀) Π_k p(X_k | b₀) db₀
+    from unsup.cluster._dp_gibbs import _resample_rate
+
+    X = np.array([[0.0], [0.4], [2.5], [2.9]])
+    alpha, r = 0.8, 0.1
+    base = _prior(m0=1.4, kappa0=0.3, a0=2.0, b0=0.5)
+    parts, _ = _exact_partition_posterior(X, alpha, base)
+    stats = []
+    for z in parts:
+        z = np.array(z)
+        st = _Stats(1)
+        for k in range(z.max() + 1):
+            for x in X[z == k]:
+                st.add(k, x)
+        stats.append(st)
+
+    def evidence(st, b):  # log p(X | z, b₀ = b)
+        return _prior(m0=1.4, kappa0=0.3, a0=2.0, b0=b).log_marginal(st.n, st.s, st.ss).sum()
+
+    logp = []
+    for z, st in zip(parts, stats, strict=True):
+        n = np.bincount(np.array(z)).astype(float)
+        crp = len(n) * math.log(alpha) + gammaln(n).sum()
+        w = integrate.quad(lambda b, st=st: r * math.exp(-r * b + evidence(st, b)), 0, np.inf,
+                           limit=200)[0]
+        logp.append(crp + math.log(w))
+    exact = np.exp(np.array(logp) - logsumexp(logp))
+    # the learned scale matters here: no fixed b₀ gets within total variation 0.05 (0.058)
+    fixed = [_exact_partition_posterior(X, alpha, _prior(m0=1.4, kappa0=0.3, a0=2.0, b0=b))[1]
+             for b in np.geomspace(0.05, 20, 40)]
+    assert min(0.5 * np.abs(exact - f).sum() for f in fixed) > 0.05
+    rng = np.random.default_rng(6)
+    b0 = [np.array([0.5])]
+
+    def step(X, z, st):
+        pr = _Prior(base.m0, base.kappa0, base.a0, b0[0])
+        _sweep(X, z, st, pr, math.log(alpha), rng)
+        b0[0] = _resample_rate(st, pr, 1.0, np.array([r]), rng)
+
+    freq = _visit_frequencies(step, X, np.full(len(X), -1), _Stats(1), parts, 20000, 100)
+    assert np.abs(freq - exact).max() < 0.02
+    assert 0.5 * np.abs(freq - exact).sum() < 0.03
+
+
+def test_learned_variance_prior_is_recorded_and_used():
+    X, _ = _blobs(3, 2, 30, seed=2)
+    dp = DirichletProcessMixture(n_sweeps=40, learn_variance_prior=True, random_state=0).fit(X)
+    assert dp.prior_rate_trace_.shape == (40, 2)
+    assert len(set(dp.prior_rate_trace_[:, 0].tolist())) > 10
+    np.testing.assert_allclose(dp.prior_rate_, dp.prior_rate_trace_[20:].mean(0))
+    # unit-variance clusters: E[τ] = a₀ / b₀ learned near 1 (the data's variance is ~40)
+    assert np.all(np.abs(dp.degrees_of_freedom_prior / dp.prior_rate_ - 1) < 0.7)
+    fixed = DirichletProcessMixture(n_sweeps=5, learn_variance_prior=False, random_state=0).fit(X)
+    np.testing.assert_allclose(fixed.prior_rate_trace_, np.tile(X.var(0) / 10, (5, 1)))
+
+
 def test_sampled_alpha_is_recorded_and_used():
     X, _ = _blobs(3, 2, 30, seed=2)
     dp = DirichletProcessMixture(n_sweeps=40, alpha_prior_shape=1.0, alpha_prior_rate=1.0,
@@ -311,15 +368,17 @@ def test_sweeps_report_progress():
     assert seen == [("DP Gibbs", k, 4) for k in range(1, 5)]
 
 
-@pytest.mark.parametrize("alpha_prior", [None, 1.0])
-def test_crash_then_resume_equals_the_uninterrupted_chain(tmp_path, monkeypatch, alpha_prior):
+@pytest.mark.parametrize("alpha_prior,learn", [(None, False), (1.0, True)])
+def test_crash_then_resume_equals_the_uninterrupted_chain(tmp_path, monkeypatch, alpha_prior,
+                                                          learn):
     from _interrupt import Crash, crash_after
 
     import unsup.train._em_checkpoint as emc
 
     rng = np.random.default_rng(1)
     X = np.concatenate([rng.normal(size=(25, 2)), rng.normal(size=(25, 2)) + 6])
-    kw = {"n_sweeps": 10, "burn_in": 2, "random_state": 0, "alpha_prior_shape": alpha_prior}
+    kw = {"n_sweeps": 10, "burn_in": 2, "random_state": 0, "alpha_prior_shape": alpha_prior,
+          "learn_variance_prior": learn}
     ref = DirichletProcessMixture(**kw).fit(X)
     for k in (1, 4):  # before burn-in ends (no best yet) and after
         d = tmp_path / f"k{k}"
@@ -333,3 +392,4 @@ def test_crash_then_resume_equals_the_uninterrupted_chain(tmp_path, monkeypatch,
         np.testing.assert_array_equal(got.log_joint_trace_, ref.log_joint_trace_)
         np.testing.assert_array_equal(got.cluster_sums_, ref.cluster_sums_)
         np.testing.assert_array_equal(got.alpha_trace_, ref.alpha_trace_)
+        np.testing.assert_array_equal(got.prior_rate_trace_, ref.prior_rate_trace_)

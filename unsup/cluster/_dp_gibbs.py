@@ -11,7 +11,7 @@ from scipy.special import gammaln
 
 from unsup._numba import njit
 
-__all__ = ["_Stats", "_Prior", "_sweep", "_split_merge", "_resample_alpha"]
+__all__ = ["_Stats", "_Prior", "_sweep", "_split_merge", "_resample_alpha", "_resample_rate"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -321,3 +321,22 @@ def _resample_alpha(alpha: float, K: int, N: int, shape: float, rate: float,
     odds = (shape + K - 1) / (N * r)
     a = shape + K if rng.random() < odds / (1 + odds) else shape + K - 1
     return float(rng.gamma(a, 1.0 / r))
+
+
+def _resample_rate(st: _Stats, prior: _Prior, shape: float, rate: np.ndarray,
+                   rng: np.random.Generator) -> np.ndarray:
+    """One draw of the precision prior's rates b₀ (D,) given the partition, under the
+    hyperprior b₀d ~ Gamma(shape, rate_d) (Rasmussen 2000's learned scale of the precisions).
+
+    b₀ is not conjugate to the collapsed clusters, so the precisions are brought back for the
+    draw (data augmentation): each cluster's τ_kd ~ Gamma(a_n, b_nd), its posterior with μ_k
+    integrated out, then b₀d | τ ~ Gamma(shape + K a₀, rate_d + Σ_k τ_kd) (τ_kd ~ Gamma(a₀,
+    b₀d) a priori), and τ is dropped again. Both draws are exact conditionals, so the pair is
+    a Gibbs update of b₀ that leaves p(z, b₀ | X) invariant."""
+    n = np.asarray(st.n, dtype=np.float64)[:, None]
+    kn = prior.kappa0 + n
+    mean = st.s / n
+    scatter = np.maximum(st.ss - n * mean**2, 0.0)
+    bn = prior.b0 + scatter / 2 + prior.kappa0 * n * (mean - prior.m0) ** 2 / (2 * kn)
+    tau = rng.gamma(prior.a0 + n / 2, 1.0 / bn)
+    return rng.gamma(shape + len(st.n) * prior.a0, 1.0 / (rate + tau.sum(0)))
