@@ -13,7 +13,8 @@ and wall time and CPU time (time.process_time) of each fit.
 
 ``--seed-start 10`` runs other seeds (10, 11, ...) than the published ones, to tune defaults on
 data the table does not use; ``--gibbs KEY=VALUE ...`` passes parameters to the Gibbs sampler
-(``--gibbs variance_prior=0.5 alpha_prior=gamma``); ``--no-peers`` skips VI and scikit-learn.
+(``--gibbs n_split_merge=5 learn_variance_prior=False alpha_prior_shape=1.0``);
+``--no-peers`` skips VI and scikit-learn.
 """
 
 from __future__ import annotations
