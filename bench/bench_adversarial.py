@@ -232,6 +232,55 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- BEGAN trace -------------------------------------------------------------------------------
+def trace_began(seed: int, every: int, train: np.ndarray, params: dict[str, Any]) -> list[dict]:
+    """BEGAN with the library's defaults (plus ``params``), logging every ``every`` steps the
+    mean k_t, M, D(x) and D(x̂) since the last record, the per-pixel spread of 1,000 samples
+    across codes, and their modes / class histogram (the diagnosis of docs/adversarial.md)."""
+    import torch
+
+    from unsup.adversarial import _losses as L
+    from unsup.adversarial.gan import GAN
+    from unsup.metrics.sample_quality import mode_coverage
+
+    m = GAN(loss="began", random_state=seed, device="cpu", **params)
+    acc: dict[str, list[float]] = {"k": [], "M": [], "Dx": []}
+    z = torch.randn(1000, m.n_components, generator=torch.Generator().manual_seed(123))
+    log: list[dict] = []
+    d_loss = m._d_loss
+
+    def spy(batch):  # the D phase's terms, read off the same tensors the model uses
+        x = m._scale(batch)
+        with torch.no_grad():
+            lx = float(L.reconstruction_error(m.module_.D, x, m.began_eta).mean())
+        out = d_loss(batch)
+        acc["Dx"].append(lx)
+        acc["M"].append(m._terms[0])
+        acc["k"].append(m._terms[1])
+        return out
+
+    m._d_loss = spy
+
+    def cb(step: int, metrics: dict[str, float]) -> None:
+        if step % every:
+            return
+        with torch.no_grad():
+            S = m._unscale(m.module_.sampler()(z))
+        mc = mode_coverage(S.numpy())
+        rec = {"step": step, **{k: float(np.mean(v)) for k, v in acc.items()},
+               "k_max": float(max(acc["k"])), "spread": float(S.std(0).mean()),
+               "modes": mc["modes"], "histogram": mc["histogram"]}
+        log.append(rec)
+        print(f"  step {step:5d} k {rec['k']:.4f} (max {rec['k_max']:.3f}) M {rec['M']:.4g} "
+              f"D(x) {rec['Dx']:.4g} spread {rec['spread']:.3f} modes {rec['modes']} "
+              f"{rec['histogram']}", flush=True)
+        for v in acc.values():
+            v.clear()
+
+    m.fit(train, callbacks=[cb])
+    return log
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from unsup.adversarial._losses import LOSSES
 
@@ -251,9 +300,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          "print their zoo as one table (and write it to --json)")
     ap.add_argument("--rescore", type=Path, default=None,
                     help="a JSON written by --json: score its runs' kept samples again")
+    ap.add_argument("--trace-began", type=int, default=None, metavar="SEED",
+                    help="only trace BEGAN (k_t, M, D(x), spread, modes) for this seed")
+    ap.add_argument("--trace-every", type=int, default=395)
+    ap.add_argument("--trace-params", default="{}", help="JSON of extra GAN parameters")
     args = ap.parse_args(argv)
     apply_threads(args.threads)
     from unsup.data import load
+
+    if args.trace_began is not None:
+        log = trace_began(args.trace_began, args.trace_every, load("mnist5k").X,
+                          json.loads(args.trace_params))
+        if args.json:
+            args.json.write_text(json.dumps({"seed": args.trace_began, "trace": log,
+                                             "params": json.loads(args.trace_params)}))
+        return {"trace": log}
 
     if args.merge:
         res = {"zoo": {}, "parts": [str(p) for p in args.merge]}
