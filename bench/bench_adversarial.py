@@ -64,7 +64,8 @@ def _score(S: np.ndarray, test: np.ndarray) -> dict[str, Any]:
 
 
 def zoo(losses: list[str], seeds: list[int], epochs: int | None, n: int, train: np.ndarray,
-        test: np.ndarray, samples_dir: Path | None = None) -> dict[str, Any]:
+        test: np.ndarray, samples_dir: Path | None = None,
+        gan_params: dict[str, Any] | None = None) -> dict[str, Any]:
     from unsup.adversarial.gan import GAN
     from unsup.train.engine import TrainingDivergedError
 
@@ -72,7 +73,7 @@ def zoo(losses: list[str], seeds: list[int], epochs: int | None, n: int, train: 
     for loss in losses:
         runs = []
         for seed in seeds:
-            kw = {"loss": loss, "random_state": seed, "device": "cpu"}
+            kw = {"loss": loss, "random_state": seed, "device": "cpu", **(gan_params or {})}
             if epochs is not None:
                 kw["epochs"] = epochs
             t0, c0 = time.perf_counter(), time.process_time()
@@ -300,6 +301,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          "print their zoo as one table (and write it to --json)")
     ap.add_argument("--rescore", type=Path, default=None,
                     help="a JSON written by --json: score its runs' kept samples again")
+    ap.add_argument("--gan-params", default="{}",
+                    help="JSON of GAN parameters added to every zoo run (not the defaults!)")
     ap.add_argument("--trace-began", type=int, default=None, metavar="SEED",
                     help="only trace BEGAN (k_t, M, D(x), spread, modes) for this seed")
     ap.add_argument("--trace-every", type=int, default=395)
@@ -350,7 +353,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                     for k, v in vars(args).items()}}
     if losses:
         res["zoo"] = zoo(losses, [int(s) for s in args.seeds.split(",")], args.epochs,
-                         args.n_samples, train, test, args.samples_dir)
+                         args.n_samples, train, test, args.samples_dir,
+                         json.loads(args.gan_params))
     if args.baselines != "none":
         res["baselines"] = baselines(args.baselines.split(","), train, test, args.n_samples)
     if args.overhead_steps:
