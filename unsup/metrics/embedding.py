@@ -39,14 +39,20 @@ def trustworthiness(X: Any, X_embedded: Any, n_neighbors: int = 5,
                          f"({n / 2})")
     x_sq, y_sq = sq_norms(Xt), sq_norms(Yt)
     total = 0.0
-    for rows in chunks(n, chunk_rows(n * (k + 2), n)):
+    for rows in chunks(n, chunk_rows(n * 4, n)):
         r = torch.arange(rows.start, rows.stop, device=Xt.device)
         dy = sq_distances(Yt[rows], Yt, c_sq=y_sq)
         dy[r - rows.start, r] = float("inf")
         nb = torch.topk(dy, k, dim=1, largest=False, sorted=True).indices  # embedding kNN
         dx = sq_distances(Xt[rows], Xt, c_sq=x_sq)
         dx[r - rows.start, r] = float("inf")
-        d_nb = dx.gather(1, nb)  # input distance to each embedded neighbour
-        rank = 1 + (dx[:, None, :] < d_nb[:, :, None]).sum(-1)  # (chunk, k)
+        # input distance to each embedded neighbour, sorted: s_0 ≤ … ≤ s_{k−1}. Its rank in
+        # the input space is 1 + #{i: dx_i < s_j}, and dx_i < s_j iff j ≥ #{m: s_m ≤ dx_i}:
+        # one binary search per distance (O(n log k) per row, not an (n, k) comparison)
+        s_nb = dx.gather(1, nb).sort(1).values
+        pos = torch.searchsorted(s_nb, dx, right=True)  # (chunk, n) in 0..k
+        hist = torch.zeros(len(r), k + 1, dtype=torch.float64, device=Xt.device)
+        hist.scatter_add_(1, pos, torch.ones_like(dx))
+        rank = 1 + hist[:, :k].cumsum(1)  # (chunk, k)
         total += float((rank - k).clamp_min(0).sum())
     return 1.0 - 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0)) * total
