@@ -276,3 +276,26 @@ def test_crash_then_resume_gives_the_map_of_a_fit_never_stopped(tmp_path, monkey
     monkeypatch.setattr(tsne_module._Optimizer, "step", no_step)
     again = TSNE(**kw, checkpoint_dir=str(tmp_path / "k2"), resume=True).fit(X)
     np.testing.assert_array_equal(again.embedding_, ref.embedding_)
+
+
+def test_attraction_threaded_blocks_match_one_thread_and_torch():
+    """With two torch threads the compiled attraction runs two blocks of edges on a thread pool,
+    each into its own output; the sum must equal the one-thread pass and the torch scatter."""
+    rng = np.random.default_rng(5)
+    n, m = 3000, 40_000
+    Y = torch.as_tensor(rng.normal(size=(n, 2)))
+    rows = torch.as_tensor(np.sort(rng.integers(0, n, m)))
+    cols = torch.as_tensor(rng.integers(0, n, m))
+    p = torch.as_tensor(rng.random(m) / m)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = attraction(Y, rows, cols, p)
+        torch.set_num_threads(2)
+        two = attraction(Y, rows, cols, p)
+    finally:
+        torch.set_num_threads(before)
+    diff = Y[rows] - Y[cols]
+    ref = torch.zeros_like(Y).index_add_(0, rows, (p / (1 + diff.pow(2).sum(1)))[:, None] * diff)
+    torch.testing.assert_close(two, one, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(one, ref, rtol=1e-10, atol=1e-14)

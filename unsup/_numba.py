@@ -1,5 +1,6 @@
 """numba's ``njit`` for unsup's compiled kernels (the LDA and HDP Gibbs sweeps, the
-left-to-right estimator, t-SNE's attraction).
+left-to-right estimator, t-SNE's attraction, k-means' bounds), and the thread blocks that run
+a GIL-free kernel on several torch threads (``row_blocks`` / ``run_blocks``).
 
 numba is a runtime dependency; the guard below only keeps ``import unsup`` working on a
 platform without a numba wheel, where the kernels then run as plain Python (the same chain
@@ -8,7 +9,13 @@ for a seed, ~100x slower) and ``HAVE_NUMBA`` is False.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import numpy as np
+import torch
 
 try:
     from numba import njit
@@ -20,4 +27,27 @@ except ImportError:  # pragma: no cover - numba is a dependency; a platform with
     def njit(*args: Any, **kwargs: Any) -> Any:
         return args[0] if args and callable(args[0]) else (lambda f: f)
 
-__all__ = ["njit", "HAVE_NUMBA"]
+__all__ = ["njit", "HAVE_NUMBA", "row_blocks", "run_blocks"]
+
+#: rows (or items) per thread below which a pass stays on one thread (a task costs tens of µs)
+MIN_ROWS_PER_THREAD = 16384
+_POOL: ThreadPoolExecutor | None = None
+
+
+def row_blocks(n: int) -> list[slice]:
+    """Split n rows into one contiguous block per torch thread: the compiled kernels release
+    the GIL (``nogil=True``), so the blocks run in parallel on a thread pool; one block for
+    small n, and one per thread at most ``torch.get_num_threads()``."""
+    T = max(1, min(torch.get_num_threads(), n // MIN_ROWS_PER_THREAD))
+    edges = np.linspace(0, n, T + 1).astype(np.int64)
+    return [slice(int(edges[i]), int(edges[i + 1])) for i in range(T)]
+
+
+def run_blocks(fn: Callable[[slice], Any], blocks: list[slice]) -> list[Any]:
+    """``[fn(b) for b in blocks]``, on a thread pool when there are several."""
+    global _POOL
+    if len(blocks) == 1:
+        return [fn(blocks[0])]
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    return list(_POOL.map(fn, blocks))

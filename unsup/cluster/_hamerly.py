@@ -20,41 +20,13 @@ float64, so the inertia at the pass's centres follows without the distances:
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 import torch
 
 from unsup._numba import njit
 
-__all__ = ["bounds_pass", "settle_rows", "accumulate_rows", "half_separation", "inertia_of",
-           "row_blocks", "run_blocks"]
-
-#: rows per thread below which a pass stays on one thread (a task costs tens of µs)
-MIN_ROWS_PER_THREAD = 16384
-_POOL: ThreadPoolExecutor | None = None
-
-
-def row_blocks(n: int) -> list[slice]:
-    """Split n rows into one contiguous block per torch thread (the kernels release the GIL,
-    so the blocks run in parallel on a thread pool); one block for small n."""
-    T = max(1, min(torch.get_num_threads(), n // MIN_ROWS_PER_THREAD))
-    edges = np.linspace(0, n, T + 1).astype(np.int64)
-    return [slice(int(edges[i]), int(edges[i + 1])) for i in range(T)]
-
-
-def run_blocks(fn: Callable[[slice], Any], blocks: list[slice]) -> list[Any]:
-    """``[fn(b) for b in blocks]``, on a thread pool when there are several."""
-    global _POOL
-    if len(blocks) == 1:
-        return [fn(blocks[0])]
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
-    return list(_POOL.map(fn, blocks))
-
+__all__ = ["bounds_pass", "settle_rows", "accumulate_rows", "half_separation", "inertia_of"]
 
 @njit(cache=True, nogil=True, fastmath=True)
 def bounds_pass(X: np.ndarray, C: np.ndarray, a: np.ndarray, u: np.ndarray, l: np.ndarray,

@@ -11,15 +11,13 @@ from sklearn.base import ClusterMixin, TransformerMixin
 
 from unsup import distributed as ud
 from unsup._io_checks import A
-from unsup._numba import HAVE_NUMBA
+from unsup._numba import HAVE_NUMBA, row_blocks, run_blocks
 from unsup.base import BaseEstimator, make_generator
 from unsup.cluster._hamerly import (
     accumulate_rows,
     bounds_pass,
     half_separation,
     inertia_of,
-    row_blocks,
-    run_blocks,
     settle_rows,
 )
 from unsup.cluster._lloyd import (
