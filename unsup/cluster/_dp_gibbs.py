@@ -44,14 +44,20 @@ class _Prior:
     def __init__(self, m0: np.ndarray, kappa0: float, a0: float, b0: np.ndarray) -> None:
         self.m0, self.kappa0, self.a0, self.b0 = m0, kappa0, a0, b0
 
-    def log_marginal(self, n: np.ndarray, s: np.ndarray, ss: np.ndarray) -> np.ndarray:
-        """log p(X_k) for clusters given by their statistics (rows); n may be 0."""
+    def posterior(self, n: np.ndarray, s: np.ndarray, ss: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(n, κ_n, a_n, b_n) per cluster (rows) and dimension: the Normal-Gamma posterior of
+        clusters given by their statistics; n (returned as a column) may be 0."""
         n = np.asarray(n, dtype=np.float64)[:, None]
         kn = self.kappa0 + n
-        an = self.a0 + n / 2
         mean = np.divide(s, n, out=np.zeros_like(s), where=n > 0)
         scatter = np.maximum(ss - n * mean**2, 0.0)
         bn = self.b0 + scatter / 2 + self.kappa0 * n * (mean - self.m0) ** 2 / (2 * kn)
+        return n, kn, self.a0 + n / 2, bn
+
+    def log_marginal(self, n: np.ndarray, s: np.ndarray, ss: np.ndarray) -> np.ndarray:
+        """log p(X_k) for clusters given by their statistics (rows); n may be 0."""
+        n, kn, an, bn = self.posterior(n, s, ss)
         per_d = (gammaln(an) - gammaln(self.a0) + self.a0 * np.log(self.b0) - an * np.log(bn)
                  + 0.5 * np.log(self.kappa0 / kn) - n / 2 * _LOG_2PI)
         return per_d.sum(1)
@@ -333,10 +339,6 @@ def _resample_rate(st: _Stats, prior: _Prior, shape: float, rate: np.ndarray,
     integrated out, then b₀d | τ ~ Gamma(shape + K a₀, rate_d + Σ_k τ_kd) (τ_kd ~ Gamma(a₀,
     b₀d) a priori), and τ is dropped again. Both draws are exact conditionals, so the pair is
     a Gibbs update of b₀ that leaves p(z, b₀ | X) invariant."""
-    n = np.asarray(st.n, dtype=np.float64)[:, None]
-    kn = prior.kappa0 + n
-    mean = st.s / n
-    scatter = np.maximum(st.ss - n * mean**2, 0.0)
-    bn = prior.b0 + scatter / 2 + prior.kappa0 * n * (mean - prior.m0) ** 2 / (2 * kn)
-    tau = rng.gamma(prior.a0 + n / 2, 1.0 / bn)
+    _, _, an, bn = prior.posterior(st.n, st.s, st.ss)
+    tau = rng.gamma(an, 1.0 / bn)
     return rng.gamma(shape + len(st.n) * prior.a0, 1.0 / (rate + tau.sum(0)))

@@ -28,6 +28,7 @@ from unsup._numba import njit
 
 __all__ = ["bounds_pass", "settle_rows", "accumulate_rows", "half_separation", "inertia_of"]
 
+
 @njit(cache=True, nogil=True, fastmath=True)
 def bounds_pass(X: np.ndarray, C: np.ndarray, a: np.ndarray, u: np.ndarray, l: np.ndarray,
                 delta: np.ndarray, half: np.ndarray, need: np.ndarray) -> np.ndarray:

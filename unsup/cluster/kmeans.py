@@ -175,12 +175,14 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         N = X.shape[0]
         check_min_samples(global_count(N, X.device), K, "n_clusters")
         gen = make_generator(self.random_state, torch.device("cpu"))
-        self._x_sq = sq_norms(X)
         # Hamerly's bounds need per-row state and compiled loops: CPU, one process
         self._bounded = HAVE_NUMBA and X.device.type == "cpu" and ud.world_size() == 1
         Xd = X.double()  # one float64 copy (none for float64 input), no squared copies
-        if self._bounded:
+        if self._bounded:  # the bounds' statistics want float64 norms; the GEMMs X's dtype
             self._x_sq64 = torch.einsum("ij,ij->i", Xd, Xd)
+            self._x_sq = self._x_sq64.to(X.dtype)
+        else:
+            self._x_sq = sq_norms(X)
         # scikit-learn's tolerance: tol × mean per-feature variance of the (global) data
         mom = torch.stack([Xd.sum(0), torch.einsum("ij,ij->j", Xd, Xd)])
         del Xd
