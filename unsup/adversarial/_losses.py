@@ -158,8 +158,7 @@ def reconstruction_error(autoencoder: Callable[[torch.Tensor], torch.Tensor],
     η = 2 is the default: on mnist5k with MLP players η = 1 collapsed where η = 2 did not
     (docs/adversarial.md, "BEGAN")."""
     r = (v - autoencoder(v)).flatten(1)
-    return (r.abs() if int(eta) == 1 else r.pow(2) if int(eta) == 2
-            else r.abs().pow(float(eta))).sum(1)
+    return (r.abs() if int(eta) == 1 else r.pow(2)).sum(1)
 
 
 def began_k_update(k: float, l_real: float, l_fake: float, gamma: float,
