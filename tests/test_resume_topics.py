@@ -50,7 +50,9 @@ def test_crash_then_resume_equals_the_uninterrupted_fit(tmp_path, monkeypatch, m
     monkeypatch.setattr(lda_gibbs, "_PRIOR_EVERY", 3)
     ref = LDA(**kw).fit(X)
     assert len(ref.history_) == 5  # evaluated every 2 of 10 iterations
-    for k in (1, 3):  # at the start (iteration 0) and mid-fit (iteration 4)
+    # at the start (iteration 0), mid-fit (iteration 4) and inside Gibbs' averaging of the last
+    # half of the sweeps (iteration 6: its running sums are restored too)
+    for k in (1, 3, 4):
         d = tmp_path / f"k{k}"
         with monkeypatch.context() as m:
             crash_after(m, emc, k)

@@ -202,6 +202,25 @@ def test_sparse_and_dense_input_give_the_same_model():
     np.testing.assert_allclose(a.transform(X), b.transform(X.toarray()))
 
 
+def test_gibbs_returns_the_mean_of_its_last_samples():
+    """``average_sweeps=A``: ``components_`` − η and ``doc_topic_`` are the means of the counts
+    of the last A samples of the same chain (a chain stopped earlier is a prefix of it)."""
+    X = sp.csr_matrix(toy_data_for(LDA), dtype=np.float64)
+    kw = {"method": "gibbs", "random_state": 3}
+    final = [LDA(3, max_iter=t, average_sweeps=0, **kw).fit(X) for t in (4, 5, 6)]
+    eta = final[0].topic_word_prior_
+    assert not np.allclose(final[1].components_, final[2].components_)  # the chain moves
+    for a, sel in ((1, final[2:]), (3, final)):
+        m = LDA(3, max_iter=6, average_sweeps=a, **kw).fit(X)
+        np.testing.assert_allclose(m.components_ - eta,
+                                   np.mean([f.components_ - eta for f in sel], 0), atol=1e-12)
+        n_d = X.sum(1).A + 1.0  # (n_dk + α) sums to the length plus Kα = 1 in every row
+        np.testing.assert_allclose(m.doc_topic_ * n_d,
+                                   np.mean([f.doc_topic_ * n_d for f in sel], 0), atol=1e-9)
+    default = LDA(3, max_iter=6, **kw).fit(X)  # None: the last half, here 3 sweeps
+    np.testing.assert_array_equal(default.components_, m.components_)
+
+
 def test_gibbs_refuses_fractional_counts():
     X, _ = planted(20)
     with pytest.raises(ValueError, match="integer"):
@@ -251,12 +270,14 @@ def test_bigram_is_a_distribution_and_matches_hand_computation():
 @pytest.mark.parametrize("method", ["vb", "online", "gibbs"])
 def test_training_trace_carries_perplexity_and_the_coherence_of_the_topics(method):
     """history_ records, at each evaluation, the training perplexity and the UMass coherence
-    of the topics of that moment: at the last one, those of the returned model."""
+    of the topics of that moment: at the last one, those of the returned model (for Gibbs,
+    of the chain's final sample, which the model returns with ``average_sweeps=0``)."""
     from unsup.metrics.topics import coherence
 
     X = sp.csr_matrix(toy_data_for(LDA), dtype=np.float64)
+    avg = {"average_sweeps": 0} if method == "gibbs" else {}
     m = LDA(4, method=method, max_iter=6, tol=0, evaluate_every=2, batch_size=16,
-            device="cpu", random_state=0).fit(X)
+            device="cpu", random_state=0, **avg).fit(X)
     last = m.history_[-1]
     assert [h["iter"] for h in m.history_][-1] in (5, 6)
     assert last["umass"] == pytest.approx(coherence(m.components_, X, measure="umass",

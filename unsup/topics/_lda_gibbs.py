@@ -1,5 +1,6 @@
 """LDA's collapsed Gibbs fit (``LDA(method="gibbs")``): the chain, its checkpoints, learned
-priors every ``_PRIOR_EVERY`` sweeps and the training trace. The sweep itself is
+priors every ``_PRIOR_EVERY`` sweeps, the training trace, and the mean of the counts over the
+last ``average_sweeps`` sweeps. The sweep itself is
 :func:`unsup.topics._gibbs.gibbs_sweep`."""
 
 from __future__ import annotations
@@ -60,11 +61,21 @@ def fit_gibbs(est: Any, M: Any, gen: torch.Generator) -> None:
     np.add.at(nwk, (word, z), 1)
     nk = nwk.sum(0)
     ev = int(est.evaluate_every)
+    # the posterior mean of the counts over the last n_avg sweeps (kept as integer sums)
+    n_avg = T // 2 if est.average_sweeps is None else min(int(est.average_sweeps), T)
+    if state is not None and n_avg and "sum_wk" in state:
+        sum_wk = np.array(state["sum_wk"], dtype=np.int64, copy=True)
+        sum_dk = np.array(state["sum_dk"], dtype=np.int64, copy=True)
+    else:
+        sum_wk = np.zeros((V, K) if n_avg else (0, 0), np.int64)
+        sum_dk = np.zeros((D, K) if n_avg else (0, 0), np.int64)
 
     def snapshot() -> dict[str, Any]:
         st = {"z": z, "rng": generator_state(rng)}
         if learn:
             st.update(alpha=alpha.copy(), eta=np.float64(eta))
+        if n_avg:
+            st.update(sum_wk=sum_wk, sum_dk=sum_dk)
         return st
 
     if lc.result is not None:  # resumed a finished fit
@@ -81,10 +92,15 @@ def fit_gibbs(est: Any, M: Any, gen: torch.Generator) -> None:
                     eta = polya_fixed_point_symmetric(eta, nwk.T, max_iter=_PRIOR_STEPS)
             if ev and ((sweep + 1) % ev == 0 or sweep + 1 == T):
                 est.history_.append(_gibbs_record(sweep + 1, nwk, nk, eta, M))
+            if sweep >= T - n_avg:
+                sum_wk += nwk
+                sum_dk += ndk
             report_progress("LDA Gibbs", sweep + 1, T)
         last = est.history_[-1]["log_p_w_given_z"] if est.history_ else 0.0
         lc.finish(snapshot(), last, T, est.history_)
     est.doc_topic_prior_, est.topic_word_prior_ = alpha, float(eta)
+    if n_avg:
+        nwk, ndk = sum_wk / n_avg, sum_dk / n_avg
     est.components_ = (nwk.T + eta).astype(np.float64)
     th = ndk + alpha
     est.doc_topic_ = th / th.sum(1, keepdims=True)
