@@ -1,8 +1,26 @@
-"""The VAE's network: a Gaussian encoder q(z|x) and a decoder p(x|z), MLP or convolutional,
-with optional stochastic layers above z (a learned hierarchical prior, Burda et al. 2016)."""
+r"""The VAE's network: a Gaussian encoder q(z|x) and a decoder p(x|z), MLP or convolutional,
+with optional stochastic layers above z (a learned hierarchical prior, Burda et al. 2016) or a
+VampPrior (Tomczak & Welling 2018).
+
+The VampPrior is the encoder's aggregate posterior over K learned pseudo-inputs u_k,
+
+.. math::
+
+    p_λ(z) = \frac1K \sum_{k=1}^K q_φ(z \mid u_k)
+    = \frac1K \sum_k N(z; μ_φ(u_k), \operatorname{diag} σ_φ^2(u_k)),
+
+an exact, normalised mixture density (:meth:`VAENet.log_prior`), which importance sampling
+uses as it would N(0, I). The pseudo-inputs live in [0, 1] (a hard clamp of free parameters,
+initialised at 0.05 ± 0.01 as in the paper's MNIST experiments).
+
+References
+----------
+.. [1] Tomczak & Welling, "VAE with a VampPrior", AISTATS 2018.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +35,8 @@ from unsup.nn import MLP, ConvDecoder, ConvEncoder, infer_image_shape
 LOGVAR_RANGE = (-16.0, 10.0)
 # a learned decoder σ floor: constant pixels would otherwise drive σ -> 0, log p -> +inf
 MIN_LOG_SCALE = -7.0
+_LOG_2PI = math.log(2 * math.pi)
+PRIORS = ("normal", "vamp")
 
 
 def gaussian_params(net: nn.Module, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,14 +54,17 @@ class VAENet(nn.Module):
     With ``prior_layers = (d2, d3, ...)``, ``up[l]`` maps z_{l+1} to (μ, log σ²) of
     q(z_{l+2} | z_{l+1}) and ``down[l]`` maps z_{l+2} to those of p(z_{l+1} | z_{l+2})
     (Gaussian; z numbered from 1 at the data); the top layer's prior is N(0, I).
+
+    With ``n_pseudo_inputs = K > 0`` (one stochastic layer only) the prior of z is the
+    VampPrior over the parameter ``pseudo_inputs`` (K, n_features), clamped to [0, 1].
     """
 
     def __init__(self, n_features: int, latent: int, hidden: Sequence[int], act: str,
                  decoder: str, decoder_scale: float | None, architecture: str = "mlp",
                  conv_channels: Sequence[int] = (32, 64),
                  image_shape: Sequence[int] | None = None, dropout: float = 0.0,
-                 prior_layers: Sequence[int] = (), prior_hidden: Sequence[int] = (100, 100)
-                 ) -> None:
+                 prior_layers: Sequence[int] = (), prior_hidden: Sequence[int] = (100, 100),
+                 n_pseudo_inputs: int = 0) -> None:
         super().__init__()
         self.kind, self.latent = decoder, int(latent)
         if architecture == "conv":
@@ -58,6 +81,12 @@ class VAENet(nn.Module):
         pairs = list(zip(dims[:-1], dims[1:], strict=True))
         self.up = nn.ModuleList(MLP([a, *ph, 2 * b], act) for a, b in pairs)
         self.down = nn.ModuleList(MLP([b, *reversed(ph), 2 * a], act) for a, b in pairs)
+        if n_pseudo_inputs and len(dims) > 1:
+            raise ValueError("the VampPrior (prior='vamp') is for one stochastic layer: "
+                             "prior_layers must be ()")
+        self.pseudo_inputs = (nn.Parameter(0.05 + 0.01 * torch.randn(int(n_pseudo_inputs),
+                                                                      n_features))
+                              if n_pseudo_inputs else None)
         if decoder == "gaussian" and decoder_scale is None:
             self.log_scale = nn.Parameter(torch.zeros(n_features))
         elif decoder == "gaussian":
@@ -68,6 +97,31 @@ class VAENet(nn.Module):
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return gaussian_params(self.encoder, x)
+
+    def prior_components(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, log σ²) of the VampPrior's K components, q(z | u_k), each (K, latent)."""
+        assert self.pseudo_inputs is not None
+        return self.posterior(self.pseudo_inputs.clamp(0.0, 1.0))
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        r"""log p(z) of the lowest stochastic layer's prior for codes of shape (..., latent):
+        N(0, I), or the VampPrior mixture :math:`\log \frac1K \sum_k N(z; μ_k, σ_k^2)`.
+
+        The mixture's quadratic forms are expanded into matrix products,
+        :math:`\sum_l (z_l - μ_{kl})^2 / σ_{kl}^2 = z^2 \cdot σ_k^{-2} - 2 z \cdot μ_k σ_k^{-2}
+        + μ_k^2 \cdot σ_k^{-2}`, in float64 (the expansion cancels terms as large as
+        z²/σ², up to e¹⁶ z² at the log-variance floor), so no (rows, K, latent) tensor is
+        formed; the result is cast back to z's dtype."""
+        if self.pseudo_inputs is None:
+            return -0.5 * (z * z + _LOG_2PI).sum(-1)
+        mu, logvar = self.prior_components()
+        lead, L = z.shape[:-1], z.shape[-1]
+        zf, m, lv = z.reshape(-1, L).double(), mu.double(), logvar.double()
+        prec = torch.exp(-lv)
+        quad = (zf * zf) @ prec.T - 2 * zf @ (m * prec).T + (m * m * prec).sum(-1)
+        comp = -0.5 * (quad + lv.sum(-1) + L * _LOG_2PI)  # (rows, K)
+        out = torch.logsumexp(comp, dim=-1) - math.log(mu.shape[0])
+        return out.to(z.dtype).reshape(lead)
 
     def dist(self, out: torch.Tensor) -> Any:
         ls = None if self.log_scale is None else self.log_scale.clamp(min=MIN_LOG_SCALE)
@@ -88,8 +142,13 @@ class VAENet(nn.Module):
         return z
 
     def ancestral(self, n: int, gen: torch.Generator, device: Any) -> torch.Tensor:
-        """z1 drawn from the (hierarchical) prior."""
+        """z1 drawn from the (hierarchical) prior: a uniformly chosen VampPrior component
+        and a draw from it, with the VampPrior."""
         z = torch.randn((n, self.dims[-1]), generator=gen, device=device)
+        if self.pseudo_inputs is not None:
+            mu, logvar = self.prior_components()
+            idx = torch.randint(mu.shape[0], (n,), generator=gen, device=device)
+            return mu[idx] + torch.exp(0.5 * logvar[idx]) * z
         for down in reversed(self.down):
             mu, logvar = gaussian_params(down, z)
             z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen,

@@ -31,6 +31,12 @@ Stochastic layers above z (``prior_layers``) make the prior hierarchical, p(z_1)
 importance weight then uses the whole chain, :math:`\log w = \log p(x|z_1) + \log p(z_1|z_2)
 + \log p(z_2) - \log q(z_1|x) - \log q(z_2|z_1)`, and the KL term is estimated by sampling.
 
+``prior="vamp"`` replaces N(0, I) by the VampPrior (Tomczak & Welling 2018), the mixture of
+the encoder's posteriors at K learned pseudo-inputs, :math:`p(z) = \frac1K \sum_k q_φ(z|u_k)`
+(:mod:`unsup.latent._vae_net`): a learned multimodal prior tied to the encoder, exact and
+normalised, so the IS estimate and the ELBO stay bounds on log p(x); its KL term is estimated
+by sampling, :math:`\log q(z|x) - \log p(z)` at the z of the reconstruction term.
+
 Decoders: Bernoulli (binary data), continuous Bernoulli (grey levels in [0, 1], the normalised
 Bernoulli cross-entropy, :class:`unsup.latent._common.ContinuousBernoulli`) and Gaussian with a
 fixed or learned per-feature scale (real data). ``score_samples`` is the importance-sampled
@@ -46,6 +52,7 @@ References
    Framework", ICLR 2017.
 .. [5] Loaiza-Ganem & Cunningham, "The continuous Bernoulli: fixing a pervasive error in
    variational autoencoders", NeurIPS 2019.
+.. [6] Tomczak & Welling, "VAE with a VampPrior", AISTATS 2018.
 """
 
 from __future__ import annotations
@@ -70,7 +77,7 @@ from unsup.latent._common import (
     measure_seed,
     row_draws,
 )
-from unsup.latent._vae_net import LOGVAR_RANGE, VAENet, gaussian_params
+from unsup.latent._vae_net import LOGVAR_RANGE, PRIORS, VAENet, gaussian_params
 from unsup.likelihood import Likelihood
 from unsup.nn import ACTIVATIONS
 from unsup.params import Interval, StrOptions
@@ -133,6 +140,13 @@ class VAE(TransformerMixin, GradientEstimator):
         on binarised mnist5k it trains to far worse models than one layer (docs/latent.md).
     prior_hidden_layer_sizes : sequence of int, default=(100, 100)
         Hidden layers (with ``activation``) of the networks between two stochastic layers.
+    prior : {"normal", "vamp"}, default="normal"
+        p(z) of the (single) stochastic layer: N(0, I), or the VampPrior
+        p(z) = (1/K) Σ_k q(z | u_k) over K learned pseudo-inputs u_k in [0, 1] (Tomczak &
+        Welling 2018; one stochastic layer only). Each training step also encodes the K
+        pseudo-inputs.
+    n_pseudo_inputs : int, default=500
+        K of the VampPrior (prior="vamp"; ignored otherwise).
     dropout : float, default=0.0
         Dropout after each hidden layer of the MLP encoder and decoder (training only;
         it hurt on binarised mnist5k: 0.4 cost 35 nats on held-out digits).
@@ -185,6 +199,8 @@ class VAE(TransformerMixin, GradientEstimator):
                            StrOptions({"stochastic"})],
         "prior_layers": ["array-like"],
         "prior_hidden_layer_sizes": ["array-like"],
+        "prior": [StrOptions(set(PRIORS))],
+        "n_pseudo_inputs": [_pos],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "input_dropout": [Interval(Real, 0, 1, closed="left")],
         "architecture": [StrOptions({"mlp", "conv"})],
@@ -211,6 +227,8 @@ class VAE(TransformerMixin, GradientEstimator):
         binarize_input: Any = None,
         prior_layers: Sequence[int] = (),
         prior_hidden_layer_sizes: Sequence[int] = (100, 100),
+        prior: str = "normal",
+        n_pseudo_inputs: int = 500,
         dropout: float = 0.0,
         input_dropout: float = 0.3,
         architecture: str = "mlp",
@@ -235,6 +253,8 @@ class VAE(TransformerMixin, GradientEstimator):
         self.binarize_input = binarize_input
         self.prior_layers = prior_layers
         self.prior_hidden_layer_sizes = prior_hidden_layer_sizes
+        self.prior = prior
+        self.n_pseudo_inputs = n_pseudo_inputs
         self.dropout = dropout
         self.input_dropout = input_dropout
         self.architecture = architecture
@@ -252,6 +272,9 @@ class VAE(TransformerMixin, GradientEstimator):
             sizes = [int(h) for h in getattr(self, name)]
             if any(h < 1 for h in sizes):
                 raise ValueError(f"{name} must be positive, got {sizes}")
+        if self.prior == "vamp" and len(self.prior_layers):
+            raise ValueError("prior='vamp' is for one stochastic layer: prior_layers must be "
+                             f"(), got {tuple(self.prior_layers)}")
         mode = self.binarize_input
         if mode is not None:  # the decoder sees binary data: thresholded, or Bernoulli draws
             Xt = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X[:20000]))
@@ -270,7 +293,8 @@ class VAE(TransformerMixin, GradientEstimator):
                       self.decoder_, self.decoder_scale, self.architecture,
                       self.conv_channels, self.image_shape, float(self.dropout),
                       [int(d) for d in self.prior_layers],
-                      [int(h) for h in self.prior_hidden_layer_sizes])
+                      [int(h) for h in self.prior_hidden_layer_sizes],
+                      int(self.n_pseudo_inputs) if self.prior == "vamp" else 0)
 
     def _data(self, X: torch.Tensor, train: bool = False) -> torch.Tensor:
         return binarize(X, self.binarize_input, self._gen if train else None)
@@ -286,7 +310,7 @@ class VAE(TransformerMixin, GradientEstimator):
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``log p(x|z) + β(log p(z) - log q(z|x))`` for ``z = μ + σ ε``, shape (k, n); also
         the reconstruction term log p(x|z) (k, n) and the KL (n,): closed form with one
-        stochastic layer, else the k-sample mean of ``log q - log p`` over all layers.
+        stochastic layer and p(z) = N(0, I), else the k-sample mean of ``log q - log p``.
 
         ``eps`` (k, n, Σ dims) holds the noise of every stochastic layer, z1 first; ``x_enc``
         is what the encoder sees (default x; the masked x under ``input_dropout``); ``post``
@@ -298,8 +322,9 @@ class VAE(TransformerMixin, GradientEstimator):
         lpx = net.decode(z).log_prob(x.expand(z.shape[0], *x.shape))
         lqz = -0.5 * (parts[0] * parts[0] + _LOG_2PI).sum(-1) - 0.5 * logvar.sum(-1)
         if len(parts) == 1:
-            lpz = -0.5 * (z * z + _LOG_2PI).sum(-1)
-            kl = 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(-1)
+            lpz = net.log_prior(z)
+            kl = (0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(-1)
+                  if net.pseudo_inputs is None else (lqz - lpz).mean(0))
             return lpx + beta * (lpz - lqz), lpx, kl
         zs = [z]
         for up, e in zip(net.up, parts[1:], strict=True):  # q(z_{l+1} | z_l), upwards
@@ -318,7 +343,8 @@ class VAE(TransformerMixin, GradientEstimator):
         """Per-row training bound (β-ELBO with closed-form KL at k = 1, else IWAE), recon, KL."""
         eps = torch.randn((k, x.shape[0], sum(self.module_.dims)), generator=gen,
                           device=x.device, dtype=x.dtype)
-        if k == 1 and len(self.module_.dims) == 1:  # the ELBO, KL in closed form: no weights
+        if k == 1 and len(self.module_.dims) == 1 and self.module_.pseudo_inputs is None:
+            # the ELBO, KL in closed form: no weights
             mu, logvar = self.module_.posterior(x if x_enc is None else x_enc)
             lpx = self.module_.decode(mu + torch.exp(0.5 * logvar) * eps[0]).log_prob(x)
             kl = 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(-1)
@@ -390,7 +416,7 @@ class VAE(TransformerMixin, GradientEstimator):
 
     def sample(self, n_samples: int = 1, random_state: Any = None, mean: bool = False
                ) -> np.ndarray:
-        """Draw x ~ p(x | z), z ~ N(0, I) (``mean=True``: the decoder means instead)."""
+        """Draw x ~ p(x | z), z ~ p(z) (``mean=True``: the decoder means instead)."""
         self._check_fitted()
         g = torch.Generator(device=self._device())
         g.manual_seed(measure_seed(self.random_state if random_state is None else random_state))
