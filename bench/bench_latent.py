@@ -20,6 +20,9 @@ Parts (``--parts``):
 * ``vae-dyn``, ``iwae-dyn`` — dynamic binarisation: the same 5,000 images fitted as grey levels
   with ``binarize_input="stochastic"`` (a fresh Bernoulli(grey) draw for every minibatch) and
   ``input_dropout=0``; validation, train and test rows judged binarised at 0.5.
+* ``vae-vamp``, ``iwae-vamp`` — the VampPrior (``prior="vamp"``, Tomczak & Welling 2018) with
+  ``--pseudo-inputs`` K (comma-separated for several), library defaults otherwise (the IWAE with
+  ``--iwae-k``'s first k).
 * ``--refine S`` — also the test NLL with each digit's proposal refined by S Adam steps
   (``log_likelihood(refine_steps=S)``): the same model, a tighter estimate.
 * ``kconv``     — IS-k of the default VAE for k = 100 ... 5,000: the k at which the estimate is
@@ -139,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=5000, help="importance samples of the test NLL")
     p.add_argument("--test-rows", type=int, default=1000)
     p.add_argument("--iwae-k", default="5")
+    p.add_argument("--pseudo-inputs", default="500", help="K of the VampPrior parts")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--refine", type=int, default=0,
                    help="also the test NLL with proposals refined by this many steps")
@@ -190,6 +194,16 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(_measure(f"IWAE k={k}, dynamic binarisation",
                                  IWAE(n_importance_samples=k, random_state=0, **dyn, **quick),
                                  X, Xt, args.k, rf, X_fit=Xg))
+    for K in (int(s) for s in args.pseudo_inputs.split(",")):
+        vamp = {"prior": "vamp", "n_pseudo_inputs": K}
+        if "vae-vamp" in parts:
+            rows.append(_measure(f"VAE, VampPrior K={K}", VAE(random_state=0, **vamp, **quick),
+                                 X, Xt, args.k, rf))
+        if "iwae-vamp" in parts:
+            k1 = int(args.iwae_k.split(",")[0])
+            rows.append(_measure(f"IWAE k={k1}, VampPrior K={K}",
+                                 IWAE(n_importance_samples=k1, random_state=0, **vamp, **quick),
+                                 X, Xt, args.k, rf))
     two = {"n_components": 100, "prior_layers": (50,)}
     if "vae2" in parts:
         rows.append(_measure("VAE, two stochastic layers 100-50", VAE(random_state=0, **two,
