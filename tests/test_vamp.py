@@ -99,6 +99,11 @@ def test_importance_sampling_reaches_the_exact_marginal_of_a_linear_vamp_vae():
     assert elbo < exact.mean() - 0.05  # the ELBO stays below ...
     assert abs(exact.mean() - is5000.nats) < 0.02  # ... and IS-k reaches log p(x)
     np.testing.assert_allclose(is5000.per_sample, exact, atol=0.1)
+    # refined proposals (the refinement's bound uses the VampPrior too) tighten the ELBO
+    plain = vae.elbo(X, n_samples=200).nats
+    refined = vae.log_likelihood(X, n_samples=200, elbo=True, refine_steps=200).nats
+    assert exact.mean() - refined < 0.75 * (exact.mean() - plain)
+    assert vae.log_likelihood(X, n_samples=10, refine_steps=200).nats < exact.mean() + 0.01
 
 
 def test_sampling_draws_from_the_mixture():
