@@ -84,6 +84,22 @@ def test_bad_input_one_line_error(tmp_path, capsys, args, needle):
     assert len([line for line in err.splitlines() if line.strip()]) == 1
 
 
+def test_a_bug_is_one_line_at_the_cli_and_a_traceback_with_debug(monkeypatch, capsys):
+    """An unexpected exception (a bug of ours, not a user error) prints one line and exits 1;
+    ``--debug`` re-raises it."""
+    import unsup.cli._app as app
+
+    def broken(*args, **kwargs):
+        raise KeyError("no such thing")
+
+    monkeypatch.setattr(app.cli, "main", broken)
+    code, out, err = run(["models"], capsys)
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "internal error (KeyError)" in err and "--debug" in err
+    with pytest.raises(KeyError):
+        main(["--debug", "models"])
+
+
 def test_corrupt_model_file_is_refused(tmp_path, capsys):
     (tmp_path / "model.safetensors").write_bytes(b"\x00" * 100)
     code, _, err = run(["evaluate", tmp_path, "--data", "digits"], capsys)

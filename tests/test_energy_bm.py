@@ -73,6 +73,10 @@ def test_errors() -> None:
     bm = BoltzmannMachine(n_hidden=20, n_updates=2, device="cpu").fit(_sample_bm(5, 50))
     with pytest.raises(AttributeError, match="20 units"):
         bm.score_samples(_sample_bm(5, 5))
-    assert not hasattr(bm, "score_samples")
+    assert not hasattr(bm, "score_samples") and not hasattr(bm, "score")
+    # the generic evaluation (what `unsup fit` runs after the fit) skips the likelihood
+    from unsup.metrics.evaluate import evaluate_model
+    report = evaluate_model(bm, _sample_bm(5, 50))
+    assert "score" not in report and "log_likelihood" not in report
     with pytest.raises(ValueError, match="20 units"):
         bm.log_partition()

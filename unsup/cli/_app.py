@@ -157,4 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         click.echo(f"error: {first_line(e)}", err=True)
         return 2
+    except Exception as e:  # noqa: BLE001 - a bug of ours: one line, not a traceback
+        if debug:
+            raise
+        click.echo(f"internal error ({type(e).__name__}): {first_line(e)}; this is a bug in "
+                   "unsup: rerun with --debug for the traceback and report it", err=True)
+        return 1
     return 0

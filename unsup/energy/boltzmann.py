@@ -310,8 +310,18 @@ class BoltzmannMachine(TransformerMixin, BaseEstimator):
             out[s:s + 256] = torch.logsumexp(m.neg_energy(x).reshape(v.shape[0], -1), 1)
         return (out - self.log_partition()).numpy(), transform
 
-    def score(self, X: Any, y: Any = None) -> float:
-        return float(np.mean(self.score_samples(X)))
+    @property
+    def score(self) -> Any:
+        """Mean exact log p(v) (nats); present only for models with at most 20 units, as
+        :attr:`score_samples` (``unsup fit``'s evaluation then reports no likelihood instead
+        of failing after the fit)."""
+        msg = self._too_big()
+        if msg:
+            raise AttributeError(msg)
+        return self._mean_score
+
+    def _mean_score(self, X: Any, y: Any = None) -> float:
+        return float(np.mean(self._score_samples(X)))
 
     def transform(self, X: Any) -> np.ndarray:
         """Hidden-unit marginals :math:`p(h_j = 1 \\mid v)`: exact by enumerating the hidden
