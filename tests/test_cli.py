@@ -100,6 +100,16 @@ def test_a_bug_is_one_line_at_the_cli_and_a_traceback_with_debug(monkeypatch, ca
         main(["--debug", "models"])
 
 
+def test_a_word_parameter_also_takes_a_number(tmp_path, capsys):
+    """``n_init`` defaults to the word "auto" (as scikit-learn's); ``--n-init 3`` is the int 3."""
+    for value, want in (("3", 3), ("auto", "auto")):
+        out = tmp_path / value
+        code, _, err = run(["fit", "kmeans", "--data", "digits", "--n-init", value,
+                            "--max-iter", 5, "--out", out, "-q"], capsys)
+        assert code == 0, err
+        assert json.loads((out / "run.json").read_text())["params"]["n_init"] == want
+
+
 def test_corrupt_model_file_is_refused(tmp_path, capsys):
     (tmp_path / "model.safetensors").write_bytes(b"\x00" * 100)
     code, _, err = run(["evaluate", tmp_path, "--data", "digits"], capsys)

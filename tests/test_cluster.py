@@ -411,3 +411,20 @@ def test_kmeans_bounds_state_is_memory_bounded(monkeypatch):
     assert len(capped.history_) == capped.n_iter_ + 1
     ref = skcluster.KMeans(5, n_init=4, random_state=0).fit(X)
     assert capped.inertia_ <= ref.inertia_ * 1.01
+
+
+def test_n_init_auto_is_scikit_learns():
+    """``n_init="auto"`` (the default, as scikit-learn's since 1.4): one run with k-means++, 10
+    (k-means) or 3 (mini-batch) with random seeding; the fit equals the explicit count's."""
+    from unsup.cluster import MiniBatchKMeans
+
+    X = np.random.default_rng(0).normal(size=(300, 4))
+    assert KMeans(3)._n_runs() == 1 and KMeans(3, init="random")._n_runs() == 10
+    assert MiniBatchKMeans(3)._n_runs() == 1 and MiniBatchKMeans(3, init="random")._n_runs() == 3
+    assert KMeans(3, n_init=4, init=X[:3])._n_runs() == 1  # given centres: one run
+    for init, n in (("k-means++", 1), ("random", 10)):
+        a = KMeans(3, init=init, n_init="auto", random_state=0, device="cpu").fit(X)
+        b = KMeans(3, init=init, n_init=n, random_state=0, device="cpu").fit(X)
+        np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    with pytest.raises(ValueError, match="n_init"):
+        KMeans(3, n_init="sometimes").fit(X)

@@ -127,6 +127,20 @@ class _NumberOrWord(click.ParamType):
             return value
 
 
+class _WordOrNumber(click.ParamType):
+    """A word option (``n_init="auto"``) that also takes a number (``--n-init 3``): digits
+    become an int or a float, anything else stays the word; the estimator validates it."""
+
+    name = "text"
+
+    _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if not isinstance(value, str) or not self._NUMBER.fullmatch(value.strip()):
+            return value
+        return int(value) if value.strip().lstrip("+-").isdigit() else float(value)
+
+
 def _shown(default: Any) -> str:
     """A default as the user would type it: ``[256, 64]``, not ``((256, 64))``."""
     if isinstance(default, (tuple, list)):
@@ -156,7 +170,7 @@ def _option_for(o: dict[str, Any]) -> click.Option:
         return click.Option([flag], type=_NumberOrWord(int if kind == "int" else float),
                             default=default, help=help_text, show_default=True)
     if kind == "str":
-        return click.Option([flag], type=str, default=default, help=help_text,
+        return click.Option([flag], type=_WordOrNumber(), default=default, help=help_text,
                             show_default=True)
     return _Option([flag], type=str, default=None, help=help_text, show_default=o["shown"])
 

@@ -96,8 +96,9 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
     init : {"k-means++", "random"} or array of shape (K, D), default="k-means++"
         Seeding: greedy k-means++ (Arthur & Vassilvitskii 2007), K random data points, or
         given centres (then ``n_init`` is taken as 1).
-    n_init : int, default=10
-        Number of restarts; the run with the lowest inertia is kept.
+    n_init : int or "auto", default="auto"
+        Number of restarts; the run with the lowest inertia is kept. ``"auto"`` (scikit-learn's
+        default since 1.4): 1 with k-means++ seeding, 10 with random seeding.
     max_iter : int, default=300
         Maximum Lloyd iterations per run.
     tol : float, default=1e-4
@@ -139,7 +140,7 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         n_clusters: int = 8,
         *,
         init: Any = "k-means++",
-        n_init: int = 10,
+        n_init: int | str = "auto",
         max_iter: int = 300,
         tol: float = 1e-4,
         device: str = "auto",
@@ -158,15 +159,23 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
     _parameter_constraints = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "init": [StrOptions({"k-means++", "random"}), "array-like"],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "n_init": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
     }
+    _auto_runs = {"k-means++": 1, "random": 10}  # n_init="auto", as scikit-learn
 
     def _check_params(self) -> tuple[int, int, int, float]:
         self._validate_params()
-        n_init = int(self.n_init) if isinstance(self.init, str) else 1
-        return int(self.n_clusters), n_init, int(self.max_iter), float(self.tol)
+        return int(self.n_clusters), self._n_runs(), int(self.max_iter), float(self.tol)
+
+    def _n_runs(self) -> int:
+        """Restarts: ``n_init``, its ``"auto"`` value for the seeding, or 1 for given centres."""
+        if not isinstance(self.init, str):
+            return 1
+        if isinstance(self.n_init, str):  # "auto"
+            return self._auto_runs[self.init]
+        return int(self.n_init)
 
     def fit(self, X: Any, y: Any = None) -> KMeans:
         """Cluster ``X`` (N×D). Returns ``self``."""

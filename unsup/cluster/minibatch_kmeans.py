@@ -70,8 +70,9 @@ class MiniBatchKMeans(KMeans):
         Stop after this many batches without improvement of the smoothed batch inertia.
     init_size : int or None, default=None
         Rows used for seeding (default ``max(3 * batch_size, 3 * n_clusters)``).
-    n_init : int, default=3
+    n_init : int or "auto", default="auto"
         Seedings tried on the init sample; the one with the lowest inertia there is kept.
+        ``"auto"`` (scikit-learn's default): 1 with k-means++, 3 with random seeding.
     reassignment_ratio : float, default=0.01
     device, random_state, verbose : as for :class:`KMeans`.
 
@@ -99,6 +100,7 @@ class MiniBatchKMeans(KMeans):
         "init_size": [Interval(Integral, 1, None, closed="left"), None],
         "reassignment_ratio": [Interval(Real, 0, None, closed="left")],
     }
+    _auto_runs = {"k-means++": 1, "random": 3}  # n_init="auto", as scikit-learn
 
     # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
     _state_shapes = {"cluster_centers_": A("f32", "n_clusters", "n_features_in_"),
@@ -114,7 +116,7 @@ class MiniBatchKMeans(KMeans):
         tol: float = 0.0,
         max_no_improvement: int | None = 10,
         init_size: int | None = None,
-        n_init: int = 3,
+        n_init: int | str = "auto",
         reassignment_ratio: float = 0.01,
         device: str = "auto",
         random_state: Any = None,
@@ -143,7 +145,7 @@ class MiniBatchKMeans(KMeans):
 
     def _init_from(self, sample: torch.Tensor, gen: torch.Generator) -> None:
         K = self.n_clusters
-        R = self.n_init if isinstance(self.init, str) else 1
+        R = self._n_runs()
         x_sq = sq_norms(sample)
         cands = init_centers(sample, x_sq, self.init, K, R, gen)
         _, _, inertia, _, _ = lloyd_pass(sample, x_sq, cands, need_stats=False)
