@@ -318,3 +318,22 @@ def test_began_k_update_in_the_model_follows_the_formula_on_fixed_tensors(eta):
         want = min(1.0, max(0.0, k0 + 0.01 * (0.4 * lx - lf)))
         assert float(m.module_.k) == pytest.approx(want, rel=1e-5, abs=1e-7)
         assert m._terms == pytest.approx((lx + abs(0.4 * lx - lf), k0), rel=1e-5)
+
+
+def test_began_defaults_in_the_docs_table_match_the_code():
+    # the docs' loss table once kept a stale γ after the default changed: the BEGAN row must
+    # quote the signature's γ, λ_k, η and the learning rate of LOSS_DEFAULTS
+    import inspect
+    import re
+    from pathlib import Path
+
+    from unsup.adversarial.gan import LOSS_DEFAULTS
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "adversarial.md").read_text()
+    row = next(r for r in doc.splitlines() if r.startswith("| `began` |"))
+    sig = inspect.signature(GAN).parameters
+    got = dict(re.findall(r"(γ|λ_k|η|lr) = ?([0-9.e-]+)", row.replace("lr ", "lr = ")))
+    assert float(got["γ"]) == sig["began_gamma"].default
+    assert float(got["λ_k"]) == sig["began_lambda_k"].default
+    assert int(got["η"]) == sig["began_eta"].default
+    assert float(got["lr"]) == LOSS_DEFAULTS["began"]["d_lr"]
