@@ -149,7 +149,7 @@ def output_dist(kind: str, out: torch.Tensor, log_scale: torch.Tensor | None) ->
 
 
 def is_likelihood(log_weights: Callable[..., torch.Tensor], X: torch.Tensor,
-                  k: int, *, support: str, transform: str | None, chunk: int = 1 << 16,
+                  k: int, *, support: str, transform: str | None,
                   elbo: bool = False, extra: tuple[torch.Tensor, ...] = (),
                   note: str = "") -> Likelihood:
     """The IS-k estimate (or, ``elbo=True``, the mean of the k log weights: the ELBO) as a
@@ -157,11 +157,15 @@ def is_likelihood(log_weights: Callable[..., torch.Tensor], X: torch.Tensor,
     (``extra``: per-row tensors sliced with the rows, e.g. refined proposals; ``note`` is
     appended to the estimator's name).
 
-    Rows are processed ``max(1, chunk // k)`` at a time (``chunk`` decoder evaluations)."""
-    rows = max(1, chunk // max(k, 1))
+    One row at a time: every row's k draws go through the networks as the same (k, ·)
+    shapes, so a row's estimate does not depend on the other rows of X (float32 GEMMs of
+    another shape round differently: scikit-learn's subset-invariance check failed by 1e-7
+    relative with ReLU networks), and at the usual k (hundreds to thousands) it is faster
+    than blocks of rows (500 rows, k = 1,000: 8.8 against 16.7 CPU s; k = 10: 0.62 against
+    0.21)."""
     reduce = (lambda a: a.mean(0)) if elbo else log_mean_exp
-    vals = [reduce(log_weights(X[i:i + rows], *(e[i:i + rows] for e in extra))).double().cpu()
-            for i in range(0, X.shape[0], rows)]
+    vals = [reduce(log_weights(X[i:i + 1], *(e[i:i + 1] for e in extra))).double().cpu()
+            for i in range(X.shape[0])]
     name = (f"ELBO ({k} draws)" if elbo else f"IS-{k}") + note
     return Likelihood.from_samples(torch.cat(vals).numpy(), kind="stochastic lower bound",
                                    estimator=name,
