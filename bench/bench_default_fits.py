@@ -127,9 +127,15 @@ def prepare_data(d: Path) -> dict[str, str]:
             "dense_counts": str(d / "shakespeare_dense.npy")}
 
 
+def _family(name: str) -> str:
+    from unsup.registry import get_model
+
+    return get_model(name).family
+
+
 def data_for(name: str, files: dict[str, str]) -> tuple[list[str], str]:
     """The ``fit`` options giving ``name`` its natural data, and a short label."""
-    if name in COUNTS:
+    if name in COUNTS or _family(name) == "topics":
         return ["--data", "shakespeare"], "shakespeare"
     if name == "char-rnn":
         return ["--data", files["chars"]], "tiny-shakespeare ids 4357x256"
