@@ -149,11 +149,12 @@ class VAE(TransformerMixin, GradientEstimator):
         p(z) = (1/K) Σ_k q(z | u_k) over K learned pseudo-inputs u_k in [0, 1] (Tomczak &
         Welling 2018; one stochastic layer only). Each training step also encodes the K
         pseudo-inputs (1.2x the time per epoch at K = 100, 2.4x at K = 500). Measured on
-        binarised mnist5k with the other defaults, it **collapses**: KL(q||p) -> 0 within a
-        few epochs, the encoder mapping every input (pseudo-inputs included) to one
-        posterior, 206.8 nats on 500 held-out rows (K = 100) against 95.7 for N(0, I); a KL
-        warm-up did not prevent it. With ``activation="relu"`` it trains: 91.43 held-out
-        (K = 100) against 91.62 for N(0, I) with ReLU, within noise (docs/latent.md).
+        binarised mnist5k: with tanh networks (the default until 2026-12-01) it
+        **collapses** (KL(q||p) -> 0 within a few epochs, the encoder mapping every input,
+        pseudo-inputs included, to one posterior; 206.8 nats on 500 held-out rows at K = 100
+        against 95.7 for N(0, I); a KL warm-up did not prevent it); with ReLU (the default
+        now) it trains, 91.43 held-out (K = 100) against 91.62 for N(0, I): within noise
+        (docs/latent.md).
     n_pseudo_inputs : int, default=500
         K of the VampPrior (prior="vamp"; ignored otherwise).
     dropout : float, default=0.0
