@@ -133,12 +133,9 @@ class _WordOrNumber(click.ParamType):
 
     name = "text"
 
-    _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        if not isinstance(value, str) or not self._NUMBER.fullmatch(value.strip()):
-            return value
-        return int(value) if value.strip().lstrip("+-").isdigit() else float(value)
+        v = _parse_value(value) if isinstance(value, str) else value
+        return v if isinstance(v, (int, float)) and not isinstance(v, bool) else value
 
 
 def _shown(default: Any) -> str:

@@ -264,6 +264,15 @@ class BoltzmannMachine(TransformerMixin, BaseEstimator):
                     "log-likelihood needs at most 20 units")
         return None
 
+    def _when_small(self, method: Any) -> Any:
+        """``method`` for a model of at most 20 units, else AttributeError: the exact
+        likelihood's methods are absent beyond that, so generic code that looks for them
+        (evaluation, reports) skips a large model instead of failing."""
+        msg = self._too_big()
+        if msg:
+            raise AttributeError(msg)
+        return method
+
     @property
     def score_samples(self) -> Any:
         """Exact log p(v) per row (nats), hidden units summed out by enumeration.
@@ -272,19 +281,13 @@ class BoltzmannMachine(TransformerMixin, BaseEstimator):
         for ``score_samples`` skips larger ones instead of failing). Defined for binary rows:
         non-binary X is binarised at 0.5 (:meth:`log_likelihood` says so).
         """
-        msg = self._too_big()
-        if msg:
-            raise AttributeError(msg)
-        return self._score_samples
+        return self._when_small(self._score_samples)
 
     @property
     def log_likelihood(self) -> Any:
         """Typed exact log-likelihood (:class:`~unsup.likelihood.Likelihood`, kind "exact",
         estimator "exact enumeration"); present only for models with at most 20 units."""
-        msg = self._too_big()
-        if msg:
-            raise AttributeError(msg)
-        return self._log_likelihood
+        return self._when_small(self._log_likelihood)
 
     def _log_likelihood(self, X: Any) -> Likelihood:
         ll, transform = self._score(X)
@@ -315,10 +318,7 @@ class BoltzmannMachine(TransformerMixin, BaseEstimator):
         """Mean exact log p(v) (nats); present only for models with at most 20 units, as
         :attr:`score_samples` (``unsup fit``'s evaluation then reports no likelihood instead
         of failing after the fit)."""
-        msg = self._too_big()
-        if msg:
-            raise AttributeError(msg)
-        return self._mean_score
+        return self._when_small(self._mean_score)
 
     def _mean_score(self, X: Any, y: Any = None) -> float:
         return float(np.mean(self._score_samples(X)))

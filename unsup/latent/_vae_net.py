@@ -55,8 +55,9 @@ class VAENet(nn.Module):
     q(z_{l+2} | z_{l+1}) and ``down[l]`` maps z_{l+2} to those of p(z_{l+1} | z_{l+2})
     (Gaussian; z numbered from 1 at the data); the top layer's prior is N(0, I).
 
-    With ``n_pseudo_inputs = K > 0`` (one stochastic layer only) the prior of z is the
-    VampPrior over the parameter ``pseudo_inputs`` (K, n_features), clamped to [0, 1].
+    With ``n_pseudo_inputs = K > 0`` (one stochastic layer only; :class:`VAE` checks it) the
+    prior of z is the VampPrior over the parameter ``pseudo_inputs`` (K, n_features),
+    clamped to [0, 1].
     """
 
     def __init__(self, n_features: int, latent: int, hidden: Sequence[int], act: str,
@@ -81,9 +82,6 @@ class VAENet(nn.Module):
         pairs = list(zip(dims[:-1], dims[1:], strict=True))
         self.up = nn.ModuleList(MLP([a, *ph, 2 * b], act) for a, b in pairs)
         self.down = nn.ModuleList(MLP([b, *reversed(ph), 2 * a], act) for a, b in pairs)
-        if n_pseudo_inputs and len(dims) > 1:
-            raise ValueError("the VampPrior (prior='vamp') is for one stochastic layer: "
-                             "prior_layers must be ()")
         self.pseudo_inputs = (nn.Parameter(0.05 + 0.01 * torch.randn(int(n_pseudo_inputs),
                                                                       n_features))
                               if n_pseudo_inputs else None)
