@@ -59,7 +59,10 @@ def hang_site(tmp_path: Path, at: int = 3,
                 _n[0] += 1
                 if _n[0] >= {at}:
                     open({str(marker)!r}, "w").close()
-                    time.sleep(600)
+                    # short sleeps: a signal that lands before a long sleep's system call
+                    # would wait for it (CPython checks for signals between sleeps)
+                    for _ in range(6000):
+                        time.sleep(0.1)
             return save
         for _name in {list(modules)!r}:
             _m = importlib.import_module(_name)
