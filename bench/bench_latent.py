@@ -11,7 +11,9 @@ Parts (``--parts``):
 * ``vae``       — ``VAE()`` with library defaults (784-200-200-50 tanh, Bernoulli decoder, Adam
   1e-3, batch 100, input dropout 0.3, early stopping on 10% of the training rows). Target: <= 94
   nats in < 3 min.
-* ``iwae``      — ``IWAE()`` defaults (k = 5); ``--iwae-k`` for others (e.g. 5,50).
+* ``iwae``      — ``IWAE()`` defaults (k = 5); ``--iwae-k`` for others (e.g. 5,50);
+  ``--iwae-params '<JSON>'`` for further keyword arguments (settings chosen on
+  ``bench_latent_tune``'s held-out rows, never on the test set).
 * ``vae2``, ``iwae2`` — two stochastic layers (Burda et al. 2016's 784-200-200-100-100-100-50:
   ``VAE(100, prior_layers=(50,))``, the IWAE with ``--iwae-k``'s first k); library defaults
   otherwise.
@@ -23,6 +25,10 @@ Parts (``--parts``):
 * ``vae-vamp``, ``iwae-vamp`` — the VampPrior (``prior="vamp"``, Tomczak & Welling 2018) with
   ``--pseudo-inputs`` K (comma-separated for several), library defaults otherwise (the IWAE with
   ``--iwae-k``'s first k).
+* ``--refit``  — an early-stopped fit chooses the epochs E (its best validation epoch), then
+  a fresh model (same seed) is fitted on all the training rows for E epochs without a
+  validation split (the model measured; fit times are the sum of both fits; the early-stopped
+  model's test NLL, train NLL and test -ELBO are recorded too, as ``first_*``).
 * ``--refine S`` — also the test NLL with each digit's proposal refined by S Adam steps
   (``log_likelihood(refine_steps=S)``): the same model, a tighter estimate.
 * ``kconv``     — IS-k of the default VAE for k = 100 ... 5,000: the k at which the estimate is
@@ -59,8 +65,30 @@ def _measure(name: str, model: Any, X: Any, Xt: Any, k: int, refine: int = 0,
     t0, c0 = time.perf_counter(), time.process_time()
     model.fit(X if X_fit is None else X_fit)
     fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
+    first: dict[str, Any] = {}
+    if _SAVE["refit"]:  # the early-stopped fit chose E; refit on all rows for E epochs
+        best = min(range(len(model.history_)), key=lambda i: model.history_[i]["val_loss"]) + 1
+        first = {"first_epochs": len(model.history_), "refit_epochs": best,
+                 "first_fit_seconds": round(fit_s, 1), "first_fit_cpu_seconds": round(fit_cpu, 1)}
+        if not _SAVE["fit_only"]:  # the early-stopped model measured too (not timed as fit)
+            t1 = model.log_likelihood(Xt, n_samples=k)
+            tr1 = model.log_likelihood(X[:len(Xt)], n_samples=min(k, 1000))
+            el1 = model.elbo(Xt, n_samples=100)
+            first.update(first_test_nll=-t1.nats, first_test_stderr=t1.stderr,
+                         first_train_nll=-tr1.nats, first_test_neg_elbo=-el1.nats)
+            print(f"  {name}, early-stopped ({len(model.history_)} epochs, fit CPU "
+                  f"{fit_cpu:.0f} s): test NLL {-t1.nats:.2f} ± {t1.stderr:.2f} "
+                  f"({t1.estimator}), train NLL {-tr1.nats:.2f}, test -ELBO {-el1.nats:.2f}",
+                  flush=True)
+        t1s, c1s = time.perf_counter(), time.process_time()
+        model = type(model)(**{**model.get_params(), "validation_fraction": 0.0,
+                               "early_stopping": False, "epochs": best})
+        model.fit(X if X_fit is None else X_fit)
+        fit_s += time.perf_counter() - t1s
+        fit_cpu += time.process_time() - c1s
+        name += f", refit on all rows for {best} epochs"
     fit = {"model": name, "fit_seconds": round(fit_s, 1), "fit_cpu_seconds": round(fit_cpu, 1),
-           "epochs": len(model.history_), "stopped_early": bool(model.stopped_early_)}
+           "epochs": len(model.history_), "stopped_early": bool(model.stopped_early_), **first}
     if _SAVE["dir"] is not None:  # for --evaluate in parallel processes (same numbers)
         from unsup import io
 
@@ -92,7 +120,7 @@ def _measure(name: str, model: Any, X: Any, Xt: Any, k: int, refine: int = 0,
            "test_stderr": test.stderr, "test_estimator": test.estimator,
            "train_nll": -train.nats, "train_estimator": train.estimator,
            "test_neg_elbo": -elbo.nats, "eval_seconds": round(eval_s, 1),
-           "eval_cpu_seconds": round(eval_cpu, 1), **ref}
+           "eval_cpu_seconds": round(eval_cpu, 1), **ref, **first}
     print(f"  {name}: fit {fit_s:.0f} s, CPU {fit_cpu:.0f} s ({row['epochs']} epochs), "
           f"test NLL {-test.nats:.2f} "
           f"± {test.stderr:.2f} ({test.estimator}), train NLL {-train.nats:.2f}, test -ELBO "
@@ -100,7 +128,7 @@ def _measure(name: str, model: Any, X: Any, Xt: Any, k: int, refine: int = 0,
     return row
 
 
-_SAVE: dict[str, Any] = {"dir": None, "fit_only": False}
+_SAVE: dict[str, Any] = {"dir": None, "fit_only": False, "refit": False}
 
 
 def _evaluate(path: Path, rows: str, k: int, refine: int, out: Path) -> int:
@@ -143,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-rows", type=int, default=1000)
     p.add_argument("--iwae-k", default="5")
     p.add_argument("--pseudo-inputs", default="500", help="K of the VampPrior parts")
+    p.add_argument("--iwae-params", default="{}",
+                   help="JSON keyword arguments of IWAE for the iwae part (lists -> tuples)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--refine", type=int, default=0,
                    help="also the test NLL with proposals refined by this many steps")
@@ -150,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save", type=Path, default=None,
                    help="save each fitted model (and its fit times) in this folder")
     p.add_argument("--fit-only", action="store_true", help="with --save: fit, save, stop")
+    p.add_argument("--refit", action="store_true",
+                   help="every part: an early-stopped fit (its own validation split) chooses "
+                   "the epochs E (best validation epoch), then a fresh model (same seed) is "
+                   "fitted on all training rows for E epochs; fit times are the sum")
     p.add_argument("--evaluate", type=Path, default=None,
                    help="a saved model: per-row NLLs of test rows --rows A:B into --out")
     p.add_argument("--rows", default="0:1000")
@@ -159,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.evaluate is not None:
         return _evaluate(args.evaluate, args.rows, args.k, args.refine, args.out)
     _SAVE["dir"], _SAVE["fit_only"] = args.save, bool(args.fit_only)
+    _SAVE["refit"] = bool(args.refit)
     from unsup.latent import IWAE, VAE, HelmholtzMachine
 
     X, Xt, test_name = binarised_mnist(args.quick)
@@ -177,9 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         models["vae"] = VAE(random_state=0, **quick)
         rows.append(_measure("VAE (defaults)", models["vae"], X, Xt, args.k, rf))
     if "iwae" in parts:
+        extra = {key: tuple(v) if isinstance(v, list) else v
+                 for key, v in json.loads(args.iwae_params).items()}
+        label = "".join(f", {key}={v}" for key, v in extra.items())
         for k in (int(s) for s in args.iwae_k.split(",")):
-            rows.append(_measure(f"IWAE k={k}", IWAE(n_importance_samples=k, random_state=0,
-                                                     **quick), X, Xt, args.k, rf))
+            rows.append(_measure(f"IWAE k={k}{label}",
+                                 IWAE(n_importance_samples=k, random_state=0,
+                                      **{**extra, **quick}), X, Xt, args.k, rf))
     # dynamic binarisation: the same 5,000 mnist5k images, fitted as grey levels and drawn
     # as Bernoulli(grey) afresh for every minibatch; validation, train and test rows are
     # judged binarised at 0.5 as everywhere else
