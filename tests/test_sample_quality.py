@@ -146,6 +146,24 @@ def test_kid_matches_direct_formula():
     assert std == pytest.approx(np.std(direct), rel=1e-8)
 
 
+@pytest.mark.parametrize("full_max", [0, 1 << 25])
+def test_kid_subset_sums_from_the_full_kernel_equal_the_subsets_own(monkeypatch, full_max):
+    """Proper subsets, sizes where the whole-set kernel is formed once (full_max 2^25) and
+    where every subset forms its own block (0): both are the direct formula per subset."""
+    monkeypatch.setattr(sq, "_KID_FULL_MAX", full_max)
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(30, 64)), rng.normal(0.3, 1.0, size=(20, 64))
+    mean, std = sq.kernel_inception_distance(x, y, n_subsets=20, subset_size=10,
+                                             random_state=5)
+    r = np.random.default_rng(5)
+    direct = []
+    for _ in range(20):
+        xi, yi = r.choice(30, 10, replace=False), r.choice(20, 10, replace=False)
+        direct.append(_kid_direct(x[xi], y[yi]))
+    assert mean == pytest.approx(np.mean(direct), rel=1e-10)
+    assert std == pytest.approx(np.std(direct), rel=1e-8)
+
+
 def test_kid_is_unbiased_for_equal_distributions():
     rng = np.random.default_rng(2)
     vals = [sq.kernel_inception_distance(rng.normal(size=(8, 3)), rng.normal(size=(8, 3)),

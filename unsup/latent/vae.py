@@ -94,7 +94,7 @@ _REFINE_LR = 0.03  # Adam's step on (μ, log σ²) when refining a proposal
 
 @register_model("vae", family="latent", aliases=("variational-autoencoder",),
                 summary="variational autoencoder (β-VAE, KL warm-up, IS-k log-likelihood)",
-                demo=Demo("VAE 784-200-200-50 (tanh, Bernoulli decoder; pixels thresholded at "
+                demo=Demo("VAE 784-200-200-50 (ReLU, Bernoulli decoder; pixels thresholded at "
                           "0.5; log-likelihood of the binarised image, IS-100 estimate)",
                           params={"binarize_input": 0.5, "n_eval_samples": 100,
                                   "epochs": 40, "random_state": 0},
