@@ -1,10 +1,10 @@
 """The report in a real headless browser: it renders, logs no console error, every image loads.
 
 Needs a Chromium-family browser on PATH (``chromium``, ``chromium-browser``, ``google-chrome``)
-or named by ``$UNSUP_CHROMIUM``; skipped otherwise (CI machines have none). The page is opened
-from a copy with a probe script prepended that records uncaught errors, ``console.error``
-calls and each image's load state into the DOM, which ``--dump-dom`` then prints; Chromium's
-own console log (``--enable-logging=stderr``) is checked as well.
+or named by ``$UNSUP_CHROMIUM``; skipped otherwise (``.ci/run`` installs Debian's chromium).
+The page is opened from a copy with a probe script prepended that records uncaught errors,
+``console.error`` calls and each image's load state into the DOM, which ``--dump-dom`` then
+prints; Chromium's own console log (``--enable-logging=stderr``) is checked as well.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,9 @@ window.addEventListener("load", () => {
 def _run(args: list[str], timeout: int = 90) -> subprocess.CompletedProcess:
     base = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
             "--disable-dev-shm-usage", "--enable-logging=stderr", "--v=0",
+            # no network: without these Chromium keeps trying to reach its update services
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-quic", f"--user-data-dir={tempfile.mkdtemp(prefix='unsup-chromium-')}",
             "--allow-file-access-from-files", "--window-size=1280,1600"]
     return subprocess.run(base + args, capture_output=True, text=True, timeout=timeout)
 
