@@ -115,13 +115,22 @@ def test_heading_level_validation():
 # ---------------------------------------------------------------- plots
 
 
-def test_image_grid_axes():
+def test_image_grid_mosaic():
     imgs = np.random.default_rng(0).random((7, 12))
-    fig = image_grid(imgs, (3, 4), titles=[str(i) for i in range(7)], ncols=3)
-    assert isinstance(fig, Figure)
-    assert len(fig.axes) == 7
+    fig = image_grid(imgs, (3, 4), titles=[f"t{i}" for i in range(7)], ncols=3)
+    assert isinstance(fig, Figure) and len(fig.axes) == 1  # one mosaic, not one axes per image
+    canvas = np.asarray(fig.axes[0].images[0].get_array().filled(np.nan))
+    # 3 rows of (1-pixel title band + 3 rows + 1-pixel gap), 3 columns of (4 + gap), no last gap
+    assert canvas.shape == (3 * 5 - 1, 3 * 5 - 1)
+    for i in range(7):
+        y0, x0 = (i // 3) * 5 + 1, (i % 3) * 5
+        img = imgs[i].reshape(3, 4)
+        np.testing.assert_allclose(canvas[y0:y0 + 3, x0:x0 + 4],
+                                   (img - img.min()) / (img.max() - img.min()))
+    assert np.isnan(canvas[11:14, 5:14]).all()  # the two empty cells of the last row are blank
+    assert [t.get_text() for t in fig.axes[0].texts] == [f"t{i}" for i in range(7)]
     fig = image_grid(np.zeros((2, 12)), (3, 4))  # constant images do not divide by zero
-    assert len(fig.axes) == 2
+    assert np.isfinite(np.asarray(fig.axes[0].images[0].get_array())[:3, :4]).all()
     with pytest.raises(ValueError, match="12"):
         image_grid(imgs, (5, 5))
 
