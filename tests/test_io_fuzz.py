@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tracemalloc
@@ -93,9 +94,19 @@ def _header_mutations(meta: dict[str, Any]) -> list[tuple[str, Any]]:
 _DELETE = object()
 
 
+def _roles(tensors: dict[str, np.ndarray]) -> list[str]:
+    """One tensor per role: names equal up to their layer numbers (``layers.3.net.0.weight``
+    and ``layers.7.net.0.weight``) play the same part, and a deep flow has dozens of each."""
+    seen: dict[str, str] = {}
+    for k in tensors:
+        seen.setdefault(re.sub(r"\d+", "#", k), k)
+    return list(seen.values())
+
+
 def _tensor_mutations(tensors: dict[str, np.ndarray]) -> list[tuple[str, dict[str, np.ndarray]]]:
     out = []
-    for k, a in tensors.items():
+    for k in _roles(tensors):
+        a = tensors[k]
         def put(label: str, new: np.ndarray | None, name: str = k, k: str = k) -> None:
             t = dict(tensors)
             t.pop(k)
