@@ -320,6 +320,27 @@ def test_began_k_update_in_the_model_follows_the_formula_on_fixed_tensors(eta):
         assert m._terms == pytest.approx((lx + abs(0.4 * lx - lf), k0), rel=1e-5)
 
 
+def test_began_default_gain_drives_k_by_the_papers_rule():
+    # λ_k = 0.01 is the default since 2026-12-01 (0.001 let k_t and the digits swing): a model
+    # built without began_lambda_k moves k_t by k + 0.01 (γ D(x) - D(x̂)), clipped to [0, 1]
+    X = blobs(64)[0]
+    m = GAN(loss="began", epochs=1, random_state=0, **SMALL).fit(X)
+    assert m.began_lambda_k == 0.01 and m.began_gamma == 0.8
+    fake = torch.from_numpy(np.random.default_rng(2).uniform(-1, 1, (8, 16)).astype(np.float32))
+    m._fake = lambda n, ref: fake
+    batch = torch.from_numpy(X[:8])
+    m.module_.train()
+    with torch.no_grad():
+        x = m._scale(batch)
+        lx = (x - m.module_.D(x)).pow(2).sum(1).mean().item()
+        lf = (fake - m.module_.D(fake)).pow(2).sum(1).mean().item()
+    for k0 in (0.5, 0.02):
+        m.module_.k.fill_(k0)
+        m._d_loss(batch)
+        want = min(1.0, max(0.0, k0 + 0.01 * (0.8 * lx - lf)))
+        assert float(m.module_.k) == pytest.approx(want, rel=1e-5, abs=1e-7)
+
+
 def test_began_defaults_in_the_docs_table_match_the_code():
     # the docs' loss table once kept a stale γ after the default changed: the BEGAN row must
     # quote the signature's γ, λ_k, η and the learning rate of LOSS_DEFAULTS
