@@ -155,8 +155,9 @@ class GAN(GradientEstimator):
         samples, γ = 0.8) selection seed 17 covered 10 digits at 0.01 (FID 22.7) against 6
         at 0.0001 (FID 88.8), where EMA 0.999, γ 0.9 and a cosine learning-rate decay covered
         9, 9 and 6; 0.01 then covered all ten on the selection seeds 19, 23, 29, 31 too, and on
-        the protocol seeds 0 / 1 / 2, run once after the choice (FID 30.2 / 32.5 / 32.3;
-        docs/adversarial.md, "BEGAN").
+        the protocol seeds 0 / 1 / 2, run once after the choice (FID 30.2 / 32.5 / 32.3,
+        against 9 / 8 / 6 digits at 0.001). A later control at 0.001 on seeds 17 / 19 / 23:
+        10 / 9 / 10 digits (FID 32.3 / 29.8 / 25.5; docs/adversarial.md, "BEGAN").
     began_eta : {1, 2}, default=2
         BEGAN's η in :math:`D(v) = \sum_j |v_j - AE(v)_j|^η` (Berthelot et al.: η ∈ {1, 2}).
         With a linear decoder output, everything else equal, η = 1 stayed on one digit where
