@@ -18,6 +18,7 @@ from conftest import bars, blobs
 
 from unsup.latent import IWAE, VAE, HelmholtzMachine
 from unsup.latent._common import ContinuousBernoulli, binarize
+from unsup.latent._vae_net import MIN_UPPER_VAR, gaussian_params
 from unsup.registry import get_model
 from unsup.train import TrainingDivergedError
 
@@ -87,7 +88,8 @@ def _two_layer_exact(vae: VAE, X: np.ndarray, half_width: float = 9.0, n: int = 
                      ) -> np.ndarray:
     """log p(x) of a linear two-stochastic-layer VAE: given z2, x is Gaussian (z1 | z2 is
     Gaussian and x | z1 linear-Gaussian), so p(x) = ∫ N(z2; 0, I) N(x; W μ(z2) + b,
-    W diag σ²(z2) Wᵀ + diag s²) dz2, integrated over a fine 2-D grid (trapezoid rule)."""
+    W diag σ²(z2) Wᵀ + diag s²) dz2, integrated over a fine 2-D grid (trapezoid rule); σ²(z2)
+    in the model's parametrisation (softplus with a floor, or exp)."""
     net = vae.module_
     lin, down = net.decoder[0], net.down[0][0]
     W, b = lin.weight.detach().double(), lin.bias.detach().double()
@@ -95,8 +97,8 @@ def _two_layer_exact(vae: VAE, X: np.ndarray, half_width: float = 9.0, n: int = 
     g = torch.linspace(-half_width, half_width, n, dtype=torch.float64)
     z2 = torch.cartesian_prod(g, g)
     out = z2 @ down.weight.detach().double().T + down.bias.detach().double()
-    mu, logvar = out.chunk(2, dim=-1)
-    C = W @ torch.diag_embed(logvar.clamp(-16, 10).exp()) @ W.T + torch.diag(s2)
+    mu, logvar = gaussian_params(torch.nn.Identity(), out, net.upper_variance)
+    C = W @ torch.diag_embed(logvar.exp()) @ W.T + torch.diag(s2)
     px = torch.distributions.MultivariateNormal(mu @ W.T + b, C)
     lp = torch.stack([px.log_prob(x) for x in torch.as_tensor(X, dtype=torch.float64)])
     lp = lp - 0.5 * (z2 * z2).sum(-1) - math.log(2 * math.pi)
@@ -123,6 +125,53 @@ def test_two_stochastic_layers_importance_sampling_reaches_the_exact_marginal(tm
     io.save(vae, tmp_path / "m")  # the upper layers travel with the model
     back = io.load(tmp_path / "m")
     np.testing.assert_array_equal(back.score_samples(X[:5]), vae.score_samples(X[:5]))
+
+
+
+def test_two_layer_elbo_takes_the_top_kl_in_closed_form():
+    """The k = 1 training bound with KL(q(z2|z1) || N(0, I)) in closed form has the mean of the
+    fully sampled chain (the IS weight at k = 1) and a smaller variance."""
+    X = bars(40)
+    m = VAE(3, prior_layers=(2,), **SMALL, epochs=3).fit(X)
+    x = torch.as_tensor(X).repeat(500, 1)  # 500 draws per row
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # q(z2 | z1) moved away from N(0, I): μ + 2, σ² ~ 0.08
+        last = [t for t in m.module_.up[0].modules() if isinstance(t, torch.nn.Linear)][-1]
+        last.bias += torch.tensor([2.0, 2.0, -3.0, -3.0])
+        closed = m._bound(x, 1, 1.0, g)[0].double()
+        eps = torch.randn((1, x.shape[0], 5), generator=g)
+        sampled = m._log_weights(x, eps)[0][0].double()
+    se = math.sqrt((closed.var() + sampled.var()) / x.shape[0])
+    assert abs(closed.mean() - sampled.mean()) < 4 * se
+    within = [v.reshape(500, len(X)).var(0).mean() for v in (closed, sampled)]  # per row
+    assert within[0] < 0.9 * within[1]
+
+
+@pytest.mark.parametrize("variance", ["softplus", "exp"])
+def test_upper_layer_variances_and_old_files(tmp_path, monkeypatch, variance):
+    """softplus: σ² of q(z2|z1) and p(z1|z2) is 1 + 10⁻³ at a = 0, never below 10⁻³; exp (the old
+    parametrisation, log σ² = a clamped at -16) is what a file without the parameter gets."""
+    from unsup import io
+
+    net = torch.nn.Identity()
+    a = torch.tensor([[0.0, 0.0], [0.0, -50.0]])  # (μ, a) pairs
+    lv = gaussian_params(net, a, variance)[1]
+    assert lv[0].item() == pytest.approx(math.log(1 + MIN_UPPER_VAR) if variance == "softplus"
+                                         else 0.0, abs=1e-6)
+    assert lv[1].item() == pytest.approx(math.log(MIN_UPPER_VAR) if variance == "softplus"
+                                         else -16.0, abs=1e-4)
+    X = bars(40)
+    m = VAE(3, prior_layers=(2,), prior_layer_variance=variance, **SMALL, epochs=2).fit(X)
+    assert m.module_.upper_variance == variance
+    if variance == "exp":  # written as before the parameter existed
+        get = VAE.get_params
+        monkeypatch.setattr(VAE, "get_params", lambda self, deep=True: {
+            k: v for k, v in get(self, deep).items() if k != "prior_layer_variance"})
+    io.save(m, tmp_path / "m")
+    monkeypatch.undo()
+    back = io.load(tmp_path / "m")
+    assert back.prior_layer_variance == variance
+    np.testing.assert_array_equal(back.score_samples(X[:5]), m.score_samples(X[:5]))
 
 
 def _helmholtz_exact(hm: HelmholtzMachine, X: np.ndarray) -> np.ndarray:

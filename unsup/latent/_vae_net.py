@@ -37,12 +37,26 @@ LOGVAR_RANGE = (-16.0, 10.0)
 MIN_LOG_SCALE = -7.0
 _LOG_2PI = math.log(2 * math.pi)
 PRIORS = ("normal", "vamp")
+# the variances of the stochastic layers above z1, q(z_{l+1} | z_l) and p(z_l | z_{l+1}), under
+# prior_layer_variance="softplus": σ² = softplus(a + log(e - 1)) + MIN_UPPER_VAR (σ² = 1 + 10⁻³
+# at a = 0). The floor keeps 1/σ² of p(z1 | z2), which scales the one-sample estimate of
+# log p(z1|z2) - log q(z1|x) and its gradient, below 1/MIN_UPPER_VAR; "exp" (models saved
+# before 2026-12-01) is σ² = exp(a) with a clamped to LOGVAR_RANGE, down to e^-16
+PRIOR_LAYER_VARIANCES = ("softplus", "exp")
+MIN_UPPER_VAR = 1e-3
+_SOFTPLUS_ONE = math.log(math.e - 1)
 
 
-def gaussian_params(net: nn.Module, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(μ, log σ²)`` from a network whose output is their concatenation."""
-    mu, logvar = net(h).chunk(2, dim=-1)
-    return mu, logvar.clamp(*LOGVAR_RANGE)
+def gaussian_params(net: nn.Module, h: torch.Tensor, variance: str = "exp"
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(μ, log σ²)`` from a network whose output ``(μ, a)`` is their concatenation:
+    ``variance="exp"``: log σ² = a clamped to LOGVAR_RANGE; ``"softplus"``: σ² = softplus(a +
+    log(e - 1)) + MIN_UPPER_VAR (a smooth floor: the gradient never vanishes as a clamp's
+    does)."""
+    mu, a = net(h).chunk(2, dim=-1)
+    if variance == "softplus":
+        return mu, torch.log(nn.functional.softplus(a + _SOFTPLUS_ONE) + MIN_UPPER_VAR)
+    return mu, a.clamp(*LOGVAR_RANGE)
 
 
 class VAENet(nn.Module):
@@ -53,7 +67,8 @@ class VAENet(nn.Module):
 
     With ``prior_layers = (d2, d3, ...)``, ``up[l]`` maps z_{l+1} to (μ, log σ²) of
     q(z_{l+2} | z_{l+1}) and ``down[l]`` maps z_{l+2} to those of p(z_{l+1} | z_{l+2})
-    (Gaussian; z numbered from 1 at the data); the top layer's prior is N(0, I).
+    (Gaussian; z numbered from 1 at the data); the top layer's prior is N(0, I). Their
+    variances follow ``upper_variance`` (:func:`gaussian_params`; :meth:`upper_params`).
 
     With ``n_pseudo_inputs = K > 0`` (one stochastic layer only; :class:`VAE` checks it) the
     prior of z is the VampPrior over the parameter ``pseudo_inputs`` (K, n_features),
@@ -65,9 +80,10 @@ class VAENet(nn.Module):
                  conv_channels: Sequence[int] = (32, 64),
                  image_shape: Sequence[int] | None = None, dropout: float = 0.0,
                  prior_layers: Sequence[int] = (), prior_hidden: Sequence[int] = (100, 100),
-                 n_pseudo_inputs: int = 0) -> None:
+                 n_pseudo_inputs: int = 0, upper_variance: str = "exp") -> None:
         super().__init__()
         self.kind, self.latent = decoder, int(latent)
+        self.upper_variance = upper_variance
         if architecture == "conv":
             shape = infer_image_shape(n_features, image_shape)
             self.encoder = ConvEncoder(shape, list(conv_channels), 2 * latent, act)
@@ -95,6 +111,10 @@ class VAENet(nn.Module):
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return gaussian_params(self.encoder, x)
+
+    def upper_params(self, net: nn.Module, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, log σ²) of q(z_{l+1} | z_l) (``net`` in ``up``) or p(z_l | z_{l+1}) (in ``down``)."""
+        return gaussian_params(net, h, self.upper_variance)
 
     def prior_components(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(μ, log σ²) of the VampPrior's K components, q(z | u_k), each (K, latent)."""
@@ -136,7 +156,7 @@ class VAENet(nn.Module):
         stochastic layer)."""
         z = z_top
         for down in reversed(self.down):
-            z = gaussian_params(down, z)[0]
+            z = self.upper_params(down, z)[0]
         return z
 
     def ancestral(self, n: int, gen: torch.Generator, device: Any) -> torch.Tensor:
@@ -148,7 +168,7 @@ class VAENet(nn.Module):
             idx = torch.randint(mu.shape[0], (n,), generator=gen, device=device)
             return mu[idx] + torch.exp(0.5 * logvar[idx]) * z
         for down in reversed(self.down):
-            mu, logvar = gaussian_params(down, z)
+            mu, logvar = self.upper_params(down, z)
             z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen,
                                                             device=device)
         return z

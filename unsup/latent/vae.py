@@ -29,7 +29,21 @@ IWAE (Burda, Grosse & Salakhutdinov 2016), tighter for larger k and equal to the
 Stochastic layers above z (``prior_layers``) make the prior hierarchical, p(z_1) =
 ∫ p(z_1 | z_2) p(z_2), with Gaussian conditionals in both directions; every bound and
 importance weight then uses the whole chain, :math:`\log w = \log p(x|z_1) + \log p(z_1|z_2)
-+ \log p(z_2) - \log q(z_1|x) - \log q(z_2|z_1)`, and the KL term is estimated by sampling.
++ \log p(z_2) - \log q(z_1|x) - \log q(z_2|z_1)`. The training ELBO (k = 1) takes the top
+layer's KL in closed form given the sampled z_1, both sides being Gaussian with known
+parameters,
+
+.. math::
+
+    \mathcal L(x) = E_{q(z_1|x)}\big[\log p(x|z_1) - \log q(z_1|x)
+    + E_{q(z_2|z_1)} \log p(z_1|z_2) - KL(q(z_2|z_1) \,\|\, N(0, I))\big],
+
+the same expectation with one sampled term fewer; the lower KL terms are estimated by sampling.
+The variances of q(z_{l+1}|z_l) and p(z_l|z_{l+1}) are σ² = softplus(a + log(e-1)) + 10⁻³
+(``prior_layer_variance``; Sønderby et al. 2016), which bounds 1/σ²_p, the scale of the
+sampled :math:`\log p(z_1|z_2) - \log q(z_1|x)` and of its gradient; an unbounded log-variance
+may shrink to the clamp e⁻¹⁶. Neither changes the estimator: the IS weights and the ELBO
+of :meth:`log_likelihood` stay the full sampled chain above.
 
 ``prior="vamp"`` replaces N(0, I) by the VampPrior (Tomczak & Welling 2018), the mixture of
 the encoder's posteriors at K learned pseudo-inputs, :math:`p(z) = \frac1K \sum_k q_φ(z|u_k)`
@@ -53,6 +67,8 @@ References
 .. [5] Loaiza-Ganem & Cunningham, "The continuous Bernoulli: fixing a pervasive error in
    variational autoencoders", NeurIPS 2019.
 .. [6] Tomczak & Welling, "VAE with a VampPrior", AISTATS 2018.
+.. [7] Sønderby, Raiko, Maaløe, Sønderby & Winther, "Ladder Variational Autoencoders",
+   NeurIPS 2016.
 """
 
 from __future__ import annotations
@@ -77,7 +93,7 @@ from unsup.latent._common import (
     measure_seed,
     row_draws,
 )
-from unsup.latent._vae_net import LOGVAR_RANGE, PRIORS, VAENet, gaussian_params
+from unsup.latent._vae_net import LOGVAR_RANGE, PRIOR_LAYER_VARIANCES, PRIORS, VAENet
 from unsup.likelihood import Likelihood
 from unsup.nn import ACTIVATIONS
 from unsup.params import Interval, StrOptions
@@ -142,6 +158,11 @@ class VAE(TransformerMixin, GradientEstimator):
         layer model is ``VAE(100, prior_layers=(50,))``), and q factorises as
         q(z | x) q(z2 | z) ...; ``()``: one stochastic layer, p(z) = N(0, I). Experimental:
         on binarised mnist5k it trains to far worse models than one layer (docs/latent.md).
+    prior_layer_variance : {"softplus", "exp"}, default="softplus"
+        Parametrisation of the variances of the layers above z (``prior_layers``):
+        "softplus", σ² = softplus(a + log(e - 1)) + 10⁻³ (a floor on 1/σ² and a gradient
+        that never vanishes); "exp", σ² = exp(a), a clamped to [-16, 10] (models saved before
+        this parameter existed load with it). Ignored with one stochastic layer.
     prior_hidden_layer_sizes : sequence of int, default=(100, 100)
         Hidden layers (with ``activation``) of the networks between two stochastic layers.
     prior : {"normal", "vamp"}, default="normal"
@@ -209,6 +230,7 @@ class VAE(TransformerMixin, GradientEstimator):
                            StrOptions({"stochastic"})],
         "prior_layers": ["array-like"],
         "prior_hidden_layer_sizes": ["array-like"],
+        "prior_layer_variance": [StrOptions(set(PRIOR_LAYER_VARIANCES))],
         "prior": [StrOptions(set(PRIORS))],
         "n_pseudo_inputs": [_pos],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -221,6 +243,8 @@ class VAE(TransformerMixin, GradientEstimator):
                                     "batch_size": 32, "n_eval_samples": 8,
                                     "early_stopping": False, "validation_fraction": 0.0}
     _stage_name = "VAE"
+    # files saved before it existed were trained with log σ² = a in the layers above z
+    _params_added_later = {"prior_layer_variance": "exp"}
 
     def __init__(
         self,
@@ -237,6 +261,7 @@ class VAE(TransformerMixin, GradientEstimator):
         binarize_input: Any = None,
         prior_layers: Sequence[int] = (),
         prior_hidden_layer_sizes: Sequence[int] = (100, 100),
+        prior_layer_variance: str = "softplus",
         prior: str = "normal",
         n_pseudo_inputs: int = 500,
         dropout: float = 0.0,
@@ -263,6 +288,7 @@ class VAE(TransformerMixin, GradientEstimator):
         self.binarize_input = binarize_input
         self.prior_layers = prior_layers
         self.prior_hidden_layer_sizes = prior_hidden_layer_sizes
+        self.prior_layer_variance = prior_layer_variance
         self.prior = prior
         self.n_pseudo_inputs = n_pseudo_inputs
         self.dropout = dropout
@@ -304,7 +330,8 @@ class VAE(TransformerMixin, GradientEstimator):
                       self.conv_channels, self.image_shape, float(self.dropout),
                       [int(d) for d in self.prior_layers],
                       [int(h) for h in self.prior_hidden_layer_sizes],
-                      int(self.n_pseudo_inputs) if self.prior == "vamp" else 0)
+                      int(self.n_pseudo_inputs) if self.prior == "vamp" else 0,
+                      str(self.prior_layer_variance))
 
     def _data(self, X: torch.Tensor, train: bool = False) -> torch.Tensor:
         return binarize(X, self.binarize_input, self._gen if train else None)
@@ -316,7 +343,8 @@ class VAE(TransformerMixin, GradientEstimator):
 
     def _log_weights(self, x: torch.Tensor, eps: torch.Tensor, beta: float = 1.0,
                      x_enc: torch.Tensor | None = None,
-                     post: tuple[torch.Tensor, torch.Tensor] | None = None
+                     post: tuple[torch.Tensor, torch.Tensor] | None = None,
+                     analytic_top: bool = False
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``log p(x|z) + β(log p(z) - log q(z|x))`` for ``z = μ + σ ε``, shape (k, n); also
         the reconstruction term log p(x|z) (k, n) and the KL (n,): closed form with one
@@ -324,7 +352,12 @@ class VAE(TransformerMixin, GradientEstimator):
 
         ``eps`` (k, n, Σ dims) holds the noise of every stochastic layer, z1 first; ``x_enc``
         is what the encoder sees (default x; the masked x under ``input_dropout``); ``post``
-        replaces the encoder's (μ, log σ²) of q(z1 | x) (a refined proposal)."""
+        replaces the encoder's (μ, log σ²) of q(z1 | x) (a refined proposal).
+
+        ``analytic_top`` (with stochastic layers above z1; the k = 1 training ELBO only): the
+        top layer's sampled ``log p(z_top) - log q(z_top | z_{top-1})`` is replaced by its
+        expectation given z_{top-1}, ``-KL(q(z_top | z_{top-1}) || N(0, I))`` in closed form,
+        so the "weights" are no longer importance weights; never for IS estimates."""
         net = self.module_
         parts = eps.split(net.dims, dim=-1)
         mu, logvar = net.posterior(x if x_enc is None else x_enc) if post is None else post
@@ -338,13 +371,19 @@ class VAE(TransformerMixin, GradientEstimator):
             return lpx + beta * (lpz - lqz), lpx, kl
         zs = [z]
         for up, e in zip(net.up, parts[1:], strict=True):  # q(z_{l+1} | z_l), upwards
-            mu, logvar = gaussian_params(up, zs[-1])
+            mu, logvar = net.upper_params(up, zs[-1])
             zs.append(mu + torch.exp(0.5 * logvar) * e)
-            lqz = lqz - 0.5 * (e * e + _LOG_2PI).sum(-1) - 0.5 * logvar.sum(-1)
-        lpz = -0.5 * (zs[-1] * zs[-1] + _LOG_2PI).sum(-1)  # p(z_top) = N(0, I)
+            lq_top = -0.5 * (e * e + _LOG_2PI).sum(-1) - 0.5 * logvar.sum(-1)
+            lqz = lqz + lq_top
+        lp_top = -0.5 * (zs[-1] * zs[-1] + _LOG_2PI).sum(-1)  # p(z_top) = N(0, I)
+        lpz = lp_top
         for down, lower, upper in zip(net.down, zs[:-1], zs[1:], strict=True):  # p(z_l|z_l+1)
-            mu, logvar = gaussian_params(down, upper)
-            lpz = lpz - 0.5 * ((lower - mu) ** 2 / logvar.exp() + logvar + _LOG_2PI).sum(-1)
+            m, lv = net.upper_params(down, upper)
+            lpz = lpz - 0.5 * ((lower - m) ** 2 / lv.exp() + lv + _LOG_2PI).sum(-1)
+        if analytic_top:  # mu, logvar: q(z_top | z_{top-1})
+            kl_top = 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(-1)
+            ratio = (lpz - lp_top) - (lqz - lq_top) - kl_top
+            return lpx + beta * ratio, lpx, -ratio.mean(0)
         return lpx + beta * (lpz - lqz), lpx, (lqz - lpz).mean(0)
 
     def _bound(self, x: torch.Tensor, k: int, beta: float, gen: torch.Generator,
@@ -359,6 +398,9 @@ class VAE(TransformerMixin, GradientEstimator):
             lpx = self.module_.decode(mu + torch.exp(0.5 * logvar) * eps[0]).log_prob(x)
             kl = 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(-1)
             return lpx - beta * kl, -lpx, kl
+        if k == 1 and self.module_.pseudo_inputs is None:  # the ELBO, the top KL closed form
+            lw, lpx, kl = self._log_weights(x, eps, beta, x_enc, analytic_top=True)
+            return lw[0], -lpx[0], kl
         lw, lpx, kl = self._log_weights(x, eps, beta, x_enc)
         return log_mean_exp(lw), -lpx.mean(0), kl
 
