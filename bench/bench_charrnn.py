@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="Tiny Shakespeare epochs (the published rows' setting; the library "
                         "default is 7)")
     p.add_argument("--round-epochs", type=int, default=1)
-    p.add_argument("--mario-epochs", type=int, default=120)
+    p.add_argument("--mario-epochs", type=int, default=200)
     p.add_argument("--mario-hidden", type=int, default=256)
     p.add_argument("--mario-batch", type=int, default=16)
     p.add_argument("--mario-context", choices=("auto", "sequence", "grid"), default="auto")
