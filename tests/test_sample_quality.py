@@ -135,12 +135,17 @@ def test_kid_matches_direct_formula():
     assert mean == pytest.approx(_kid_direct(x, y), rel=1e-10)
     assert std == pytest.approx(0.0, abs=1e-9)
     # with subsets: the mean over subsets of the direct formula on the same subsets
-    mean, std = sq.kernel_inception_distance(x, y, n_subsets=4, subset_size=10,
-                                             random_state=7)
-    r = np.random.default_rng(7)
+    _check_kid_over_subsets(x, y, n_subsets=4, size=10, seed=7)
+
+
+def _check_kid_over_subsets(x, y, n_subsets: int, size: int, seed: int) -> None:
+    """KID's (mean, std) equal the direct formula's over the subsets its seed draws."""
+    mean, std = sq.kernel_inception_distance(x, y, n_subsets=n_subsets, subset_size=size,
+                                             random_state=seed)
+    r = np.random.default_rng(seed)
     direct = []
-    for _ in range(4):
-        xi, yi = r.choice(25, 10, replace=False), r.choice(18, 10, replace=False)
+    for _ in range(n_subsets):
+        xi, yi = r.choice(len(x), size, replace=False), r.choice(len(y), size, replace=False)
         direct.append(_kid_direct(x[xi], y[yi]))
     assert mean == pytest.approx(np.mean(direct), rel=1e-10)
     assert std == pytest.approx(np.std(direct), rel=1e-8)
@@ -153,15 +158,7 @@ def test_kid_subset_sums_from_the_full_kernel_equal_the_subsets_own(monkeypatch,
     monkeypatch.setattr(sq, "_KID_FULL_MAX", full_max)
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(30, 64)), rng.normal(0.3, 1.0, size=(20, 64))
-    mean, std = sq.kernel_inception_distance(x, y, n_subsets=20, subset_size=10,
-                                             random_state=5)
-    r = np.random.default_rng(5)
-    direct = []
-    for _ in range(20):
-        xi, yi = r.choice(30, 10, replace=False), r.choice(20, 10, replace=False)
-        direct.append(_kid_direct(x[xi], y[yi]))
-    assert mean == pytest.approx(np.mean(direct), rel=1e-10)
-    assert std == pytest.approx(np.std(direct), rel=1e-8)
+    _check_kid_over_subsets(x, y, n_subsets=20, size=10, seed=5)
 
 
 def test_kid_is_unbiased_for_equal_distributions():
