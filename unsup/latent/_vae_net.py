@@ -47,6 +47,11 @@ MIN_UPPER_VAR = 1e-3
 _SOFTPLUS_ONE = math.log(math.e - 1)
 
 
+def kl_std_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ, diag σ²) || N(0, I)) = ½ Σ_j (μ_j² + σ_j² − log σ_j² − 1), over the last axis."""
+    return 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(-1)
+
+
 def gaussian_params(net: nn.Module, h: torch.Tensor, variance: str = "exp"
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(μ, log σ²)`` from a network whose output ``(μ, a)`` is their concatenation:

@@ -93,7 +93,13 @@ from unsup.latent._common import (
     measure_seed,
     row_draws,
 )
-from unsup.latent._vae_net import LOGVAR_RANGE, PRIOR_LAYER_VARIANCES, PRIORS, VAENet
+from unsup.latent._vae_net import (
+    LOGVAR_RANGE,
+    PRIOR_LAYER_VARIANCES,
+    PRIORS,
+    VAENet,
+    kl_std_normal,
+)
 from unsup.likelihood import Likelihood
 from unsup.nn import ACTIVATIONS
 from unsup.params import Interval, StrOptions
@@ -369,7 +375,7 @@ class VAE(TransformerMixin, GradientEstimator):
         lqz = -0.5 * (parts[0] * parts[0] + _LOG_2PI).sum(-1) - 0.5 * logvar.sum(-1)
         if len(parts) == 1:
             lpz = net.log_prior(z)
-            kl = (0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(-1)
+            kl = (kl_std_normal(mu, logvar)
                   if net.pseudo_inputs is None else (lqz - lpz).mean(0))
             return lpx + beta * (lpz - lqz), lpx, kl
         zs = [z]
@@ -384,7 +390,7 @@ class VAE(TransformerMixin, GradientEstimator):
             m, lv = net.upper_params(down, upper)
             lpz = lpz - 0.5 * ((lower - m) ** 2 / lv.exp() + lv + _LOG_2PI).sum(-1)
         if analytic_top:  # mu, logvar: q(z_top | z_{top-1})
-            kl_top = 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(-1)
+            kl_top = kl_std_normal(mu, logvar)
             ratio = (lpz - lp_top) - (lqz - lq_top) - kl_top
             return lpx + beta * ratio, lpx, -ratio.mean(0)
         return lpx + beta * (lpz - lqz), lpx, (lqz - lpz).mean(0)
@@ -399,7 +405,7 @@ class VAE(TransformerMixin, GradientEstimator):
             # the ELBO, KL in closed form: no weights
             mu, logvar = self.module_.posterior(x if x_enc is None else x_enc)
             lpx = self.module_.decode(mu + torch.exp(0.5 * logvar) * eps[0]).log_prob(x)
-            kl = 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(-1)
+            kl = kl_std_normal(mu, logvar)
             return lpx - beta * kl, -lpx, kl
         if k == 1 and self.module_.pseudo_inputs is None:  # the ELBO, the top KL closed form
             lw, lpx, kl = self._log_weights(x, eps, beta, x_enc, analytic_top=True)
