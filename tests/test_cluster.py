@@ -146,6 +146,7 @@ def test_empty_cluster_is_repaired(blobs):
 
 
 def test_chunked_path_matches_unchunked(blobs, monkeypatch):
+    monkeypatch.setattr(kmeans_module, "HAVE_NUMBA", False)  # the GEMM path: chunked passes
     full = KMeans(5, n_init=3, random_state=0, device="cpu").fit(blobs)
     D_full = full.transform(blobs)
 
@@ -402,7 +403,7 @@ def test_kmeans_bounds_state_is_memory_bounded(monkeypatch):
     restarts run one batch at a time, and the fit is still the best of n_init restarts."""
     X = make_blobs(2000, centers=5, n_features=2, random_state=4)[0]
     est = KMeans(5, n_init=4, random_state=0, device="cpu")
-    est._bounded, est._x_sq, est.n_features_in_ = True, torch.zeros(2000), 2
+    est._bounded, est._fused, est._x_sq, est.n_features_in_ = True, False, torch.zeros(2000), 2
     monkeypatch.setattr(kmeans_module, "STATE_BYTES", 24 * 2000 * 2)
     assert est._em_runs_per_batch(4) == 2
     monkeypatch.setattr(kmeans_module, "STATE_BYTES", 1)
@@ -428,3 +429,48 @@ def test_n_init_auto_is_scikit_learns():
         np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
     with pytest.raises(ValueError, match="n_init"):
         KMeans(3, n_init="sometimes").fit(X)
+
+
+def test_compiled_loop_blocks_do_not_change_the_fit(monkeypatch):
+    """The compiled loop (one call per block of iterations) gives the fit the engine's
+    iteration gives, whatever the block sizes: one iteration per call, the adaptive blocks,
+    blocks cut at checkpoints, and the GEMM path (numba hidden); and an empty cluster hands
+    its iteration back to the engine's M-step (status 2), which repairs it as before."""
+    import unsup.train.em as em
+
+    X = make_blobs(3000, centers=6, n_features=5, cluster_std=4.0, random_state=5)[0]
+    calls: list[int] = []
+    orig = hamerly.lloyd_steps
+
+    def counting(*args):
+        out = orig(*args)
+        calls.append(out[1])
+        return out
+
+    monkeypatch.setattr(kmeans_module, "lloyd_steps", counting)
+    ref = KMeans(6, n_init=2, random_state=1, device="cpu").fit(X)
+    assert calls and ref.n_iter_ > 5
+    monkeypatch.setattr(em, "FUSED_MAX_BLOCK", 1)
+    monkeypatch.setattr(em, "FUSED_FIRST_BLOCK", 1)
+    one = KMeans(6, n_init=2, random_state=1, device="cpu").fit(X)
+    assert len(calls) > 2 * ref.n_iter_  # one call per iteration now
+    monkeypatch.setattr(kmeans_module, "HAVE_NUMBA", False)
+    plain = KMeans(6, n_init=2, random_state=1, device="cpu").fit(X)
+    for other in (one, plain):
+        assert other.n_iter_ == ref.n_iter_
+        np.testing.assert_array_equal(other.labels_, ref.labels_)
+        np.testing.assert_allclose(other.cluster_centers_, ref.cluster_centers_, rtol=1e-10)
+        np.testing.assert_allclose([h["inertia"] for h in other.history_],
+                                   [h["inertia"] for h in ref.history_], rtol=1e-10)
+    monkeypatch.setattr(kmeans_module, "HAVE_NUMBA", True)
+    monkeypatch.undo()
+    monkeypatch.setattr(kmeans_module, "lloyd_steps", counting)
+    calls.clear()
+    init = np.array([[1e6] * 5, *X[:5]])  # the first centre attracts no point
+    km = KMeans(6, init=init, device="cpu").fit(X)
+    assert calls[0] == 2  # the empty cluster went back to the engine
+    monkeypatch.setattr(kmeans_module, "HAVE_NUMBA", False)
+    km_plain = KMeans(6, init=init, device="cpu").fit(X)
+    np.testing.assert_array_equal(km.labels_, km_plain.labels_)
+    assert km.n_iter_ == km_plain.n_iter_
+    assert (np.bincount(km.labels_, minlength=6) > 0).all()

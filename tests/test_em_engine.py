@@ -151,7 +151,8 @@ def test_max_iter_warning_and_progress(X):
 
 
 def test_kmeans_batched_runs_on_the_engine():
-    """KMeans runs its restarts as one batch; each run's inertia never rises."""
+    """KMeans runs its restarts on the engine (one batch, or one at a time through its compiled
+    loop); each run's inertia never rises."""
     from sklearn.datasets import make_blobs
 
     from unsup.cluster import KMeans

@@ -26,7 +26,8 @@ import torch
 
 from unsup._numba import njit
 
-__all__ = ["bounds_pass", "settle_rows", "accumulate_rows", "half_separation", "inertia_of"]
+__all__ = ["bounds_pass", "settle_rows", "accumulate_rows", "half_separation", "inertia_of",
+           "lloyd_steps"]
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -122,3 +123,189 @@ def inertia_of(C: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, sq: to
     """Σ_i ‖x_i − c_a(i)‖² per run from the pass's statistics (R×K×D, R×K, R×K)."""
     Cd = C.to(torch.float64)
     return (sq - 2 * (Cd * sums).sum(-1) + counts * (Cd * Cd).sum(-1)).sum(-1)
+
+
+#: rows per gathered block of the fused loop's distance GEMM (block × K and block × D buffers)
+GATHER_BLOCK = 1024
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _settle_block(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, c_sq: np.ndarray,
+                  rows: np.ndarray, m: int, buf: np.ndarray, a: np.ndarray, u: np.ndarray,
+                  l: np.ndarray) -> None:
+    """Exact nearest and second-nearest distances of the rows ``rows[:m]`` (m ≤ block): the
+    rows are gathered into ``buf`` and their K distances come from one GEMM."""
+    K = C.shape[0]
+    for j in range(m):
+        buf[j] = X[rows[j]]
+    g = np.dot(buf[:m], C.T)  # m × K
+    for j in range(m):
+        b1, b2, kb = np.inf, np.inf, 0
+        for k in range(K):
+            v = c_sq[k] - 2.0 * g[j, k]
+            if v < b1:
+                b2, b1, kb = b1, v, k
+            elif v < b2:
+                b2 = v
+        i = rows[j]
+        a[i] = kb
+        u[i] = math.sqrt(max(b1 + x_sq[i], 0.0))
+        l[i] = math.sqrt(max(b2 + x_sq[i], 0.0))
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _bounds_one(X: np.ndarray, C: np.ndarray, a: np.ndarray, u: np.ndarray, l: np.ndarray,
+                delta: np.ndarray, half: np.ndarray, need: np.ndarray) -> int:
+    """:func:`bounds_pass` for one run; returns how many rows of ``need`` still fail."""
+    K, D = C.shape
+    m1, m2, k1 = -1.0, -1.0, -1  # largest and second-largest shift
+    for k in range(K):
+        if delta[k] > m1:
+            m2, m1, k1 = m1, delta[k], k
+        elif delta[k] > m2:
+            m2 = delta[k]
+    m = 0
+    for i in range(X.shape[0]):
+        ai = a[i]
+        ui = u[i] + delta[ai]
+        li = l[i] - (m2 if ai == k1 else m1)
+        z = max(li, half[ai])
+        if ui > z:
+            s = 0.0
+            for j in range(D):
+                t = X[i, j] - C[ai, j]
+                s += t * t
+            ui = math.sqrt(s)
+            if ui > z:
+                need[m] = i
+                m += 1
+        u[i] = ui
+        l[i] = li
+    return m
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _accumulate_one(X: np.ndarray, x_sq: np.ndarray, a: np.ndarray, sums: np.ndarray,
+                    counts: np.ndarray, sq: np.ndarray) -> None:
+    """:func:`accumulate_rows` for one run."""
+    D = X.shape[1]
+    for i in range(X.shape[0]):
+        k = a[i]
+        row = sums[k]
+        for j in range(D):
+            row[j] += X[i, j]
+        counts[k] += 1.0
+        sq[k] += x_sq[i]
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _half_separation(C: np.ndarray, C64: np.ndarray, half: np.ndarray) -> None:
+    """s(k) = ½ min_{k'≠k} ‖c_k − c_k'‖ in float64: pairwise loops, or ‖c‖² + ‖c'‖² − 2 c·c'
+    from one GEMM when K²·D is large (as ``torch.cdist`` does)."""
+    K, D = C.shape
+    for k in range(K):
+        half[k] = np.inf
+        for j in range(D):
+            C64[k, j] = C[k, j]
+    if K * K * D > 2**21:
+        g = np.dot(C64, C64.T)
+        for k in range(K):
+            for k2 in range(K):
+                if k2 != k:
+                    s = g[k, k] + g[k2, k2] - 2.0 * g[k, k2]
+                    if s < half[k]:
+                        half[k] = s
+    else:
+        for k in range(K):
+            for k2 in range(k + 1, K):
+                s = 0.0
+                for j in range(D):
+                    t = C64[k, j] - C64[k2, j]
+                    s += t * t
+                if s < half[k]:
+                    half[k] = s
+                if s < half[k2]:
+                    half[k2] = s
+    for k in range(K):
+        half[k] = 0.5 * math.sqrt(max(half[k], 0.0))
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u: np.ndarray,
+                l: np.ndarray, delta: np.ndarray, fresh: bool, first: bool, shift: float,
+                max_steps: int, tol: float, objs: np.ndarray, sums: np.ndarray,
+                counts: np.ndarray) -> tuple[int, int, float]:
+    """Up to ``max_steps`` Lloyd iterations of one run, E-step and M-step, in one call.
+
+    Iteration: the bounds pass (as :func:`bounds_pass`, with s(k) from the current centres),
+    exact distances for the rows that fail (:func:`_settle_block`), the statistics Σx, count
+    and Σ‖x‖² in float64, the objective −inertia at these centres into ``objs``; then stop if
+    converged (``shift`` of the last M-step ≤ ``tol``, never at the ``first`` iteration of a
+    run), else the M-step: centres ← Σx / count (in X's dtype), ``delta`` ← each centre's
+    shift, ``shift`` ← Σ δ². ``fresh``: no bounds yet (every row gets its K distances).
+
+    Returns ``(E-steps done, status, shift)``; status 0: ``max_steps`` M-steps done (``C``
+    holds the new centres); 1: converged at the last E-step (no M-step after it); 2: a
+    cluster is empty at the last E-step, whose statistics are left in ``sums`` / ``counts``
+    (Σx and count; the caller's M-step repairs the cluster).
+    """
+    N, D = X.shape
+    K = C.shape[0]
+    need = np.empty(N, dtype=np.int64)
+    buf = np.empty((GATHER_BLOCK, D), dtype=X.dtype)
+    half = np.empty(K)
+    sq = np.zeros(K)
+    C64 = np.empty((K, D))
+    c_sq = np.empty(K, dtype=X.dtype)
+    for step in range(max_steps):
+        for k in range(K):
+            s = 0.0
+            for j in range(D):
+                s += C[k, j] * C[k, j]
+            c_sq[k] = s
+        # -- E-step: bounds, then exact distances for the rows that fail them
+        if fresh:
+            for i in range(N):
+                need[i] = i
+            for i0 in range(0, N, GATHER_BLOCK):
+                _settle_block(X, x_sq, C, c_sq, need[i0:], min(GATHER_BLOCK, N - i0), buf, a, u, l)
+            fresh = False
+        else:
+            _half_separation(C, C64, half)
+            m = _bounds_one(X, C, a, u, l, delta, half, need)
+            for i0 in range(0, m, GATHER_BLOCK):
+                _settle_block(X, x_sq, C, c_sq, need[i0:], min(GATHER_BLOCK, m - i0), buf, a, u, l)
+        # -- statistics and the objective at these centres
+        sums[:] = 0.0
+        counts[:] = 0.0
+        sq[:] = 0.0
+        _accumulate_one(X, x_sq, a, sums, counts, sq)
+        for k in range(K):  # a loop of its own: LLVM computed float(c) * float(c) in float32
+            for j in range(D):
+                C64[k, j] = C[k, j]
+        inertia = 0.0
+        for k in range(K):
+            dot, cc = 0.0, 0.0
+            for j in range(D):
+                dot += C64[k, j] * sums[k, j]
+                cc += C64[k, j] * C64[k, j]
+            inertia += sq[k] - 2.0 * dot + counts[k] * cc
+        objs[step] = -inertia
+        if not first and shift <= tol:
+            return step + 1, 1, shift
+        first = False
+        for k in range(K):
+            if counts[k] == 0.0:
+                return step + 1, 2, shift
+        # -- M-step
+        shift = 0.0
+        for k in range(K):
+            mv = 0.0
+            for j in range(D):
+                c = sums[k, j] / counts[k]
+                C[k, j] = c  # rounded to X's dtype here, as the engine's M-step does
+                t = float(C[k, j]) - C64[k, j]
+                mv += t * t
+            delta[k] = math.sqrt(mv)
+            shift += mv
+    return max_steps, 0, shift

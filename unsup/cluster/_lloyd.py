@@ -20,8 +20,8 @@ from unsup import distributed as ud
 from unsup.ops import chunks, sq_norms
 from unsup.train.em import em_chunk_rows, global_count
 
-__all__ = ["kmeans_plusplus", "lloyd_pass", "assign", "accumulate", "min_distances", "sample_rows",
-           "farthest_points", "global_count"]
+__all__ = ["kmeans_plusplus", "uniforms", "lloyd_pass", "assign", "accumulate", "min_distances",
+           "sample_rows", "farthest_points", "global_count"]
 
 
 def sample_rows(X: torch.Tensor, weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -53,16 +53,28 @@ def sample_rows(X: torch.Tensor, weights: torch.Tensor, u: torch.Tensor) -> torc
     return out
 
 
+def uniforms(generator: torch.Generator | list[torch.Generator], R: int, L: int,
+             device: torch.device) -> torch.Tensor:
+    """R×L uniforms in [0, 1) (float64): from one CPU generator, or row r from ``generator[r]``
+    when a list (one per run; see :func:`unsup.train.seeding.run_generators`)."""
+    if isinstance(generator, list):
+        u = torch.stack([torch.rand(L, generator=g, dtype=torch.float64) for g in generator])
+    else:
+        u = torch.rand(R, L, generator=generator, dtype=torch.float64)
+    return u.to(device)
+
+
 def kmeans_plusplus(
-    X: torch.Tensor, n_clusters: int, n_runs: int, generator: torch.Generator,
+    X: torch.Tensor, n_clusters: int, n_runs: int,
+    generator: torch.Generator | list[torch.Generator],
     x_sq: torch.Tensor | None = None, n_local_trials: int | None = None,
 ) -> torch.Tensor:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007) for ``n_runs`` runs at once.
 
     Each new centre is the best of ``2 + ln K`` candidates drawn with probability proportional to
     D(x)², the squared distance to the closest centre chosen so far (scikit-learn's variant).
-    Returns an R×K×D tensor. Uniform draws come from a CPU generator, so the result does not
-    depend on the device or on how the data are sharded.
+    Returns an R×K×D tensor. Uniform draws come from a CPU generator (or one per run), so the
+    result does not depend on the device or on how the data are sharded.
     """
     N, D = X.shape
     R, K = n_runs, n_clusters
@@ -71,8 +83,8 @@ def kmeans_plusplus(
         x_sq = sq_norms(X)
     step = em_chunk_rows(R * L, N)
 
-    def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=generator, dtype=torch.float64).to(X.device)
+    def rand(R: int, L: int) -> torch.Tensor:
+        return uniforms(generator, R, L, X.device)
 
     centers = torch.empty(R, K, D, dtype=X.dtype, device=X.device)
     centers[:, 0] = sample_rows(X, torch.ones(R, N, device=X.device), rand(R, 1))[:, 0]

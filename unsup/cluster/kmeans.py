@@ -18,6 +18,7 @@ from unsup.cluster._hamerly import (
     bounds_pass,
     half_separation,
     inertia_of,
+    lloyd_steps,
     settle_rows,
 )
 from unsup.cluster._lloyd import (
@@ -28,12 +29,14 @@ from unsup.cluster._lloyd import (
     lloyd_pass,
     min_distances,
     sample_rows,
+    uniforms,
 )
 from unsup.data.validation import check_array, check_min_samples
 from unsup.ops import chunk_rows, chunks, min_index, sq_distances, sq_norms
 from unsup.params import Integral, Interval, Real, StrOptions
 from unsup.registry import Demo, register_model
-from unsup.train.em import EMEngine, global_count
+from unsup.train.em import EMEngine, EMFused, global_count
+from unsup.train.seeding import run_generators
 
 __all__ = ["KMeans"]
 
@@ -46,17 +49,18 @@ STATE_BYTES = 2**28
 
 def init_centers(
     X: torch.Tensor, x_sq: torch.Tensor, init: Any, n_clusters: int, n_runs: int,
-    generator: torch.Generator,
+    generator: torch.Generator | list[torch.Generator],
 ) -> torch.Tensor:
-    """Initial centres (R×K×D) from ``"k-means++"``, ``"random"`` or a K×D array."""
+    """Initial centres (R×K×D) from ``"k-means++"``, ``"random"`` or a K×D array; draws from
+    one generator or one per run."""
     if isinstance(init, str):
         if init == "k-means++":
             return kmeans_plusplus(X, n_clusters, n_runs, generator, x_sq)
         if init == "random":
             # K distinct-ish points drawn uniformly from the data, per run
-            u = torch.rand(n_runs, n_clusters, generator=generator, dtype=torch.float64)
+            u = uniforms(generator, n_runs, n_clusters, X.device)
             w = torch.ones(n_runs, X.shape[0], device=X.device)
-            return sample_rows(X, w, u.to(X.device))
+            return sample_rows(X, w, u)
         raise ValueError(f"init={init!r} is not one of 'k-means++', 'random' or an array")
     C = check_array(init, name="init", dtype=X.dtype, device=X.device)
     if C.shape != (n_clusters, X.shape[1]):
@@ -186,6 +190,8 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         gen = make_generator(self.random_state, torch.device("cpu"))
         # Hamerly's bounds need per-row state and compiled loops: CPU, one process
         self._bounded = HAVE_NUMBA and X.device.type == "cpu" and ud.world_size() == 1
+        # the whole loop compiled (lloyd_steps) where the passes would run on one thread
+        self._fused = self._bounded and len(row_blocks(N)) == 1
         Xd = X.double()  # one float64 copy (none for float64 input), no squared copies
         if self._bounded:  # the bounds' statistics want float64 norms; the GEMMs X's dtype
             self._x_sq64 = torch.einsum("ij,ij->i", Xd, Xd)
@@ -210,7 +216,7 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
                                              need_stats=False)[2:4]
                 labels, inertia = labels[0], float(inertia[0])
         finally:
-            del self._x_sq, self._bounded
+            del self._x_sq, self._bounded, self._fused
             self.__dict__.pop("_x_sq64", None)
         self.cluster_centers_ = centers.cpu().numpy()
         self.labels_ = labels.cpu().numpy()
@@ -225,6 +231,8 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
     def _em_runs_per_batch(self, n_init: int) -> int:
         if not self._bounded:
             return n_init  # all restarts share each GEMM
+        if self._fused:
+            return 1  # one run at a time through the compiled loop
         # the bounds keep 24 bytes per row and run: as many runs at once as fit in the larger
         # of STATE_BYTES and the data's own size (the rest in later batches)
         N = self._x_sq.shape[0]
@@ -233,7 +241,10 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _em_initialize(self, X: torch.Tensor, gen: torch.Generator, n_runs: int
                        ) -> dict[str, torch.Tensor]:
-        C = init_centers(X, self._x_sq, self.init, self.n_clusters, n_runs, gen)
+        # one generator per run: a run's seeding does not depend on how runs are batched
+        # (the compiled loop takes one run at a time, the GEMM path all of them)
+        gens = run_generators(gen, n_runs)
+        C = init_centers(X, self._x_sq, self.init, self.n_clusters, n_runs, gens)
         return {"centers": C, "shift": torch.full((n_runs,), math.inf, dtype=torch.float64,
                                                   device=X.device)}
 
@@ -311,6 +322,41 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         parts = run_blocks(stats, blocks)
         sums, counts, sq = (torch.from_numpy(sum(p)) for p in zip(*parts, strict=True))
         return {"sums": sums, "counts": counts, "objective": -inertia_of(C, sums, counts, sq)}
+
+    def _em_fused(self, X: torch.Tensor, params: dict[str, torch.Tensor], first: bool,
+                  n_steps: int, tol: float) -> EMFused | None:
+        """Up to ``n_steps`` iterations of one run in one compiled call
+        (:func:`._hamerly.lloyd_steps`): the same bounds, statistics and M-step as
+        :meth:`_bounded_e_step` and :meth:`_em_m_step`, without a return to Python between
+        iterations; an empty cluster hands its iteration back to the engine's M-step."""
+        if not self._fused:
+            return None
+        C = params["centers"]
+        N, (R, K, D) = X.shape[0], C.shape
+        fresh = "a" not in params or "delta" not in params
+        if "a" not in params:
+            params = {**params, "a": torch.zeros(R, N, dtype=torch.long),
+                      "u": torch.zeros(R, N, dtype=torch.float64),
+                      "l": torch.zeros(R, N, dtype=torch.float64)}
+        Cn = C[0].numpy().copy()  # the loop moves the centres in place
+        a, u, l = (params[k][0].numpy() for k in "aul")
+        delta = (params["delta"][0].numpy().copy() if "delta" in params
+                 else np.zeros(K, dtype=np.float64))
+        objs = np.empty(n_steps, dtype=np.float64)
+        sums, counts = np.empty((K, D), dtype=np.float64), np.empty(K, dtype=np.float64)
+        n_e, status, shift = lloyd_steps(X.numpy(), self._x_sq64.numpy(), Cn, a, u, l, delta,
+                                         fresh, first, float(params["shift"][0]), n_steps,
+                                         tol, objs, sums, counts)
+        out = {"centers": torch.from_numpy(Cn).unsqueeze(0),
+               "shift": torch.tensor([shift], dtype=torch.float64),
+               "a": params["a"], "u": params["u"], "l": params["l"],
+               "delta": torch.from_numpy(delta).unsqueeze(0)}
+        fz = EMFused(out, objs[:n_e].tolist(), converged=status == 1)
+        if status == 2:
+            fz.stats = {"sums": torch.from_numpy(sums).unsqueeze(0),
+                        "counts": torch.from_numpy(counts).unsqueeze(0),
+                        "objective": torch.tensor([objs[n_e - 1]], dtype=torch.float64)}
+        return fz
 
     def _em_m_step(self, stats: dict[str, torch.Tensor], params: dict[str, torch.Tensor],
                    X: torch.Tensor) -> dict[str, torch.Tensor]:

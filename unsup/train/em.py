@@ -45,7 +45,11 @@ for E-steps with fixed costs per chunk, e.g. LDA's inner loop, sized by memory o
 ``_em_converged(prev, objective, params, tol)`` (default: the per-sample objective changed by
 less than ``tol``), ``_em_select(params, idx)`` (keep some runs of a batch; needed when
 ``_em_runs_per_batch`` > 1), ``_em_history(stats, n_total, j)`` (extra per-iteration
-numbers of run j), ``_em_runs_per_batch(n_init)`` (default 1).
+numbers of run j; in a fused block it sees only ``"objective"``), ``_em_runs_per_batch(n_init)``
+(default 1), ``_em_fused(X, params, first, n_steps, tol) -> EMFused | None``: a compiled loop
+of up to ``n_steps`` iterations (E-step, convergence test, M-step) of a batch of one run, so
+that the per-iteration Python overhead is paid once per block (single process only; None:
+not applicable, the engine iterates); it must give the iterations the engine would have given.
 
 Checkpoints (the parameters ``checkpoint_dir``, ``checkpoint_every``, ``resume``, composed into
 every EM model by this mixin's parameter group :data:`EM_CHECKPOINTING`): at the top of every
@@ -68,6 +72,7 @@ one is a ``ValueError``, never a silent fresh start. Under ``torchrun`` checkpoi
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,13 +88,17 @@ from unsup.params import ParamGroup
 from unsup.train._em_checkpoint import EMCheckpoint, EMState
 from unsup.train.checkpoint import checkpoint_params
 
-__all__ = ["EMEngine", "EMResult", "em_chunk_rows", "global_count", "EM_CHECKPOINTING"]
+__all__ = ["EMEngine", "EMResult", "EMFused", "em_chunk_rows", "global_count", "EM_CHECKPOINTING"]
 
 # Rows per E-step chunk are chosen so that a chunk's temporaries (rows × width) stay in cache:
 # 2**18 elements (1 MiB of float32; the best of 2**15 ... 2**22 measured on 2- to 64-D data).
 # The general block (ops._BLOCK_ELEMS, 64 MiB) sends every elementwise pass over a chunk to
 # main memory; smaller blocks pay Python overhead per chunk. Read at call time (tunable).
 CACHE_BLOCK_ELEMS = 2**18
+#: a model's fused loop (``_em_fused``) gets FUSED_FIRST_BLOCK M-steps in its first call, then
+#: as many as took about FUSED_SECONDS last time (progress and checkpoints stay timely), at
+#: most FUSED_MAX_BLOCK
+FUSED_FIRST_BLOCK, FUSED_SECONDS, FUSED_MAX_BLOCK = 8, 0.25, 1000
 
 
 def em_chunk_rows(width: int, n_rows: int, cache_blocked: bool = True) -> int:
@@ -122,6 +131,19 @@ class EMResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+@dataclass
+class EMFused:
+    """What a model's compiled loop (``_em_fused``) did: the total objective of each E-step
+    in order; ``converged`` if the last one met the convergence test (the run ends there,
+    at ``params``); otherwise ``params`` are those after the last M-step, unless ``stats``
+    holds the last E-step's statistics, whose M-step is left to the engine."""
+
+    params: Any
+    objectives: list[float]
+    converged: bool = False
+    stats: dict[str, torch.Tensor] | None = None
+
+
 class EMEngine:
     """Mixin that runs EM for a model that supplies the math (see the module docstring)."""
 
@@ -148,6 +170,10 @@ class EMEngine:
     def _em_history(self, stats: dict[str, torch.Tensor], n_total: int, j: int
                     ) -> dict[str, float]:
         return {}
+
+    def _em_fused(self, X: Any, params: Any, first: bool, n_steps: int, tol: float
+                  ) -> EMFused | None:
+        return None
 
     # -- the engine -----------------------------------------------------------------------------
     def _em_pass(self, X: torch.Tensor, params: Any) -> dict[str, torch.Tensor]:
@@ -225,11 +251,46 @@ class EMEngine:
         b = st.batch
         assert b is not None
         name = self._em_objective_name
+        block = FUSED_FIRST_BLOCK
         while True:
             if ck is not None and ck.due(st.iters):
                 ck.save(st)
             it, ids, params = b["it"], b["ids"], b["params"]
-            stats = self._em_pass(X, params)
+            stats = None
+            if len(ids) == 1 and it < max_iter:  # a model's compiled loop, if it has one
+                n = min(block, max_iter - it)
+                if ck is not None and ck.every is not None:  # stop where a checkpoint is due
+                    n = min(n, ck.every - st.iters % ck.every)
+                t0 = time.monotonic()
+                fz = self._em_fused(X, params, b["prev"] is None, n, tol)
+                if fz is not None:
+                    took = time.monotonic() - t0
+                    block = int(min(max(1, block * min(4.0, FUSED_SECONDS / max(took, 1e-6))),
+                                    FUSED_MAX_BLOCK))
+                    objs = [o / n_total for o in fz.objectives]
+                    rec = objs if fz.stats is None else objs[:-1]
+                    for i, o in enumerate(rec):
+                        tot = torch.tensor([o * n_total], dtype=torch.float64)
+                        b["hist"][ids[0]].append({"iter": it + i, name: o, **self._em_history(
+                            {"objective": tot}, n_total, 0)})
+                        report_progress(stage, it + i, max_iter, **{name: o})
+                        if verbose:
+                            print(f"{stage} iter {it + i}: {name} {o:.6g} (1 run active)")
+                    st.iters += len(rec)
+                    if fz.converged:
+                        o = objs[-1] if math.isfinite(objs[-1]) else -math.inf
+                        b["done"].append((ids[0], EMResult(fz.params, o, it + len(objs) - 1,
+                                                           True, b["hist"][ids[0]])))
+                        break
+                    if rec:
+                        b["prev"] = torch.tensor([rec[-1]], dtype=torch.float64)
+                    it, params = it + len(rec), fz.params
+                    b["params"], b["it"] = params, it
+                    if fz.stats is None:
+                        continue
+                    stats = fz.stats  # the last E-step's M-step is left to the model's own
+            if stats is None:
+                stats = self._em_pass(X, params)
             st.iters += 1
             obj = stats["objective"].to(torch.float64) / n_total
             vals = obj.tolist()

@@ -10,6 +10,8 @@ The rules, used by every engine:
   arm of an experiment) through :class:`numpy.random.SeedSequence`;
 - :func:`make_generator` returns a :class:`torch.Generator` on a device, seeded by
   :func:`seed_from` (also exported as ``unsup.base.make_generator``);
+- :func:`run_generators` gives each restart of a fit its own generator, so that a run's draws
+  do not depend on how the restarts are batched;
 - :func:`seeded` runs a block (building a network) under a fixed torch seed without
   disturbing the caller's global RNG;
 - :func:`measure_seed` and :func:`row_draws` give stochastic measurements (importance
@@ -29,7 +31,8 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-__all__ = ["seed_from", "derive_seed", "make_generator", "seeded", "measure_seed", "row_draws"]
+__all__ = ["seed_from", "derive_seed", "make_generator", "run_generators", "seeded",
+           "measure_seed", "row_draws"]
 
 
 def seed_from(random_state: Any) -> int:
@@ -47,6 +50,17 @@ def make_generator(random_state: Any, device: torch.device | str = "cpu") -> tor
     g = torch.Generator(device=device)
     g.manual_seed(seed_from(random_state))
     return g
+
+
+def run_generators(generator: torch.Generator, n_runs: int) -> list[torch.Generator]:
+    """One CPU generator per run, seeded by one draw each from ``generator``: the runs of a
+    fit get the same streams whether they are initialised together or one batch at a time."""
+    out = []
+    for _ in range(n_runs):
+        g = torch.Generator()
+        g.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        out.append(g)
+    return out
 
 
 @contextlib.contextmanager
