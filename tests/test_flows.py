@@ -228,6 +228,29 @@ def test_coupling_alone(kind):
                                          .item(), abs=1e-4)
 
 
+@pytest.mark.parametrize("conditional", [False, True])
+def test_split_learned_priors(conditional):
+    torch.manual_seed(0)
+    sp = Split(4, learned_prior=True, size=(3, 3), conditional=conditional)
+    assert (sp.prior is not None) == conditional
+    _randomise(sp)
+    x = torch.randn(6, 4, 3, 3)
+    keep, lp = sp(x)
+    torch.testing.assert_close(keep, x[:, :2])
+    h = sp.offset[None] if not conditional else sp.prior(keep) + sp.offset
+    mean, log_scale = h[:, :2], h[:, 2:]
+    ref = torch.distributions.Normal(mean, log_scale.exp()).log_prob(x[:, 2:]).flatten(1).sum(1)
+    torch.testing.assert_close(lp, ref, rtol=1e-5, atol=1e-4)
+    x2 = x.clone()
+    x2[:, :2] += 1.0  # the position prior does not read the kept half; the conditional one does
+    changed = not torch.allclose(sp(x2)[1], lp)
+    assert changed == conditional
+    with torch.no_grad():  # temperature 0: the prior's mean
+        torch.testing.assert_close(sp.inverse(keep, temperature=0.0)[:, 2:],
+                                   mean.expand(6, -1, -1, -1))
+    assert not hasattr(Split(4, learned_prior=False), "offset")
+
+
 def test_squeeze_is_a_permutation():
     x = torch.arange(2 * 4 * 6, dtype=torch.float32).reshape(1, 2, 4, 6)
     y, ld = Squeeze()(x)
@@ -333,6 +356,28 @@ def test_save_load_round_trip(cls, tmp_path):
     assert type(m2) is cls and m2.image_shape_ == m.image_shape_
     np.testing.assert_array_equal(m2.score_samples(X), m.score_samples(X))
     np.testing.assert_array_equal(m2.sample(4, random_state=1), m.sample(4, random_state=1))
+
+
+def test_glow_split_prior_and_files_written_before_it(monkeypatch, tmp_path):
+    X = _eight_bit(64)
+    kw = dict(n_levels=2, n_steps=1, hidden_channels=4, epochs=1, batch_size=32, random_state=0)
+    assert Glow().split_prior == "position"
+    pos = Glow(**kw).fit(X)
+    cond = Glow(split_prior="conditional", **kw).fit(X)
+    splits = [[m for m in g.module_.layers if isinstance(m, Split)] for g in (pos, cond)]
+    assert [s.prior is None for s in splits[0]] == [True]
+    assert [s.prior is None for s in splits[1]] == [False]
+    with pytest.raises(ValueError, match="split_prior"):
+        Glow(split_prior="nope", **kw).fit(X)
+    # a file written before the parameter existed: its model had the conditional prior
+    get = Glow.get_params
+    monkeypatch.setattr(Glow, "get_params", lambda self, deep=True: {
+        k: v for k, v in get(self, deep).items() if k != "split_prior"})
+    cond.save(tmp_path / "old.safetensors")
+    monkeypatch.undo()
+    back = unsup.load(tmp_path / "old.safetensors")
+    assert back.split_prior == "conditional"
+    np.testing.assert_array_equal(back.score_samples(X), cond.score_samples(X))
 
 
 def test_report_draws_the_learned_density(moons_models):

@@ -24,8 +24,8 @@ and sampling is ``x = f^{-1}(z)``, ``z ~ N(0, I)``. Layers (Dinh, Sohl-Dickstein
   starts as the identity.
 - :class:`Squeeze`: ``(C, H, W) -> (4C, H/2, W/2)``, a permutation (log-det 0).
 - :class:`Split`: factor out half the channels; their density is ``N(0, I)`` (RealNVP) or a
-  Gaussian whose mean and log-scale a zero-initialised convolution reads from the kept half
-  (Glow's learned prior).
+  Gaussian with a learned mean and log-scale per dimension (Glow), to which a zero-initialised
+  convolution of the kept half can add (Glow's conditional ``split2d_prior``).
 """
 
 from __future__ import annotations
@@ -272,25 +272,30 @@ def _gauss(z: torch.Tensor, mean: torch.Tensor | float = 0.0,
 class Split(nn.Module):
     """Factor out the last ``C // 2`` channels: ``(x_keep, log p(z_out | x_keep))``.
 
-    ``size=(H, W)`` with ``learned_prior``: the prior's mean and log-scale are a zero-initialised
-    3x3 convolution of the kept half plus a learned per-position offset (so that, e.g., the
-    blank border of a digit can get its own narrow density)."""
+    ``learned_prior=False``: ``N(0, I)``. ``learned_prior=True`` with ``size=(H, W)``: a
+    Gaussian with a learned mean and log-scale per position and channel (``offset``; so that,
+    e.g., the blank border of a digit can get its own narrow density); with ``conditional``
+    as well, a zero-initialised 3x3 convolution of the kept half (``prior``) is added to them
+    (Glow's ``split2d_prior``), making the prior of ``z_out`` depend on ``x_keep``."""
 
-    def __init__(self, channels: int, learned_prior: bool, size: Sequence[int] = (1, 1)
-                 ) -> None:
+    def __init__(self, channels: int, learned_prior: bool, size: Sequence[int] = (1, 1),
+                 conditional: bool = True) -> None:
         super().__init__()
         self.n_out = int(channels) // 2
+        self.learned = bool(learned_prior)
         self.prior: nn.Module | None = None
         if learned_prior:
-            self.prior = nn.Conv2d(int(channels) - self.n_out, 2 * self.n_out, 3, padding=1)
-            nn.init.zeros_(self.prior.weight)
-            nn.init.zeros_(self.prior.bias)
+            if conditional:
+                self.prior = nn.Conv2d(int(channels) - self.n_out, 2 * self.n_out, 3, padding=1)
+                nn.init.zeros_(self.prior.weight)
+                nn.init.zeros_(self.prior.bias)
             self.offset = nn.Parameter(torch.zeros(2 * self.n_out, *(int(s) for s in size)))
 
     def _params(self, keep: torch.Tensor) -> tuple[torch.Tensor | float, torch.Tensor | float]:
-        if self.prior is None:
+        if not self.learned:
             return 0.0, 0.0
-        mean, log_scale = (self.prior(keep) + self.offset).chunk(2, 1)
+        h = self.offset[None] if self.prior is None else self.prior(keep) + self.offset
+        mean, log_scale = h.chunk(2, 1)
         return mean, log_scale
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,10 +11,22 @@ One step of flow is
 with log-determinants ``H W Σ s``, ``H W Σ log|s_W|`` (W in LU form,
 ``W = P L (U + diag(sign ⊙ e^{log|s_W|}))``, so its determinant costs O(C)) and
 ``Σ log σ(r + 2)``. Images: ``n_levels`` levels of [squeeze, ``n_steps`` steps, split], the
-split (all levels but the last) factoring out half the channels with Glow's learned prior, a
-Gaussian whose mean and log-scale a zero-initialised 3x3 convolution reads from the kept half
-(plus a learned offset per position), and a learned Gaussian (mean and log-scale per
-dimension) at the top.
+split (all levels but the last) factoring out half the channels with a learned Gaussian
+prior, and a learned Gaussian (mean and log-scale per dimension) at the top.
+
+The split prior (``split_prior``): ``"position"`` (default) learns a mean and log-scale per
+dimension of the factored-out half, like the top prior and like normflows' Glow;
+``"conditional"`` adds to them a zero-initialised 3x3 convolution of the kept half, the
+``split2d_prior`` of Kingma & Dhariwal's code [1]_ (``p(z_out | x_keep)``), which was this
+model's only prior until the parameter was added. Trained with plain Adam (learning rate 1e-3,
+no warm-up, batch 64) on 8-bit MNIST (``mnist5k``), the conditional prior made training
+unstable: single-step loss spikes of +2.3 and +3.8 bits/dim above the running median (two
+seeds recorded) that took tens of steps to recover, and a mean training loss in the third epoch
+of 4.04-4.46 bits/dim over three seeds, against 3.52-3.64 over four runs with the per-dimension
+prior (spikes at most +0.85) and 3.64-3.77 for normflows' Glow (two seeds) on the same data and
+optimiser; see ``bench/results/flows.md``. Models saved before the parameter existed load as
+``"conditional"``, the prior they were trained with.
+
 Conditioners: 3x3 conv, ReLU, 1x1 conv, ReLU, zero-initialised 3x3 conv (``hidden_channels``).
 Vectors: ``n_steps`` steps of [actnorm, invertible linear map (LU), coupling with an MLP
 conditioner and alternating half masks], after a fixed standardisation.
@@ -38,6 +50,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from unsup.params import StrOptions
 from unsup.registry import Demo, register_model
 from unsup.train import TRAIN_PARAMS_DOC
 
@@ -75,6 +88,10 @@ class Glow(FlowEstimator):
         Uniform dequantisation of 8-bit data ("auto": when every value is an 8-bit level).
     n_eval_samples : int, default=1
         Dequantisation draws per row of the likelihood bound (8-bit data).
+    split_prior : {"position", "conditional"}, default="position"
+        Prior of the half each split factors out (images): a learned mean and log-scale per
+        dimension, or that plus a zero-initialised 3x3 convolution of the kept half (Glow's
+        ``split2d_prior``; see the module docstring).
     {train_params}
 
     Attributes
@@ -94,13 +111,21 @@ class Glow(FlowEstimator):
     """
 
     _learned_top = True
+    _parameter_constraints: dict[str, Any] = {
+        **FlowEstimator._parameter_constraints,
+        "split_prior": [StrOptions({"position", "conditional"})],
+    }
+    # files written before split_prior existed were trained with the conditional prior
+    _params_added_later = {"split_prior": "conditional"}
 
     def __init__(self, n_levels: int = 3, *, n_steps: int = 8, hidden_channels: int = 64,
                  hidden_layer_sizes: Sequence[int] = (64, 64), image_shape: Any = None,
-                 dequantize: str = "auto", n_eval_samples: int = 1) -> None:
+                 dequantize: str = "auto", n_eval_samples: int = 1,
+                 split_prior: str = "position") -> None:
         super().__init__()
         self._set_model_params(n_levels, n_steps, hidden_channels, hidden_layer_sizes,
                                image_shape, dequantize, n_eval_samples)
+        self.split_prior = split_prior
 
     def _image_layers(self, shape: tuple[int, int, int], levels: int) -> list[nn.Module]:
         c, h, w = shape
@@ -113,7 +138,8 @@ class Glow(FlowEstimator):
                 layers += [ActNorm(c), InvConv1x1(c),
                            AffineCoupling(conv_net(c // 2, c, hid), scale="sigmoid")]
             if level < levels - 1:
-                layers.append(Split(c, learned_prior=True, size=(h, w)))
+                layers.append(Split(c, learned_prior=True, size=(h, w),
+                                    conditional=self.split_prior == "conditional"))
                 c -= c // 2
         return layers
 
