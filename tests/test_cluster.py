@@ -432,28 +432,29 @@ def test_n_init_auto_is_scikit_learns():
 
 
 def test_compiled_loop_blocks_do_not_change_the_fit(monkeypatch):
-    """The compiled loop (one call per block of iterations) gives the fit the engine's
-    iteration gives, whatever the block sizes: one iteration per call, the adaptive blocks,
-    blocks cut at checkpoints, and the GEMM path (numba hidden); and an empty cluster hands
-    its iteration back to the engine's M-step (status 2), which repairs it as before."""
+    """The loop without the engine between iterations (``_em_fused``, one compiled call per
+    block of iterations) gives the fit the engine's iteration gives, whatever the block sizes:
+    one iteration per call, the adaptive blocks, and the GEMM path (numba hidden)."""
     import unsup.train.em as em
 
     X = make_blobs(3000, centers=6, n_features=5, cluster_std=4.0, random_state=5)[0]
-    calls: list[int] = []
-    orig = hamerly.lloyd_steps
+    blocks: list[int] = []
+    orig_fused = KMeans._em_fused
 
-    def counting(*args):
-        out = orig(*args)
-        calls.append(out[1])
+    def fused(self, X, params, first, n_steps, tol):
+        out = orig_fused(self, X, params, first, n_steps, tol)
+        if out is not None:
+            blocks.append(len(out.objectives))
         return out
 
-    monkeypatch.setattr(kmeans_module, "lloyd_steps", counting)
+    monkeypatch.setattr(KMeans, "_em_fused", fused)
     ref = KMeans(6, n_init=2, random_state=1, device="cpu").fit(X)
-    assert calls and ref.n_iter_ > 5
+    assert ref.n_iter_ > 5 and max(blocks) > 1
     monkeypatch.setattr(em, "FUSED_MAX_BLOCK", 1)
     monkeypatch.setattr(em, "FUSED_FIRST_BLOCK", 1)
+    blocks.clear()
     one = KMeans(6, n_init=2, random_state=1, device="cpu").fit(X)
-    assert len(calls) > 2 * ref.n_iter_  # one call per iteration now
+    assert max(blocks) == 1 and len(blocks) > ref.n_iter_
     monkeypatch.setattr(kmeans_module, "HAVE_NUMBA", False)
     plain = KMeans(6, n_init=2, random_state=1, device="cpu").fit(X)
     for other in (one, plain):
@@ -462,15 +463,44 @@ def test_compiled_loop_blocks_do_not_change_the_fit(monkeypatch):
         np.testing.assert_allclose(other.cluster_centers_, ref.cluster_centers_, rtol=1e-10)
         np.testing.assert_allclose([h["inertia"] for h in other.history_],
                                    [h["inertia"] for h in ref.history_], rtol=1e-10)
-    monkeypatch.setattr(kmeans_module, "HAVE_NUMBA", True)
-    monkeypatch.undo()
-    monkeypatch.setattr(kmeans_module, "lloyd_steps", counting)
-    calls.clear()
-    init = np.array([[1e6] * 5, *X[:5]])  # the first centre attracts no point
-    km = KMeans(6, init=init, device="cpu").fit(X)
-    assert calls[0] == 2  # the empty cluster went back to the engine
-    monkeypatch.setattr(kmeans_module, "HAVE_NUMBA", False)
-    km_plain = KMeans(6, init=init, device="cpu").fit(X)
-    np.testing.assert_array_equal(km.labels_, km_plain.labels_)
-    assert km.n_iter_ == km_plain.n_iter_
-    assert (np.bincount(km.labels_, minlength=6) > 0).all()
+
+
+def test_compiled_steps_statuses():
+    """``lloyd_steps`` against brute force: labels, inertia at the given centres, the M-step
+    (means, moves, their squared sum); converged when the last shift is within tol; and with
+    an empty cluster status 2 with the centres untouched (the engine's M-step repairs them)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3)).astype(np.float32)
+    x_sq = (X.astype(np.float64) ** 2).sum(1)
+
+    def state(C):
+        d = cdist(X, C)
+        a = d.argmin(1).astype(np.int64)
+        u = d[np.arange(len(X)), a]
+        d[np.arange(len(X)), a] = np.inf
+        return a, u, d.min(1)
+
+    def run(C, first, shift, steps, tol=0.0):
+        a, u, l = state(C)
+        objs, sums, counts = np.empty(steps), np.empty((len(C), 3)), np.empty(len(C))
+        delta = np.zeros(len(C))
+        C_in = C.copy()
+        out = hamerly.lloyd_steps(X, x_sq, C, a, u, l, delta, first, shift, steps, tol, objs,
+                                  sums, counts)
+        return out, a, C_in, objs, delta, counts
+
+    C = X[:4].copy() + 0.01
+    (n, status, shift), a, C_in, objs, delta, _ = run(C, True, np.inf, 1)
+    assert (n, status) == (1, 0)
+    np.testing.assert_array_equal(a, cdist(X, C_in).argmin(1))
+    assert -objs[0] == pytest.approx(((X.astype(np.float64) - C_in[a]) ** 2).sum(), rel=1e-10)
+    means = np.stack([X[a == k].astype(np.float64).mean(0) for k in range(4)])
+    np.testing.assert_allclose(C, means, rtol=1e-5)
+    np.testing.assert_allclose(delta, np.sqrt(((C - C_in).astype(np.float64) ** 2).sum(1)))
+    assert shift == pytest.approx((delta ** 2).sum(), rel=1e-12)
+    (n, status, _), *_ = run(C, False, 0.0, 5)
+    assert (n, status) == (1, 1)  # the shift given is within tol: converged, no M-step
+    far = np.vstack([C[:3], [[1e6, 1e6, 1e6]]]).astype(np.float32)
+    (n, status, _), _, C_in, _, _, counts = run(far, False, np.inf, 5)
+    assert (n, status) == (1, 2) and counts[3] == 0
+    np.testing.assert_array_equal(far, C_in)

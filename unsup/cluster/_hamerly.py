@@ -125,24 +125,26 @@ def inertia_of(C: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, sq: to
     return (sq - 2 * (Cd * sums).sum(-1) + counts * (Cd * Cd).sum(-1)).sum(-1)
 
 
-#: rows per gathered block of the fused loop's distance GEMM (block × K and block × D buffers)
-GATHER_BLOCK = 1024
-
-
 @njit(cache=True, nogil=True, fastmath=True)
 def _settle_block(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, c_sq: np.ndarray,
-                  rows: np.ndarray, m: int, buf: np.ndarray, a: np.ndarray, u: np.ndarray,
-                  l: np.ndarray) -> None:
-    """Exact nearest and second-nearest distances of the rows ``rows[:m]`` (m ≤ block): the
-    rows are gathered into ``buf`` and their K distances come from one GEMM."""
-    K = C.shape[0]
+                  rows: np.ndarray, m: int, a: np.ndarray, u: np.ndarray, l: np.ndarray) -> None:
+    """Exact nearest and second-nearest distances of the rows ``rows[:m]`` from ‖c‖² − 2 c·x
+    for every centre (compiled loops, not ``np.dot``: numba's calls OpenBLAS, whose threads
+    fought the caller's, 4-8x slower under load)."""
+    K, D = C.shape
+    CT = np.ascontiguousarray(C.T)  # K contiguous: the inner loop vectorises over centres
+    g = np.empty(K, dtype=X.dtype)
     for j in range(m):
-        buf[j] = X[rows[j]]
-    g = np.dot(buf[:m], C.T)  # m × K
-    for j in range(m):
+        x = X[rows[j]]
+        g[:] = 0
+        for q in range(D):
+            xq = x[q]
+            cq = CT[q]
+            for k in range(K):
+                g[k] += xq * cq[k]
         b1, b2, kb = np.inf, np.inf, 0
         for k in range(K):
-            v = c_sq[k] - 2.0 * g[j, k]
+            v = c_sq[k] - 2.0 * g[k]
             if v < b1:
                 b2, b1, kb = b1, v, k
             elif v < b2:
@@ -232,17 +234,18 @@ def _half_separation(C: np.ndarray, C64: np.ndarray, half: np.ndarray) -> None:
 
 @njit(cache=True, nogil=True, fastmath=True)
 def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u: np.ndarray,
-                l: np.ndarray, delta: np.ndarray, fresh: bool, first: bool, shift: float,
+                l: np.ndarray, delta: np.ndarray, first: bool, shift: float,
                 max_steps: int, tol: float, objs: np.ndarray, sums: np.ndarray,
                 counts: np.ndarray) -> tuple[int, int, float]:
-    """Up to ``max_steps`` Lloyd iterations of one run, E-step and M-step, in one call.
+    """Up to ``max_steps`` Lloyd iterations of one run, E-step and M-step, in one call (after
+    the first pass, which gave every row its bounds).
 
     Iteration: the bounds pass (as :func:`bounds_pass`, with s(k) from the current centres),
     exact distances for the rows that fail (:func:`_settle_block`), the statistics Σx, count
     and Σ‖x‖² in float64, the objective −inertia at these centres into ``objs``; then stop if
     converged (``shift`` of the last M-step ≤ ``tol``, never at the ``first`` iteration of a
-    run), else the M-step: centres ← Σx / count (in X's dtype), ``delta`` ← each centre's
-    shift, ``shift`` ← Σ δ². ``fresh``: no bounds yet (every row gets its K distances).
+    run), else the M-step as the engine's: centres ← Σx / count (in X's dtype), ``delta`` ←
+    each centre's move, ``shift`` ← Σ δ².
 
     Returns ``(E-steps done, status, shift)``; status 0: ``max_steps`` M-steps done (``C``
     holds the new centres); 1: converged at the last E-step (no M-step after it); 2: a
@@ -252,29 +255,21 @@ def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u
     N, D = X.shape
     K = C.shape[0]
     need = np.empty(N, dtype=np.int64)
-    buf = np.empty((GATHER_BLOCK, D), dtype=X.dtype)
     half = np.empty(K)
     sq = np.zeros(K)
     C64 = np.empty((K, D))
     c_sq = np.empty(K, dtype=X.dtype)
+    old = np.empty((K, D), dtype=X.dtype)
+    diff = np.empty(D)
     for step in range(max_steps):
         for k in range(K):
-            s = 0.0
+            s = C[0, 0] * 0  # in X's dtype, as the engine's ‖c‖²
             for j in range(D):
                 s += C[k, j] * C[k, j]
             c_sq[k] = s
-        # -- E-step: bounds, then exact distances for the rows that fail them
-        if fresh:
-            for i in range(N):
-                need[i] = i
-            for i0 in range(0, N, GATHER_BLOCK):
-                _settle_block(X, x_sq, C, c_sq, need[i0:], min(GATHER_BLOCK, N - i0), buf, a, u, l)
-            fresh = False
-        else:
-            _half_separation(C, C64, half)
-            m = _bounds_one(X, C, a, u, l, delta, half, need)
-            for i0 in range(0, m, GATHER_BLOCK):
-                _settle_block(X, x_sq, C, c_sq, need[i0:], min(GATHER_BLOCK, m - i0), buf, a, u, l)
+        _half_separation(C, C64, half)
+        m = _bounds_one(X, C, a, u, l, delta, half, need)
+        _settle_block(X, x_sq, C, c_sq, need, m, a, u, l)
         # -- statistics and the objective at these centres
         sums[:] = 0.0
         counts[:] = 0.0
@@ -297,15 +292,17 @@ def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u
         for k in range(K):
             if counts[k] == 0.0:
                 return step + 1, 2, shift
-        # -- M-step
+        # -- M-step as the engine's: new centres rounded to X's dtype, each move (new − old)
+        # in X's dtype, squared in float64 (from an array: LLVM narrowed fpext(t) * fpext(t))
+        old[:] = C
         shift = 0.0
         for k in range(K):
+            for j in range(D):
+                C[k, j] = sums[k, j] / counts[k]
+                diff[j] = C[k, j] - old[k, j]
             mv = 0.0
             for j in range(D):
-                c = sums[k, j] / counts[k]
-                C[k, j] = c  # rounded to X's dtype here, as the engine's M-step does
-                t = float(C[k, j]) - C64[k, j]
-                mv += t * t
+                mv += diff[j] * diff[j]
             delta[k] = math.sqrt(mv)
             shift += mv
     return max_steps, 0, shift

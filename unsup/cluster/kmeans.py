@@ -328,25 +328,22 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         """Up to ``n_steps`` iterations of one run in one compiled call
         (:func:`._hamerly.lloyd_steps`): the same bounds, statistics and M-step as
         :meth:`_bounded_e_step` and :meth:`_em_m_step`, without a return to Python between
-        iterations; an empty cluster hands its iteration back to the engine's M-step."""
+        iterations (~1 ms of Python and small torch calls per iteration before); an empty
+        cluster hands its iteration back to the engine's M-step."""
         if not self._fused:
             return None
         C = params["centers"]
-        N, (R, K, D) = X.shape[0], C.shape
-        fresh = "a" not in params or "delta" not in params
-        if "a" not in params:
-            params = {**params, "a": torch.zeros(R, N, dtype=torch.long),
-                      "u": torch.zeros(R, N, dtype=torch.float64),
-                      "l": torch.zeros(R, N, dtype=torch.float64)}
+        K, D = C.shape[1:]
+        if "a" not in params or "delta" not in params:
+            return None  # the first pass (every row's K distances) is the engine's: one GEMM
         Cn = C[0].numpy().copy()  # the loop moves the centres in place
         a, u, l = (params[k][0].numpy() for k in "aul")
-        delta = (params["delta"][0].numpy().copy() if "delta" in params
-                 else np.zeros(K, dtype=np.float64))
+        delta = params["delta"][0].numpy().copy()
         objs = np.empty(n_steps, dtype=np.float64)
         sums, counts = np.empty((K, D), dtype=np.float64), np.empty(K, dtype=np.float64)
         n_e, status, shift = lloyd_steps(X.numpy(), self._x_sq64.numpy(), Cn, a, u, l, delta,
-                                         fresh, first, float(params["shift"][0]), n_steps,
-                                         tol, objs, sums, counts)
+                                         first, float(params["shift"][0]), n_steps, tol, objs,
+                                         sums, counts)
         out = {"centers": torch.from_numpy(Cn).unsqueeze(0),
                "shift": torch.tensor([shift], dtype=torch.float64),
                "a": params["a"], "u": params["u"], "l": params["l"],
