@@ -122,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parts", default="ours,ours-like-pythae,pythae-vae,pythae-iwae,ours-iwae")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--ours-params", type=json.loads, default={},
+                   help="extra keyword arguments (JSON) for our models, e.g. "
+                        "'{\"learning_rate\": 5e-4}'")
     args = p.parse_args(argv)
     apply_threads(args.threads)
     from unsup.latent import IWAE, VAE
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     for part in parts:
         if part in ours:
             cls, kw = ours[part]
-            m = cls(epochs=args.epochs, random_state=0, device="cpu", **kw)
+            m = cls(epochs=args.epochs, random_state=0, device="cpu", **{**kw, **args.ours_params})
             w0, c0 = time.perf_counter(), time.process_time()
             m.fit(X)
             wall, cpu = time.perf_counter() - w0, time.process_time() - c0
@@ -150,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             test = m.log_likelihood(Xt, n_samples=args.k, random_state=0)
             name = f"unsup {cls.__name__} " + ("defaults" if not kw or part == "ours-iwae"
                                                 else "pythae's protocol")
+            if args.ours_params:
+                name += f" {args.ours_params}"
         else:
             kind = part.split("-")[1]
             m, wall, cpu = fit_pythae(kind, X, args.epochs, args.iwae_k)
