@@ -434,7 +434,8 @@ def test_n_init_auto_is_scikit_learns():
 def test_compiled_loop_blocks_do_not_change_the_fit(monkeypatch):
     """The loop without the engine between iterations (``_em_fused``, one compiled call per
     block of iterations) gives the fit the engine's iteration gives, whatever the block sizes:
-    one iteration per call, the adaptive blocks, and the GEMM path (numba hidden)."""
+    one iteration per call, the adaptive blocks, every iteration's failing rows handed to the
+    GEMM (status 3), and the GEMM path (numba hidden)."""
     import unsup.train.em as em
 
     X = make_blobs(3000, centers=6, n_features=5, cluster_std=4.0, random_state=5)[0]
@@ -450,6 +451,8 @@ def test_compiled_loop_blocks_do_not_change_the_fit(monkeypatch):
     monkeypatch.setattr(KMeans, "_em_fused", fused)
     ref = KMeans(6, n_init=2, random_state=1, device="cpu").fit(X)
     assert ref.n_iter_ > 5 and max(blocks) > 1
+    monkeypatch.setattr(kmeans_module, "GEMM_MIN", -1)  # every iteration's rows to the GEMM
+    handed = KMeans(6, n_init=2, random_state=1, device="cpu").fit(X)
     monkeypatch.setattr(em, "FUSED_MAX_BLOCK", 1)
     monkeypatch.setattr(em, "FUSED_FIRST_BLOCK", 1)
     blocks.clear()
@@ -457,7 +460,7 @@ def test_compiled_loop_blocks_do_not_change_the_fit(monkeypatch):
     assert max(blocks) == 1 and len(blocks) > ref.n_iter_
     monkeypatch.setattr(kmeans_module, "HAVE_NUMBA", False)
     plain = KMeans(6, n_init=2, random_state=1, device="cpu").fit(X)
-    for other in (one, plain):
+    for other in (handed, one, plain):
         assert other.n_iter_ == ref.n_iter_
         np.testing.assert_array_equal(other.labels_, ref.labels_)
         np.testing.assert_allclose(other.cluster_centers_, ref.cluster_centers_, rtol=1e-10)
@@ -486,7 +489,7 @@ def test_compiled_steps_statuses():
         delta = np.zeros(len(C))
         C_in = C.copy()
         out = hamerly.lloyd_steps(X, x_sq, C, a, u, l, delta, first, shift, steps, tol, objs,
-                                  sums, counts)
+                                  sums, counts, np.empty(len(X) + 1, np.int64), False, 2**40)
         return out, a, C_in, objs, delta, counts
 
     C = X[:4].copy() + 0.01

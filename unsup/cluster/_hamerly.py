@@ -236,7 +236,8 @@ def _half_separation(C: np.ndarray, C64: np.ndarray, half: np.ndarray) -> None:
 def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u: np.ndarray,
                 l: np.ndarray, delta: np.ndarray, first: bool, shift: float,
                 max_steps: int, tol: float, objs: np.ndarray, sums: np.ndarray,
-                counts: np.ndarray) -> tuple[int, int, float]:
+                counts: np.ndarray, need: np.ndarray, settled: bool, gemm_min: int
+                ) -> tuple[int, int, float]:
     """Up to ``max_steps`` Lloyd iterations of one run, E-step and M-step, in one call (after
     the first pass, which gave every row its bounds).
 
@@ -247,14 +248,19 @@ def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u
     run), else the M-step as the engine's: centres ← Σx / count (in X's dtype), ``delta`` ←
     each centre's move, ``shift`` ← Σ δ².
 
-    Returns ``(E-steps done, status, shift)``; status 0: ``max_steps`` M-steps done (``C``
-    holds the new centres); 1: converged at the last E-step (no M-step after it); 2: a
+    When the failing rows' distances are more than ``gemm_min`` multiply-adds (early
+    iterations), the loop stops after the bounds pass with status 3 and the failing rows in
+    ``need[1 : need[0] + 1]``: a GEMM computes them faster than these loops, and the caller
+    settles them and calls again with ``settled`` (the first iteration then skips its bounds
+    pass).
+
+    Returns ``(iterations completed, status, shift)``; status 0: ``max_steps`` M-steps done
+    (``C`` holds the new centres); 1: converged at the last E-step (no M-step after it); 2: a
     cluster is empty at the last E-step, whose statistics are left in ``sums`` / ``counts``
-    (Σx and count; the caller's M-step repairs the cluster).
+    (Σx and count; the caller's M-step repairs the cluster); 3: as above, not counted.
     """
     N, D = X.shape
     K = C.shape[0]
-    need = np.empty(N, dtype=np.int64)
     half = np.empty(K)
     sq = np.zeros(K)
     C64 = np.empty((K, D))
@@ -267,9 +273,13 @@ def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u
             for j in range(D):
                 s += C[k, j] * C[k, j]
             c_sq[k] = s
-        _half_separation(C, C64, half)
-        m = _bounds_one(X, C, a, u, l, delta, half, need)
-        _settle_block(X, x_sq, C, c_sq, need, m, a, u, l)
+        if not (settled and step == 0):
+            _half_separation(C, C64, half)
+            m = _bounds_one(X, C, a, u, l, delta, half, need[1:])
+            if m * K * D > gemm_min:
+                need[0] = m
+                return step, 3, shift
+            _settle_block(X, x_sq, C, c_sq, need[1:], m, a, u, l)
         # -- statistics and the objective at these centres
         sums[:] = 0.0
         counts[:] = 0.0

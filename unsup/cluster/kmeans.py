@@ -45,6 +45,9 @@ __all__ = ["KMeans"]
 GATHER_MAX = 4
 #: memory for the bounds' per-row state (a, u, l) of the runs fitted together, at least
 STATE_BYTES = 2**28
+#: the compiled loop hands the failing rows to a GEMM above this many multiply-adds (its own
+#: distance loops ran at 4-20 GFLOP/s, MKL's GEMM at 15-60 on the same rows)
+GEMM_MIN = 2**17
 
 
 def init_centers(
@@ -341,9 +344,30 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         delta = params["delta"][0].numpy().copy()
         objs = np.empty(n_steps, dtype=np.float64)
         sums, counts = np.empty((K, D), dtype=np.float64), np.empty(K, dtype=np.float64)
-        n_e, status, shift = lloyd_steps(X.numpy(), self._x_sq64.numpy(), Cn, a, u, l, delta,
-                                         first, float(params["shift"][0]), n_steps, tol, objs,
-                                         sums, counts)
+        N = X.shape[0]
+        need = np.empty(N + 1, dtype=np.int64)
+        n_e, settled, shift = 0, False, float(params["shift"][0])
+        while True:
+            n, status, shift = lloyd_steps(X.numpy(), self._x_sq64.numpy(), Cn, a, u, l, delta,
+                                           first, shift, n_steps - n_e, tol, objs[n_e:], sums,
+                                           counts, need, settled, GEMM_MIN)
+            first = first and n == 0  # the next E-step is a run's first only if none was done
+            n_e += n
+            if status != 3:
+                break
+            # many rows failed their bounds: their K distances from one GEMM, as the engine's
+            m = int(need[0])
+            rows = need[1 : m + 1]
+            Ct = torch.from_numpy(Cn)
+            Xf, xf_sq = X, self._x_sq
+            if m * GATHER_MAX < N:
+                idx = torch.from_numpy(rows)
+                Xf, xf_sq = X[idx], xf_sq[idx]
+            elif m < N:
+                rows = np.arange(N)
+            d = torch.addmm(sq_norms(Ct).unsqueeze(1), Ct, Xf.T, alpha=-2)
+            settle_rows(d.numpy(), xf_sq.numpy(), rows, a, u, l)
+            settled = True
         out = {"centers": torch.from_numpy(Cn).unsqueeze(0),
                "shift": torch.tensor([shift], dtype=torch.float64),
                "a": params["a"], "u": params["u"], "l": params["l"],
