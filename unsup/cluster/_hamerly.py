@@ -36,34 +36,9 @@ def bounds_pass(X: np.ndarray, C: np.ndarray, a: np.ndarray, u: np.ndarray, l: n
     """For every run r: move the bounds of the chunk's rows by the centre shifts
     ``delta[r]``, test them and tighten the failing ones; the rows that still fail are written
     to ``need[r]``. Returns the number of those per run."""
-    R, K, D = C.shape
-    n_need = np.zeros(R, dtype=np.int64)
-    for r in range(R):
-        m1, m2, k1 = -1.0, -1.0, -1  # largest and second-largest shift
-        for k in range(K):
-            if delta[r, k] > m1:
-                m2, m1, k1 = m1, delta[r, k], k
-            elif delta[r, k] > m2:
-                m2 = delta[r, k]
-        ar, ur, lr, dr, hr, Cr = a[r], u[r], l[r], delta[r], half[r], C[r]
-        m = 0
-        for i in range(X.shape[0]):
-            ai = ar[i]
-            ui = ur[i] + dr[ai]
-            li = lr[i] - (m2 if ai == k1 else m1)
-            z = max(li, hr[ai])
-            if ui > z:
-                s = 0.0
-                for j in range(D):
-                    t = X[i, j] - Cr[ai, j]
-                    s += t * t
-                ui = math.sqrt(s)
-                if ui > z:
-                    need[r, m] = i
-                    m += 1
-            ur[i] = ui
-            lr[i] = li
-        n_need[r] = m
+    n_need = np.zeros(C.shape[0], dtype=np.int64)
+    for r in range(C.shape[0]):
+        n_need[r] = _bounds_one(X, C[r], a[r], u[r], l[r], delta[r], half[r], need[r])
     return n_need
 
 
@@ -98,16 +73,8 @@ def accumulate_rows(X: np.ndarray, x_sq: np.ndarray, a: np.ndarray, sums: np.nda
                     counts: np.ndarray, sq: np.ndarray) -> None:
     """Add each row to its cluster's Σx, count and Σ‖x‖² (float64), for every run. A
     separate pass: fused into the bounds loop it ran ~8x slower."""
-    D = X.shape[1]
     for r in range(a.shape[0]):
-        ar, sr, cr, qr = a[r], sums[r], counts[r], sq[r]
-        for i in range(X.shape[0]):
-            k = ar[i]
-            row = sr[k]
-            for j in range(D):
-                row[j] += X[i, j]
-            cr[k] += 1.0
-            qr[k] += x_sq[i]
+        _accumulate_one(X, x_sq, a[r], sums[r], counts[r], sq[r])
 
 
 def half_separation(C: torch.Tensor) -> torch.Tensor:
