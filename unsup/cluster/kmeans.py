@@ -245,15 +245,17 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _em_initialize(self, X: torch.Tensor, gen: torch.Generator, n_runs: int
                        ) -> dict[str, torch.Tensor]:
+        # one generator per restart, so that the seeding is the same however the restarts are
+        # batched (a single run draws from the fit's generator itself, as before)
+        R = self._n_runs()
         if self._fused:  # one run per batch, but every run seeded at the first batch: the
             # seeding's GEMMs are R times wider (k-means++ at K = 64 is ~2.5 GFLOP per run)
             if self._init_queue.shape[0] == 0:
-                gens = run_generators(gen, self._n_runs())
-                self._init_queue = init_centers(X, self._x_sq, self.init, self.n_clusters,
-                                                len(gens), gens)
+                self._init_queue = init_centers(X, self._x_sq, self.init, self.n_clusters, R,
+                                                run_generators(gen, R) if R > 1 else gen)
             C, self._init_queue = self._init_queue[:n_runs], self._init_queue[n_runs:]
-        else:  # one generator per run, so that the seeding is the same either way
-            gens = run_generators(gen, n_runs)
+        else:
+            gens = run_generators(gen, n_runs) if R > 1 else gen
             C = init_centers(X, self._x_sq, self.init, self.n_clusters, n_runs, gens)
         return {"centers": C, "shift": torch.full((n_runs,), math.inf, dtype=torch.float64,
                                                   device=X.device)}
