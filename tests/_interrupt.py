@@ -77,7 +77,11 @@ def kill_when_hanging(cmd: list[str], env: dict, marker: Path, timeout: float = 
                       sig: int = signal.SIGKILL) -> subprocess.CompletedProcess:
     """Run ``cmd``; send ``sig`` once it writes ``marker``; the finished process (asserting that
     SIGKILL killed it)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # SIGINT back to its default in the child: a test run started in the background by a
+    # shell without job control (`cmd &`) ignores SIGINT, the child inherits that, and Python
+    # then installs no KeyboardInterrupt handler (the child slept through Ctrl-C)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + timeout
     while not marker.exists():
         assert p.poll() is None and time.time() < deadline, p.communicate()
