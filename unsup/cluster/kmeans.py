@@ -74,6 +74,21 @@ def init_centers(
     return C.unsqueeze(0).expand(n_runs, -1, -1).clone()
 
 
+def settle_by_gemm(X: torch.Tensor, x_sq: torch.Tensor, C: torch.Tensor, c_sq: torch.Tensor,
+                   rows: np.ndarray, a: np.ndarray, u: np.ndarray, l: np.ndarray) -> None:
+    """Exact labels and bounds (:func:`._hamerly.settle_rows`) of the ``rows`` of ``X`` that
+    failed their bounds, from one GEMM ‖c‖² − 2 c·x: over those rows gathered, or over all
+    rows when more than 1/GATHER_MAX of them failed (cheaper than the gather)."""
+    n, Xf, xf_sq = X.shape[0], X, x_sq
+    if len(rows) * GATHER_MAX < n:
+        idx = torch.from_numpy(rows)
+        Xf, xf_sq = X[idx], x_sq[idx]
+    elif len(rows) < n:
+        rows = np.arange(n)
+    d = torch.addmm(c_sq.unsqueeze(1), C, Xf.T, alpha=-2)
+    settle_rows(d.numpy(), xf_sq.numpy(), rows, a, u, l)
+
+
 @register_model('kmeans', family='cluster', aliases=('k-means',),
                 summary="k-means clustering (Lloyd's algorithm, k-means++ seeding)",
                 demo=Demo("k-means (K=10, k-means++, Lloyd)",
@@ -317,14 +332,7 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         c_sq = params["c_sq"].view(R, K)
         for r, m in enumerate(n_need):
             if m:
-                rows_r, Xf, xf_sq = need[r][:m], X, x_sq
-                if m * GATHER_MAX < n:
-                    idx = torch.from_numpy(rows_r)
-                    Xf, xf_sq = X[idx], x_sq[idx]
-                elif m < n:  # many fail: all rows' distances beat gathering the failing ones
-                    rows_r = np.arange(n)
-                d = torch.addmm(c_sq[r].unsqueeze(1), C[r], Xf.T, alpha=-2)
-                settle_rows(d.numpy(), xf_sq.numpy(), rows_r, a[r], u[r], l[r])
+                settle_by_gemm(X, x_sq, C[r], c_sq[r], need[r][:m], a[r], u[r], l[r])
 
         def stats(b: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             out = np.zeros((R, K, D)), np.zeros((R, K)), np.zeros((R, K))
@@ -353,8 +361,7 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         delta = params["delta"][0].numpy().copy()
         objs = np.empty(n_steps, dtype=np.float64)
         sums, counts = np.empty((K, D), dtype=np.float64), np.empty(K, dtype=np.float64)
-        N = X.shape[0]
-        need = np.empty(N + 1, dtype=np.int64)
+        need = np.empty(X.shape[0] + 1, dtype=np.int64)
         n_e, settled, shift = 0, False, float(params["shift"][0])
         while True:
             n, status, shift = lloyd_steps(X.numpy(), self._x_sq64.numpy(), Cn, a, u, l, delta,
@@ -365,17 +372,8 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
             if status != 3:
                 break
             # many rows failed their bounds: their K distances from one GEMM, as the engine's
-            m = int(need[0])
-            rows = need[1 : m + 1]
             Ct = torch.from_numpy(Cn)
-            Xf, xf_sq = X, self._x_sq
-            if m * GATHER_MAX < N:
-                idx = torch.from_numpy(rows)
-                Xf, xf_sq = X[idx], xf_sq[idx]
-            elif m < N:
-                rows = np.arange(N)
-            d = torch.addmm(sq_norms(Ct).unsqueeze(1), Ct, Xf.T, alpha=-2)
-            settle_rows(d.numpy(), xf_sq.numpy(), rows, a, u, l)
+            settle_by_gemm(X, self._x_sq, Ct, sq_norms(Ct), need[1 : int(need[0]) + 1], a, u, l)
             settled = True
         out = {"centers": torch.from_numpy(Cn).unsqueeze(0),
                "shift": torch.tensor([shift], dtype=torch.float64),

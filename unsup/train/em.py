@@ -270,7 +270,7 @@ class EMEngine:
                     objs = [o / n_total for o in fz.objectives]
                     rec = objs if fz.stats is None else objs[:-1]
                     for i, o in enumerate(rec):
-                        tot = torch.tensor([o * n_total], dtype=torch.float64)
+                        tot = torch.tensor([fz.objectives[i]], dtype=torch.float64)
                         b["hist"][ids[0]].append({"iter": it + i, name: o, **self._em_history(
                             {"objective": tot}, n_total, 0)})
                         report_progress(stage, it + i, max_iter, **{name: o})
