@@ -283,3 +283,46 @@ def test_not_fitted():
                  lambda: gm.sample(3), lambda: gm.bic([[0.0]])):
         with pytest.raises(NotFittedError):
             call()
+
+
+# -- the k-means initialisation on a subsample of large data ----------------------------------
+
+def test_kmeans_init_subsample_is_the_same_rows_however_the_data_are_sharded(monkeypatch):
+    """Every rank draws one uniform per *global* row: the shards' picks, concatenated, are the
+    one-process picks (so a sharded fit starts where a one-process fit starts)."""
+    import unsup.cluster.gaussian_mixture as gmm
+
+    monkeypatch.setattr(gmm, "INIT_ROWS", 300)
+    n_all, K = 1000, 2
+    one = gmm._init_rows(n_all, K, torch.Generator().manual_seed(5), torch.device("cpu"))
+    assert len(one) == 300 and bool((one[1:] > one[:-1]).all())  # m rows, in their order
+    picks, off = [], 0
+    for n_local in (333, 0, 667):
+        monkeypatch.setattr(gmm.ud, "row_offset", lambda n, device, o=off: (o, n_all))
+        local = gmm._init_rows(n_local, K, torch.Generator().manual_seed(5), torch.device("cpu"))
+        picks.append(local + off)
+        off += n_local
+    assert torch.equal(torch.cat(picks), one)
+    monkeypatch.undo()
+    small = gmm._init_rows(50, K, torch.Generator().manual_seed(5), torch.device("cpu"))
+    assert torch.equal(small, torch.arange(50))  # few rows: all of them
+
+
+@pytest.mark.parametrize("ct", ["diag", "full"])
+def test_kmeans_init_on_a_subsample_reaches_the_full_init_optimum(ct, monkeypatch):
+    """k-means on 400 of 6,000 rows, then every row to its nearest centre, starts EM where
+    k-means on every row does: the same optimum, and k-means really saw 400 rows."""
+    import unsup.cluster.gaussian_mixture as gmm
+
+    X, _ = make_blobs(6000, centers=5, n_features=4, random_state=3,
+                      cluster_std=[0.6, 1.0, 0.8, 1.2, 0.7])
+    full = GaussianMixture(5, covariance_type=ct, random_state=0).fit(X)
+    seen: list[int] = []
+    fit = gmm.KMeans.fit
+    monkeypatch.setattr(gmm.KMeans, "fit", lambda self, A, y=None: (seen.append(len(A)),
+                                                                     fit(self, A))[1])
+    monkeypatch.setattr(gmm, "INIT_ROWS", 400)
+    sub = GaussianMixture(5, covariance_type=ct, random_state=0).fit(X)
+    assert seen == [400]
+    assert sub.score(X) == pytest.approx(full.score(X), rel=1e-4)
+    np.testing.assert_allclose(np.sort(sub.weights_), np.sort(full.weights_), atol=1e-3)
