@@ -1,7 +1,8 @@
 """Worker for tests/test_distributed.py, launched by ``torchrun --nproc_per_node 2``.
 
 Each rank builds the same data sets, keeps its shard (``unsup.distributed.shard``), fits
-KMeans, GaussianMixture (full, diag) and the variational DP mixture on the points, and batch
+KMeans, GaussianMixture (full, diag; diag with its k-means initialisation on a
+subsample) and the variational DP mixture on the points, and batch
 variational LDA and pLSA on a word-count matrix, and writes the fitted parameters to
 ``<out>/rank<r>.npz``. The test compares them with a one-process fit on the full data.
 """
@@ -52,6 +53,19 @@ def fit_all(X: np.ndarray, C: np.ndarray) -> dict[str, np.ndarray]:
         out[f"gm_{ct}_lower_bound"] = np.array(gm.lower_bound_)
         out[f"gm_{ct}_n_iter"] = np.array(gm.n_iter_)
         out[f"gm_{ct}_ll"] = np.array([h["log_likelihood"] for h in gm.history_])
+    # the k-means initialisation on a subsample (256 of the 599 rows): each rank must pick
+    # the rows a one-process fit picks
+    import unsup.cluster.gaussian_mixture as gmm_module
+
+    rows, gmm_module.INIT_ROWS = gmm_module.INIT_ROWS, 200
+    try:
+        gm = GaussianMixture(4, covariance_type="diag", tol=1e-8, max_iter=200, random_state=0,
+                             device="cpu").fit(X)
+    finally:
+        gmm_module.INIT_ROWS = rows
+    out["gm_sub_means"] = gm.means_
+    out["gm_sub_n_iter"] = np.array(gm.n_iter_)
+    out["gm_sub_ll"] = np.array([h["log_likelihood"] for h in gm.history_])
     vi = VariationalDPMixture(8, tol=1e-9, max_iter=100, random_state=0, device="cpu").fit(X)
     out["vi_weights"] = vi.weights_
     out["vi_means"] = vi.means_
