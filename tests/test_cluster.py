@@ -507,3 +507,15 @@ def test_compiled_steps_statuses():
     (n, status, _), _, C_in, _, _, counts = run(far, False, np.inf, 5)
     assert (n, status) == (1, 2) and counts[3] == 0
     np.testing.assert_array_equal(far, C_in)
+
+
+def test_kmeans_plusplus_keeps_the_chosen_candidates_distances(monkeypatch):
+    """The seeding that keeps every candidate's D(x)² (no second pass over X per centre) picks
+    exactly the centres of the one that recomputes the chosen centre's distances."""
+    X = torch.as_tensor(make_blobs(3000, centers=12, n_features=40, random_state=4)[0])
+    kept = lloyd.kmeans_plusplus(X, 12, 3, torch.Generator().manual_seed(1))
+    assert 3 * (2 + int(np.log(12))) <= X.shape[1]  # the kept path is the one taken
+    monkeypatch.setattr(lloyd, "KEEP_ELEMS", 0)
+    again = lloyd.kmeans_plusplus(X, 12, 3, torch.Generator().manual_seed(1))
+    assert torch.equal(kept, again)
+    assert len({tuple(r) for r in kept[0].tolist()}) == 12  # 12 distinct data rows
