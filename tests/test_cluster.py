@@ -519,3 +519,13 @@ def test_kmeans_plusplus_keeps_the_chosen_candidates_distances(monkeypatch):
     again = lloyd.kmeans_plusplus(X, 12, 3, torch.Generator().manual_seed(1))
     assert torch.equal(kept, again)
     assert len({tuple(r) for r in kept[0].tolist()}) == 12  # 12 distinct data rows
+
+
+def test_row_col_moments_are_float64_exact():
+    """The compiled moments of float32 data equal float64 numpy's to 1e-12 (squares taken in
+    float32 would be off by ~1e-7)."""
+    X = (np.random.RandomState(0).standard_normal((500, 7)) * 1e3 + 3.3).astype(np.float32)
+    rows, mom = hamerly.row_col_moments(torch.from_numpy(X))
+    X64 = X.astype(np.float64)
+    np.testing.assert_allclose(rows.numpy(), (X64 ** 2).sum(1), rtol=1e-12)
+    np.testing.assert_allclose(mom.numpy(), [X64.sum(0), (X64 ** 2).sum(0)], rtol=1e-12)

@@ -27,7 +27,7 @@ import torch
 from unsup._numba import njit
 
 __all__ = ["bounds_pass", "settle_rows", "accumulate_rows", "half_separation", "inertia_of",
-           "lloyd_steps"]
+           "lloyd_steps", "row_col_moments"]
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -93,6 +93,28 @@ def inertia_of(C: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, sq: to
     """Σ_i ‖x_i − c_a(i)‖² per run from the pass's statistics (R×K×D, R×K, R×K)."""
     Cd = C.to(torch.float64)
     return (sq - 2 * (Cd * sums).sum(-1) + counts * (Cd * Cd).sum(-1)).sum(-1)
+
+
+def row_col_moments(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(‖x_i‖² per row, [Σ_i x_i ; Σ_i x_i²] per column)`` in float64, in one compiled pass
+    over a CPU ``X`` with no float64 copy of it (the copy and torch's column ``einsum`` took
+    ~0.25 s on 100,000 × 64, against ~7 ms here)."""
+    N, D = X.shape
+    rows, mom = np.empty(N), np.zeros((2, D))
+    _moments(X.numpy(), rows, mom)
+    return torch.from_numpy(rows), torch.from_numpy(mom)
+
+
+@njit(cache=True, nogil=True)  # no fastmath: every square exact in float64, as the GEMM paths'
+def _moments(X: np.ndarray, rows: np.ndarray, mom: np.ndarray) -> None:
+    for i in range(X.shape[0]):
+        s = 0.0
+        for j in range(X.shape[1]):
+            v = np.float64(X[i, j])
+            s += v * v
+            mom[0, j] += v
+            mom[1, j] += v * v
+        rows[i] = s
 
 
 @njit(cache=True, nogil=True, fastmath=True)

@@ -19,6 +19,7 @@ from unsup.cluster._hamerly import (
     half_separation,
     inertia_of,
     lloyd_steps,
+    row_col_moments,
     settle_rows,
 )
 from unsup.cluster._lloyd import (
@@ -211,15 +212,16 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         # the whole loop compiled (lloyd_steps) where the passes would run on one thread
         self._fused = self._bounded and len(row_blocks(N)) == 1
         self._init_queue = torch.empty(0)  # runs seeded but not started (checkpointed)
-        Xd = X.double()  # one float64 copy (none for float64 input), no squared copies
+        # scikit-learn's tolerance: tol × mean per-feature variance of the (global) data,
+        # from the moments [Σx ; Σx²] per column
         if self._bounded:  # the bounds' statistics want float64 norms; the GEMMs X's dtype
-            self._x_sq64 = torch.einsum("ij,ij->i", Xd, Xd)
+            self._x_sq64, mom = row_col_moments(X)
             self._x_sq = self._x_sq64.to(X.dtype)
         else:
             self._x_sq = sq_norms(X)
-        # scikit-learn's tolerance: tol × mean per-feature variance of the (global) data
-        mom = torch.stack([Xd.sum(0), torch.einsum("ij,ij->j", Xd, Xd)])
-        del Xd
+            Xd = X.double()  # one float64 copy (none for float64 input)
+            mom = torch.stack([Xd.sum(0), Xd.square().sum(0)])
+            del Xd
         n_tot = torch.tensor(float(N), dtype=torch.float64, device=X.device)
         ud.all_reduce_sum(mom, n_tot)
         var = (mom[1] / n_tot - (mom[0] / n_tot) ** 2).clamp(min=0)
