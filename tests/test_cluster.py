@@ -378,9 +378,11 @@ def test_kmeans_bounds_give_lloyds_fit(monkeypatch, dtype):
     np.testing.assert_allclose(hist, [h["inertia"] for h in plain.history_], rtol=1e-5)
 
 
-def test_kmeans_bounds_threaded_blocks_match_one_thread():
-    """With two torch threads the bounds and statistics passes run in two row blocks on a
-    thread pool; the fit must be the one-thread fit (labels, iterations; centres to rounding)."""
+def test_kmeans_bounds_threaded_blocks_match_one_thread(monkeypatch):
+    """With two torch threads (and more rows than the one-thread compiled loop takes) the
+    bounds and statistics passes run in two row blocks on a thread pool; the fit must be the
+    one-thread fit (labels, iterations; centres to rounding)."""
+    monkeypatch.setattr(kmeans_module, "FUSED_ROWS", 0)
     X = make_blobs(40_000, centers=4, n_features=3, cluster_std=2.0, random_state=3)[0]
     X = X.astype(np.float32)
     before = torch.get_num_threads()
