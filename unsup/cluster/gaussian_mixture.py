@@ -14,10 +14,10 @@ from unsup import distributed as ud
 from unsup import ops
 from unsup._io_checks import A
 from unsup.base import BaseEstimator, make_generator
-from unsup.cluster._lloyd import kmeans_plusplus, sample_rows
+from unsup.cluster._lloyd import kmeans_plusplus, lloyd_pass, sample_rows
 from unsup.cluster.kmeans import KMeans
 from unsup.data.validation import check_int, check_min_samples
-from unsup.ops import chunk_rows, chunks, sq_distances
+from unsup.ops import chunk_rows, chunks, sq_distances, sq_norms
 from unsup.params import Integral, Interval, Real, StrOptions
 from unsup.registry import Demo, register_model
 from unsup.train.em import EMEngine, em_chunk_rows, global_count
@@ -113,27 +113,24 @@ def _precision_cholesky(cov: torch.Tensor, cov_type: str) -> torch.Tensor:
 INIT_ROWS = 4_096  # rows the k-means initialisation sees at least (all rows when fewer)
 
 
-def _init_rows(n_local: int, K: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+def _init_rows(n_local: int, K: int, gen: torch.Generator, device: torch.device
+               ) -> torch.Tensor | None:
     """This shard's rows of the k-means initialisation's subsample: the ``max(INIT_ROWS,
     64 K)`` rows with the smallest of one uniform per global row (drawn alike on every rank,
-    so that sharded data pick the rows a one-process fit picks), in their order; all rows when
-    there are no more than that."""
+    so that sharded data pick the rows a one-process fit picks), in their order; None (every
+    row) when there are no more than that."""
     off, n_all = ud.row_offset(n_local, device)
     m = max(INIT_ROWS, 64 * K)
     if n_all <= m:
-        return torch.arange(n_local, device=device)
+        return None
     u = torch.rand(n_all, generator=gen, dtype=torch.float64)
     cut = torch.kthvalue(u, m).values
     return torch.nonzero(u[off:off + n_local] <= cut).squeeze(1).to(device)
 
 
 def _nearest(X: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
-    """Index of the nearest row of ``C`` for every row of ``X``, chunked (no N×K at once)."""
-    c_sq = (C * C).sum(1)
-    out = torch.empty(X.shape[0], dtype=torch.long, device=X.device)
-    for s in chunks(X.shape[0], chunk_rows(C.shape[0], X.shape[0])):
-        out[s] = sq_distances(X[s], C, c_sq=c_sq).argmin(1)
-    return out
+    """Index of the nearest row of ``C`` for every row of ``X`` (k-means' chunked pass)."""
+    return lloyd_pass(X, sq_norms(X), C.unsqueeze(0), need_stats=False)[3][0]
 
 
 def _gaussianmixture_state_shapes(p: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
@@ -314,10 +311,10 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
             # 0.7% (diag) and 1.3% (full) below scikit-learn's over seeds 0-2 (BENCHMARKS.md).
             # On a subsample of large data: the partition, not the last digit of the centres,
             # is what EM needs, and k-means on every row was ~80% of a diagonal mixture's fit.
-            Xs = X[_init_rows(N, K, gen, X.device)]
+            rows = _init_rows(N, K, gen, X.device)
             km = KMeans(K, n_init=3, random_state=rs, device=X.device.type)
-            km.fit(Xs.float().contiguous())
-            if Xs.shape[0] == N:
+            km.fit((X if rows is None else X[rows]).float().contiguous())
+            if rows is None:
                 labels = torch.as_tensor(km.labels_, device=X.device)
             else:
                 labels = _nearest(X, torch.as_tensor(km.cluster_centers_, device=X.device,
