@@ -453,8 +453,18 @@ def test_compiled_loop_blocks_do_not_change_the_fit(monkeypatch):
     monkeypatch.setattr(KMeans, "_em_fused", fused)
     ref = KMeans(6, n_init=2, random_state=1, device="cpu").fit(X)
     assert ref.n_iter_ > 5 and max(blocks) > 1
-    monkeypatch.setattr(kmeans_module, "GEMM_MIN", -1)  # every iteration's rows to the GEMM
+    # every iteration's rows to the GEMM (the compiled distances' D = 5 would keep them)
+    monkeypatch.setattr(kmeans_module, "GEMM_MIN", -1)
+    monkeypatch.setattr(kmeans_module, "SETTLE_D", 0)
+    monkeypatch.setattr(kmeans_module, "SETTLE_KD", 0)
+    gemm_calls = []
+    by_gemm = kmeans_module.settle_by_gemm
+    monkeypatch.setattr(kmeans_module, "settle_by_gemm",
+                        lambda *a: gemm_calls.append(1) or by_gemm(*a))
     handed = KMeans(6, n_init=2, random_state=1, device="cpu").fit(X)
+    assert len(gemm_calls) >= handed.n_iter_  # every iteration handed its rows over
+    monkeypatch.undo()
+    monkeypatch.setattr(KMeans, "_em_fused", fused)
     monkeypatch.setattr(em, "FUSED_MAX_BLOCK", 1)
     monkeypatch.setattr(em, "FUSED_FIRST_BLOCK", 1)
     blocks.clear()
@@ -491,7 +501,8 @@ def test_compiled_steps_statuses():
         delta = np.zeros(len(C))
         C_in = C.copy()
         out = hamerly.lloyd_steps(X, x_sq, C, a, u, l, delta, first, shift, steps, tol, objs,
-                                  sums, counts, np.empty(len(X) + 1, np.int64), False, 2**40)
+                                  sums, counts, np.empty(len(C)), np.empty(len(X) + 1, np.int64),
+                                  False, 2**40)
         return out, a, C_in, objs, delta, counts
 
     C = X[:4].copy() + 0.01

@@ -26,8 +26,8 @@ import torch
 
 from unsup._numba import njit
 
-__all__ = ["bounds_pass", "settle_rows", "accumulate_rows", "half_separation", "inertia_of",
-           "lloyd_steps", "row_col_moments"]
+__all__ = ["bounds_pass", "settle_rows", "settle_block", "move_rows", "accumulate_rows",
+           "half_separation", "inertia_of", "lloyd_steps", "row_col_moments"]
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -51,21 +51,47 @@ def settle_rows(d: np.ndarray, xf_sq: np.ndarray, rows: np.ndarray, a: np.ndarra
     K, m = d.shape
     b1 = np.full(m, np.inf, dtype=d.dtype)
     b2 = np.full(m, np.inf, dtype=d.dtype)
-    kb = np.zeros(m, dtype=np.int64)
-    for k in range(K):  # row-major sweep of d: contiguous loads
+    kb = np.zeros(m, dtype=np.int32)
+    for k in range(K):  # row-major sweep of d, branch-free: contiguous, vectorised
+        kk = np.int32(k)
         for j in range(m):
             v = d[k, j]
-            if v < b1[j]:
-                b2[j] = b1[j]
-                b1[j] = v
-                kb[j] = k
-            elif v < b2[j]:
-                b2[j] = v
+            kb[j] = kk if v < b1[j] else kb[j]
+            b2[j] = min(b2[j], max(b1[j], v))
+            b1[j] = min(b1[j], v)
     for j in range(m):
         i = rows[j]
         a[i] = kb[j]
         u[i] = math.sqrt(max(b1[j] + xf_sq[j], 0.0))
         l[i] = math.sqrt(max(b2[j] + xf_sq[j], 0.0))
+
+
+def settle_block(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, rows: np.ndarray,
+                 a: np.ndarray, u: np.ndarray, l: np.ndarray) -> None:
+    """:func:`settle_rows` for one run without a GEMM: the compiled distance loops, faster
+    than the gather and GEMM at few dimensions (see ``kmeans.compiled_settle``)."""
+    K, D = C.shape
+    c_sq = (C.astype(np.float64) ** 2).sum(1).astype(X.dtype)  # as the engine's, within rounding
+    scratch = np.zeros((K, D)), np.zeros(K), np.zeros(K)  # statistics: not wanted here
+    _settle_block(X, x_sq, C, c_sq, rows, len(rows), a, u, l, *scratch)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def move_rows(X: np.ndarray, x_sq: np.ndarray, rows: np.ndarray, old: np.ndarray,
+              a: np.ndarray, sums: np.ndarray, counts: np.ndarray, sq: np.ndarray) -> None:
+    """Move each row of ``rows`` whose label changed from ``old[j]`` to ``a[row]`` between
+    the clusters' statistics (Σx, count, Σ‖x‖²)."""
+    for j in range(rows.shape[0]):
+        i, k0 = rows[j], old[j]
+        k1 = a[i]
+        if k1 != k0:
+            for q in range(X.shape[1]):
+                sums[k0, q] -= X[i, q]
+                sums[k1, q] += X[i, q]
+            counts[k0] -= 1.0
+            counts[k1] += 1.0
+            sq[k0] -= x_sq[i]
+            sq[k1] += x_sq[i]
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -119,38 +145,71 @@ def _moments(X: np.ndarray, rows: np.ndarray, mom: np.ndarray) -> None:
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _settle_block(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, c_sq: np.ndarray,
-                  rows: np.ndarray, m: int, a: np.ndarray, u: np.ndarray, l: np.ndarray) -> None:
+                  rows: np.ndarray, m: int, a: np.ndarray, u: np.ndarray, l: np.ndarray,
+                  sums: np.ndarray, counts: np.ndarray, sq: np.ndarray) -> None:
     """Exact nearest and second-nearest distances of the rows ``rows[:m]`` from ‖c‖² − 2 c·x
-    for every centre (compiled loops, not ``np.dot``: numba's calls OpenBLAS, whose threads
-    fought the caller's, 4-8x slower under load)."""
+    for every centre; a row whose label changes moves its x, 1 and ‖x‖² from its old
+    cluster's statistics to its new one's.
+
+    Rows go in blocks of B, gathered transposed (D × B), so every inner loop runs over B
+    contiguous rows in X's dtype: the distances as B-wide multiply-adds, the nearest and
+    second nearest as branch-free minima (a loop vectorised over the K centres of one row ran
+    at a third of the speed; ``np.dot`` calls OpenBLAS, whose threads fought the caller's)."""
     K, D = C.shape
-    CT = np.ascontiguousarray(C.T)  # K contiguous: the inner loop vectorises over centres
-    g = np.empty(K, dtype=X.dtype)
-    for j in range(m):
-        x = X[rows[j]]
-        g[:] = 0
+    B = max(8, min(64, 4096 // D))
+    C2 = np.empty((K, D), dtype=X.dtype)
+    for k in range(K):
         for q in range(D):
-            xq = x[q]
-            cq = CT[q]
-            for k in range(K):
-                g[k] += xq * cq[k]
-        b1, b2, kb = np.inf, np.inf, 0
+            C2[k, q] = C[k, q] * -2
+    Xb = np.zeros((D, B), dtype=X.dtype)
+    dd = np.empty(B, dtype=X.dtype)
+    b1, b2 = np.empty(B, dtype=X.dtype), np.empty(B, dtype=X.dtype)
+    kb = np.empty(B, dtype=np.int32)
+    for j0 in range(0, m, B):
+        nb = min(B, m - j0)
+        for j in range(nb):
+            i = rows[j0 + j]
+            for q in range(D):
+                Xb[q, j] = X[i, q]
+        b1[:] = np.inf
+        b2[:] = np.inf
+        kb[:] = 0
         for k in range(K):
-            v = c_sq[k] - 2.0 * g[k]
-            if v < b1:
-                b2, b1, kb = b1, v, k
-            elif v < b2:
-                b2 = v
-        i = rows[j]
-        a[i] = kb
-        u[i] = math.sqrt(max(b1 + x_sq[i], 0.0))
-        l[i] = math.sqrt(max(b2 + x_sq[i], 0.0))
+            kk = np.int32(k)
+            dd[:] = c_sq[k]
+            for q in range(D):
+                c = C2[k, q]
+                for j in range(B):
+                    dd[j] += c * Xb[q, j]
+            for j in range(B):  # the first of equal minima, as argmin
+                v = dd[j]
+                kb[j] = kk if v < b1[j] else kb[j]
+                b2[j] = min(b2[j], max(b1[j], v))
+                b1[j] = min(b1[j], v)
+        for j in range(nb):
+            i = rows[j0 + j]
+            new, old = kb[j], a[i]
+            if new != old:
+                for q in range(D):
+                    sums[old, q] -= X[i, q]
+                    sums[new, q] += X[i, q]
+                counts[old] -= 1.0
+                counts[new] += 1.0
+                sq[old] -= x_sq[i]
+                sq[new] += x_sq[i]
+                a[i] = new
+            u[i] = math.sqrt(max(b1[j] + x_sq[i], 0.0))
+            l[i] = math.sqrt(max(b2[j] + x_sq[i], 0.0))
 
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _bounds_one(X: np.ndarray, C: np.ndarray, a: np.ndarray, u: np.ndarray, l: np.ndarray,
                 delta: np.ndarray, half: np.ndarray, need: np.ndarray) -> int:
-    """:func:`bounds_pass` for one run; returns how many rows of ``need`` still fail."""
+    """:func:`bounds_pass` for one run; returns how many rows of ``need`` still fail.
+
+    Two loops: the first moves every row's bounds and lists the rows whose test fails (a
+    conditional increment, no branch), the second makes their u exact; one fused loop with a
+    D-long distance behind an unpredictable branch ran ~1.4x slower."""
     K, D = C.shape
     m1, m2, k1 = -1.0, -1.0, -1  # largest and second-largest shift
     for k in range(K):
@@ -158,23 +217,32 @@ def _bounds_one(X: np.ndarray, C: np.ndarray, a: np.ndarray, u: np.ndarray, l: n
             m2, m1, k1 = m1, delta[k], k
         elif delta[k] > m2:
             m2 = delta[k]
-    m = 0
+    dl = np.full(K, m1)  # each centre's lower-bound move: the largest other shift
+    if k1 >= 0:
+        dl[k1] = m2
+    z = np.empty(X.shape[0])
+    c = 0
     for i in range(X.shape[0]):
         ai = a[i]
         ui = u[i] + delta[ai]
-        li = l[i] - (m2 if ai == k1 else m1)
-        z = max(li, half[ai])
-        if ui > z:
-            s = 0.0
-            for j in range(D):
-                t = X[i, j] - C[ai, j]
-                s += t * t
-            ui = math.sqrt(s)
-            if ui > z:
-                need[m] = i
-                m += 1
+        li = l[i] - dl[ai]
         u[i] = ui
         l[i] = li
+        z[c] = max(li, half[ai])
+        need[c] = i
+        c += ui > z[c]
+    m = 0
+    for j in range(c):
+        i = need[j]
+        ai = a[i]
+        s = 0.0
+        for q in range(D):
+            t = X[i, q] - C[ai, q]
+            s += t * t
+        ui = math.sqrt(s)
+        u[i] = ui
+        need[m] = i
+        m += ui > z[j]
     return m
 
 
@@ -228,23 +296,24 @@ def _half_separation(C: np.ndarray, C64: np.ndarray, half: np.ndarray) -> None:
 def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u: np.ndarray,
                 l: np.ndarray, delta: np.ndarray, first: bool, shift: float,
                 max_steps: int, tol: float, objs: np.ndarray, sums: np.ndarray,
-                counts: np.ndarray, need: np.ndarray, settled: bool, gemm_min: int
-                ) -> tuple[int, int, float]:
+                counts: np.ndarray, sq: np.ndarray, need: np.ndarray, settled: bool,
+                gemm_min: int) -> tuple[int, int, float]:
     """Up to ``max_steps`` Lloyd iterations of one run, E-step and M-step, in one call (after
     the first pass, which gave every row its bounds).
 
     Iteration: the bounds pass (as :func:`bounds_pass`, with s(k) from the current centres),
     exact distances for the rows that fail (:func:`_settle_block`), the statistics Σx, count
-    and Σ‖x‖² in float64, the objective −inertia at these centres into ``objs``; then stop if
-    converged (``shift`` of the last M-step ≤ ``tol``, never at the ``first`` iteration of a
-    run), else the M-step as the engine's: centres ← Σx / count (in X's dtype), ``delta`` ←
-    each centre's move, ``shift`` ← Σ δ².
+    and Σ‖x‖² in float64 (summed over every row at the start of a call, then moved row by
+    row as labels change: late iterations change few), the objective −inertia at these
+    centres into ``objs``; then stop if converged (``shift`` of the last M-step ≤ ``tol``,
+    never at the ``first`` iteration of a run), else the M-step as the engine's: centres ←
+    Σx / count (in X's dtype), ``delta`` ← each centre's move, ``shift`` ← Σ δ².
 
     When the failing rows' distances are more than ``gemm_min`` multiply-adds (early
     iterations), the loop stops after the bounds pass with status 3 and the failing rows in
     ``need[1 : need[0] + 1]``: a GEMM computes them faster than these loops, and the caller
-    settles them and calls again with ``settled`` (the first iteration then skips its bounds
-    pass).
+    settles them, moves them in the statistics (``sums``, ``counts``, ``sq``: kept across
+    calls) and calls again with ``settled`` (the first iteration then skips its bounds pass).
 
     Returns ``(iterations completed, status, shift)``; status 0: ``max_steps`` M-steps done
     (``C`` holds the new centres); 1: converged at the last E-step (no M-step after it); 2: a
@@ -254,7 +323,11 @@ def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u
     N, D = X.shape
     K = C.shape[0]
     half = np.empty(K)
-    sq = np.zeros(K)
+    if not settled:  # else the caller kept them current (:func:`move_rows`)
+        sums[:] = 0.0
+        counts[:] = 0.0
+        sq[:] = 0.0
+        _accumulate_one(X, x_sq, a, sums, counts, sq)
     C64 = np.empty((K, D))
     c_sq = np.empty(K, dtype=X.dtype)
     old = np.empty((K, D), dtype=X.dtype)
@@ -271,12 +344,8 @@ def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u
             if m * K * D > gemm_min:
                 need[0] = m
                 return step, 3, shift
-            _settle_block(X, x_sq, C, c_sq, need[1:], m, a, u, l)
-        # -- statistics and the objective at these centres
-        sums[:] = 0.0
-        counts[:] = 0.0
-        sq[:] = 0.0
-        _accumulate_one(X, x_sq, a, sums, counts, sq)
+            _settle_block(X, x_sq, C, c_sq, need[1:], m, a, u, l, sums, counts, sq)
+        # -- the objective at these centres
         for k in range(K):  # a loop of its own: LLVM computed float(c) * float(c) in float32
             for j in range(D):
                 C64[k, j] = C[k, j]

@@ -19,7 +19,9 @@ from unsup.cluster._hamerly import (
     half_separation,
     inertia_of,
     lloyd_steps,
+    move_rows,
     row_col_moments,
+    settle_block,
     settle_rows,
 )
 from unsup.cluster._lloyd import (
@@ -46,9 +48,13 @@ __all__ = ["KMeans"]
 GATHER_MAX = 4
 #: memory for the bounds' per-row state (a, u, l) of the runs fitted together, at least
 STATE_BYTES = 2**28
-#: the compiled loop hands the failing rows to a GEMM above this many multiply-adds (its own
-#: distance loops ran at 4-20 GFLOP/s, MKL's GEMM at 15-60 on the same rows)
+#: the compiled loop hands the failing rows to a GEMM above this many multiply-adds, unless
+#: the compiled distances are the faster (few dimensions: see compiled_settle)
 GEMM_MIN = 2**17
+#: the compiled distances (``_hamerly.settle_block``) up to this many dimensions, or up to
+#: SETTLE_KD centres × dimensions: per failing row, they took 0.3-0.5x the time of the gather
+#: and GEMM at D = 2, 0.5-0.9x at D = 16, 0.5x at D = 64 with K = 8, 1.1-13x beyond
+SETTLE_D, SETTLE_KD = 32, 512
 FUSED_ROWS = 2**18  # the compiled loop on one thread up to this many rows (see fit)
 
 
@@ -89,6 +95,12 @@ def settle_by_gemm(X: torch.Tensor, x_sq: torch.Tensor, C: torch.Tensor, c_sq: t
         rows = np.arange(n)
     d = torch.addmm(c_sq.unsqueeze(1), C, Xf.T, alpha=-2)
     settle_rows(d.numpy(), xf_sq.numpy(), rows, a, u, l)
+
+
+def compiled_settle(K: int, D: int) -> bool:
+    """Whether the rows failing their bounds get their K distances from the compiled loops
+    rather than a GEMM (which pays a gather and, in the compiled loop, a return to Python)."""
+    return D <= SETTLE_D or K * D <= SETTLE_KD
 
 
 @register_model('kmeans', family='cluster', aliases=('k-means',),
@@ -337,7 +349,9 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
             n_need = [int(sum(f[r] for f in found)) for r in range(R)]
         c_sq = params["c_sq"].view(R, K)
         for r, m in enumerate(n_need):
-            if m:
+            if m and compiled_settle(K, D) and not fresh:
+                settle_block(Xn, x_sq64, C[r].numpy(), need[r][:m], a[r], u[r], l[r])
+            elif m:
                 settle_by_gemm(X, x_sq, C[r], c_sq[r], need[r][:m], a[r], u[r], l[r])
 
         def stats(b: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -366,20 +380,24 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         a, u, l = (params[k][0].numpy() for k in "aul")
         delta = params["delta"][0].numpy().copy()
         objs = np.empty(n_steps, dtype=np.float64)
-        sums, counts = np.empty((K, D), dtype=np.float64), np.empty(K, dtype=np.float64)
+        sums, counts, sq = np.empty((K, D)), np.empty(K), np.empty(K)  # float64
         need = np.empty(X.shape[0] + 1, dtype=np.int64)
         n_e, settled, shift = 0, False, float(params["shift"][0])
+        Xn, x_sq64 = X.numpy(), self._x_sq64.numpy()
+        gemm_min = 2**62 if compiled_settle(K, D) else GEMM_MIN
         while True:
-            n, status, shift = lloyd_steps(X.numpy(), self._x_sq64.numpy(), Cn, a, u, l, delta,
-                                           first, shift, n_steps - n_e, tol, objs[n_e:], sums,
-                                           counts, need, settled, GEMM_MIN)
+            n, status, shift = lloyd_steps(Xn, x_sq64, Cn, a, u, l, delta, first, shift,
+                                           n_steps - n_e, tol, objs[n_e:], sums, counts, sq,
+                                           need, settled, gemm_min)
             first = first and n == 0  # the next E-step is a run's first only if none was done
             n_e += n
             if status != 3:
                 break
             # many rows failed their bounds: their K distances from one GEMM, as the engine's
-            Ct = torch.from_numpy(Cn)
-            settle_by_gemm(X, self._x_sq, Ct, sq_norms(Ct), need[1 : int(need[0]) + 1], a, u, l)
+            Ct, rows = torch.from_numpy(Cn), need[1 : int(need[0]) + 1]
+            old = a[rows]
+            settle_by_gemm(X, self._x_sq, Ct, sq_norms(Ct), rows, a, u, l)
+            move_rows(Xn, x_sq64, rows, old, a, sums, counts, sq)
             settled = True
         out = {"centers": torch.from_numpy(Cn).unsqueeze(0),
                "shift": torch.tensor([shift], dtype=torch.float64),
