@@ -458,8 +458,8 @@ def test_compiled_loop_blocks_do_not_change_the_fit(monkeypatch):
     monkeypatch.setattr(kmeans_module, "SETTLE_D", 0)
     monkeypatch.setattr(kmeans_module, "SETTLE_KD", 0)
     gemm_calls = []
-    by_gemm = kmeans_module.settle_by_gemm
-    monkeypatch.setattr(kmeans_module, "settle_by_gemm",
+    by_gemm = kmeans_module.blocks_.settle_by_gemm
+    monkeypatch.setattr(kmeans_module.blocks_, "settle_by_gemm",
                         lambda *a: gemm_calls.append(1) or by_gemm(*a))
     handed = KMeans(6, n_init=2, random_state=1, device="cpu").fit(X)
     assert len(gemm_calls) >= handed.n_iter_  # every iteration handed its rows over

@@ -27,7 +27,8 @@ import torch
 from unsup._numba import njit
 
 __all__ = ["bounds_pass", "settle_rows", "settle_block", "move_rows", "accumulate_rows",
-           "half_separation", "inertia_of", "lloyd_steps", "row_col_moments"]
+           "half_separation", "inertia_of", "centre_norms", "e_pass", "m_step", "lloyd_steps",
+           "row_col_moments"]
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -293,6 +294,75 @@ def _half_separation(C: np.ndarray, C64: np.ndarray, half: np.ndarray) -> None:
 
 
 @njit(cache=True, nogil=True, fastmath=True)
+def centre_norms(C: np.ndarray, c_sq: np.ndarray, half: np.ndarray) -> None:
+    """‖c_k‖² in C's dtype (as the engine's) and s(k) (:func:`half_separation`) of one run."""
+    K, D = C.shape
+    for k in range(K):
+        s = C[0, 0] * 0
+        for j in range(D):
+            s += C[k, j] * C[k, j]
+        c_sq[k] = s
+    _half_separation(C, np.empty((K, D)), half)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def e_pass(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, c_sq: np.ndarray,
+           half: np.ndarray, a: np.ndarray, u: np.ndarray, l: np.ndarray, delta: np.ndarray,
+           need: np.ndarray, sums: np.ndarray, counts: np.ndarray, sq: np.ndarray,
+           gemm_min: int) -> int:
+    """One E-step of one run on a block of rows, as :func:`lloyd_steps`' (bounds, the failing
+    rows' distances, their moves in the block's statistics). Returns the number of failing
+    rows; when their distances are more than ``gemm_min`` multiply-adds they are left to the
+    caller's GEMM, listed in ``need``, and the count is returned negated."""
+    m = _bounds_one(X, C, a, u, l, delta, half, need)
+    if m * C.shape[0] * C.shape[1] > gemm_min:
+        return -m
+    _settle_block(X, x_sq, C, c_sq, need, m, a, u, l, sums, counts, sq)
+    return m
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def m_step(C: np.ndarray, sums: np.ndarray, counts: np.ndarray, sq: np.ndarray,
+           delta: np.ndarray, first: bool, shift: float, tol: float, C64: np.ndarray,
+           old: np.ndarray) -> tuple[int, float, float]:
+    """The objective −inertia at the centres C from the E-step's statistics, then the
+    engine's convergence test and M-step (see :func:`lloyd_steps`); returns ``(status,
+    objective, shift)`` with status 0 (centres moved), 1 (converged) or 2 (a cluster is
+    empty: nothing moved). ``C64`` and ``old`` are K × D scratch (float64, C's dtype)."""
+    K, D = C.shape
+    for k in range(K):  # a loop of its own: LLVM computed float(c) * float(c) in float32
+        for j in range(D):
+            C64[k, j] = C[k, j]
+    inertia = 0.0
+    for k in range(K):
+        dot, cc = 0.0, 0.0
+        for j in range(D):
+            dot += C64[k, j] * sums[k, j]
+            cc += C64[k, j] * C64[k, j]
+        inertia += sq[k] - 2.0 * dot + counts[k] * cc
+    if not first and shift <= tol:
+        return 1, -inertia, shift
+    for k in range(K):
+        if counts[k] == 0.0:
+            return 2, -inertia, shift
+    # -- as the engine's: new centres rounded to C's dtype, each move (new − old) in C's
+    # dtype, squared in float64 (from an array: LLVM narrowed fpext(t) * fpext(t))
+    old[:] = C
+    diff = np.empty(D)
+    shift = 0.0
+    for k in range(K):
+        for j in range(D):
+            C[k, j] = sums[k, j] / counts[k]
+            diff[j] = C[k, j] - old[k, j]
+        mv = 0.0
+        for j in range(D):
+            mv += diff[j] * diff[j]
+        delta[k] = math.sqrt(mv)
+        shift += mv
+    return 0, -inertia, shift
+
+
+@njit(cache=True, nogil=True, fastmath=True)
 def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u: np.ndarray,
                 l: np.ndarray, delta: np.ndarray, first: bool, shift: float,
                 max_steps: int, tol: float, objs: np.ndarray, sums: np.ndarray,
@@ -328,52 +398,19 @@ def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u
         counts[:] = 0.0
         sq[:] = 0.0
         _accumulate_one(X, x_sq, a, sums, counts, sq)
-    C64 = np.empty((K, D))
     c_sq = np.empty(K, dtype=X.dtype)
-    old = np.empty((K, D), dtype=X.dtype)
-    diff = np.empty(D)
+    C64, old = np.empty((K, D)), np.empty((K, D), dtype=X.dtype)
     for step in range(max_steps):
-        for k in range(K):
-            s = C[0, 0] * 0  # in X's dtype, as the engine's ‖c‖²
-            for j in range(D):
-                s += C[k, j] * C[k, j]
-            c_sq[k] = s
+        centre_norms(C, c_sq, half)
         if not (settled and step == 0):
-            _half_separation(C, C64, half)
             m = _bounds_one(X, C, a, u, l, delta, half, need[1:])
             if m * K * D > gemm_min:
                 need[0] = m
                 return step, 3, shift
             _settle_block(X, x_sq, C, c_sq, need[1:], m, a, u, l, sums, counts, sq)
-        # -- the objective at these centres
-        for k in range(K):  # a loop of its own: LLVM computed float(c) * float(c) in float32
-            for j in range(D):
-                C64[k, j] = C[k, j]
-        inertia = 0.0
-        for k in range(K):
-            dot, cc = 0.0, 0.0
-            for j in range(D):
-                dot += C64[k, j] * sums[k, j]
-                cc += C64[k, j] * C64[k, j]
-            inertia += sq[k] - 2.0 * dot + counts[k] * cc
-        objs[step] = -inertia
-        if not first and shift <= tol:
-            return step + 1, 1, shift
+        status, objs[step], shift = m_step(C, sums, counts, sq, delta, first, shift, tol,
+                                           C64, old)
         first = False
-        for k in range(K):
-            if counts[k] == 0.0:
-                return step + 1, 2, shift
-        # -- M-step as the engine's: new centres rounded to X's dtype, each move (new − old)
-        # in X's dtype, squared in float64 (from an array: LLVM narrowed fpext(t) * fpext(t))
-        old[:] = C
-        shift = 0.0
-        for k in range(K):
-            for j in range(D):
-                C[k, j] = sums[k, j] / counts[k]
-                diff[j] = C[k, j] - old[k, j]
-            mv = 0.0
-            for j in range(D):
-                mv += diff[j] * diff[j]
-            delta[k] = math.sqrt(mv)
-            shift += mv
+        if status:
+            return step + 1, status, shift
     return max_steps, 0, shift

@@ -13,16 +13,15 @@ from unsup import distributed as ud
 from unsup._io_checks import A
 from unsup._numba import HAVE_NUMBA, row_blocks, run_blocks
 from unsup.base import BaseEstimator, make_generator
+from unsup.cluster import _lloyd_blocks as blocks_
 from unsup.cluster._hamerly import (
     accumulate_rows,
     bounds_pass,
     half_separation,
     inertia_of,
     lloyd_steps,
-    move_rows,
     row_col_moments,
     settle_block,
-    settle_rows,
 )
 from unsup.cluster._lloyd import (
     accumulate,
@@ -43,9 +42,6 @@ from unsup.train.seeding import run_generators
 
 __all__ = ["KMeans"]
 
-#: a pass computes every row's distances (one GEMM, no gather) when more than 1/GATHER_MAX of
-#: a chunk's rows fail their bounds (early iterations; low K)
-GATHER_MAX = 4
 #: memory for the bounds' per-row state (a, u, l) of the runs fitted together, at least
 STATE_BYTES = 2**28
 #: the compiled loop hands the failing rows to a GEMM above this many multiply-adds, unless
@@ -53,9 +49,11 @@ STATE_BYTES = 2**28
 GEMM_MIN = 2**17
 #: the compiled distances (``_hamerly.settle_block``) up to this many dimensions, or up to
 #: SETTLE_KD centres × dimensions: per failing row, they took 0.3-0.5x the time of the gather
-#: and GEMM at D = 2, 0.5-0.9x at D = 16, 0.5x at D = 64 with K = 8, 1.1-13x beyond
-SETTLE_D, SETTLE_KD = 32, 512
-FUSED_ROWS = 2**18  # the compiled loop on one thread up to this many rows (see fit)
+#: and GEMM at D = 2, 0.5-0.9x at D = 16, 0.5-1.1x at D = 64, 2-13x at D = 784; at D = 64
+#: the GEMM's hand-offs (a return to Python each) cost more than that (100,000 × 64, K = 64:
+#: 19-21 against 21-23 s at 1 thread, 12.5 against 16-18 s at 2)
+SETTLE_D, SETTLE_KD = 64, 512
+FUSED_ROWS = 2**15  # the compiled loop on one thread up to this many rows (see fit)
 
 
 def init_centers(
@@ -80,21 +78,6 @@ def init_centers(
             f"({n_clusters}, {X.shape[1]})"
         )
     return C.unsqueeze(0).expand(n_runs, -1, -1).clone()
-
-
-def settle_by_gemm(X: torch.Tensor, x_sq: torch.Tensor, C: torch.Tensor, c_sq: torch.Tensor,
-                   rows: np.ndarray, a: np.ndarray, u: np.ndarray, l: np.ndarray) -> None:
-    """Exact labels and bounds (:func:`._hamerly.settle_rows`) of the ``rows`` of ``X`` that
-    failed their bounds, from one GEMM ‖c‖² − 2 c·x: over those rows gathered, or over all
-    rows when more than 1/GATHER_MAX of them failed (cheaper than the gather)."""
-    n, Xf, xf_sq = X.shape[0], X, x_sq
-    if len(rows) * GATHER_MAX < n:
-        idx = torch.from_numpy(rows)
-        Xf, xf_sq = X[idx], x_sq[idx]
-    elif len(rows) < n:
-        rows = np.arange(n)
-    d = torch.addmm(c_sq.unsqueeze(1), C, Xf.T, alpha=-2)
-    settle_rows(d.numpy(), xf_sq.numpy(), rows, a, u, l)
 
 
 def compiled_settle(K: int, D: int) -> bool:
@@ -222,11 +205,9 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         gen = make_generator(self.random_state, torch.device("cpu"))
         # Hamerly's bounds need per-row state and compiled loops: CPU, one process
         self._bounded = HAVE_NUMBA and X.device.type == "cpu" and ud.world_size() == 1
-        # the whole loop compiled (lloyd_steps) where the passes would run on one thread, and
-        # on one thread up to FUSED_ROWS rows even with more threads: at 2 threads on 100,000
-        # rows it took 0.55-0.93x the time of the passes split over 2 threads (the Python
-        # between iterations and the blocks' hand-offs cost more than the second core gave)
-        self._fused = self._bounded and (len(row_blocks(N)) == 1 or N <= FUSED_ROWS)
+        # the iterations without the engine between them (_em_fused): one compiled call on
+        # one thread up to FUSED_ROWS rows, above that one row block per thread
+        self._fused = self._bounded
         self._init_queue = torch.empty(0)  # runs seeded but not started (checkpointed)
         # scikit-learn's tolerance: tol × mean per-feature variance of the (global) data,
         # from the moments [Σx ; Σx²] per column
@@ -352,7 +333,7 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
             if m and compiled_settle(K, D) and not fresh:
                 settle_block(Xn, x_sq64, C[r].numpy(), need[r][:m], a[r], u[r], l[r])
             elif m:
-                settle_by_gemm(X, x_sq, C[r], c_sq[r], need[r][:m], a[r], u[r], l[r])
+                blocks_.settle_by_gemm(X, x_sq, C[r], c_sq[r], need[r][:m], a[r], u[r], l[r])
 
         def stats(b: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             out = np.zeros((R, K, D)), np.zeros((R, K)), np.zeros((R, K))
@@ -379,12 +360,39 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         Cn = C[0].numpy().copy()  # the loop moves the centres in place
         a, u, l = (params[k][0].numpy() for k in "aul")
         delta = params["delta"][0].numpy().copy()
+        shift = float(params["shift"][0])
+        gemm_min = 2**62 if compiled_settle(K, D) else GEMM_MIN
+        blocks = row_blocks(X.shape[0]) if X.shape[0] > FUSED_ROWS else [slice(0, X.shape[0])]
+        if len(blocks) > 1:
+            objs, status, shift, sums, counts = blocks_.lloyd_steps_blocks(
+                X, self._x_sq, self._x_sq64.numpy(), Cn, a, u, l, delta, first, shift, n_steps,
+                tol, blocks, gemm_min)
+        else:
+            objs, status, shift, sums, counts = self._one_thread_steps(
+                X, Cn, a, u, l, delta, first, shift, n_steps, tol, gemm_min)
+        out = {"centers": torch.from_numpy(Cn).unsqueeze(0),
+               "shift": torch.tensor([shift], dtype=torch.float64),
+               "a": params["a"], "u": params["u"], "l": params["l"],
+               "delta": torch.from_numpy(delta).unsqueeze(0)}
+        fz = EMFused(out, objs, converged=status == 1)
+        if status == 2:
+            fz.stats = {"sums": torch.from_numpy(sums).unsqueeze(0),
+                        "counts": torch.from_numpy(counts).unsqueeze(0),
+                        "objective": torch.tensor([objs[-1]], dtype=torch.float64)}
+        return fz
+
+    def _one_thread_steps(self, X: torch.Tensor, Cn: np.ndarray, a: np.ndarray, u: np.ndarray,
+                          l: np.ndarray, delta: np.ndarray, first: bool, shift: float,
+                          n_steps: int, tol: float, gemm_min: int
+                          ) -> tuple[list[float], int, float, np.ndarray, np.ndarray]:
+        """:func:`._hamerly.lloyd_steps` until done, a GEMM settling the failing rows when
+        it hands them back (status 3); returns as :func:`._lloyd_blocks.lloyd_steps_blocks`."""
+        K, D = Cn.shape
         objs = np.empty(n_steps, dtype=np.float64)
         sums, counts, sq = np.empty((K, D)), np.empty(K), np.empty(K)  # float64
         need = np.empty(X.shape[0] + 1, dtype=np.int64)
-        n_e, settled, shift = 0, False, float(params["shift"][0])
+        n_e, settled = 0, False
         Xn, x_sq64 = X.numpy(), self._x_sq64.numpy()
-        gemm_min = 2**62 if compiled_settle(K, D) else GEMM_MIN
         while True:
             n, status, shift = lloyd_steps(Xn, x_sq64, Cn, a, u, l, delta, first, shift,
                                            n_steps - n_e, tol, objs[n_e:], sums, counts, sq,
@@ -392,23 +400,11 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
             first = first and n == 0  # the next E-step is a run's first only if none was done
             n_e += n
             if status != 3:
-                break
+                return objs[:n_e].tolist(), status, shift, sums, counts
             # many rows failed their bounds: their K distances from one GEMM, as the engine's
-            Ct, rows = torch.from_numpy(Cn), need[1 : int(need[0]) + 1]
-            old = a[rows]
-            settle_by_gemm(X, self._x_sq, Ct, sq_norms(Ct), rows, a, u, l)
-            move_rows(Xn, x_sq64, rows, old, a, sums, counts, sq)
+            blocks_.settle_moving(X, self._x_sq, x_sq64, Cn, need[1 : int(need[0]) + 1], a, u,
+                                  l, sums, counts, sq)
             settled = True
-        out = {"centers": torch.from_numpy(Cn).unsqueeze(0),
-               "shift": torch.tensor([shift], dtype=torch.float64),
-               "a": params["a"], "u": params["u"], "l": params["l"],
-               "delta": torch.from_numpy(delta).unsqueeze(0)}
-        fz = EMFused(out, objs[:n_e].tolist(), converged=status == 1)
-        if status == 2:
-            fz.stats = {"sums": torch.from_numpy(sums).unsqueeze(0),
-                        "counts": torch.from_numpy(counts).unsqueeze(0),
-                        "objective": torch.tensor([objs[n_e - 1]], dtype=torch.float64)}
-        return fz
 
     def _em_m_step(self, stats: dict[str, torch.Tensor], params: dict[str, torch.Tensor],
                    X: torch.Tensor) -> dict[str, torch.Tensor]:
