@@ -379,9 +379,10 @@ def test_kmeans_bounds_give_lloyds_fit(monkeypatch, dtype):
 
 
 def test_kmeans_bounds_threaded_blocks_match_one_thread(monkeypatch):
-    """With two torch threads (and more rows than the one-thread compiled loop takes) the
-    bounds and statistics passes run in two row blocks on a thread pool; the fit must be the
-    one-thread fit (labels, iterations; centres to rounding)."""
+    """With two torch threads (and more rows than the one-thread compiled loop takes) each
+    iteration's E-step runs in two row blocks on a thread pool, their statistics summed
+    (``_lloyd_blocks.lloyd_steps_blocks``); the fit must be the one-thread fit (labels,
+    iterations; centres to rounding)."""
     monkeypatch.setattr(kmeans_module, "FUSED_ROWS", 0)
     X = make_blobs(40_000, centers=4, n_features=3, cluster_std=2.0, random_state=3)[0]
     X = X.astype(np.float32)
