@@ -378,12 +378,17 @@ def test_kmeans_bounds_give_lloyds_fit(monkeypatch, dtype):
     np.testing.assert_allclose(hist, [h["inertia"] for h in plain.history_], rtol=1e-5)
 
 
-def test_kmeans_bounds_threaded_blocks_match_one_thread(monkeypatch):
+@pytest.mark.parametrize("handed", [False, True])
+def test_kmeans_bounds_threaded_blocks_match_one_thread(monkeypatch, handed):
     """With two torch threads (and more rows than the one-thread compiled loop takes) each
     iteration's E-step runs in two row blocks on a thread pool, their statistics summed
     (``_lloyd_blocks.lloyd_steps_blocks``); the fit must be the one-thread fit (labels,
-    iterations; centres to rounding)."""
+    iterations; centres to rounding), also when every iteration's failing rows of both blocks
+    go to one GEMM (``handed``)."""
     monkeypatch.setattr(kmeans_module, "FUSED_ROWS", 0)
+    if handed:
+        for name, value in (("GEMM_MIN", -1), ("SETTLE_D", 0), ("SETTLE_KD", 0)):
+            monkeypatch.setattr(kmeans_module, name, value)
     X = make_blobs(40_000, centers=4, n_features=3, cluster_std=2.0, random_state=3)[0]
     X = X.astype(np.float32)
     before = torch.get_num_threads()
