@@ -83,16 +83,22 @@ def move_rows(X: np.ndarray, x_sq: np.ndarray, rows: np.ndarray, old: np.ndarray
     """Move each row of ``rows`` whose label changed from ``old[j]`` to ``a[row]`` between
     the clusters' statistics (Σx, count, Σ‖x‖²)."""
     for j in range(rows.shape[0]):
-        i, k0 = rows[j], old[j]
-        k1 = a[i]
-        if k1 != k0:
-            for q in range(X.shape[1]):
-                sums[k0, q] -= X[i, q]
-                sums[k1, q] += X[i, q]
-            counts[k0] -= 1.0
-            counts[k1] += 1.0
-            sq[k0] -= x_sq[i]
-            sq[k1] += x_sq[i]
+        i = rows[j]
+        if a[i] != old[j]:
+            _move_row(X, x_sq, i, old[j], a[i], sums, counts, sq)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _move_row(X: np.ndarray, x_sq: np.ndarray, i: int, k0: int, k1: int, sums: np.ndarray,
+              counts: np.ndarray, sq: np.ndarray) -> None:
+    """Row i's x, 1 and ‖x‖² from cluster k0's statistics to k1's."""
+    for q in range(X.shape[1]):
+        sums[k0, q] -= X[i, q]
+        sums[k1, q] += X[i, q]
+    counts[k0] -= 1.0
+    counts[k1] += 1.0
+    sq[k0] -= x_sq[i]
+    sq[k1] += x_sq[i]
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -189,16 +195,9 @@ def _settle_block(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, c_sq: np.ndarr
                 b1[j] = min(b1[j], v)
         for j in range(nb):
             i = rows[j0 + j]
-            new, old = kb[j], a[i]
-            if new != old:
-                for q in range(D):
-                    sums[old, q] -= X[i, q]
-                    sums[new, q] += X[i, q]
-                counts[old] -= 1.0
-                counts[new] += 1.0
-                sq[old] -= x_sq[i]
-                sq[new] += x_sq[i]
-                a[i] = new
+            if kb[j] != a[i]:
+                _move_row(X, x_sq, i, a[i], kb[j], sums, counts, sq)
+                a[i] = kb[j]
             u[i] = math.sqrt(max(b1[j] + x_sq[i], 0.0))
             l[i] = math.sqrt(max(b2[j] + x_sq[i], 0.0))
 
