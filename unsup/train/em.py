@@ -269,10 +269,10 @@ class EMEngine:
                                     FUSED_MAX_BLOCK))
                     objs = [o / n_total for o in fz.objectives]
                     rec = objs if fz.stats is None else objs[:-1]
+                    tots = torch.tensor(fz.objectives, dtype=torch.float64)  # one tensor
                     for i, o in enumerate(rec):
-                        tot = torch.tensor([fz.objectives[i]], dtype=torch.float64)
                         b["hist"][ids[0]].append({"iter": it + i, name: o, **self._em_history(
-                            {"objective": tot}, n_total, 0)})
+                            {"objective": tots[i:]}, n_total, 0)})
                         report_progress(stage, it + i, max_iter, **{name: o})
                         if verbose:
                             print(f"{stage} iter {it + i}: {name} {o:.6g} (1 run active)")
