@@ -147,6 +147,7 @@ def test_empty_cluster_is_repaired(blobs):
 
 def test_chunked_path_matches_unchunked(blobs, monkeypatch):
     monkeypatch.setattr(kmeans_module, "HAVE_NUMBA", False)  # the GEMM path: chunked passes
+    monkeypatch.setattr(lloyd, "HAVE_NUMBA", False)  # and chunked k-means++
     full = KMeans(5, n_init=3, random_state=0, device="cpu").fit(blobs)
     D_full = full.transform(blobs)
 
@@ -538,6 +539,25 @@ def test_kmeans_plusplus_keeps_the_chosen_candidates_distances(monkeypatch):
     again = lloyd.kmeans_plusplus(X, 12, 3, torch.Generator().manual_seed(1))
     assert torch.equal(kept, again)
     assert len({tuple(r) for r in kept[0].tolist()}) == 12  # 12 distinct data rows
+
+
+@pytest.mark.parametrize("D, K, dtype", [(2, 12, np.float32), (5, 8, np.float64),
+                                         (8, 30, np.float32)])
+def test_compiled_kmeans_plusplus_draws_the_torch_paths_centres(monkeypatch, D, K, dtype):
+    """k-means++ in compiled loops (one process on the CPU, D ≤ KPP_D) uses the same uniforms
+    in the same order as the torch path: the same centres, with one generator for all runs
+    and with one per run."""
+    assert D <= lloyd.KPP_D
+    X = torch.as_tensor(make_blobs(2000, centers=K, n_features=D, random_state=D)[0]
+                        .astype(dtype))
+    for gens in (lambda: torch.Generator().manual_seed(3),
+                 lambda: [torch.Generator().manual_seed(i) for i in range(3)]):
+        compiled = lloyd.kmeans_plusplus(X, K, 3, gens())
+        monkeypatch.setattr(lloyd, "KPP_D", 0)
+        plain = lloyd.kmeans_plusplus(X, K, 3, gens())
+        monkeypatch.undo()
+        assert torch.equal(compiled, plain)
+        assert all(len({tuple(r) for r in run.tolist()}) == K for run in compiled)
 
 
 def test_row_col_moments_are_float64_exact():

@@ -17,6 +17,8 @@ import math
 import torch
 
 from unsup import distributed as ud
+from unsup._numba import HAVE_NUMBA
+from unsup.cluster._kpp import kmeans_plusplus_compiled
 from unsup.ops import chunks, sq_norms
 from unsup.train.em import em_chunk_rows, global_count
 
@@ -65,6 +67,8 @@ def uniforms(generator: torch.Generator | list[torch.Generator], R: int, L: int,
 
 
 KEEP_ELEMS = 2**25  # k-means++: largest R·L·N buffer of candidate distances kept (128 MB f32)
+#: k-means++ in compiled loops (one process on the CPU) up to this many dimensions
+KPP_D = 8
 
 
 def kmeans_plusplus(
@@ -77,7 +81,9 @@ def kmeans_plusplus(
     Each new centre is the best of ``2 + ln K`` candidates drawn with probability proportional to
     D(x)², the squared distance to the closest centre chosen so far (scikit-learn's variant).
     Returns an R×K×D tensor. Uniform draws come from a CPU generator (or one per run), so the
-    result does not depend on the device or on how the data are sharded.
+    result does not depend on the device or on how the data are sharded. In one process on
+    the CPU at D ≤ KPP_D the same draws run in compiled loops (:mod:`._kpp`; 0.24-0.6x the
+    time at D ≤ 8), whose distances may differ from the GEMM's in the last bits.
     """
     N, D = X.shape
     R, K = n_runs, n_clusters
@@ -89,6 +95,10 @@ def kmeans_plusplus(
     def rand(R: int, L: int) -> torch.Tensor:
         return uniforms(generator, R, L, X.device)
 
+    if X.device.type == "cpu" and HAVE_NUMBA and ud.world_size() == 1 and D <= KPP_D:
+        u0 = rand(R, 1)  # the same uniforms in the same order as below
+        U = torch.stack([rand(R, L) for _ in range(1, K)]) if K > 1 else torch.empty(0, R, L)
+        return kmeans_plusplus_compiled(X, u0, U.to(torch.float64))
     centers = torch.empty(R, K, D, dtype=X.dtype, device=X.device)
     centers[:, 0] = sample_rows(X, torch.ones(R, N, device=X.device), rand(R, 1))[:, 0]
     closest = torch.empty(R, N, dtype=X.dtype, device=X.device)
