@@ -5,10 +5,11 @@ centre is the best of L candidates drawn with probability ∝ D(x)², the one th
 the potential Σ_i min(D(x_i)², ‖x_i − c‖²)), from the same uniforms in the same order. The
 torch path computes ‖x‖² + ‖c‖² − 2 x·c with a GEMM and five elementwise passes over an
 (R·L) × N block per centre; at few dimensions the GEMM is cheap and those passes are the
-cost (10,000 × 2, K = 64: 61 % of a k-means fit). Here the squared distances are summed as
-differences over the data transposed (D × N, each inner loop over contiguous rows) in
-float64, so they can differ from the GEMM's in the last bits: a draw that lands within that
-rounding of a row's boundary in the cumulative D(x)² may pick its neighbour.
+cost (10,000 × 2, K = 64: 61 % of a k-means fit). Here each squared distance is a sum of
+squared differences (differences in X's dtype, squares and sums in float64) over the data
+transposed (D × N: every inner loop runs over contiguous rows), so it can differ from the
+GEMM's in the last bits: a draw that lands within that rounding of a row's boundary in the
+cumulative D(x)² may pick its neighbour.
 """
 
 from __future__ import annotations
