@@ -546,17 +546,23 @@ def test_kmeans_plusplus_keeps_the_chosen_candidates_distances(monkeypatch):
 def test_compiled_kmeans_plusplus_draws_the_torch_paths_centres(monkeypatch, D, K, dtype):
     """k-means++ in compiled loops (one process on the CPU, D ≤ KPP_D) uses the same uniforms
     in the same order as the torch path: the same centres, with one generator for all runs
-    and with one per run."""
+    and with one per run, on one thread and with the runs split over two."""
     assert D <= lloyd.KPP_D
     X = torch.as_tensor(make_blobs(2000, centers=K, n_features=D, random_state=D)[0]
                         .astype(dtype))
+    before = torch.get_num_threads()
     for gens in (lambda: torch.Generator().manual_seed(3),
                  lambda: [torch.Generator().manual_seed(i) for i in range(3)]):
         compiled = lloyd.kmeans_plusplus(X, K, 3, gens())
+        try:  # the runs in parallel blocks
+            torch.set_num_threads(2)
+            threaded = lloyd.kmeans_plusplus(X, K, 3, gens())
+        finally:
+            torch.set_num_threads(before)
         monkeypatch.setattr(lloyd, "KPP_D", 0)
         plain = lloyd.kmeans_plusplus(X, K, 3, gens())
         monkeypatch.undo()
-        assert torch.equal(compiled, plain)
+        assert torch.equal(compiled, plain) and torch.equal(threaded, plain)
         assert all(len({tuple(r) for r in run.tolist()}) == K for run in compiled)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from unsup._numba import njit
+from unsup._numba import njit, run_blocks
 
 __all__ = ["kmeans_plusplus_compiled"]
 
@@ -28,8 +28,15 @@ def kmeans_plusplus_compiled(X: torch.Tensor, u0: torch.Tensor, U: torch.Tensor)
     XT = np.ascontiguousarray(X.numpy().T)
     R = u0.shape[0]
     idx = np.empty((R, U.shape[0] + 1), dtype=np.int64)
-    for r in range(R):
-        _seed_run(XT, float(u0[r, 0]), np.ascontiguousarray(U[:, r].numpy()), idx[r])
+    u0n, Un = u0.numpy(), U.numpy()
+
+    def runs(b: slice) -> None:  # the kernel releases the GIL: runs in parallel
+        for r in range(b.start, b.stop):
+            _seed_run(XT, float(u0n[r, 0]), np.ascontiguousarray(Un[:, r]), idx[r])
+
+    T = max(1, min(torch.get_num_threads(), R))  # one block of runs per torch thread
+    edges = np.linspace(0, R, T + 1).astype(np.int64)
+    run_blocks(runs, [slice(int(edges[t]), int(edges[t + 1])) for t in range(T)])
     return X[torch.from_numpy(idx.reshape(-1))].reshape(R, idx.shape[1], -1)
 
 
