@@ -407,20 +407,19 @@ def test_kmeans_bounds_threaded_blocks_match_one_thread(monkeypatch, handed):
     assert one.inertia_ == pytest.approx(two.inertia_, rel=1e-9)
 
 
-def test_kmeans_bounds_state_is_memory_bounded(monkeypatch):
-    """The bounds' per-row state (24 bytes per row and run) is capped: with a tiny budget the
-    restarts run one batch at a time, and the fit is still the best of n_init restarts."""
+def test_kmeans_bounds_restarts_run_one_at_a_time():
+    """The bounds' per-row state (24 bytes per row) is held for one run at a time: with the
+    bounds the restarts form batches of one, and the fit is still the best of n_init."""
     X = make_blobs(2000, centers=5, n_features=2, random_state=4)[0]
     est = KMeans(5, n_init=4, random_state=0, device="cpu")
-    est._bounded, est._fused, est._x_sq, est.n_features_in_ = True, False, torch.zeros(2000), 2
-    monkeypatch.setattr(kmeans_module, "STATE_BYTES", 24 * 2000 * 2)
-    assert est._em_runs_per_batch(4) == 2
-    monkeypatch.setattr(kmeans_module, "STATE_BYTES", 1)
+    est._bounded = True
     assert est._em_runs_per_batch(4) == 1
-    capped = KMeans(5, n_init=4, random_state=0, device="cpu").fit(X)
-    assert len(capped.history_) == capped.n_iter_ + 1
+    est._bounded = False  # the GEMM path: every restart in one batch
+    assert est._em_runs_per_batch(4) == 4
+    fit = KMeans(5, n_init=4, random_state=0, device="cpu").fit(X)
+    assert len(fit.history_) == fit.n_iter_ + 1
     ref = skcluster.KMeans(5, n_init=4, random_state=0).fit(X)
-    assert capped.inertia_ <= ref.inertia_ * 1.01
+    assert fit.inertia_ <= ref.inertia_ * 1.01
 
 
 def test_n_init_auto_is_scikit_learns():

@@ -34,11 +34,11 @@ MIN_ROWS_PER_THREAD = 16384
 _POOL: ThreadPoolExecutor | None = None
 
 
-def row_blocks(n: int) -> list[slice]:
-    """Split n rows into one contiguous block per torch thread: the compiled kernels release
-    the GIL (``nogil=True``), so the blocks run in parallel on a thread pool; one block for
-    small n, and one per thread at most ``torch.get_num_threads()``."""
-    T = max(1, min(torch.get_num_threads(), n // MIN_ROWS_PER_THREAD))
+def row_blocks(n: int, min_rows: int = MIN_ROWS_PER_THREAD) -> list[slice]:
+    """Split n rows (or items) into one contiguous block per torch thread: the compiled
+    kernels release the GIL (``nogil=True``), so the blocks run in parallel on a thread pool;
+    at least ``min_rows`` per block, and one per thread at most ``torch.get_num_threads()``."""
+    T = max(1, min(torch.get_num_threads(), n // min_rows))
     edges = np.linspace(0, n, T + 1).astype(np.int64)
     return [slice(int(edges[i]), int(edges[i + 1])) for i in range(T)]
 

@@ -38,8 +38,9 @@ def bounds_pass(X: np.ndarray, C: np.ndarray, a: np.ndarray, u: np.ndarray, l: n
     ``delta[r]``, test them and tighten the failing ones; the rows that still fail are written
     to ``need[r]``. Returns the number of those per run."""
     n_need = np.zeros(C.shape[0], dtype=np.int64)
+    z = np.empty(X.shape[0])
     for r in range(C.shape[0]):
-        n_need[r] = _bounds_one(X, C[r], a[r], u[r], l[r], delta[r], half[r], need[r])
+        n_need[r] = _bounds_one(X, C[r], a[r], u[r], l[r], delta[r], half[r], need[r], z)
     return n_need
 
 
@@ -204,8 +205,9 @@ def _settle_block(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, c_sq: np.ndarr
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _bounds_one(X: np.ndarray, C: np.ndarray, a: np.ndarray, u: np.ndarray, l: np.ndarray,
-                delta: np.ndarray, half: np.ndarray, need: np.ndarray) -> int:
-    """:func:`bounds_pass` for one run; returns how many rows of ``need`` still fail.
+                delta: np.ndarray, half: np.ndarray, need: np.ndarray, z: np.ndarray) -> int:
+    """:func:`bounds_pass` for one run; returns how many rows of ``need`` still fail (``z``:
+    N floats of scratch, the candidates' thresholds).
 
     Two loops: the first moves every row's bounds and lists the rows whose test fails (a
     conditional increment, no branch), the second makes their u exact; one fused loop with a
@@ -220,7 +222,6 @@ def _bounds_one(X: np.ndarray, C: np.ndarray, a: np.ndarray, u: np.ndarray, l: n
     dl = np.full(K, m1)  # each centre's lower-bound move: the largest other shift
     if k1 >= 0:
         dl[k1] = m2
-    z = np.empty(X.shape[0])
     c = 0
     for i in range(X.shape[0]):
         ai = a[i]
@@ -307,13 +308,13 @@ def centre_norms(C: np.ndarray, c_sq: np.ndarray, half: np.ndarray) -> None:
 @njit(cache=True, nogil=True, fastmath=True)
 def e_pass(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, c_sq: np.ndarray,
            half: np.ndarray, a: np.ndarray, u: np.ndarray, l: np.ndarray, delta: np.ndarray,
-           need: np.ndarray, sums: np.ndarray, counts: np.ndarray, sq: np.ndarray,
-           gemm_min: int) -> int:
+           need: np.ndarray, z: np.ndarray, sums: np.ndarray, counts: np.ndarray,
+           sq: np.ndarray, gemm_min: int) -> int:
     """One E-step of one run on a block of rows, as :func:`lloyd_steps`' (bounds, the failing
     rows' distances, their moves in the block's statistics). Returns the number of failing
     rows; when their distances are more than ``gemm_min`` multiply-adds they are left to the
     caller's GEMM, listed in ``need``, and the count is returned negated."""
-    m = _bounds_one(X, C, a, u, l, delta, half, need)
+    m = _bounds_one(X, C, a, u, l, delta, half, need, z)
     if m * C.shape[0] * C.shape[1] > gemm_min:
         return -m
     _settle_block(X, x_sq, C, c_sq, need, m, a, u, l, sums, counts, sq)
@@ -397,12 +398,12 @@ def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u
         counts[:] = 0.0
         sq[:] = 0.0
         _accumulate_one(X, x_sq, a, sums, counts, sq)
-    c_sq = np.empty(K, dtype=X.dtype)
+    c_sq, z = np.empty(K, dtype=X.dtype), np.empty(N)  # z: the bounds' scratch, once
     C64, old = np.empty((K, D)), np.empty((K, D), dtype=X.dtype)
     for step in range(max_steps):
         centre_norms(C, c_sq, half)
         if not (settled and step == 0):
-            m = _bounds_one(X, C, a, u, l, delta, half, need[1:])
+            m = _bounds_one(X, C, a, u, l, delta, half, need[1:], z)
             if m * K * D > gemm_min:
                 need[0] = m
                 return step, 3, shift

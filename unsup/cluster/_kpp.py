@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from unsup._numba import njit, run_blocks
+from unsup._numba import njit, row_blocks, run_blocks
 
 __all__ = ["kmeans_plusplus_compiled"]
 
@@ -34,9 +34,7 @@ def kmeans_plusplus_compiled(X: torch.Tensor, u0: torch.Tensor, U: torch.Tensor)
         for r in range(b.start, b.stop):
             _seed_run(XT, float(u0n[r, 0]), np.ascontiguousarray(Un[:, r]), idx[r])
 
-    T = max(1, min(torch.get_num_threads(), R))  # one block of runs per torch thread
-    edges = np.linspace(0, R, T + 1).astype(np.int64)
-    run_blocks(runs, [slice(int(edges[t]), int(edges[t + 1])) for t in range(T)])
+    run_blocks(runs, row_blocks(R, min_rows=1))  # one block of runs per torch thread
     return X[torch.from_numpy(idx.reshape(-1))].reshape(R, idx.shape[1], -1)
 
 

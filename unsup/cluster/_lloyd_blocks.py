@@ -23,6 +23,7 @@ from unsup.cluster._hamerly import (
     move_rows,
     settle_rows,
 )
+from unsup.ops import sq_norms
 
 __all__ = ["settle_by_gemm", "lloyd_steps_blocks"]
 
@@ -56,7 +57,7 @@ def settle_moving(X: torch.Tensor, x_sq: torch.Tensor, x_sq64: np.ndarray, C: np
     wide = len(rows) * GATHER_MAX >= X.shape[0]  # every row settled: keep every old label
     prev = a.copy() if wide else a[rows]
     Ct = torch.from_numpy(C)
-    done = settle_by_gemm(X, x_sq, Ct, (Ct * Ct).sum(1), rows, a, u, l)
+    done = settle_by_gemm(X, x_sq, Ct, sq_norms(Ct), rows, a, u, l)
     move_rows(X.numpy(), x_sq64, done, prev if not wide else prev[done], a, sums, counts, sq)
 
 
@@ -75,6 +76,7 @@ def lloyd_steps_blocks(X: torch.Tensor, x_sq: torch.Tensor, x_sq64: np.ndarray, 
     stats = {b.start: (np.zeros((1, K, D)), np.zeros((1, K)), np.zeros((1, K))) for b in blocks}
     run_blocks(lambda b: accumulate_rows(Xn[b], x_sq64[b], a[None, b], *stats[b.start]), blocks)
     need = np.empty(len(a), dtype=np.int64)  # each block lists its failing rows in its own part
+    z = np.empty(len(a))  # and the bounds' scratch
     c_sq, half = np.empty(K, dtype=Xn.dtype), np.empty(K)
     C64, old = np.empty((K, D)), np.empty((K, D), dtype=Xn.dtype)
     objs: list[float] = []
@@ -84,7 +86,7 @@ def lloyd_steps_blocks(X: torch.Tensor, x_sq: torch.Tensor, x_sq64: np.ndarray, 
 
         def e_step(b: slice) -> int:
             return e_pass(Xn[b], x_sq64[b], C, c_sq, half, a[b], u[b], l[b], delta, need[b],
-                          *(s[0] for s in stats[b.start]), gemm_min)
+                          z[b], *(s[0] for s in stats[b.start]), gemm_min)
 
         found = run_blocks(e_step, blocks)
         handed = [need[b][:-m] + b.start for b, m in zip(blocks, found, strict=True) if m < 0]

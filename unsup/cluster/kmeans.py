@@ -42,8 +42,6 @@ from unsup.train.seeding import run_generators
 
 __all__ = ["KMeans"]
 
-#: memory for the bounds' per-row state (a, u, l) of the runs fitted together, at least
-STATE_BYTES = 2**28
 #: the compiled loop hands the failing rows to a GEMM above this many multiply-adds, unless
 #: the compiled distances are the faster (few dimensions: see compiled_settle)
 GEMM_MIN = 2**17
@@ -205,9 +203,8 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         gen = make_generator(self.random_state, torch.device("cpu"))
         # Hamerly's bounds need per-row state and compiled loops: CPU, one process
         self._bounded = HAVE_NUMBA and X.device.type == "cpu" and ud.world_size() == 1
-        # the iterations without the engine between them (_em_fused): one compiled call on
-        # one thread up to FUSED_ROWS rows, above that one row block per thread
-        self._fused = self._bounded
+        # and then the iterations without the engine between them (_em_fused): one compiled
+        # call on one thread up to FUSED_ROWS rows, above that one row block per thread
         self._init_queue = torch.empty(0)  # runs seeded but not started (checkpointed)
         # scikit-learn's tolerance: tol × mean per-feature variance of the (global) data,
         # from the moments [Σx ; Σx²] per column
@@ -234,7 +231,7 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
                                              need_stats=False)[2:4]
                 labels, inertia = labels[0], float(inertia[0])
         finally:
-            del self._x_sq, self._bounded, self._fused, self._init_queue
+            del self._x_sq, self._bounded, self._init_queue
             self.__dict__.pop("_x_sq64", None)
         self.cluster_centers_ = centers.cpu().numpy()
         self.labels_ = labels.cpu().numpy()
@@ -247,22 +244,16 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
     _em_objective_name = "neg_inertia"
 
     def _em_runs_per_batch(self, n_init: int) -> int:
-        if not self._bounded:
-            return n_init  # all restarts share each GEMM
-        if self._fused:
-            return 1  # one run at a time through the compiled loop
-        # the bounds keep 24 bytes per row and run: as many runs at once as fit in the larger
-        # of STATE_BYTES and the data's own size (the rest in later batches)
-        N = self._x_sq.shape[0]
-        budget = max(STATE_BYTES, N * self.n_features_in_ * self._x_sq.element_size())
-        return max(1, min(n_init, budget // (24 * N)))
+        # the GEMM path: all restarts share each GEMM; with the bounds one run at a time
+        # through the compiled loop (24 bytes of state per row)
+        return 1 if self._bounded else n_init
 
     def _em_initialize(self, X: torch.Tensor, gen: torch.Generator, n_runs: int
                        ) -> dict[str, torch.Tensor]:
         # one generator per restart, so that the seeding is the same however the restarts are
         # batched (a single run draws from the fit's generator itself, as before)
         R = self._n_runs()
-        if self._fused:  # one run per batch, but every run seeded at the first batch: the
+        if self._bounded:  # one run per batch, but every run seeded at the first batch: the
             # seeding's GEMMs are R times wider (k-means++ at K = 64 is ~2.5 GFLOP per run)
             if self._init_queue.shape[0] == 0:
                 self._init_queue = init_centers(X, self._x_sq, self.init, self.n_clusters, R,
@@ -351,7 +342,7 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         :meth:`_bounded_e_step` and :meth:`_em_m_step`, without a return to Python between
         iterations (~1 ms of Python and small torch calls per iteration before); an empty
         cluster hands its iteration back to the engine's M-step."""
-        if not self._fused:
+        if not self._bounded:
             return None
         C = params["centers"]
         K, D = C.shape[1:]
