@@ -88,9 +88,6 @@ def kmeans_plusplus(
     N, D = X.shape
     R, K = n_runs, n_clusters
     L = n_local_trials or 2 + int(math.log(K))
-    if x_sq is None:
-        x_sq = sq_norms(X)
-    step = em_chunk_rows(R * L, N)
 
     def rand(R: int, L: int) -> torch.Tensor:
         return uniforms(generator, R, L, X.device)
@@ -99,6 +96,9 @@ def kmeans_plusplus(
         u0 = rand(R, 1)  # the same uniforms in the same order as below
         U = torch.stack([rand(R, L) for _ in range(1, K)]) if K > 1 else torch.empty(0, R, L)
         return kmeans_plusplus_compiled(X, u0, U.to(torch.float64))
+    if x_sq is None:
+        x_sq = sq_norms(X)
+    step = em_chunk_rows(R * L, N)
     centers = torch.empty(R, K, D, dtype=X.dtype, device=X.device)
     centers[:, 0] = sample_rows(X, torch.ones(R, N, device=X.device), rand(R, 1))[:, 0]
     closest = torch.empty(R, N, dtype=X.dtype, device=X.device)
