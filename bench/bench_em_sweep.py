@@ -73,8 +73,10 @@ def make_models(model: str, K: int, seed: int, kmeans_n_init: int) -> tuple[Any,
 def load_data(name: str, n: int, d: int, k: int) -> tuple[np.ndarray, str]:
     from bench.common import load_mnist_test, mnist_pca
 
-    if name == "synthetic":
+    if name in ("synthetic", "synthetic-f64"):
         X, _, _ = synthetic_mixture(n, d, k)
+        if name.endswith("f64"):
+            return X.astype(np.float64), f"synth f64 {n}×{d}"
         return X, f"synth {n}×{d}"
     if name == "mnist":
         X, _, _ = load_mnist_test()
@@ -151,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", type=comma_list, default=list(MODELS))
     p.add_argument("--threads", type=int_list, default=[1, 2])
     p.add_argument("--data", type=comma_list, default=["synthetic"],
-                   help="synthetic, mnist, mnist-pca50, mnist-pca50-f32")
+                   help="synthetic (float32), synthetic-f64, mnist, mnist-pca50, "
+                        "mnist-pca50-f32")
     p.add_argument("--seeds", type=int_list, default=[0],
                    help="random_state values; times are summed and quality averaged over them")
     p.add_argument("--repeats", type=int, default=1)
@@ -177,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n", flush=True)
     points = []
     for data in a.data:
-        grid = ([(n, d, k) for n in a.n for d in a.d for k in a.k] if data == "synthetic"
-                else [(0, 0, k) for k in a.k])
+        grid = ([(n, d, k) for n in a.n for d in a.d for k in a.k]
+                if data.startswith("synthetic") else [(0, 0, k) for k in a.k])
         for n, d, k in grid:
             X, label = load_data(data, n, d, k)
             for model in a.models:

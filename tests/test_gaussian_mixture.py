@@ -230,6 +230,78 @@ def test_chunked_full_covariance_matches(overlapping, monkeypatch):
     assert small.lower_bound_ == pytest.approx(gm.lower_bound_, rel=1e-12)
 
 
+@pytest.fixture(scope="module")
+def wide() -> np.ndarray:
+    """Float64 blobs with D = 20: diagonal and spherical fits take the compiled one-pass
+    E-step (D >= ROWS_KERNEL_MIN_D, K·D <= ROWS_KERNEL_KD)."""
+    X, _ = make_blobs(600, centers=4, n_features=20, random_state=3, cluster_std=2.0,
+                      center_box=(-3, 3))  # overlapping: EM takes ~20 iterations
+    return X
+
+
+def _counted_kernel(monkeypatch) -> list[int]:
+    import unsup.cluster.gaussian_mixture as gmm
+
+    calls: list[int] = []
+    kernel = gmm.e_step_rows
+
+    def counted(*args):
+        calls.append(len(args[0]))
+        return kernel(*args)
+
+    monkeypatch.setattr(gmm, "e_step_rows", counted)
+    return calls
+
+
+@pytest.mark.parametrize("ct", ["diag", "spherical"])
+def test_compiled_e_step_gives_the_gemm_paths_fit(wide, ct, monkeypatch):
+    """The compiled pass and the GEMM path compute the same E-step (responsibilities from
+    random ones, statistics, the three terms of the bound): the same iterations and fit."""
+    import unsup.cluster.gaussian_mixture as gmm
+
+    calls = _counted_kernel(monkeypatch)
+    monkeypatch.setattr(gmm, "ROWS_KERNEL_BLOCK", 100)  # the compiled pass at any thread count
+    kw = dict(covariance_type=ct, reg_covar=0.0, tol=1e-10, max_iter=25, init="random",
+              random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = GaussianMixture(4, **kw).fit(wide)
+        assert sum(calls) == len(a.history_) * len(wide)  # every E-step, every row
+        monkeypatch.setattr(gmm, "ROWS_KERNEL_KD", 0)
+        b = GaussianMixture(4, **kw).fit(wide)
+    assert sum(calls) == len(a.history_) * len(wide)  # the GEMM path did not call it
+    assert a.n_iter_ == b.n_iter_ and len(a.history_) > 10
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-9)
+    np.testing.assert_allclose(a.weights_, b.weights_, rtol=1e-9)
+    assert a.history_[0]["kl"] > 1e-3  # random responsibilities: the bound's terms differ
+    for ea, eb in zip(a.history_, b.history_, strict=True):
+        for k in ("log_likelihood", "bound", "kl"):
+            assert ea[k] == pytest.approx(eb[k], rel=1e-9, abs=1e-9), (k, ea, eb)
+        assert abs(ea["log_likelihood"] - (ea["bound"] + ea["kl"])) < 1e-8
+
+
+def test_compiled_e_step_thread_blocks_match_one_block(wide, monkeypatch):
+    import unsup.cluster.gaussian_mixture as gmm
+
+    calls = _counted_kernel(monkeypatch)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        a = GaussianMixture(4, covariance_type="diag", random_state=0, device="cpu").fit(wide)
+        one = len(calls)
+        torch.set_num_threads(2)
+        monkeypatch.setattr(gmm, "ROWS_KERNEL_BLOCK", 100)
+        b = GaussianMixture(4, covariance_type="diag", random_state=0, device="cpu").fit(wide)
+    finally:
+        torch.set_num_threads(before)
+    assert len(calls) - one == 2 * one  # two blocks per E-step
+    assert a.n_iter_ == b.n_iter_
+    np.testing.assert_allclose(b.means_, a.means_, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(b.covariances_, a.covariances_, rtol=1e-11)
+    assert b.lower_bound_ == pytest.approx(a.lower_bound_, rel=1e-12)
+
+
 def test_float32_and_tensor_input(overlapping):
     a = GaussianMixture(3, random_state=0, device="cpu").fit(overlapping)
     b = GaussianMixture(3, random_state=0, device="cpu").fit(torch.from_numpy(overlapping))

@@ -13,7 +13,9 @@ from sklearn.utils import check_random_state
 from unsup import distributed as ud
 from unsup import ops
 from unsup._io_checks import A
+from unsup._numba import HAVE_NUMBA, row_blocks, run_blocks
 from unsup.base import BaseEstimator, make_generator
+from unsup.cluster._gmm_diag import e_step_rows
 from unsup.cluster._lloyd import kmeans_plusplus, lloyd_pass, sample_rows
 from unsup.cluster.kmeans import KMeans
 from unsup.data.validation import check_int, check_min_samples
@@ -25,6 +27,16 @@ from unsup.train.em import EMEngine, em_chunk_rows, global_count
 __all__ = ["GaussianMixture"]
 
 _COV_TYPES = ("full", "tied", "diag", "spherical")
+#: float64 diag / spherical mixtures with D ≥ ROWS_KERNEL_MIN_D and K·D ≤ ROWS_KERNEL_KD run the
+#: E-step row by row in one compiled pass (:mod:`._gmm_diag`), on one thread, or on T threads
+#: when there are at least ROWS_KERNEL_BLOCK rows per thread. Whole fits against the GEMM path
+#: (BENCHMARKS.md): at one thread 0.74-0.92x for D = 16-64, K = 8-64 and 0.51-0.93x for
+#: D = 50-784, K = 4-32 (1.03-1.30x at D = 2, 1.01x at D = 784, K = 32: excluded); at two
+#: threads 0.70-1.03x on 10^5 rows but 1.0-1.27x on 10^4 (MKL's two-thread GEMMs win there).
+#: In float32 the GEMMs run twice as fast and the compiled pass lost (0.7-1.4x).
+ROWS_KERNEL_MIN_D = 16
+ROWS_KERNEL_KD = 2**14
+ROWS_KERNEL_BLOCK = 2**14
 _INITS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
@@ -64,7 +76,8 @@ class _Params:
             else:
                 prec = self.prec if self.cov_type == "diag" else self.prec.unsqueeze(1).expand(K, D)
                 # −½ maha = −½ Σ_d prec (x² − 2 μ x + μ²) = [x, x²] · W + c
-                t["W"] = torch.cat([self.means * prec, -0.5 * prec], 1).T.contiguous()
+                t["Wt"] = torch.cat([self.means * prec, -0.5 * prec], 1)
+                t["W"] = t["Wt"].T.contiguous()
                 t["bias"] = t["bias"] - 0.5 * ((self.means**2) * prec).sum(1)
             self._cache[dtype] = {k: v.to(dtype) for k, v in t.items()}
         return self._cache[dtype]
@@ -272,6 +285,8 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
         return st
 
     def _em_row_width(self, params: _Params) -> int:
+        if getattr(self, "_rows_kernel", False):  # no temporaries per row: large chunks
+            return 1
         return self._row_width(*params.means.shape)
 
     def _row_width(self, K: int, D: int) -> int:
@@ -352,6 +367,8 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
 
     def _em_e_step(self, X: torch.Tensor, params: _Params, rows: slice
                    ) -> dict[str, torch.Tensor]:
+        if getattr(self, "_rows_kernel", False):
+            return self._e_step_rows(X, params, rows)
         # Work with K×n (components × rows): the log-sum-exp over K is then a reduction over
         # an outer dimension, which vectorises across rows, and the GEMMs keep the long
         # dimension last (MKL was 2-5× slower for an n×K output with K ~ 10).
@@ -378,6 +395,32 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
         st["kl"] = (h - q_lr).reshape(1)
         return st
 
+    def _e_step_rows(self, X: torch.Tensor, params: _Params, rows: slice
+                     ) -> dict[str, torch.Tensor]:
+        """The diag / spherical E-step and statistics in one compiled pass over the rows
+        (:func:`._gmm_diag.e_step_rows`), one block of rows per torch thread; the blocks'
+        sums are added in a fixed order."""
+        t = params._terms(X.dtype)
+        Xn, Wt, bias = X.contiguous().numpy(), t["Wt"].numpy(), t["bias"].numpy()
+        q, qlogq = self._q.numpy(), self._qlogq.numpy()
+        K, w = Wt.shape
+        start = rows.start or 0
+
+        def run(b: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            nk, S, out = np.zeros(K), np.zeros((K, w)), np.zeros(3)
+            e_step_rows(Xn[b], Wt, bias, q, qlogq, start + b.start, nk, S, out)
+            return nk, S, out
+
+        parts = run_blocks(run, row_blocks(Xn.shape[0], min_rows=ROWS_KERNEL_BLOCK))
+        nk, S, out = parts[0]
+        for p in parts[1:]:
+            nk, S, out = nk + p[0], S + p[1], out + p[2]
+        D = w // 2
+        ll, q_lr, h = (torch.tensor([v], dtype=torch.float64) for v in out)
+        return {"nk": torch.from_numpy(nk), "sx": torch.from_numpy(S[:, :D].copy()),
+                "sxx": torch.from_numpy(S[:, D:].copy()), "objective": ll,
+                "bound": q_lr + ll - h, "kl": h - q_lr}
+
     def _em_history(self, stats: dict[str, torch.Tensor], n_total: int, j: int
                     ) -> dict[str, float]:
         return {"bound": float(stats["bound"][j]) / n_total,
@@ -402,11 +445,16 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
             Xc = torch.cat([Xc, Xc * Xc], 1)  # [X, X²]: E- and M-step are one GEMM each
         self._rs = check_random_state(self.random_state)
         gen = make_generator(self._rs, torch.device("cpu"))
+        (N, D), T = X.shape, torch.get_num_threads()
+        self._rows_kernel = (self.covariance_type in ("diag", "spherical") and HAVE_NUMBA
+                             and Xc.device.type == "cpu" and Xc.dtype == torch.float64
+                             and ROWS_KERNEL_MIN_D <= D and K * D <= ROWS_KERNEL_KD
+                             and (T == 1 or N >= T * ROWS_KERNEL_BLOCK))
         try:
             res = self._em_fit(Xc, n_init=n_init, max_iter=self.max_iter, tol=self.tol,
                                generator=gen, stage="EM", verbose=self.verbose)
         finally:
-            for a in ("_q", "_qlogq", "_rs"):
+            for a in ("_q", "_qlogq", "_rs", "_rows_kernel"):
                 self.__dict__.pop(a, None)
         self._store(res.params, shift)
         self.converged_ = bool(res.converged)
