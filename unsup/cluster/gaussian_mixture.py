@@ -270,7 +270,7 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
         """
         ct = self.covariance_type
         f8 = torch.float64
-        st = {"nk": resp.sum(0, dtype=f8)}
+        st = {"nk": resp.sum(0).to(f8)}  # (dtype=f8 would copy the n×K block to float64)
         if ct in ("diag", "spherical"):
             D = X.shape[1] // 2
             both = (resp.T @ X).to(f8)
@@ -377,16 +377,24 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
             wlp = torch.addmm(t["bias"].unsqueeze(1), t["W"].T, X.T)  # K × n
         else:
             wlp = params.weighted_log_prob(X).T
-        log_norm = torch.logsumexp(wlp, 0)
-        log_resp = wlp.sub_(log_norm)
+        # log-sum-exp over k with one exp: e = exp(wlp − max_k) gives both the
+        # responsibilities e / Σ_k e and the normaliser max_k + ln Σ_k e
+        top = wlp.amax(0)
+        wlp.sub_(top)
+        resp = torch.exp(wlp)
+        total = resp.sum(0)
+        resp.div_(total)
+        log_total = torch.log(total)
+        log_resp = wlp.sub_(log_total)
+        log_norm = top.add_(log_total)
         # ln p = L(q, θ) + KL(q || p(Z|X, θ)) with q from the previous E-step; with
         # Σ_k q = 1: Σ q·wlp = Σ q·log_resp + Σ ln p(x), so both terms use log_resp
         q, qlogq = self._q[:, rows], self._qlogq[rows]
         f8 = torch.float64
+        # sums over k in X's dtype, then over rows in float64: no float64 copy of a K×n block
         ll = log_norm.sum(dtype=f8)
-        q_lr = (q * log_resp).sum(dtype=f8)
+        q_lr = (q * log_resp).sum(0).sum(dtype=f8)
         h = qlogq.sum(dtype=f8)
-        resp = torch.exp(log_resp)
         self._q[:, rows] = resp
         self._qlogq[rows] = (resp * log_resp).sum(0)
         st = self._stats(X, resp.T)
