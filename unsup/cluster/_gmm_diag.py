@@ -12,8 +12,9 @@ so the GEMM path computes every ``b_k + [x, x²]·w_k`` (a K×n block), normalis
 (log-sum-exp), and sums the statistics ``N_k = Σ_n γ_nk`` and ``Σ_n γ_nk [x_n, x_n²]`` with a
 second GEMM. With few components both GEMMs have a K-wide side and run far below the machine's
 speed (MNIST PCA-50, K = 10: ~5 GFLOP/s in float64). :func:`e_step_rows` does the same
-arithmetic one row at a time: K dot products of length 2D, the log-sum-exp, the
-responsibilities, and K multiply-adds of the row into the statistics, reading each row once.
+arithmetic four rows at a time: K dot products of length 2D per row (each weight read once per
+block), the log-sum-exp (one ``exp`` per component), the responsibilities, and the block's
+rows added into each row of the statistics at once, reading every row of X once.
 It also returns the terms of the EM bound that the GEMM path computes (``Σ ln p(x)``,
 ``Σ q ln γ`` with q the previous responsibilities, ``Σ q ln q``) and writes the new
 responsibilities and their ``Σ γ ln γ`` in place of the old.
