@@ -281,6 +281,25 @@ def test_compiled_e_step_gives_the_gemm_paths_fit(wide, ct, monkeypatch):
         assert abs(ea["log_likelihood"] - (ea["bound"] + ea["kl"])) < 1e-8
 
 
+def test_compiled_e_step_on_float32_follows_the_float64_fit(wide, monkeypatch):
+    """float32 rows, float64 statistics: the fit stays within float32 rounding of the float64
+    one (the compiled pass runs on float32 data from D >= ROWS_KERNEL_F32_MIN_D; lowered here)."""
+    import unsup.cluster.gaussian_mixture as gmm
+
+    calls = _counted_kernel(monkeypatch)
+    monkeypatch.setattr(gmm, "ROWS_KERNEL_BLOCK", 100)
+    monkeypatch.setattr(gmm, "ROWS_KERNEL_F32_MIN_D", 16)
+    kw = dict(covariance_type="diag", max_iter=15, tol=0.0, random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = GaussianMixture(4, **kw).fit(wide.astype(np.float32))
+        assert sum(calls) == len(a.history_) * len(wide)
+        b = GaussianMixture(4, **kw).fit(wide)
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-4)
+    assert a.lower_bound_ == pytest.approx(b.lower_bound_, rel=1e-5)
+
+
 def test_compiled_e_step_thread_blocks_match_one_block(wide, monkeypatch):
     import unsup.cluster.gaussian_mixture as gmm
 

@@ -27,15 +27,20 @@ from unsup.train.em import EMEngine, em_chunk_rows, global_count
 __all__ = ["GaussianMixture"]
 
 _COV_TYPES = ("full", "tied", "diag", "spherical")
-#: float64 diag / spherical mixtures with D ≥ ROWS_KERNEL_MIN_D and K·D ≤ ROWS_KERNEL_KD run the
-#: E-step row by row in one compiled pass (:mod:`._gmm_diag`), on one thread, or on T threads
-#: when there are at least ROWS_KERNEL_BLOCK rows per thread. Whole fits against the GEMM path
-#: (BENCHMARKS.md): at one thread 0.74-0.92x for D = 16-64, K = 8-64 and 0.51-0.93x for
+#: diag / spherical mixtures run the E-step row by row in one compiled pass (:mod:`._gmm_diag`)
+#: for float64 data with D ≥ ROWS_KERNEL_MIN_D and K·D ≤ ROWS_KERNEL_KD, for float32 data with
+#: D ≥ ROWS_KERNEL_F32_MIN_D and K·D ≤ ROWS_KERNEL_F32_KD, on one thread, or on T threads when
+#: there are at least ROWS_KERNEL_BLOCK rows per thread. Whole fits against the GEMM path
+#: (BENCHMARKS.md): float64 at one thread 0.74-0.92x for D = 16-64, K = 8-64 and 0.51-0.93x for
 #: D = 50-784, K = 4-32 (1.03-1.30x at D = 2, 1.01x at D = 784, K = 32: excluded); at two
 #: threads 0.70-1.03x on 10^5 rows but 1.0-1.27x on 10^4 (MKL's two-thread GEMMs win there).
-#: In float32 the GEMMs run twice as fast and the compiled pass lost (0.7-1.4x).
+#: Float32 GEMMs run twice as fast: the pass won only at D = 784 with K ≤ 10 (0.74-0.86x; there
+#: its float64 statistics also kept MNIST's fit ~10x closer to the float64 fit) and at D = 128,
+#: K = 4, and lost elsewhere (1.03-1.66x).
 ROWS_KERNEL_MIN_D = 16
 ROWS_KERNEL_KD = 2**14
+ROWS_KERNEL_F32_MIN_D = 256
+ROWS_KERNEL_F32_KD = 2**13
 ROWS_KERNEL_BLOCK = 2**14
 _INITS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -454,9 +459,10 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
         self._rs = check_random_state(self.random_state)
         gen = make_generator(self._rs, torch.device("cpu"))
         (N, D), T = X.shape, torch.get_num_threads()
+        d_min, kd_max = ((ROWS_KERNEL_MIN_D, ROWS_KERNEL_KD) if Xc.dtype == torch.float64
+                         else (ROWS_KERNEL_F32_MIN_D, ROWS_KERNEL_F32_KD))
         self._rows_kernel = (self.covariance_type in ("diag", "spherical") and HAVE_NUMBA
-                             and Xc.device.type == "cpu" and Xc.dtype == torch.float64
-                             and ROWS_KERNEL_MIN_D <= D and K * D <= ROWS_KERNEL_KD
+                             and Xc.device.type == "cpu" and d_min <= D and K * D <= kd_max
                              and (T == 1 or N >= T * ROWS_KERNEL_BLOCK))
         try:
             res = self._em_fit(Xc, n_init=n_init, max_iter=self.max_iter, tol=self.tol,
