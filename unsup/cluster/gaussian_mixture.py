@@ -112,6 +112,13 @@ class _Params:
         return torch.addmm(t["bias"], XX2, t["W"])
 
 
+def _bound_terms(ll: torch.Tensor, q_lr: torch.Tensor, h: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A chunk's ``objective`` Σ ln p(x), ``bound`` L(q, θ) = Σ q ln γ + Σ ln p(x) − Σ q ln q
+    and ``kl`` = Σ q ln q − Σ q ln γ (q the previous responsibilities, γ the new), each (1,)."""
+    return {"objective": ll.reshape(1), "bound": (q_lr + ll - h).reshape(1),
+            "kl": (h - q_lr).reshape(1)}
+
+
 def _precision_cholesky(cov: torch.Tensor, cov_type: str) -> torch.Tensor:
     """Upper-triangular factors P with Σ⁻¹ = P Pᵀ (or 1/σ for diag / spherical)."""
     msg = ("Fitting the mixture model failed because some components have ill-defined "
@@ -237,6 +244,9 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
         "init": [StrOptions(set(_INITS))],
     }
 
+    # set for the duration of a fit: whether the E-step runs in the compiled pass
+    _rows_kernel = False
+
     # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
     _state_shapes = staticmethod(_gaussianmixture_state_shapes)
 
@@ -290,7 +300,7 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
         return st
 
     def _em_row_width(self, params: _Params) -> int:
-        if getattr(self, "_rows_kernel", False):  # no temporaries per row: large chunks
+        if self._rows_kernel:  # no temporaries per row: chunks as large as the engine allows
             return 1
         return self._row_width(*params.means.shape)
 
@@ -372,7 +382,7 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
 
     def _em_e_step(self, X: torch.Tensor, params: _Params, rows: slice
                    ) -> dict[str, torch.Tensor]:
-        if getattr(self, "_rows_kernel", False):
+        if self._rows_kernel:
             return self._e_step_rows(X, params, rows)
         # Work with K×n (components × rows): the log-sum-exp over K is then a reduction over
         # an outer dimension, which vectorises across rows, and the GEMMs keep the long
@@ -402,11 +412,7 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
         h = qlogq.sum(dtype=f8)
         self._q[:, rows] = resp
         self._qlogq[rows] = (resp * log_resp).sum(0)
-        st = self._stats(X, resp.T)
-        st["objective"] = ll.reshape(1)
-        st["bound"] = (q_lr + ll - h).reshape(1)
-        st["kl"] = (h - q_lr).reshape(1)
-        return st
+        return {**self._stats(X, resp.T), **_bound_terms(ll, q_lr, h)}
 
     def _e_step_rows(self, X: torch.Tensor, params: _Params, rows: slice
                      ) -> dict[str, torch.Tensor]:
@@ -429,10 +435,9 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
         for p in parts[1:]:
             nk, S, out = nk + p[0], S + p[1], out + p[2]
         D = w // 2
-        ll, q_lr, h = (torch.tensor([v], dtype=torch.float64) for v in out)
+        ll, q_lr, h = (torch.tensor(v, dtype=torch.float64) for v in out)
         return {"nk": torch.from_numpy(nk), "sx": torch.from_numpy(S[:, :D].copy()),
-                "sxx": torch.from_numpy(S[:, D:].copy()), "objective": ll,
-                "bound": q_lr + ll - h, "kl": h - q_lr}
+                "sxx": torch.from_numpy(S[:, D:].copy()), **_bound_terms(ll, q_lr, h)}
 
     def _em_history(self, stats: dict[str, torch.Tensor], n_total: int, j: int
                     ) -> dict[str, float]:
