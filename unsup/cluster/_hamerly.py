@@ -229,9 +229,10 @@ def _bounds_one(X: np.ndarray, C: np.ndarray, a: np.ndarray, u: np.ndarray, l: n
         li = l[i] - dl[ai]
         u[i] = ui
         l[i] = li
-        z[c] = max(li, half[ai])
+        zi = max(li, half[ai])  # from a register: reading z[c] back stalled on the store
+        z[c] = zi
         need[c] = i
-        c += ui > z[c]
+        c += ui > zi
     m = 0
     for j in range(c):
         i = need[j]
