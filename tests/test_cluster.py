@@ -486,6 +486,41 @@ def test_compiled_loop_blocks_do_not_change_the_fit(monkeypatch):
                                    [h["inertia"] for h in ref.history_], rtol=1e-10)
 
 
+def test_chunked_bounds_and_settling_match_the_two_passes():
+    """``_bounds_settle`` (bounds and failing rows chunk by chunk, 3 chunks here) leaves the
+    same labels, bounds and statistics as the bounds pass over every row then one settling
+    pass; and the labels are the nearest centres."""
+    rng = np.random.default_rng(0)
+    N, D, K = 40_000, 17, 6
+    assert N > 2 * (hamerly.SETTLE_CHUNK_ELEMS // D)
+    X = rng.normal(size=(N, D)).astype(np.float32)
+    x_sq = (X.astype(np.float64) ** 2).sum(1)
+    C0 = X[:K].astype(np.float64)
+    d = cdist(X, C0)
+    a = d.argmin(1).astype(np.int64)
+    u = d[np.arange(N), a]
+    d[np.arange(N), a] = np.inf
+    l = d.min(1)
+    sums, counts, sq = np.zeros((K, D)), np.zeros(K), np.zeros(K)
+    hamerly.accumulate_rows(X, x_sq, a[None], sums[None], counts[None], sq[None])
+    C = (C0 + rng.normal(scale=0.3, size=(K, D))).astype(np.float32)
+    delta = np.sqrt(((C - C0) ** 2).sum(1))
+    c_sq, half = np.empty(K, np.float32), np.empty(K)
+    hamerly.centre_norms(C, c_sq, half)
+    need, z = np.empty(N, np.int64), np.empty(N)
+    two = [v.copy() for v in (a, u, l, sums, counts, sq)]
+    m = hamerly._bounds_one(X, C, two[0], two[1], two[2], delta, half, need, z)
+    hamerly._settle_block(X, x_sq, C, c_sq, need, m, *two)
+    one = [v.copy() for v in (a, u, l, sums, counts, sq)]
+    m1 = hamerly._bounds_settle(X, x_sq, C, c_sq, one[0], one[1], one[2], delta, half, need, z,
+                                *one[3:])
+    assert m1 == m > 0
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[0], cdist(X, C).argmin(1))
+    for x, y in zip(one[1:], two[1:], strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-12)
+
+
 def test_compiled_steps_statuses():
     """``lloyd_steps`` against brute force: labels, inertia at the given centres, the M-step
     (means, moves, their squared sum); converged when the last shift is within tol; and with

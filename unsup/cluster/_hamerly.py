@@ -248,6 +248,32 @@ def _bounds_one(X: np.ndarray, C: np.ndarray, a: np.ndarray, u: np.ndarray, l: n
     return m
 
 
+#: rows per chunk of :func:`_bounds_settle` hold about this many elements of X (1 MiB of
+#: float32: the rows a chunk's bounds pass tightened are still in L2 when it settles them)
+SETTLE_CHUNK_ELEMS = 2**18
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _bounds_settle(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, c_sq: np.ndarray,
+                   a: np.ndarray, u: np.ndarray, l: np.ndarray, delta: np.ndarray,
+                   half: np.ndarray, need: np.ndarray, z: np.ndarray, sums: np.ndarray,
+                   counts: np.ndarray, sq: np.ndarray) -> int:
+    """:func:`_bounds_one` then :func:`_settle_block`, chunk by chunk of rows: the same
+    labels, bounds and statistics as the two passes over every row, but a failing row is
+    settled while its chunk is in cache (10⁶ × 16, K = 8: 29 against 40 ns per row and
+    iteration). Returns the number of rows settled."""
+    N, D = X.shape
+    step = max(256, SETTLE_CHUNK_ELEMS // D)
+    total = 0
+    for s in range(0, N, step):
+        e = min(N, s + step)
+        m = _bounds_one(X[s:e], C, a[s:e], u[s:e], l[s:e], delta, half, need, z)
+        _settle_block(X[s:e], x_sq[s:e], C, c_sq, need, m, a[s:e], u[s:e], l[s:e], sums,
+                      counts, sq)
+        total += m
+    return total
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def _accumulate_one(X: np.ndarray, x_sq: np.ndarray, a: np.ndarray, sums: np.ndarray,
                     counts: np.ndarray, sq: np.ndarray) -> None:
@@ -315,8 +341,12 @@ def e_pass(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, c_sq: np.ndarray,
     rows' distances, their moves in the block's statistics). Returns the number of failing
     rows; when their distances are more than ``gemm_min`` multiply-adds they are left to the
     caller's GEMM, listed in ``need``, and the count is returned negated."""
+    K, D = C.shape
+    if X.shape[0] * K * D <= gemm_min:  # never handed to a GEMM: settled chunk by chunk
+        return _bounds_settle(X, x_sq, C, c_sq, a, u, l, delta, half, need, z, sums, counts,
+                              sq)
     m = _bounds_one(X, C, a, u, l, delta, half, need, z)
-    if m * C.shape[0] * C.shape[1] > gemm_min:
+    if m * K * D > gemm_min:
         return -m
     _settle_block(X, x_sq, C, c_sq, need, m, a, u, l, sums, counts, sq)
     return m
@@ -373,7 +403,8 @@ def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u
     the first pass, which gave every row its bounds).
 
     Iteration: the bounds pass (as :func:`bounds_pass`, with s(k) from the current centres),
-    exact distances for the rows that fail (:func:`_settle_block`), the statistics Σx, count
+    exact distances for the rows that fail (:func:`_settle_block`; both chunk by chunk of
+    rows, :func:`_bounds_settle`, when no GEMM hand-off can happen), the statistics Σx, count
     and Σ‖x‖² in float64 (summed over every row at the start of a call, then moved row by
     row as labels change: late iterations change few), the objective −inertia at these
     centres into ``objs``; then stop if converged (``shift`` of the last M-step ≤ ``tol``,
@@ -403,7 +434,12 @@ def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u
     C64, old = np.empty((K, D)), np.empty((K, D), dtype=X.dtype)
     for step in range(max_steps):
         centre_norms(C, c_sq, half)
-        if not (settled and step == 0):
+        if settled and step == 0:
+            pass
+        elif N * K * D <= gemm_min:  # never handed to a GEMM: settled chunk by chunk
+            _bounds_settle(X, x_sq, C, c_sq, a, u, l, delta, half, need[1:], z, sums, counts,
+                           sq)
+        else:
             m = _bounds_one(X, C, a, u, l, delta, half, need[1:], z)
             if m * K * D > gemm_min:
                 need[0] = m
