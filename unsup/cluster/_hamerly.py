@@ -160,9 +160,10 @@ def _settle_block(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, c_sq: np.ndarr
     cluster's statistics to its new one's.
 
     Rows go in blocks of B, gathered transposed (D × B), so every inner loop runs over B
-    contiguous rows in X's dtype: the distances as B-wide multiply-adds, the nearest and
-    second nearest as branch-free minima (a loop vectorised over the K centres of one row ran
-    at a third of the speed; ``np.dot`` calls OpenBLAS, whose threads fought the caller's)."""
+    contiguous rows in X's dtype: the distances as B-wide multiply-adds (four centres per
+    load of a row block), the nearest and second nearest as branch-free minima (a loop
+    vectorised over the K centres of one row ran at a third of the speed; ``np.dot`` calls
+    OpenBLAS, whose threads fought the caller's)."""
     K, D = C.shape
     B = max(8, min(64, 4096 // D))
     C2 = np.empty((K, D), dtype=X.dtype)
@@ -170,7 +171,7 @@ def _settle_block(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, c_sq: np.ndarr
         for q in range(D):
             C2[k, q] = C[k, q] * -2
     Xb = np.zeros((D, B), dtype=X.dtype)
-    dd = np.empty(B, dtype=X.dtype)
+    dd = np.empty((4, B), dtype=X.dtype)
     b1, b2 = np.empty(B, dtype=X.dtype), np.empty(B, dtype=X.dtype)
     kb = np.empty(B, dtype=np.int32)
     for j0 in range(0, m, B):
@@ -182,18 +183,32 @@ def _settle_block(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, c_sq: np.ndarr
         b1[:] = np.inf
         b2[:] = np.inf
         kb[:] = 0
-        for k in range(K):
-            kk = np.int32(k)
-            dd[:] = c_sq[k]
-            for q in range(D):
-                c = C2[k, q]
+        for k in range(0, K, 4):
+            kn = min(4, K - k)
+            for r in range(kn):
+                dd[r, :] = c_sq[k + r]
+            if kn == 4:  # four centres per load of x: ~0.7x the time at D = K = 64
+                for q in range(D):
+                    c0, c1, c2, c3 = C2[k, q], C2[k + 1, q], C2[k + 2, q], C2[k + 3, q]
+                    for j in range(B):
+                        x = Xb[q, j]
+                        dd[0, j] += c0 * x
+                        dd[1, j] += c1 * x
+                        dd[2, j] += c2 * x
+                        dd[3, j] += c3 * x
+            else:
+                for r in range(kn):
+                    for q in range(D):
+                        c = C2[k + r, q]
+                        for j in range(B):
+                            dd[r, j] += c * Xb[q, j]
+            for r in range(kn):  # in centre order: the first of equal minima, as argmin
+                kk = np.int32(k + r)
                 for j in range(B):
-                    dd[j] += c * Xb[q, j]
-            for j in range(B):  # the first of equal minima, as argmin
-                v = dd[j]
-                kb[j] = kk if v < b1[j] else kb[j]
-                b2[j] = min(b2[j], max(b1[j], v))
-                b1[j] = min(b1[j], v)
+                    v = dd[r, j]
+                    kb[j] = kk if v < b1[j] else kb[j]
+                    b2[j] = min(b2[j], max(b1[j], v))
+                    b1[j] = min(b1[j], v)
         for j in range(nb):
             i = rows[j0 + j]
             if kb[j] != a[i]:
