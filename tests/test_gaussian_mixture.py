@@ -417,3 +417,37 @@ def test_kmeans_init_on_a_subsample_reaches_the_full_init_optimum(ct, monkeypatc
     assert seen == [400]
     assert sub.score(X) == pytest.approx(full.score(X), rel=1e-4)
     np.testing.assert_allclose(np.sort(sub.weights_), np.sort(full.weights_), atol=1e-3)
+
+
+def test_second_moment_e_step_gives_the_per_component_fit(wide, monkeypatch):
+    """Full covariances through the rows' second moments (one GEMM for the Mahalanobis terms,
+    one for Σγxxᵀ; float64, from K >= max(QUAD_MIN_K, D), lowered here) give the per-component
+    path's fit: the same iterations, parameters and bound terms, over many row chunks."""
+    import unsup.cluster.gaussian_mixture as gmm
+    import unsup.train.em as em
+
+    X = wide[:, :4]
+    Z = gmm._second_moments(torch.from_numpy(X[:3]))
+    i, j = torch.triu_indices(4, 4)
+    np.testing.assert_allclose(Z.numpy(), X[:3, i] * X[:3, j], rtol=1e-15)
+    monkeypatch.setattr(em, "CACHE_BLOCK_ELEMS", 2**9)  # chunks of ~100 rows
+    kw = dict(covariance_type="full", reg_covar=0.0, tol=1e-10, max_iter=25, init="random",
+              random_state=0, device="cpu")
+    used = []
+    orig = gmm._second_moments
+    monkeypatch.setattr(gmm, "_second_moments", lambda A: used.append(len(A)) or orig(A))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        monkeypatch.setattr(gmm, "QUAD_MIN_K", 2)
+        a = GaussianMixture(4, **kw).fit(X)
+        assert sum(used) == len(a.history_) * len(X) and max(used) < len(X)
+        monkeypatch.setattr(gmm, "QUAD_MIN_K", 10**9)
+        b = GaussianMixture(4, **kw).fit(X)
+    assert sum(used) == len(a.history_) * len(X)  # the per-component path did not use it
+    assert a.n_iter_ == b.n_iter_ and len(a.history_) > 10
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(a.weights_, b.weights_, rtol=1e-9)
+    for ea, eb in zip(a.history_, b.history_, strict=True):
+        for k in ("log_likelihood", "bound", "kl"):
+            assert ea[k] == pytest.approx(eb[k], rel=1e-9, abs=1e-9), (k, ea, eb)

@@ -42,6 +42,16 @@ ROWS_KERNEL_KD = 2**14
 ROWS_KERNEL_F32_MIN_D = 256
 ROWS_KERNEL_F32_KD = 2**13
 ROWS_KERNEL_BLOCK = 2**14
+#: full covariances of float64 data with D ≤ QUAD_MAX_D and K ≥ max(QUAD_MIN_K, D): the
+#: Mahalanobis terms and Σγxxᵀ from the rows' second moments [x_i x_j, i ≤ j] (one GEMM each,
+#: long inner dimensions) instead of K D-wide products. One E-step and its statistics, 10⁴
+#: rows, float64, 1 thread (BENCHMARKS.md): D = 2, K = 64 6.7 against 34 ms; D = 16, K = 64
+#: 35 against 112; D = 64, K = 64 558 against 1066; D = 32, K = 32 80 against 112; but D = 64,
+#: K = 32 451 against 406 and D = 50, K = 10 119 against 106 (a GEMM K columns wide runs
+#: slowly). Not for float32: x'Λx − 2μ'Λx + μ'Λμ cancels, and in float32 the log-densities
+#: of narrow components far from the data's centre would lose digits that (x − μ)P keeps.
+QUAD_MAX_D = 64
+QUAD_MIN_K = 32
 _INITS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
@@ -66,7 +76,7 @@ class _Params:
             self.log_det = D * torch.log(self.prec_chol)
             self.prec = self.prec_chol**2
         self.log_weights = torch.log(weights)
-        self._cache: dict[torch.dtype, dict[str, torch.Tensor]] = {}
+        self._cache: dict[Any, dict[str, torch.Tensor]] = {}
 
     def _terms(self, dtype: torch.dtype) -> dict[str, torch.Tensor]:
         """The parameters the E-step needs, in the E-step's dtype (cached)."""
@@ -86,6 +96,23 @@ class _Params:
                 t["bias"] = t["bias"] - 0.5 * ((self.means**2) * prec).sum(1)
             self._cache[dtype] = {k: v.to(dtype) for k, v in t.items()}
         return self._cache[dtype]
+
+    def quad_terms(self, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        r"""Full covariances as a linear function of [x, x_i x_j (i ≤ j)]: with Λ = Σ⁻¹,
+        ``bias_k − ½ (x − μ_k)ᵀ Λ_k (x − μ_k) = c_k + x·(Λ_k μ_k) − ½ Σ_{i≤j} w_ij x_i x_j``
+        with w_ii = Λ_ii, w_ij = 2 Λ_ij; returns ``W1`` (D × K), ``Wq`` (D(D+1)/2 × K), ``c``
+        (K), computed in float64 and cached in ``dtype``."""
+        key = ("quad", dtype)
+        if key not in self._cache:
+            K, D = self.means.shape
+            lam = self.prec_chol @ self.prec_chol.transpose(1, 2)
+            lam_mu = torch.einsum("kde,ke->kd", lam, self.means)
+            i, j = torch.triu_indices(D, D, device=lam.device)
+            wq = lam[:, i, j] * torch.where(i == j, -0.5, -1.0).to(lam.dtype)
+            c = self._terms(torch.float64)["bias"] - 0.5 * (lam_mu * self.means).sum(1)
+            t = {"W1": lam_mu.T, "Wq": wq.T, "c": c}
+            self._cache[key] = {k: v.to(dtype).contiguous() for k, v in t.items()}
+        return self._cache[key]
 
     def weighted_log_prob(self, X: torch.Tensor, XX2: torch.Tensor | None = None
                           ) -> torch.Tensor:
@@ -110,6 +137,17 @@ class _Params:
         if XX2 is None:
             XX2 = torch.cat([X, X * X], 1)
         return torch.addmm(t["bias"], XX2, t["W"])
+
+
+def _second_moments(X: torch.Tensor) -> torch.Tensor:
+    """[x_i x_j for i ≤ j] of every row (n × D(D+1)/2, in ``torch.triu_indices`` order)."""
+    n, D = X.shape
+    Z = torch.empty(n, D * (D + 1) // 2, dtype=X.dtype, device=X.device)
+    o = 0
+    for i in range(D):  # D slice products: no index tensors of n × D(D+1)/2
+        torch.mul(X[:, i : i + 1], X[:, i:], out=Z[:, o : o + D - i])
+        o += D - i
+    return Z
 
 
 def _bound_terms(ll: torch.Tensor, q_lr: torch.Tensor, h: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -244,8 +282,10 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
         "init": [StrOptions(set(_INITS))],
     }
 
-    # set for the duration of a fit: whether the E-step runs in the compiled pass
+    # set for the duration of a fit: whether the E-step runs in the compiled pass, and whether
+    # full covariances go through the rows' second moments
     _rows_kernel = False
+    _quad = False
 
     # the arrays a model file must hold (checked by unsup.io.load before any state is restored)
     _state_shapes = staticmethod(_gaussianmixture_state_shapes)
@@ -278,10 +318,13 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
     # -- the math for the EM engine (unsup.train.em) ------------------------------------------
     _em_objective_name = "log_likelihood"
 
-    def _stats(self, X: torch.Tensor, resp: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _stats(self, X: torch.Tensor, resp: torch.Tensor, Z: torch.Tensor | None = None
+               ) -> dict[str, torch.Tensor]:
         """Sufficient statistics of a chunk, in float64: N_k, Σγx, and Σγxxᵀ (or its diagonal).
 
-        For diag / spherical, ``X`` is ``[X, X²]`` and one GEMM gives Σγx and Σγx².
+        For diag / spherical, ``X`` is ``[X, X²]`` and one GEMM gives Σγx and Σγx². For full
+        covariances with ``Z`` (the rows' second moments, :func:`_second_moments`), Σγxxᵀ is
+        the one GEMM Zᵀγ, unpacked.
         """
         ct = self.covariance_type
         f8 = torch.float64
@@ -292,7 +335,15 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
             st["sx"], st["sxx"] = both[:, :D].contiguous(), both[:, D:].contiguous()
             return st
         st["sx"] = (resp.T @ X).to(f8)
-        if ct == "full":
+        if Z is not None:
+            K, D = resp.shape[1], X.shape[1]
+            i, j = torch.triu_indices(D, D, device=X.device)
+            sq = (Z.T @ resp).T.to(f8)  # K × D(D+1)/2
+            sxx = torch.empty(K, D, D, dtype=f8, device=X.device)
+            sxx[:, i, j] = sq
+            sxx[:, j, i] = sq
+            st["sxx"] = sxx
+        elif ct == "full":
             st["sxx"] = torch.stack([(X * resp[:, k : k + 1]).T @ X
                                      for k in range(resp.shape[1])]).to(f8)
         else:
@@ -302,7 +353,11 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
     def _em_row_width(self, params: _Params) -> int:
         if self._rows_kernel:  # no temporaries per row: chunks as large as the engine allows
             return 1
-        return self._row_width(*params.means.shape)
+        K, D = params.means.shape
+        if self._quad:  # chunks of ≤ 2**20 second moments (2**18 or 2**21: up to 2x slower),
+            # and no longer than the other path's (shorter sums)
+            return max(D * (D + 1) // 8, self._row_width(K, D))
+        return self._row_width(K, D)
 
     def _row_width(self, K: int, D: int) -> int:
         # per row: a few K-vectors; "full" chunks its K×D temporaries itself, and a chunk of
@@ -387,9 +442,13 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
         # Work with K×n (components × rows): the log-sum-exp over K is then a reduction over
         # an outer dimension, which vectorises across rows, and the GEMMs keep the long
         # dimension last (MKL was 2-5× slower for an n×K output with K ~ 10).
+        Z = None
         if self.covariance_type in ("diag", "spherical"):
             t = params._terms(X.dtype)
             wlp = torch.addmm(t["bias"].unsqueeze(1), t["W"].T, X.T)  # K × n
+        elif self._quad:
+            t, Z = params.quad_terms(X.dtype), _second_moments(X)
+            wlp = torch.addmm(torch.addmm(t["c"], X, t["W1"]), Z, t["Wq"]).T
         else:
             wlp = params.weighted_log_prob(X).T
         # log-sum-exp over k with one exp: e = exp(wlp − max_k) gives both the
@@ -412,7 +471,7 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
         h = qlogq.sum(dtype=f8)
         self._q[:, rows] = resp
         self._qlogq[rows] = (resp * log_resp).sum(0)
-        return {**self._stats(X, resp.T), **_bound_terms(ll, q_lr, h)}
+        return {**self._stats(X, resp.T, Z), **_bound_terms(ll, q_lr, h)}
 
     def _e_step_rows(self, X: torch.Tensor, params: _Params, rows: slice
                      ) -> dict[str, torch.Tensor]:
@@ -469,11 +528,13 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
         self._rows_kernel = (self.covariance_type in ("diag", "spherical") and HAVE_NUMBA
                              and Xc.device.type == "cpu" and d_min <= D and K * D <= kd_max
                              and (T == 1 or N >= T * ROWS_KERNEL_BLOCK))
+        self._quad = (self.covariance_type == "full" and Xc.dtype == torch.float64
+                      and D <= QUAD_MAX_D and K >= max(QUAD_MIN_K, D))
         try:
             res = self._em_fit(Xc, n_init=n_init, max_iter=self.max_iter, tol=self.tol,
                                generator=gen, stage="EM", verbose=self.verbose)
         finally:
-            for a in ("_q", "_qlogq", "_rs", "_rows_kernel"):
+            for a in ("_q", "_qlogq", "_rs", "_rows_kernel", "_quad"):
                 self.__dict__.pop(a, None)
         self._store(res.params, shift)
         self.converged_ = bool(res.converged)
