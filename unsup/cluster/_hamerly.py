@@ -418,8 +418,8 @@ def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u
     the first pass, which gave every row its bounds).
 
     Iteration: the bounds pass (as :func:`bounds_pass`, with s(k) from the current centres),
-    exact distances for the rows that fail (:func:`_settle_block`; both chunk by chunk of
-    rows, :func:`_bounds_settle`, when no GEMM hand-off can happen), the statistics Σx, count
+    exact distances for the rows that fail (:func:`_settle_block`; both as :func:`e_pass`,
+    chunk by chunk when no GEMM hand-off can happen), the statistics Σx, count
     and Σ‖x‖² in float64 (summed over every row at the start of a call, then moved row by
     row as labels change: late iterations change few), the objective −inertia at these
     centres into ``objs``; then stop if converged (``shift`` of the last M-step ≤ ``tol``,
@@ -449,17 +449,12 @@ def lloyd_steps(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, a: np.ndarray, u
     C64, old = np.empty((K, D)), np.empty((K, D), dtype=X.dtype)
     for step in range(max_steps):
         centre_norms(C, c_sq, half)
-        if settled and step == 0:
-            pass
-        elif N * K * D <= gemm_min:  # never handed to a GEMM: settled chunk by chunk
-            _bounds_settle(X, x_sq, C, c_sq, a, u, l, delta, half, need[1:], z, sums, counts,
-                           sq)
-        else:
-            m = _bounds_one(X, C, a, u, l, delta, half, need[1:], z)
-            if m * K * D > gemm_min:
-                need[0] = m
+        if not (settled and step == 0):
+            m = e_pass(X, x_sq, C, c_sq, half, a, u, l, delta, need[1:], z, sums, counts, sq,
+                       gemm_min)
+            if m < 0:  # handed to the caller's GEMM
+                need[0] = -m
                 return step, 3, shift
-            _settle_block(X, x_sq, C, c_sq, need[1:], m, a, u, l, sums, counts, sq)
         status, objs[step], shift = m_step(C, sums, counts, sq, delta, first, shift, tol,
                                            C64, old)
         first = False
