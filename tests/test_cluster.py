@@ -521,6 +521,57 @@ def test_chunked_bounds_and_settling_match_the_two_passes():
         np.testing.assert_allclose(x, y, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_settling_gives_nearest_second_nearest_and_moves(dtype):
+    """At K ≥ GEMM_SETTLE_K the settling goes through BLAS (``_settle_gemm``, several row
+    blocks and a partial last one here): for the listed rows, the nearest centre, the exact
+    distances to it and to the second nearest, and each moved row's x, 1 and ‖x‖² taken from
+    its old cluster's statistics to its new one's; unlisted rows untouched."""
+    rng = np.random.default_rng(1)
+    N, D, K = 1_000, 9, hamerly.GEMM_SETTLE_K + 3
+    assert hamerly.gemm_settles(K, D) and not hamerly.gemm_settles(K, hamerly.GEMM_SETTLE_D - 1)
+    X = rng.normal(size=(N, D)).astype(dtype)
+    C = rng.normal(size=(K, D)).astype(dtype)
+    x_sq = (X.astype(np.float64) ** 2).sum(1)
+    c_sq = (C.astype(np.float64) ** 2).sum(1).astype(dtype)
+    a = rng.integers(0, K, N)
+    u, l = np.full(N, -1.0), np.full(N, -1.0)
+    sums, counts, sq = np.zeros((K, D)), np.zeros(K), np.zeros(K)
+    hamerly.accumulate_rows(X, x_sq, a[None], sums[None], counts[None], sq[None])
+    rows = np.sort(rng.choice(N, 700, replace=False))
+    assert len(rows) % hamerly.GEMM_SETTLE_ROWS and len(rows) > 2 * hamerly.GEMM_SETTLE_ROWS
+    a_old = a.copy()
+    hamerly._settle_block(X, x_sq, C, c_sq, rows, len(rows), a, u, l, sums, counts, sq)
+    d = np.sort(cdist(X[rows].astype(np.float64), C.astype(np.float64)), axis=1)
+    np.testing.assert_array_equal(a[rows], cdist(X[rows], C).argmin(1))
+    tol = 1e-4 if dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(u[rows], d[:, 0], rtol=tol)
+    np.testing.assert_allclose(l[rows], d[:, 1], rtol=tol)
+    rest = np.setdiff1d(np.arange(N), rows)
+    assert (a[rest] == a_old[rest]).all() and (u[rest] == -1).all() and (l[rest] == -1).all()
+    want = [np.zeros((K, D)), np.zeros(K), np.zeros(K)]
+    hamerly.accumulate_rows(X, x_sq, a[None], *(w[None] for w in want))
+    for got, w in zip((sums, counts, sq), want, strict=True):
+        np.testing.assert_allclose(got, w, rtol=1e-9, atol=1e-9)
+
+
+def test_blas_threads_limits_the_kernels_blas_and_restores_it():
+    """``blas_threads(1)``, around the compiled settling's GEMMs, holds every BLAS numpy and
+    scipy loaded (numba's ``np.dot`` calls scipy's) to one thread and gives back the counts."""
+    from threadpoolctl import threadpool_info
+
+    from unsup._numba import blas_threads
+
+    def counts():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = counts()
+    with blas_threads(1):
+        inside = counts()
+    assert inside and all(n == 1 for n in inside)
+    assert counts() == before
+
+
 def test_compiled_steps_statuses():
     """``lloyd_steps`` against brute force: labels, inertia at the given centres, the M-step
     (means, moves, their squared sum); converged when the last shift is within tol; and with

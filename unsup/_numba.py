@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -27,11 +28,12 @@ except ImportError:  # pragma: no cover - numba is a dependency; a platform with
     def njit(*args: Any, **kwargs: Any) -> Any:
         return args[0] if args and callable(args[0]) else (lambda f: f)
 
-__all__ = ["njit", "HAVE_NUMBA", "row_blocks", "run_blocks"]
+__all__ = ["njit", "HAVE_NUMBA", "row_blocks", "run_blocks", "blas_threads"]
 
 #: rows (or items) per thread below which a pass stays on one thread (a task costs tens of µs)
 MIN_ROWS_PER_THREAD = 16384
 _POOL: ThreadPoolExecutor | None = None
+_BLAS: Any = None  # threadpoolctl's controller, made once (scanning the libraries: ~1.4 ms)
 
 
 def row_blocks(n: int, min_rows: int = MIN_ROWS_PER_THREAD) -> list[slice]:
@@ -51,3 +53,17 @@ def run_blocks(fn: Callable[[slice], Any], blocks: list[slice]) -> list[Any]:
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
     return list(_POOL.map(fn, blocks))
+
+
+def blas_threads(n: int) -> AbstractContextManager[Any]:
+    """A context that limits the BLAS libraries numpy and scipy load (the GEMM a compiled
+    kernel calls through ``np.dot`` is scipy's) to ``n`` threads, restored on exit: a kernel
+    running on one thread of a block would otherwise start BLAS's own threads on every core
+    the other blocks use. torch's MKL is linked into torch and not affected."""
+    global _BLAS
+    if _BLAS is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (numba's BLAS: loaded before the scan)
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=max(1, n), user_api="blas")

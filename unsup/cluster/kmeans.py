@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -11,12 +12,13 @@ from sklearn.base import ClusterMixin, TransformerMixin
 
 from unsup import distributed as ud
 from unsup._io_checks import A
-from unsup._numba import HAVE_NUMBA, row_blocks, run_blocks
+from unsup._numba import HAVE_NUMBA, blas_threads, row_blocks, run_blocks
 from unsup.base import BaseEstimator, make_generator
 from unsup.cluster import _lloyd_blocks as blocks_
 from unsup.cluster._hamerly import (
     accumulate_rows,
     bounds_pass,
+    gemm_settles,
     half_separation,
     inertia_of,
     lloyd_steps,
@@ -76,6 +78,13 @@ def init_centers(
             f"({n_clusters}, {X.shape[1]})"
         )
     return C.unsqueeze(0).expand(n_runs, -1, -1).clone()
+
+
+def settle_blas(K: int, D: int) -> AbstractContextManager[Any]:
+    """One BLAS thread for the compiled settling's GEMMs (``_hamerly._settle_gemm``, where
+    ``gemm_settles``): blocks of 256 rows are too small to share, and BLAS threads beside
+    torch's spinning OpenMP threads made 10⁴ × 64, K = 256 at 2 threads 2.8x slower."""
+    return blas_threads(1) if gemm_settles(K, D) else nullcontext()
 
 
 def compiled_settle(K: int, D: int) -> bool:
@@ -320,11 +329,13 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
                         for r in range(R)]
             n_need = [int(sum(f[r] for f in found)) for r in range(R)]
         c_sq = params["c_sq"].view(R, K)
-        for r, m in enumerate(n_need):
-            if m and compiled_settle(K, D) and not fresh:
-                settle_block(Xn, x_sq64, C[r].numpy(), need[r][:m], a[r], u[r], l[r])
-            elif m:
-                blocks_.settle_by_gemm(X, x_sq, C[r], c_sq[r], need[r][:m], a[r], u[r], l[r])
+        with settle_blas(K, D):
+            for r, m in enumerate(n_need):
+                if m and compiled_settle(K, D) and not fresh:
+                    settle_block(Xn, x_sq64, C[r].numpy(), need[r][:m], a[r], u[r], l[r])
+                elif m:
+                    blocks_.settle_by_gemm(X, x_sq, C[r], c_sq[r], need[r][:m], a[r], u[r],
+                                           l[r])
 
         def stats(b: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             out = np.zeros((R, K, D)), np.zeros((R, K)), np.zeros((R, K))
@@ -354,13 +365,14 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         shift = float(params["shift"][0])
         gemm_min = 2**62 if compiled_settle(K, D) else GEMM_MIN
         blocks = row_blocks(X.shape[0]) if X.shape[0] > FUSED_ROWS else [slice(0, X.shape[0])]
-        if len(blocks) > 1:
-            objs, status, shift, sums, counts = blocks_.lloyd_steps_blocks(
-                X, self._x_sq, self._x_sq64.numpy(), Cn, a, u, l, delta, first, shift, n_steps,
-                tol, blocks, gemm_min)
-        else:
-            objs, status, shift, sums, counts = self._one_thread_steps(
-                X, Cn, a, u, l, delta, first, shift, n_steps, tol, gemm_min)
+        with settle_blas(K, D):
+            if len(blocks) > 1:
+                objs, status, shift, sums, counts = blocks_.lloyd_steps_blocks(
+                    X, self._x_sq, self._x_sq64.numpy(), Cn, a, u, l, delta, first, shift,
+                    n_steps, tol, blocks, gemm_min)
+            else:
+                objs, status, shift, sums, counts = self._one_thread_steps(
+                    X, Cn, a, u, l, delta, first, shift, n_steps, tol, gemm_min)
         out = {"centers": torch.from_numpy(Cn).unsqueeze(0),
                "shift": torch.tensor([shift], dtype=torch.float64),
                "a": params["a"], "u": params["u"], "l": params["l"],
