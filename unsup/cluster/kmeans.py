@@ -82,9 +82,13 @@ def init_centers(
 
 def settle_blas(K: int, D: int) -> AbstractContextManager[Any]:
     """One BLAS thread for the compiled settling's GEMMs (``_hamerly._settle_gemm``, where
-    ``gemm_settles``): blocks of 256 rows are too small to share, and BLAS threads beside
-    torch's spinning OpenMP threads made 10⁴ × 64, K = 256 at 2 threads 2.8x slower."""
-    return blas_threads(1) if gemm_settles(K, D) else nullcontext()
+    ``gemm_settles`` and the compiled settling is the one used): blocks of 256 rows are too
+    small to share, and BLAS threads beside torch's spinning OpenMP threads made 10⁴ × 64,
+    K = 256 at 2 threads 2.8x slower. Elsewhere torch's GEMM settles the rows; a torch built
+    against a shared MKL would see that limit too, so none is set."""
+    if gemm_settles(K, D) and compiled_settle(K, D):
+        return blas_threads(1)
+    return nullcontext()
 
 
 def compiled_settle(K: int, D: int) -> bool:
@@ -329,13 +333,12 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
                         for r in range(R)]
             n_need = [int(sum(f[r] for f in found)) for r in range(R)]
         c_sq = params["c_sq"].view(R, K)
-        with settle_blas(K, D):
-            for r, m in enumerate(n_need):
-                if m and compiled_settle(K, D) and not fresh:
+        for r, m in enumerate(n_need):
+            if m and compiled_settle(K, D) and not fresh:
+                with settle_blas(K, D):
                     settle_block(Xn, x_sq64, C[r].numpy(), need[r][:m], a[r], u[r], l[r])
-                elif m:
-                    blocks_.settle_by_gemm(X, x_sq, C[r], c_sq[r], need[r][:m], a[r], u[r],
-                                           l[r])
+            elif m:
+                blocks_.settle_by_gemm(X, x_sq, C[r], c_sq[r], need[r][:m], a[r], u[r], l[r])
 
         def stats(b: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             out = np.zeros((R, K, D)), np.zeros((R, K)), np.zeros((R, K))
