@@ -521,10 +521,12 @@ def test_chunked_bounds_and_settling_match_the_two_passes():
         np.testing.assert_allclose(x, y, rtol=1e-12)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gemm_settling_gives_nearest_second_nearest_and_moves(dtype):
-    """At K ≥ GEMM_SETTLE_K the settling goes through BLAS (``_settle_gemm``, several row
-    blocks and a partial last one here): for the listed rows, the nearest centre, the exact
+@pytest.mark.parametrize("dtype, n_rows", [(np.float32, 700), (np.float64, 700),
+                                           (np.float32, 100), (np.float64, 30)])
+def test_gemm_settling_gives_nearest_second_nearest_and_moves(dtype, n_rows):
+    """At K ≥ GEMM_SETTLE_K the settling goes through BLAS (``_settle_gemm``: 700 rows are
+    several row blocks and a partial last one, 100 one block of 100) or, below
+    GEMM_SETTLE_MIN_ROWS rows, the loops: for the listed rows, the nearest centre, the exact
     distances to it and to the second nearest, and each moved row's x, 1 and ‖x‖² taken from
     its old cluster's statistics to its new one's; unlisted rows untouched."""
     rng = np.random.default_rng(1)
@@ -538,8 +540,10 @@ def test_gemm_settling_gives_nearest_second_nearest_and_moves(dtype):
     u, l = np.full(N, -1.0), np.full(N, -1.0)
     sums, counts, sq = np.zeros((K, D)), np.zeros(K), np.zeros(K)
     hamerly.accumulate_rows(X, x_sq, a[None], sums[None], counts[None], sq[None])
-    rows = np.sort(rng.choice(N, 700, replace=False))
-    assert len(rows) % hamerly.GEMM_SETTLE_ROWS and len(rows) > 2 * hamerly.GEMM_SETTLE_ROWS
+    rows = np.sort(rng.choice(N, n_rows, replace=False))
+    assert len(rows) % hamerly.GEMM_SETTLE_ROWS
+    assert (n_rows > 2 * hamerly.GEMM_SETTLE_ROWS or n_rows < hamerly.GEMM_SETTLE_ROWS)
+    assert (n_rows < hamerly.GEMM_SETTLE_MIN_ROWS) == (n_rows == 30)
     a_old = a.copy()
     hamerly._settle_block(X, x_sq, C, c_sq, rows, len(rows), a, u, l, sums, counts, sq)
     d = np.sort(cdist(X[rows].astype(np.float64), C.astype(np.float64)), axis=1)

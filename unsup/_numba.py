@@ -59,7 +59,8 @@ def blas_threads(n: int) -> AbstractContextManager[Any]:
     """A context that limits the BLAS libraries numpy and scipy load (the GEMM a compiled
     kernel calls through ``np.dot`` is scipy's) to ``n`` threads, restored on exit: a kernel
     running on one thread of a block would otherwise start BLAS's own threads on every core
-    the other blocks use. torch's MKL is linked into torch and not affected."""
+    the other blocks use. torch's MKL, linked statically in the pip wheels, is not affected;
+    a torch built against a shared MKL would be limited too."""
     global _BLAS
     if _BLAS is None:
         import scipy.linalg.cython_blas  # noqa: F401  (numba's BLAS: loaded before the scan)

@@ -162,11 +162,11 @@ def _settle_block(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, c_sq: np.ndarr
     Rows go in blocks of B, gathered transposed (D × B), so every inner loop runs over B
     contiguous rows in X's dtype: the distances as B-wide multiply-adds (four centres per
     load of a row block), the nearest and second nearest as branch-free minima (a loop
-    vectorised over the K centres of one row ran at a third of the speed; ``np.dot`` calls
-    OpenBLAS, whose threads fought the caller's; :func:`_settle_gemm` does it with BLAS's
-    GEMM, its threads limited by the caller, where :func:`gemm_settles`)."""
+    vectorised over the K centres of one row ran at a third of the speed). At many centres
+    (:func:`gemm_settles`) and at least GEMM_SETTLE_MIN_ROWS rows, :func:`_settle_gemm`
+    instead, whose BLAS threads the caller limits."""
     K, D = C.shape
-    if gemm_settles(K, D):
+    if gemm_settles(K, D) and m >= GEMM_SETTLE_MIN_ROWS:
         _settle_gemm(X, x_sq, C, c_sq, rows, m, a, u, l, sums, counts, sq)
         return
     B = max(8, min(64, 4096 // D))
@@ -247,8 +247,10 @@ def _apply_nearest(X: np.ndarray, x_sq: np.ndarray, rows: np.ndarray, kb: np.nda
 #: dimensions: per failing row (60 % of 10⁴ listed), K = 256: 1.2-1.9x faster at D = 8-64,
 #: K = 128 1.1-1.3x, K = 512 1.3-1.7x; no faster at K = 64 or D ≤ 4 (BENCHMARKS.md)
 GEMM_SETTLE_K, GEMM_SETTLE_D = 128, 8
-#: rows per GEMM of :func:`_settle_gemm` (their K × rows distances stay in L2)
-GEMM_SETTLE_ROWS = 256
+#: rows per GEMM of :func:`_settle_gemm` (their K × rows distances stay in L2); fewer rows
+#: than GEMM_SETTLE_MIN_ROWS stay in the loops (a late iteration's few failing rows: no BLAS
+#: call, so none where the caller set no thread limit)
+GEMM_SETTLE_ROWS, GEMM_SETTLE_MIN_ROWS = 256, 64
 
 
 @njit(cache=True, nogil=True)
@@ -267,7 +269,7 @@ def _settle_gemm(X: np.ndarray, x_sq: np.ndarray, C: np.ndarray, c_sq: np.ndarra
     nearest. The GEMM sums in its own order: a row within rounding of a tie may take the
     other centre."""
     K, D = C.shape
-    B = GEMM_SETTLE_ROWS
+    B = min(GEMM_SETTLE_ROWS, m)  # each GEMM covers B columns, the last block's too
     C2 = np.empty((K, D), dtype=X.dtype)
     for k in range(K):
         for q in range(D):
