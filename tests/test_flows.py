@@ -175,6 +175,50 @@ def test_actnorm_data_dependent_init_then_fixed():
     assert int(ActNorm(3).eval().initialized) == 0  # eval never initialises
 
 
+def test_glow_steps_together_equal_the_layers_one_by_one(monkeypatch):
+    """The fused evaluation of Glow's steps (actnorm folded into the 1x1 convolution, the
+    level's LU weights batched) gives the layers' log-density and gradients, in training and
+    in evaluation, and is the path log_prob takes once the ActNorms are initialised."""
+    import unsup.flows._glow_steps as gs
+
+    X = _eight_bit(64)
+    flow = Glow(epochs=1, max_steps=1, random_state=0, n_levels=2, n_steps=3,
+                hidden_channels=8).fit(X).module_
+    _randomise(flow, scale=0.3)  # every coupling, actnorm and LU factor away from identity
+    flow = flow.double()
+    assert flow._runs == {1: 10, 12: 21}  # [squeeze, 3 steps, split], [squeeze, 3 steps]
+    calls = []
+    real = gs.glow_run
+    monkeypatch.setattr(gs, "glow_run", lambda h, steps: calls.append(len(steps)) or real(h, steps))
+    x = torch.tensor(X[:16], dtype=torch.float64) + torch.rand(16, 64, dtype=torch.float64) / 256
+    for training in (True, False):
+        flow.train(training)
+        out = {}
+        for fuse in (True, False):
+            flow.fuse_steps = fuse
+            flow.zero_grad()
+            lp = flow.log_prob(x - 0.5)
+            lp.sum().backward()
+            out[fuse] = lp.detach(), [p.grad.clone() for p in flow.parameters()]
+        np.testing.assert_allclose(out[True][0].numpy(), out[False][0].numpy(), rtol=1e-11)
+        for a, b in zip(out[True][1], out[False][1], strict=True):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-10 * float(b.abs().max()))
+    assert calls == [3, 3, 3, 3]  # two runs, once per mode, only when fusing
+    fresh = Glow(epochs=1, max_steps=1, random_state=0, n_levels=2, n_steps=3,
+                 hidden_channels=8).fit(X).module_
+    fresh.load_state_dict(flow.float().state_dict())
+    for m in fresh.modules():  # a model before its first batch: its ActNorms must initialise
+        if isinstance(m, ActNorm):
+            m.initialized.fill_(0)
+            m._done = False
+    calls.clear()
+    fresh.train().log_prob(torch.tensor(X[:16]) - 0.5)
+    assert calls == [] and all(int(m.initialized) == 1 for m in fresh.modules()
+                               if isinstance(m, ActNorm))
+    fresh.log_prob(torch.tensor(X[:16]) - 0.5)
+    assert calls == [3, 3]
+
+
 def test_invconv_lu_weight_logdet_inverse_and_cache():
     torch.manual_seed(0)
     c = InvConv1x1(6)
