@@ -245,8 +245,10 @@ def _apply_nearest(X: np.ndarray, x_sq: np.ndarray, rows: np.ndarray, kb: np.nda
 
 #: :func:`_settle_block` hands its distances to BLAS's GEMM from this many centres and
 #: dimensions: per failing row (60 % of 10⁴ listed), K = 256: 1.2-1.9x faster at D = 8-64,
-#: K = 128 1.1-1.3x, K = 512 1.3-1.7x; no faster at K = 64 or D ≤ 4 (BENCHMARKS.md)
-GEMM_SETTLE_K, GEMM_SETTLE_D = 128, 8
+#: K = 128 1.1-1.3x, K = 512 1.3-1.7x; K = 64 1.24-1.7x at D = 8-784 and K = 48 1.2-1.3x
+#: against the four-centre loops; K = 32 mixed (0.73-1.3x), K = 16 and D ≤ 4 no faster
+#: (BENCHMARKS.md)
+GEMM_SETTLE_K, GEMM_SETTLE_D = 48, 8
 #: rows per GEMM of :func:`_settle_gemm` (their K × rows distances stay in L2); fewer rows
 #: than GEMM_SETTLE_MIN_ROWS stay in the loops (a late iteration's few failing rows: no BLAS
 #: call, so none where the caller set no thread limit)
