@@ -576,6 +576,23 @@ def test_blas_threads_limits_the_kernels_blas_and_restores_it():
     assert counts() == before
 
 
+def test_blas_settling_only_where_its_threads_are_limited():
+    """The compiled settling's BLAS GEMM runs only under ``settle_blas``'s one-thread limit:
+    where no limit is set (the compiled settling not chosen: D > SETTLE_D and K·D >
+    SETTLE_KD) its loops only ever see failing rows whose K distances fit under GEMM_MIN,
+    fewer than GEMM_SETTLE_MIN_ROWS of them at any K, D that ``gemm_settles``."""
+    from unsup.cluster import kmeans
+
+    for K in (hamerly.GEMM_SETTLE_K, 64, 256, 1024):
+        for D in (kmeans.SETTLE_D + 1, 100, 784, 4096):
+            if K * D <= kmeans.SETTLE_KD or not hamerly.gemm_settles(K, D):
+                continue
+            assert not kmeans.compiled_settle(K, D)
+            assert kmeans.settle_blas(K, D).__class__.__name__ == "nullcontext"
+            assert hamerly.GEMM_SETTLE_MIN_ROWS * K * D > kmeans.GEMM_MIN
+    assert kmeans.settle_blas(hamerly.GEMM_SETTLE_K, 16).__class__.__name__ != "nullcontext"
+
+
 def test_compiled_steps_statuses():
     """``lloyd_steps`` against brute force: labels, inertia at the given centres, the M-step
     (means, moves, their squared sum); converged when the last shift is within tol; and with
