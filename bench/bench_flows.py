@@ -20,14 +20,19 @@ Models (``--models``):
   the usual ``-flow().log_prob(x).mean()`` loop.
 
 Time per epoch: the training loop's wall time divided by the epochs (model construction and
-evaluation excluded; unsup's from ``history_[-1]["time"]``). The first optimiser a process
-builds imports ``torch._dynamo`` (seconds); the script builds one before any model, so that this
-one-off import lands in no model's first epoch.
+evaluation excluded; unsup's from ``history_[-1]["time"]``). ``--interleave`` (two models,
+unsup's first): the peer's training steps run one after each of unsup's (through ``fit``'s
+step callback), each library timed on its own steps only, so that a machine whose speed drifts
+by minutes (a shared VM) slows both alike instead of whichever ran in the slow minutes.
+
+The first optimiser a process builds imports ``torch._dynamo`` (seconds); the script builds
+one before any model, so that this one-off import lands in no model's first epoch.
 
 Usage::
 
     python -m bench.bench_flows --epochs 2 --n-test 2000 --threads 1
     python -m bench.bench_flows --epochs 5 --models glow,normflows --json results/flows.json
+    python -m bench.bench_flows --epochs 2 --models glow,normflows --interleave --threads 2
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +70,15 @@ def _levels(X: np.ndarray) -> torch.Tensor:
     return torch.round(torch.as_tensor(X) * 255)
 
 
-def _peer_loop(model: torch.nn.Module, loss_fn: Any, X: np.ndarray, args: argparse.Namespace,
-               seed: int) -> float:
-    """Adam over shuffled minibatches of freshly dequantised rows; seconds per epoch."""
+def _peer_steps(model: torch.nn.Module, loss_fn: Any, X: np.ndarray,
+                args: argparse.Namespace, seed: int) -> Iterator[float]:
+    """Adam over shuffled minibatches of freshly dequantised rows, one step per ``next``;
+    yields the seconds the step took (its share of the epoch's shuffling included)."""
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     g = torch.Generator().manual_seed(seed)
     k = _levels(X)
-    t0 = time.perf_counter()
     for epoch in range(args.epochs):
+        t0 = time.perf_counter()
         order = torch.randperm(len(k), generator=g)
         losses = []
         for i in range(0, len(k), args.batch_size):
@@ -83,8 +90,16 @@ def _peer_loop(model: torch.nn.Module, loss_fn: Any, X: np.ndarray, args: argpar
                 loss.backward()
                 opt.step()
             losses.append(float(loss.detach()))
+            dt = time.perf_counter() - t0
+            yield dt
+            t0 = time.perf_counter()
         print(f"  epoch {epoch + 1}: loss {np.mean(losses):.4f}", flush=True)
-    return (time.perf_counter() - t0) / args.epochs
+
+
+def _peer_loop(model: torch.nn.Module, loss_fn: Any, X: np.ndarray, args: argparse.Namespace,
+               seed: int) -> float:
+    """The peer's whole training; seconds per epoch."""
+    return sum(_peer_steps(model, loss_fn, X, args, seed)) / args.epochs
 
 
 @torch.no_grad()
@@ -136,49 +151,80 @@ def n_params(m: torch.nn.Module) -> int:
     return int(sum(p.numel() for p in m.parameters()))
 
 
-def run(name: str, X: np.ndarray, Xt: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
-    seed = args.seed
-    torch.manual_seed(seed)
-    if name in ("glow", "realnvp"):
-        from unsup.flows import Glow, RealNVP
-
-        est = (Glow(n_levels=2, n_steps=8, hidden_channels=64, split_prior=args.split_prior)
-               if name == "glow" else RealNVP(n_levels=2, n_steps=3, hidden_channels=64))
-        est.set_params(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                       random_state=seed, device="cpu", verbose=1,
-                       warmup_steps=args.warmup_steps, clip_grad_norm=args.clip_grad_norm)
-        est.fit(X)
-        per_epoch = est.history_[-1]["time"] / args.epochs
-        t0 = time.perf_counter()
-        lk = est.log_likelihood(Xt)
-        return {"model": f"unsup {type(est).__name__}", "params": n_params(est.module_),
-                "sec_per_epoch": per_epoch, "test_bpd": lk.bits_per_dim,
-                "eval_sec": time.perf_counter() - t0}
+def _peer(name: str, args: argparse.Namespace) -> tuple[str, torch.nn.Module, Any, Any]:
+    """``(label, model, loss(model, y), log_prob(model, y))`` of a peer library's flow."""
     if name == "normflows":
-        model = normflows_glow()
-
         def loss(m: Any, y: torch.Tensor) -> torch.Tensor:
             return m.forward_kld(y.view(-1, 1, 28, 28))
 
         def lp(m: Any, y: torch.Tensor) -> torch.Tensor:
             return m.log_prob(y.view(-1, 1, 28, 28), None)
-    elif name == "zuko":
-        model = zuko_realnvp(args.zuko_transforms, args.zuko_params)
 
-        def loss(m: Any, y: torch.Tensor) -> torch.Tensor:
+        return "normflows Glow", normflows_glow(), loss, lp
+    if name == "zuko":
+        def loss_z(m: Any, y: torch.Tensor) -> torch.Tensor:
             return -m().log_prob(y - 0.5).mean()
 
-        def lp(m: Any, y: torch.Tensor) -> torch.Tensor:
+        def lp_z(m: Any, y: torch.Tensor) -> torch.Tensor:
             return m().log_prob(y - 0.5)
-    else:
-        raise SystemExit(f"unknown model {name!r}")
-    model.train()
-    per_epoch = _peer_loop(model, loss, X, args, seed)
+
+        return ("zuko RealNVP (flat)", zuko_realnvp(args.zuko_transforms, args.zuko_params),
+                loss_z, lp_z)
+    raise SystemExit(f"unknown model {name!r}")
+
+
+def _peer_result(label: str, model: torch.nn.Module, lp: Any, per_epoch: float,
+                 Xt: np.ndarray, seed: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     test = _peer_eval(model, lp, Xt, seed)
-    label = {"normflows": "normflows Glow", "zuko": "zuko RealNVP (flat)"}[name]
     return {"model": label, "params": n_params(model), "sec_per_epoch": per_epoch,
             "test_bpd": test, "eval_sec": time.perf_counter() - t0}
+
+
+def run(name: str, X: np.ndarray, Xt: np.ndarray, args: argparse.Namespace,
+        peer: str | None = None) -> list[dict[str, Any]]:
+    """Train and score model ``name``; with ``peer`` (unsup models only) the peer's training
+    steps are interleaved with unsup's, one after each of unsup's (``--interleave``), and
+    each library is charged only its own steps."""
+    seed = args.seed
+    if name not in ("glow", "realnvp"):
+        torch.manual_seed(seed)
+        label, model, loss, lp = _peer(name, args)
+        model.train()
+        return [_peer_result(label, model, lp, _peer_loop(model, loss, X, args, seed), Xt,
+                             seed)]
+    from unsup.flows import Glow, RealNVP
+
+    torch.manual_seed(seed)
+    est = (Glow(n_levels=2, n_steps=8, hidden_channels=64, split_prior=args.split_prior)
+           if name == "glow" else RealNVP(n_levels=2, n_steps=3, hidden_channels=64))
+    est.set_params(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                   random_state=seed, device="cpu", verbose=1,
+                   warmup_steps=args.warmup_steps, clip_grad_norm=args.clip_grad_norm)
+    callbacks, spent = [], [0.0, 0.0]  # seconds in the peer's steps, in the callback
+    if peer is not None:
+        torch.manual_seed(seed)
+        p_label, p_model, p_loss, p_lp = _peer(peer, args)
+        p_model.train()
+        steps = _peer_steps(p_model, p_loss, X, args, seed)
+
+        def one_peer_step(step: int, metrics: dict[str, float]) -> None:
+            t0 = time.perf_counter()
+            spent[0] += next(steps, 0.0)
+            spent[1] += time.perf_counter() - t0
+
+        callbacks.append(one_peer_step)
+    est.fit(X, callbacks=callbacks)
+    per_epoch = (est.history_[-1]["time"] - spent[1]) / args.epochs
+    t0 = time.perf_counter()
+    lk = est.log_likelihood(Xt)
+    rows = [{"model": f"unsup {type(est).__name__}", "params": n_params(est.module_),
+             "sec_per_epoch": per_epoch, "test_bpd": lk.bits_per_dim,
+             "eval_sec": time.perf_counter() - t0}]
+    if peer is not None:
+        spent[0] += sum(steps)  # any steps the peer has left
+        rows.append(_peer_result(p_label, p_model, p_lp, spent[0] / args.epochs, Xt, seed))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="unsup Glow's split prior (default position)")
     p.add_argument("--clip-grad-norm", type=float, default=None,
                    help="unsup models only: gradient clipping (default None: none)")
+    p.add_argument("--interleave", action="store_true",
+                   help="with two models (unsup's, then a peer): one peer step after each of "
+                        "unsup's, each charged its own steps (the machine's drift hits both)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     apply_threads(args.threads)
@@ -207,17 +256,25 @@ def main(argv: list[str] | None = None) -> int:
     # the first optimiser of a process imports torch._dynamo (~10 s on a busy machine): a
     # one-off cost of the process, paid here so that it lands in no model's first epoch
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    names = [m.strip() for m in args.models.split(",")]
+    pairs = [(m, None) for m in names]
+    if args.interleave:
+        if len(names) != 2 or names[0] not in ("glow", "realnvp") or names[1] in names[:1]:
+            raise SystemExit("--interleave needs --models <unsup model>,<peer>, e.g. "
+                             "glow,normflows")
+        pairs = [(names[0], names[1])]
     rows = []
-    for name in args.models.split(","):
-        print(f"== {name}", flush=True)
-        r = run(name.strip(), X, Xt, args)
-        print(f"   {r}", flush=True)
-        rows.append(r)
+    for name, peer in pairs:
+        print(f"== {name}" + (f" interleaved with {peer}" if peer else ""), flush=True)
+        for r in run(name, X, Xt, args, peer):
+            print(f"   {r}", flush=True)
+            rows.append(r)
     print()
     print(machine_markdown(machine_info()))
     print(f"- protocol: mnist5k train ({len(X):,}), MNIST test first {len(Xt)}, "
           f"{args.epochs} epochs, batch {args.batch_size}, Adam lr {args.lr}, "
-          f"{args.threads} thread(s)\n")
+          f"{args.threads} thread(s)"
+          + (", training steps interleaved" if args.interleave else "") + "\n")
     print(markdown_table(["model", "parameters", "s / epoch", "test bits/dim", "eval s"],
                          [[r["model"], r["params"], r["sec_per_epoch"], r["test_bpd"],
                            r["eval_sec"]] for r in rows]))

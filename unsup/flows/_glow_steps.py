@@ -15,19 +15,39 @@ of the step is ``H W (Σ s + Σ log|s_W|) + Σ log σ(r + 2)``. The ``W'`` and `
 steps of a run (a level) come from one batched LU product, and their constant log-determinant
 terms from one sum.
 
+When the coupling network is Glow's (:func:`unsup.flows._layers.conv_net`: 3x3 conv, ReLU,
+1x1 conv, ReLU, 3x3 conv), each step is one autograd function (:class:`_Step`) whose backward
+is written out: with ``g_y = [g_a, g_b]`` the gradient at the step's output, ``s = σ(r + 2)``
+and ``g_ℓ`` the gradient at the log-determinant,
+
+.. math::
+
+    g_b' = g_b ⊙ s, \qquad g_t = g_b, \qquad g_r = (g_b ⊙ b ⊙ s + g_ℓ) ⊙ (1 - s),
+
+then the network's backward gives ``g_a' = g_a + ∂/∂a`` (the 3x3 convolutions through
+``convolution_backward``; the 1x1 one as two matrix products on the channels-last rows,
+``g_h = g W_2``, ``g_{W_2} = g^T h``; the ReLUs applied in place in the forward and their masks
+in place in the backward, from the saved rectified activations), and the mixing's
+``g_x = [g_a', g_b'] W'``, ``g_{W'} = [g_a', g_b']^T x``, ``g_{W' b} = Σ_rows [g_a', g_b']``.
+The running log-determinant goes through the function too (no separate sum per step).
+
 Why: each of these layers is a handful of small tensor operations on a few channels, and at
 Glow's sizes on a CPU their fixed costs, not the arithmetic, were about a quarter of a
 training step (the coupling networks' convolutions are the rest): 2 levels x 8 steps, 64
-hidden channels, batch 64 of 28 x 28 images, 2 threads: 5-7 % less time per step, 3.5-6.8 %
-per epoch (``BENCHMARKS.md``).
+hidden channels, batch 64 of 28 x 28 images, 2 threads: the fused maps 5-7 % less time per
+step, 3.5-6.8 % per epoch; the written-out backward a further ~6 % per step
+(``BENCHMARKS.md``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
 
 from ._layers import ActNorm, AffineCoupling, InvConv1x1
 
@@ -74,6 +94,90 @@ def _affine_maps(steps: Sequence[Step]) -> tuple[torch.Tensor, torch.Tensor, tor
     return W, (W @ loc[..., None]).squeeze(-1), log_scale.sum() + log_s.sum()
 
 
+def _glow_net(net: nn.Module) -> tuple[nn.Conv2d, nn.Conv2d, nn.Conv2d] | None:
+    """The three convolutions of a :func:`conv_net` (3x3, ReLU, 1x1, ReLU, 3x3), else None."""
+    if not isinstance(net, nn.Sequential) or len(net) != 5:
+        return None
+    c1, r1, c2, r2, c3 = net
+    if type(r1) is not nn.ReLU or type(r2) is not nn.ReLU:
+        return None
+    for c, k in ((c1, 3), (c2, 1), (c3, 3)):
+        if (type(c) is not nn.Conv2d or c.bias is None or c.kernel_size != (k, k)
+                or c.padding != (k // 2, k // 2) or c.stride != (1, 1) or c.dilation != (1, 1)
+                or c.groups != 1 or c.padding_mode != "zeros"):
+            return None
+    return c1, c2, c3
+
+
+def _conv_grads(g: torch.Tensor, inp: torch.Tensor, w: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(∂/∂input, ∂/∂weight, ∂/∂bias)`` of a stride-1 "same" convolution given ``g``."""
+    p = w.shape[-1] // 2
+    return torch.ops.aten.convolution_backward(g, inp, w, [w.shape[0]], [1, 1], [p, p], [1, 1],
+                                               False, [0, 0], 1, [True, True, True])
+
+
+def _relu_mask_(g: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``g`` zeroed where the rectified activation ``h`` is 0 (the ReLU's backward), in place:
+    no new 3 MB buffer per layer."""
+    return torch.ops.aten.threshold_backward.grad_input(g, h, 0, grad_input=g)
+
+
+class _Step(torch.autograd.Function):
+    """One Glow step with Glow's coupling network on channels-last rows ``x`` (R x C), adding
+    its log-determinant to ``logdet``; the backward of the module docstring."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, logdet: torch.Tensor, W: torch.Tensor,
+                bias: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
+                b2: torch.Tensor, w3: torch.Tensor, b3: torch.Tensor,
+                size: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        n, H, Wd = size
+        R, C = x.shape
+        ca, cb = C - C // 2, C // 2
+        a = torch.addmm(bias[:ca], x, W[:ca].T)
+        b = torch.addmm(bias[ca:], x, W[ca:].T)
+        a4 = a.view(n, H, Wd, ca).permute(0, 3, 1, 2)  # channels-last image, no copy
+        h1 = F.conv2d(a4, w1, b1, padding=1).relu_()  # in place: only the rectified kept
+        h2 = F.conv2d(h1, w2, b2).relu_()
+        o = F.conv2d(h2, w3, b3, padding=1).permute(0, 2, 3, 1).reshape(R, C)
+        z = o[:, :cb] + 2.0
+        s = torch.sigmoid(z)
+        out_ld = logdet + F.logsigmoid(z).view(n, -1).sum(1)
+        y = torch.empty_like(x)
+        y[:, :ca] = a
+        torch.addcmul(o[:, cb:], b, s, out=y[:, ca:])
+        ctx.save_for_backward(x, W, a4, b, h1, h2, s, w1, w2, w3)
+        ctx.size = size
+        return y, out_ld
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, gy: torch.Tensor, gld: torch.Tensor) -> tuple[Any, ...]:
+        x, W, a4, b, h1, h2, s, w1, w2, w3 = ctx.saved_tensors
+        n, H, Wd = ctx.size
+        R, C = x.shape
+        ca, cb = C - C // 2, C // 2
+        gy_b = gy[:, ca:]
+        g_mix = torch.empty_like(x)  # at the mixed rows [a, b]
+        g_b = torch.mul(gy_b, s, out=g_mix[:, ca:])
+        g_net = torch.empty_like(x)  # at the network's output [r, t]
+        u = (g_b * b).view(n, -1).add_(gld[:, None]).view(R, cb)
+        torch.mul(u, 1.0 - s, out=g_net[:, :cb])
+        g_net[:, cb:] = gy_b
+        gh2, gw3, gb3 = _conv_grads(g_net.view(n, H, Wd, C).permute(0, 3, 1, 2), h2, w3)
+        # the 1x1 convolution as matrix products on the channels-last rows (no copies; faster
+        # than the convolution's backward at these sizes)
+        g2 = _relu_mask_(gh2, h2).permute(0, 2, 3, 1).reshape(R, -1)
+        w2m = w2.reshape(w2.shape[0], -1)
+        gh1 = (g2 @ w2m).view(n, H, Wd, -1).permute(0, 3, 1, 2)
+        gw2 = (g2.T @ h1.permute(0, 2, 3, 1).reshape(R, -1)).view_as(w2)
+        gb2 = g2.sum(0)
+        ga4, gw1, gb1 = _conv_grads(_relu_mask_(gh1, h1), a4, w1)
+        torch.add(gy[:, :ca], ga4.permute(0, 2, 3, 1).reshape(R, ca), out=g_mix[:, :ca])
+        return (g_mix @ W, gld, g_mix.T @ x, g_mix.sum(0), gw1, gb1, gw2, gb2, gw3, gb3, None)
+
+
 def glow_run(h: torch.Tensor, steps: Sequence[Step]) -> tuple[torch.Tensor, torch.Tensor]:
     """``(y, log|det|)`` per row of the steps ``steps`` applied to the images ``h``
     (N×C×H×W), as calling each layer in turn (whose ActNorms must be initialised)."""
@@ -82,13 +186,22 @@ def glow_run(h: torch.Tensor, steps: Sequence[Step]) -> tuple[torch.Tensor, torc
     W, bias, const = _affine_maps(steps)
     logdet = h.new_zeros(n)
     x = h.permute(0, 2, 3, 1).reshape(-1, C)  # channels-last rows: a view, no copy
-    for s, (_, _, cp) in enumerate(steps):
-        a = torch.addmm(bias[s, :ca], x, W[s, :ca].T)
-        b = torch.addmm(bias[s, ca:], x, W[s, ca:].T)
-        out = cp.net(a.view(n, H, Wd, ca).permute(0, 3, 1, 2))
-        r, t = out.permute(0, 2, 3, 1).reshape(-1, C).split(cb, 1)  # one op back: a cat
-        z = r + 2.0
-        logdet = logdet + F.logsigmoid(z).view(n, -1).sum(1)
-        x = torch.cat([a, torch.addcmul(t, b, torch.sigmoid(z))], 1)
+    nets = [_glow_net(cp.net) for _, _, cp in steps]
+    if C % 2 == 0 and all(c is not None for c in nets):
+        Ws, biases = W.unbind(0), bias.unbind(0)  # one backward node, not one per step
+        for s, convs in enumerate(nets):
+            assert convs is not None
+            c1, c2, c3 = convs
+            x, logdet = _Step.apply(x, logdet, Ws[s], biases[s], c1.weight, c1.bias,
+                                    c2.weight, c2.bias, c3.weight, c3.bias, (n, H, Wd))
+    else:  # any other coupling network: the same map through autograd
+        for s, (_, _, cp) in enumerate(steps):
+            a = torch.addmm(bias[s, :ca], x, W[s, :ca].T)
+            b = torch.addmm(bias[s, ca:], x, W[s, ca:].T)
+            out = cp.net(a.view(n, H, Wd, ca).permute(0, 3, 1, 2))
+            r, t = out.permute(0, 2, 3, 1).reshape(-1, C).split(cb, 1)  # one op back: a cat
+            z = r + 2.0
+            logdet = logdet + F.logsigmoid(z).view(n, -1).sum(1)
+            x = torch.cat([a, torch.addcmul(t, b, torch.sigmoid(z))], 1)
     y = x.view(n, H, Wd, C).permute(0, 3, 1, 2)
     return y, logdet + (H * Wd) * const
