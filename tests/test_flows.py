@@ -235,10 +235,11 @@ def test_glow_step_backward_is_the_gradient_of_its_forward():
     assert torch.autograd.gradcheck(lambda *a: _Step.apply(*a, (n, h, w)), args)
 
 
-def test_glow_steps_with_another_coupling_network_take_the_autograd_path():
-    """A coupling network other than Glow's conv net is evaluated through autograd: still
-    equal to the layers one by one."""
-    from unsup.flows._glow_steps import _glow_net
+def test_glow_steps_with_another_coupling_network_run_layer_by_layer():
+    """A step whose coupling network is not Glow's conv net is no part of a fused run, and a
+    run whose network changed after the flow was built falls back to its layers: still equal
+    to the layers one by one."""
+    from unsup.flows._glow_steps import _glow_net, glow_runs
 
     X = _eight_bit(64)
     flow = Glow(epochs=1, max_steps=1, random_state=0, n_levels=1, n_steps=2,
@@ -246,6 +247,7 @@ def test_glow_steps_with_another_coupling_network_take_the_autograd_path():
     assert _glow_net(flow.layers[3].net) is not None
     flow.layers[3].net[1] = torch.nn.Tanh()  # no longer conv_net's pattern
     assert _glow_net(flow.layers[3].net) is None
+    assert flow._runs == {1: 7} and glow_runs(list(flow.layers)) == [(4, 7)]
     _randomise(flow, scale=0.3)
     x = torch.tensor(X[:8], dtype=torch.float64) + torch.rand(8, 64, dtype=torch.float64) / 256
     out = []

@@ -15,8 +15,9 @@ of the step is ``H W (Σ s + Σ log|s_W|) + Σ log σ(r + 2)``. The ``W'`` and `
 steps of a run (a level) come from one batched LU product, and their constant log-determinant
 terms from one sum.
 
-When the coupling network is Glow's (:func:`unsup.flows._layers.conv_net`: 3x3 conv, ReLU,
-1x1 conv, ReLU, 3x3 conv), each step is one autograd function (:class:`_Step`) whose backward
+A run holds only steps whose coupling network is Glow's (:func:`unsup.flows._layers.conv_net`:
+3x3 conv, ReLU, 1x1 conv, ReLU, 3x3 conv; steps with any other network are evaluated layer by
+layer), and each step is one autograd function (:class:`_Step`) whose backward
 is written out: with ``g_y = [g_a, g_b]`` the gradient at the step's output, ``s = σ(r + 2)``
 and ``g_ℓ`` the gradient at the log-determinant,
 
@@ -62,7 +63,8 @@ def _is_step(layers: Sequence[torch.nn.Module], i: int) -> bool:
     an, ic, cp = layers[i:i + 3]
     return (isinstance(an, ActNorm) and isinstance(ic, InvConv1x1)
             and isinstance(cp, AffineCoupling) and cp.mask is None and not cp.flip
-            and cp.kind == "sigmoid")
+            and cp.kind == "sigmoid" and an.loc.numel() % 2 == 0
+            and _glow_net(cp.net) is not None)
 
 
 def glow_runs(layers: Sequence[torch.nn.Module]) -> list[tuple[int, int]]:
@@ -182,26 +184,21 @@ def glow_run(h: torch.Tensor, steps: Sequence[Step]) -> tuple[torch.Tensor, torc
     """``(y, log|det|)`` per row of the steps ``steps`` applied to the images ``h``
     (N×C×H×W), as calling each layer in turn (whose ActNorms must be initialised)."""
     n, C, H, Wd = h.shape
-    ca, cb = C - C // 2, C // 2
+    nets = [_glow_net(cp.net) for _, _, cp in steps]
+    if C % 2 or any(c is None for c in nets):  # a network changed since glow_runs: layers
+        logdet = h.new_zeros(n)
+        for layer in (m for step in steps for m in step):
+            h, a = layer(h)
+            logdet = logdet + a
+        return h, logdet
     W, bias, const = _affine_maps(steps)
     logdet = h.new_zeros(n)
     x = h.permute(0, 2, 3, 1).reshape(-1, C)  # channels-last rows: a view, no copy
-    nets = [_glow_net(cp.net) for _, _, cp in steps]
-    if C % 2 == 0 and all(c is not None for c in nets):
-        Ws, biases = W.unbind(0), bias.unbind(0)  # one backward node, not one per step
-        for s, convs in enumerate(nets):
-            assert convs is not None
-            c1, c2, c3 = convs
-            x, logdet = _Step.apply(x, logdet, Ws[s], biases[s], c1.weight, c1.bias,
-                                    c2.weight, c2.bias, c3.weight, c3.bias, (n, H, Wd))
-    else:  # any other coupling network: the same map through autograd
-        for s, (_, _, cp) in enumerate(steps):
-            a = torch.addmm(bias[s, :ca], x, W[s, :ca].T)
-            b = torch.addmm(bias[s, ca:], x, W[s, ca:].T)
-            out = cp.net(a.view(n, H, Wd, ca).permute(0, 3, 1, 2))
-            r, t = out.permute(0, 2, 3, 1).reshape(-1, C).split(cb, 1)  # one op back: a cat
-            z = r + 2.0
-            logdet = logdet + F.logsigmoid(z).view(n, -1).sum(1)
-            x = torch.cat([a, torch.addcmul(t, b, torch.sigmoid(z))], 1)
+    Ws, biases = W.unbind(0), bias.unbind(0)  # one backward node, not one per step
+    for s, convs in enumerate(nets):
+        assert convs is not None
+        c1, c2, c3 = convs
+        x, logdet = _Step.apply(x, logdet, Ws[s], biases[s], c1.weight, c1.bias, c2.weight,
+                                c2.bias, c3.weight, c3.bias, (n, H, Wd))
     y = x.view(n, H, Wd, C).permute(0, 3, 1, 2)
     return y, logdet + (H * Wd) * const

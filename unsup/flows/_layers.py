@@ -335,7 +335,8 @@ class Flow(nn.Module):
     """A chain of the layers above on flat rows ``(n, D)``: ``shape`` is ``(C, H, W)`` for
     images (the first layer sees ``(n, C, H, W)``) or ``(D,)`` for vectors.
 
-    Runs of Glow steps (ActNorm, InvConv1x1, channel-split sigmoid coupling) on images are
+    Runs of Glow steps (ActNorm, InvConv1x1, channel-split sigmoid coupling with Glow's
+    :func:`conv_net`) on images are
     evaluated together by :func:`unsup.flows._glow_steps.glow_run` (the same map in fewer
     operations) once their ActNorms are initialised; ``fuse_steps = False`` calls every
     layer in turn."""
