@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -169,6 +170,91 @@ def test_kmeans_batched_runs_on_the_engine():
         assert (np.diff(inertia) <= 1e-9 * inertia[0]).all()
     assert km.inertia_ == pytest.approx(min(r.history[-1]["inertia"] for r in runs), rel=1e-12)
     assert km.history_[-1]["inertia"] == pytest.approx(km.inertia_, rel=1e-12)
+
+
+# -- restarts side by side on threads (_em_concurrent_batches) ---------------------------------
+
+
+class SideBySide(BernoulliMixture):
+    """The toy with every restart allowed at once; records where each E-step ran."""
+
+    seen: list[tuple[int, int]] = []
+
+    def _em_concurrent_batches(self, X, n_batches):
+        return n_batches
+
+    def _em_e_step(self, X, params, rows):
+        type(self).seen.append((threading.get_ident(), torch.get_num_threads()))
+        if getattr(self, "fail", False) and len(type(self).seen) > 5:
+            raise ValueError("boom")
+        return super()._em_e_step(X, params, rows)
+
+
+@pytest.fixture
+def two_threads():
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_restarts_side_by_side_give_the_runs_of_one_at_a_time(X, two_threads):
+    """Every run the same as run alone, handed on in run order (so the same one is kept), on
+    pool threads that each see one torch thread; the sink hears every iteration of every run;
+    the thread count is restored."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        alone: list[EMResult] = []
+        ref = BernoulliMixture(3, n_init=5, max_iter=4, tol=0.0, random_state=3).fit(
+            X, on_run=alone.append)
+        SideBySide.seen = []
+        both: list[EMResult] = []
+        heard = []
+        with progress_callback(lambda stage, step, total, **m: heard.append(step)):
+            m = SideBySide(3, n_init=5, max_iter=4, tol=0.0, random_state=3).fit(
+                X, on_run=both.append)
+    assert [r.objective for r in both] == pytest.approx([r.objective for r in alone],
+                                                        rel=1e-12)
+    assert len({round(r.objective, 8) for r in alone}) == 5  # the runs differ
+    assert m.result_.objective == ref.result_.objective and m.result_ is both[
+        int(np.argmax([r.objective for r in both]))]
+    idents = {i for i, _ in SideBySide.seen}
+    assert threading.get_ident() not in idents and len(idents) == 2
+    assert {t for _, t in SideBySide.seen} == {1} and torch.get_num_threads() == 2
+    assert sorted(heard) == sorted(list(range(5)) * 5)
+
+
+def test_restarts_side_by_side_restore_the_threads_on_error(X, two_threads):
+    m = SideBySide(3, n_init=4, random_state=0)
+    m.fail, SideBySide.seen = True, []
+    with pytest.raises(ValueError, match="boom"):
+        m.fit(X)
+    assert torch.get_num_threads() == 2
+
+
+def test_kmeans_restarts_side_by_side_on_two_threads(two_threads, monkeypatch, tmp_path):
+    """KMeans' bounded restarts (rows ≤ FUSED_ROWS) run side by side at 2 threads and give the
+    fit of one restart at a time; never with checkpoints."""
+    from unsup.cluster import KMeans
+    from unsup.cluster import kmeans as km_mod
+
+    rng = np.random.RandomState(0)
+    Xk = (rng.randn(3000, 5) + 4 * rng.randint(0, 4, (3000, 1))).astype(np.float32)
+    calls = []
+    orig = EMEngine._em_batches_at_once
+    monkeypatch.setattr(EMEngine, "_em_batches_at_once",
+                        lambda self, *a, **k: calls.append(a[4]) or orig(self, *a, **k))
+    side = KMeans(6, n_init=3, random_state=0, device="cpu").fit(Xk)
+    assert calls == [2]  # workers: min(3 batches, 2 threads)
+    monkeypatch.setattr(km_mod.KMeans, "_em_concurrent_batches", lambda self, X, n: 1)
+    seq = KMeans(6, n_init=3, random_state=0, device="cpu").fit(Xk)
+    assert calls == [2]
+    assert side.n_iter_ == seq.n_iter_ and (side.labels_ == seq.labels_).all()
+    assert side.inertia_ == pytest.approx(seq.inertia_, rel=1e-6)
+    np.testing.assert_allclose(side.cluster_centers_, seq.cluster_centers_, rtol=1e-5)
+    monkeypatch.undo()
+    monkeypatch.setattr(EMEngine, "_em_batches_at_once", lambda *a, **k: 1 / 0)
+    KMeans(6, n_init=3, random_state=0, device="cpu", checkpoint_dir=tmp_path).fit(Xk)
 
 
 # -- two real processes (gloo) --------------------------------------------------------------

@@ -26,7 +26,7 @@ from unsup.data.validation import check_array, check_n_features
 from unsup.params import ParamsMixin
 
 __all__ = ["BaseEstimator", "resolve_device", "make_generator", "NotFittedError",
-           "progress_callback", "report_progress"]
+           "progress_callback", "current_progress_callback", "report_progress"]
 
 # A progress sink set by front ends (the CLI's progress bar); engines call report_progress.
 _PROGRESS: contextvars.ContextVar[Callable[..., None] | None] = contextvars.ContextVar(
@@ -42,6 +42,12 @@ def progress_callback(fn: Callable[..., None]) -> Iterator[None]:
         yield
     finally:
         _PROGRESS.reset(token)
+
+
+def current_progress_callback() -> Callable[..., None] | None:
+    """The progress sink set by :func:`progress_callback` in this context, if any (for an
+    engine that hands work to other threads, whose contexts start without it)."""
+    return _PROGRESS.get()
 
 
 def report_progress(stage: str, step: int, total: int | None, **metrics: float) -> None:

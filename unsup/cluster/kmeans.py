@@ -261,6 +261,11 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
         # through the compiled loop (24 bytes of state per row)
         return 1 if self._bounded else n_init
 
+    def _em_concurrent_batches(self, X: torch.Tensor, n_batches: int) -> int:
+        # up to FUSED_ROWS rows a run's compiled loop is one call on one thread: the other
+        # threads take the other restarts (the engine runs them side by side)
+        return n_batches if self._bounded and X.shape[0] <= FUSED_ROWS else 1
+
     def _em_initialize(self, X: torch.Tensor, gen: torch.Generator, n_runs: int
                        ) -> dict[str, torch.Tensor]:
         # one generator per restart, so that the seeding is the same however the restarts are

@@ -49,7 +49,11 @@ numbers of run j; in a fused block it sees only ``"objective"``), ``_em_runs_per
 (default 1), ``_em_fused(X, params, first, n_steps, tol) -> EMFused | None``: a compiled loop
 of up to ``n_steps`` iterations (E-step, convergence test, M-step) of a batch of one run, so
 that the per-iteration Python overhead is paid once per block (single process only; None:
-not applicable, the engine iterates); it must give the iterations the engine would have given.
+not applicable, the engine iterates); it must give the iterations the engine would have given;
+``_em_concurrent_batches(X, n_batches)`` (default 1): how many batches of restarts may run at
+once on a thread pool, each on one torch and one BLAS thread (for models whose one-run loop
+cannot use the threads; never with checkpoints or under ``torchrun``); the batches are then
+all initialised first, so their iterations must not draw from the generator.
 
 Checkpoints (the parameters ``checkpoint_dir``, ``checkpoint_every``, ``resume``, composed into
 every EM model by this mixin's parameter group :data:`EM_CHECKPOINTING`): at the top of every
@@ -72,9 +76,12 @@ one is a ``ValueError``, never a silent fresh start. Under ``torchrun`` checkpoi
 from __future__ import annotations
 
 import math
+import threading
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +90,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 from unsup import distributed as ud
 from unsup import ops
-from unsup.base import report_progress
+from unsup._numba import blas_threads
+from unsup.base import current_progress_callback, progress_callback, report_progress
 from unsup.params import ParamGroup
 from unsup.train._em_checkpoint import EMCheckpoint, EMState
 from unsup.train.checkpoint import checkpoint_params
@@ -175,6 +183,9 @@ class EMEngine:
                   ) -> EMFused | None:
         return None
 
+    def _em_concurrent_batches(self, X: Any, n_batches: int) -> int:
+        return 1
+
     # -- the engine -----------------------------------------------------------------------------
     def _em_pass(self, X: torch.Tensor, params: Any) -> dict[str, torch.Tensor]:
         """Statistics of all rows at ``params``: chunked, then summed over ranks."""
@@ -213,15 +224,9 @@ class EMEngine:
                              max_iter=max_iter, tol=tol, per_batch=per_batch)
         if ck is not None and ck.resume:
             ck.restore(st)
-        while not st.finished:
-            if st.batch is None:
-                R = min(per_batch, n_init - st.started)
-                st.started += R
-                st.batch = {"R": R, "params": self._em_initialize(X, generator, R),  # type: ignore[attr-defined]
-                            "it": 0, "ids": list(range(R)), "hist": [[] for _ in range(R)],
-                            "done": [], "prev": None}
-            for res in self._em_batch(X, st, max_iter, tol, generator, n_total, stage,
-                                      verbose, ck):
+
+        def keep(results: list[EMResult]) -> None:
+            for res in results:
                 if on_run is not None:
                     on_run(res)
                 # a later run must beat the kept one by more than rounding (runs that reach the
@@ -229,6 +234,17 @@ class EMEngine:
                 if st.best is None or res.objective > st.best.objective + tie * abs(
                         st.best.objective):
                     st.best = res
+
+        n_batches = -(-n_init // per_batch)
+        at_once = min(self._em_concurrent_batches(X, n_batches), torch.get_num_threads())
+        if at_once > 1 and ck is None and ud.world_size() == 1:
+            keep(self._em_batches_at_once(X, st, n_init, per_batch, at_once, max_iter, tol,
+                                          generator, n_total, stage, verbose))
+            st.finished = True
+        while not st.finished:
+            if st.batch is None:
+                st.batch = self._em_new_batch(X, st, n_init, per_batch, generator)
+            keep(self._em_batch(X, st, max_iter, tol, generator, n_total, stage, verbose, ck))
             st.batch = None
             st.finished = st.started >= n_init
             if ck is not None:
@@ -242,6 +258,48 @@ class EMEngine:
                 ConvergenceWarning, stacklevel=3,
             )
         return best
+
+    def _em_new_batch(self, X: Any, st: EMState, n_init: int, per_batch: int,
+                      generator: torch.Generator) -> dict[str, Any]:
+        """The next batch of restarts, initialised (``st.started`` counts them)."""
+        R = min(per_batch, n_init - st.started)
+        st.started += R
+        return {"R": R, "params": self._em_initialize(X, generator, R),  # type: ignore[attr-defined]
+                "it": 0, "ids": list(range(R)), "hist": [[] for _ in range(R)], "done": [],
+                "prev": None}
+
+    def _em_batches_at_once(
+        self, X: Any, st: EMState, n_init: int, per_batch: int, workers: int, max_iter: int,
+        tol: float, gen: torch.Generator, n_total: int, stage: str, verbose: bool,
+    ) -> list[EMResult]:
+        """Every batch of restarts, ``workers`` at a time on a thread pool, each on one torch
+        and one BLAS thread: the runs of the batches in run order, each what a one-thread fit
+        gives. Initialised here first, in order (the generator's draws are those of a batch
+        by batch fit); the batches' iterations must not draw from it."""
+        batches = []
+        while st.started < n_init:
+            batches.append(self._em_new_batch(X, st, n_init, per_batch, gen))
+        sink = current_progress_callback()
+        lock = threading.Lock()
+
+        def locked(*args: Any, **kw: Any) -> None:  # a front end's sink sees one call at a time
+            with lock:
+                sink(*args, **kw)
+
+        def run(batch: dict[str, Any]) -> list[EMResult]:
+            # the pool's threads do not inherit this context's sink: set it again
+            with progress_callback(locked) if sink is not None else nullcontext():
+                return self._em_batch(X, EMState(batch=batch), max_iter, tol, gen, n_total,
+                                      stage, verbose)
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # process-wide: the pool's threads see it too
+        try:
+            with blas_threads(1), ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(run, batches))
+        finally:
+            torch.set_num_threads(threads)
+        return [res for part in parts for res in part]
 
     def _em_batch(
         self, X: Any, st: EMState, max_iter: int, tol: float, gen: torch.Generator,
