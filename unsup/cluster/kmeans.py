@@ -116,8 +116,10 @@ class KMeans(EMEngine, ClusterMixin, TransformerMixin, BaseEstimator):
 
     The loop is :class:`unsup.train.em.EMEngine` (hard EM on the statistics Σx and the count
     of each cluster). Distances use ``‖x‖² + ‖μ‖² − 2 x·μ`` (one GEMM per chunk of rows,
-    memory bounded). All ``n_init`` restarts run together in the same GEMMs. A cluster that
-    loses all its points is moved to the point farthest from its centre.
+    memory bounded). All ``n_init`` restarts run together in the same GEMMs; on the CPU,
+    after the first pass, Hamerly's bounds skip most distances and the restarts run one at a
+    time through a compiled loop (up to 2¹⁵ rows side by side, one per torch thread). A
+    cluster that loses all its points is moved to the point farthest from its centre.
 
     Parameters
     ----------
