@@ -559,21 +559,49 @@ def test_gemm_settling_gives_nearest_second_nearest_and_moves(dtype, n_rows):
         np.testing.assert_allclose(got, w, rtol=1e-9, atol=1e-9)
 
 
-def test_blas_threads_limits_the_kernels_blas_and_restores_it():
-    """``blas_threads(1)``, around the compiled settling's GEMMs, holds every BLAS numpy and
+def test_one_blas_thread_limits_the_kernels_blas_and_restores_it():
+    """``one_blas_thread()``, around the compiled settling's GEMMs, holds every BLAS numpy and
     scipy loaded (numba's ``np.dot`` calls scipy's) to one thread and gives back the counts."""
     from threadpoolctl import threadpool_info
 
-    from unsup._numba import blas_threads
+    from unsup._numba import one_blas_thread
 
     def counts():
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
 
     before = counts()
-    with blas_threads(1):
+    with one_blas_thread():
         inside = counts()
     assert inside and all(n == 1 for n in inside)
     assert counts() == before
+
+
+def test_one_thread_blocks_that_end_out_of_order_restore_the_counts():
+    """Two blocks (as two fits side by side in a user's thread pool) entered A, B and left A,
+    B: the count stays 1 until the last one leaves, then is the one found before A."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from unsup._numba import one_blas_thread, one_torch_thread
+
+    def blas():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with threadpool_limits(2, user_api="blas"):
+            for block, count, found in ((one_torch_thread, torch.get_num_threads, 2),
+                                        (one_blas_thread, lambda: max(blas()), 2)):
+                a, b = block(), block()
+                a.__enter__()
+                b.__enter__()
+                assert count() == 1
+                a.__exit__(None, None, None)
+                assert count() == 1  # b is still inside
+                b.__exit__(None, None, None)
+                assert count() == found
+    finally:
+        torch.set_num_threads(old)
 
 
 def test_blas_settling_only_where_its_threads_are_limited():

@@ -10,9 +10,10 @@ for a seed, ~100x slower) and ``HAVE_NUMBA`` is False.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ except ImportError:  # pragma: no cover - numba is a dependency; a platform with
     def njit(*args: Any, **kwargs: Any) -> Any:
         return args[0] if args and callable(args[0]) else (lambda f: f)
 
-__all__ = ["njit", "HAVE_NUMBA", "row_blocks", "run_blocks", "blas_threads"]
+__all__ = ["njit", "HAVE_NUMBA", "row_blocks", "run_blocks", "one_blas_thread", "one_torch_thread"]
 
 #: rows (or items) per thread below which a pass stays on one thread (a task costs tens of µs)
 MIN_ROWS_PER_THREAD = 16384
@@ -55,16 +56,57 @@ def run_blocks(fn: Callable[[slice], Any], blocks: list[slice]) -> list[Any]:
     return list(_POOL.map(fn, blocks))
 
 
-def blas_threads(n: int) -> AbstractContextManager[Any]:
-    """A context that limits the BLAS libraries numpy and scipy load (the GEMM a compiled
-    kernel calls through ``np.dot`` is scipy's) to ``n`` threads, restored on exit: a kernel
-    running on one thread of a block would otherwise start BLAS's own threads on every core
-    the other blocks use. torch's MKL, linked statically in the pip wheels, is not affected;
-    a torch built against a shared MKL would be limited too."""
+class _OneThread:
+    """A process-wide "one thread" setting held while any block is inside it: the first block
+    to enter saves the setting and sets one thread, the last to leave restores it, so blocks
+    on several threads (fits run side by side, or in a user's thread pool) that end in any
+    order leave it as they found it; a save and restore per block would leave a late block's
+    "1" behind."""
+
+    def __init__(self, hold: Callable[[], Callable[[], Any]]) -> None:
+        self._hold = hold  # sets one thread; returns the restore
+        self._lock = threading.Lock()
+        self._users = 0
+        self._restore: Callable[[], Any] | None = None
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                self._restore = self._hold()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._restore is not None:
+                    restore, self._restore = self._restore, None
+                    restore()
+
+
+def _hold_blas() -> Callable[[], Any]:
     global _BLAS
     if _BLAS is None:
         import scipy.linalg.cython_blas  # noqa: F401  (numba's BLAS: loaded before the scan)
         from threadpoolctl import ThreadpoolController
 
         _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=max(1, n), user_api="blas")
+    return _BLAS.limit(limits=1, user_api="blas").restore_original_limits
+
+
+def _hold_torch() -> Callable[[], Any]:
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    return lambda: torch.set_num_threads(n)
+
+
+#: ``with one_blas_thread():`` limits the BLAS libraries numpy and scipy load (the GEMM a
+#: compiled kernel calls through ``np.dot`` is scipy's) to one thread, restored when the last
+#: such block ends: a kernel running on one thread of a block would otherwise start BLAS's own
+#: threads on every core the other blocks use. torch's MKL, linked statically in the pip
+#: wheels, is not affected; a torch built against a shared MKL would be limited too.
+one_blas_thread = _OneThread(_hold_blas)
+#: ``with one_torch_thread():`` torch's intra-op threads set to one, process-wide (threads
+#: started inside see it too), restored when the last such block ends
+one_torch_thread = _OneThread(_hold_torch)

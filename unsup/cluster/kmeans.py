@@ -12,7 +12,7 @@ from sklearn.base import ClusterMixin, TransformerMixin
 
 from unsup import distributed as ud
 from unsup._io_checks import A
-from unsup._numba import HAVE_NUMBA, blas_threads, row_blocks, run_blocks
+from unsup._numba import HAVE_NUMBA, one_blas_thread, row_blocks, run_blocks
 from unsup.base import BaseEstimator, make_generator
 from unsup.cluster import _lloyd_blocks as blocks_
 from unsup.cluster._hamerly import (
@@ -87,7 +87,7 @@ def settle_blas(K: int, D: int) -> AbstractContextManager[Any]:
     K = 256 at 2 threads 2.8x slower. Elsewhere torch's GEMM settles the rows; a torch built
     against a shared MKL would see that limit too, so none is set."""
     if gemm_settles(K, D) and compiled_settle(K, D):
-        return blas_threads(1)
+        return one_blas_thread()
     return nullcontext()
 
 

@@ -90,7 +90,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from unsup import distributed as ud
 from unsup import ops
-from unsup._numba import blas_threads
+from unsup._numba import one_blas_thread, one_torch_thread
 from unsup.base import current_progress_callback, progress_callback, report_progress
 from unsup.params import ParamGroup
 from unsup.train._em_checkpoint import EMCheckpoint, EMState
@@ -292,13 +292,9 @@ class EMEngine:
                 return self._em_batch(X, EMState(batch=batch), max_iter, tol, gen, n_total,
                                       stage, verbose)
 
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # process-wide: the pool's threads see it too
-        try:
-            with blas_threads(1), ThreadPoolExecutor(workers) as pool:
-                parts = list(pool.map(run, batches))
-        finally:
-            torch.set_num_threads(threads)
+        # process-wide, so the pool's threads see it too; restored after, errors included
+        with one_torch_thread(), one_blas_thread(), ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(run, batches))
         return [res for part in parts for res in part]
 
     def _em_batch(
