@@ -590,8 +590,9 @@ def test_one_thread_blocks_that_end_out_of_order_restore_the_counts():
     torch.set_num_threads(2)
     try:
         with threadpool_limits(2, user_api="blas"):
-            for block, count, found in ((one_torch_thread, torch.get_num_threads, 2),
-                                        (one_blas_thread, lambda: max(blas()), 2)):
+            for block, count in ((one_torch_thread, torch.get_num_threads),
+                                 (one_blas_thread, lambda: max(blas()))):
+                found = count()  # 2, or what this machine's BLAS allows
                 a, b = block(), block()
                 a.__enter__()
                 b.__enter__()
@@ -599,7 +600,7 @@ def test_one_thread_blocks_that_end_out_of_order_restore_the_counts():
                 a.__exit__(None, None, None)
                 assert count() == 1  # b is still inside
                 b.__exit__(None, None, None)
-                assert count() == found
+                assert count() == found and found > 1
     finally:
         torch.set_num_threads(old)
 

@@ -185,7 +185,7 @@ def glow_run(h: torch.Tensor, steps: Sequence[Step]) -> tuple[torch.Tensor, torc
     (N×C×H×W), as calling each layer in turn (whose ActNorms must be initialised)."""
     n, C, H, Wd = h.shape
     nets = [_glow_net(cp.net) for _, _, cp in steps]
-    if C % 2 or any(c is None for c in nets):  # a network changed since glow_runs: layers
+    if any(c is None for c in nets):  # a network changed since glow_runs: layer by layer
         logdet = h.new_zeros(n)
         for layer in (m for step in steps for m in step):
             h, a = layer(h)
