@@ -676,6 +676,27 @@ def test_kmeans_plusplus_keeps_the_chosen_candidates_distances(monkeypatch):
     assert len({tuple(r) for r in kept[0].tolist()}) == 12  # 12 distinct data rows
 
 
+def test_sample_rows_in_one_process_draws_the_sharded_paths_rows(monkeypatch):
+    """``sample_rows``' one-process shortcut picks the rows the shard-aware path picks (run
+    here as rank 0 of a pretended two-rank world that holds every row), zero weights and
+    draws next to a row's boundary in the cumulative weights included."""
+    gen = torch.Generator().manual_seed(5)
+    X = torch.randn(500, 3, generator=gen, dtype=torch.float64)
+    w = torch.rand(4, 500, generator=gen, dtype=torch.float64)
+    w[:, ::7] = 0.0
+    u = torch.rand(4, 9, generator=gen, dtype=torch.float64)
+    u[0, 0] = 0.0
+    cum = torch.cumsum(w[1], 0)
+    u[1, :3] = cum[[10, 200, 498]] / cum[-1]  # exactly on a boundary: the next row
+    fast = lloyd.sample_rows(X, w, u)
+    monkeypatch.setattr(lloyd.ud, "world_size", lambda: 2)
+    sharded = lloyd.sample_rows(X, w, u)
+    assert torch.equal(fast, sharded)
+    assert torch.equal(fast[1, :3], X[[11, 201, 499]])
+    assert not (w[torch.arange(4)[:, None], torch.cdist(fast.reshape(-1, 3), X).argmin(1)
+                  .reshape(4, 9)] == 0).any()  # a zero-weight row is never drawn
+
+
 @pytest.mark.parametrize("D, K, dtype", [(2, 12, np.float32), (5, 8, np.float64),
                                          (8, 30, np.float32)])
 def test_compiled_kmeans_plusplus_draws_the_torch_paths_centres(monkeypatch, D, K, dtype):

@@ -35,6 +35,11 @@ def sample_rows(X: torch.Tensor, weights: torch.Tensor, u: torch.Tensor) -> torc
     R, L = u.shape
     w = weights.to(torch.float64)
     cum = torch.cumsum(w, dim=1)  # R × N
+    if ud.world_size() == 1:  # the same draws without the shard bookkeeping (k-means++ calls
+        # this once per centre: a dozen fewer small ops each)
+        target = u.to(torch.float64) * cum[:, -1:]
+        idx = torch.searchsorted(cum, target, right=True).clamp_(max=X.shape[0] - 1)
+        return X[idx.reshape(-1)].reshape(R, L, -1)
     local_tot = cum[:, -1].clone()
     totals = ud.all_gather_cat(local_tot.unsqueeze(0))  # world × R
     prefix = torch.cumsum(totals, 0) - totals  # mass of lower ranks
