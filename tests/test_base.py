@@ -38,6 +38,9 @@ def test_unknown_device_is_a_clear_error():
         resolve_device("tpu0")
     with pytest.raises(ValueError, match="not understood"):
         KMeans(2, device="gpu").fit(X)
+    for other in ("mps", "meta", torch.device("xpu")):  # valid torch devices we do not run on
+        with pytest.raises(ValueError, match="is not supported; use 'auto', 'cpu' or 'cuda'"):
+            resolve_device(other)
 
 
 def test_make_generator_is_reproducible():

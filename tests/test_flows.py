@@ -219,6 +219,32 @@ def test_glow_steps_together_equal_the_layers_one_by_one(monkeypatch):
     assert calls == [3, 3]
 
 
+def test_glow_steps_under_autocast_run_in_float32():
+    """Under autocast (CUDA's amp, here the CPU's bf16) the fused steps leave it and run in
+    float32: no dtype clash in their written-out backward (convolution_backward refused bf16
+    activations beside float32 gradients), the fused log-density and gradients are those
+    without autocast, and ``amp="auto"`` means no autocast for a flow."""
+    X = _eight_bit(64)
+    est = Glow(epochs=1, max_steps=1, random_state=0, n_levels=1, n_steps=2,
+               hidden_channels=8).fit(X)
+    flow = est.module_
+    assert flow._runs
+    x = torch.tensor(X[:16]) + torch.rand(16, 64, generator=torch.Generator().manual_seed(0)) / 256
+    out = []
+    for amp in (False, True):
+        flow.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            lp = flow.log_prob(x - 0.5)
+        lp.sum().backward()
+        out.append((lp.detach(), [p.grad.clone() for p in flow.parameters()]))
+    # the layers before the first run (squeeze only) have no bf16 products: equal to rounding
+    torch.testing.assert_close(out[1][0], out[0][0], rtol=1e-5, atol=1e-4)
+    for a, b in zip(out[1][1], out[0][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
+    assert est._train_config().amp == "off"
+    assert est.set_params(amp="bf16")._train_config().amp == "bf16"
+
+
 def test_glow_step_backward_is_the_gradient_of_its_forward():
     """The written-out backward of one Glow step (mixing, the conv net, the sigmoid
     coupling, the running log-determinant) against finite differences, float64."""

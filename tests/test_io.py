@@ -353,3 +353,24 @@ def test_a_zero_dimensional_state_tensor_keeps_its_shape(tmp_path):
     gan.save(tmp_path / "gan.safetensors")
     back = unsup.load(tmp_path / "gan.safetensors")
     np.testing.assert_array_equal(back.sample(4, random_state=1), gan.sample(4, random_state=1))
+
+
+def test_device_object_is_saved_as_its_name(X, tmp_path):
+    """``device=torch.device(...)`` (which the constraints accept) saves as its string and
+    loads back as that string."""
+    path = tmp_path / "m.safetensors"
+    KMeans(3, random_state=0, device=torch.device("cpu")).fit(X).save(path)
+    assert unsup.load(path).device == "cpu"
+
+
+def test_load_device_falls_back_when_the_stored_gpu_is_missing(monkeypatch):
+    """A model saved from ``cuda:3`` loads on this machine's first GPU when it has fewer, on
+    the CPU when it has none; the caller's choice always wins."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert uio._load_device("cuda:3", None) == "cuda"
+    assert uio._load_device("cuda:1", None) == "cuda:1"
+    assert uio._load_device("cuda:3", "cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert uio._load_device("cuda:0", None) == "cpu"
+    assert uio._load_device("cpu", None) == "cpu"

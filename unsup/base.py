@@ -65,6 +65,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise ValueError(f"device={device!r} is not understood; use 'auto', 'cpu' or 'cuda'") from e
+    if dev.type not in ("cpu", "cuda"):  # the statistics and objectives are kept in float64,
+        # which MPS lacks; other backends are untested
+        raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu' or 'cuda'")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was requested but no CUDA device is available; "
                          "use device='auto' or 'cpu'")

@@ -38,8 +38,11 @@ def _load_device(stored: Any, wanted: str | None) -> Any:
 
     if wanted is not None:
         return wanted
-    if isinstance(stored, str) and stored.startswith("cuda") and not torch.cuda.is_available():
-        return "cpu"
+    if isinstance(stored, str) and stored.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return "cpu"
+        if ":" in stored and int(stored.split(":")[1]) >= torch.cuda.device_count():
+            return "cuda"  # trained on a GPU this machine lacks: its first one
     return stored
 
 
@@ -85,6 +88,8 @@ def save(estimator: Any, path: str | os.PathLike) -> None:
     for k, v in estimator.get_params(deep=False).items():
         if isinstance(v, np.ndarray):
             tensors[f"param.{k}"] = v
+        elif type(v).__module__ == "torch" and type(v).__name__ == "device":
+            params[k] = str(v)  # device=torch.device("cuda", 1) is saved as "cuda:1"
         else:
             params[k] = _jsonable(v, f"parameter {k}")
     for k, v in fitted.items():

@@ -86,13 +86,13 @@ def conditionals(model: ExactAutoregressive, ctx: SectionContext) -> None:
             what = "P(x_d = 1 | pixels before d)"
         elif model.output_ == "categorical":
             L = out.shape[-1]
-            levels = torch.arange(L, dtype=out.dtype) / (L - 1)
+            levels = torch.arange(L, dtype=out.dtype, device=out.device) / (L - 1)
             pred = (torch.softmax(out, -1) * levels).sum(-1)
             what = "E[x_d | pixels before d] (grey level on [0, 1])"
         else:
             pred = out[..., 0].clamp(0, 1)
             what = "location of the logistic of x_d given the pixels before d"
-    rows = np.concatenate([np.stack([_unit(model, X)[i], pred[i].numpy()])
+    rows = np.concatenate([np.stack([_unit(model, X)[i], pred[i].cpu().numpy()])
                            for i in range(len(X))])
     ctx.report.figure(image_grid(rows, ctx.image_shape,
                                  titles=["image", "predicted"] * len(X), ncols=10),

@@ -184,7 +184,7 @@ class VariationalDPMixture(EMEngine, DirichletProcessMixture):
         T, D = int(self.n_components), X.shape[1] // 2
         N = X.shape[0]
         if self.init == "kmeans":
-            km = KMeans(T, n_init=1, random_state=self._rs, device=X.device.type)
+            km = KMeans(T, n_init=1, random_state=self._rs, device=str(X.device))
             lab = torch.as_tensor(km.fit(X[:, :D].float().contiguous()).labels_, device=X.device)
             resp = torch.zeros(N, T, dtype=X.dtype, device=X.device)
             resp[torch.arange(N, device=X.device), lab] = 1.0

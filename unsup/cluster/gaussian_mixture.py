@@ -397,7 +397,7 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
             # On a subsample of large data: the partition, not the last digit of the centres,
             # is what EM needs, and k-means on every row was ~80% of a diagonal mixture's fit.
             rows = _init_rows(N, K, gen, X.device)
-            km = KMeans(K, n_init=3, random_state=rs, device=X.device.type)
+            km = KMeans(K, n_init=3, random_state=rs, device=str(X.device))  # cuda:1 stays cuda:1
             km.fit((X if rows is None else X[rows]).float().contiguous())
             if rows is None:
                 labels = torch.as_tensor(km.labels_, device=X.device)

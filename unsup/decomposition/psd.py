@@ -86,6 +86,7 @@ class PSD(TransformerMixin, GradientEstimator):
     """
 
     _test_params: dict[str, Any] = {"n_components": 3, "epochs": 2, "batch_size": 32}
+    _amp_auto = False  # FISTA's codes and its stopping test want full precision
 
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],

@@ -79,6 +79,7 @@ class FlowEstimator(GradientEstimator):
     _test_params: dict[str, Any] = {"n_levels": 1, "n_steps": 2, "hidden_channels": 8,
                                     "hidden_layer_sizes": (8,), "epochs": 2, "batch_size": 32}
     _likelihood_support = "continuous"
+    _amp_auto = False  # log-determinants summed over every dimension: full precision
     _learned_top = False  # images: a learned per-dimension Gaussian at the top (Glow)
 
     def _set_model_params(self, n_levels: int, n_steps: int, hidden_channels: int,

@@ -183,6 +183,12 @@ class _Step(torch.autograd.Function):
 def glow_run(h: torch.Tensor, steps: Sequence[Step]) -> tuple[torch.Tensor, torch.Tensor]:
     """``(y, log|det|)`` per row of the steps ``steps`` applied to the images ``h``
     (N×C×H×W), as calling each layer in turn (whose ActNorms must be initialised)."""
+    dev = h.device.type
+    if torch.is_autocast_enabled(dev):
+        # the written-out backward takes its saved tensors in one dtype; under autocast the
+        # forward's products would come out in bf16 / fp16 beside float32 gradients
+        with torch.autocast(dev, enabled=False):
+            return glow_run(h.float(), steps)
     n, C, H, Wd = h.shape
     nets = [_glow_net(cp.net) for _, _, cp in steps]
     if any(c is None for c in nets):  # a network changed since glow_runs: layer by layer

@@ -432,7 +432,7 @@ def train(
                 names = [ph.name for ph in phases] if multi else []
                 sums = torch.tensor([st["loss_sum"], float(st["loss_n"]),
                                      *[st["phase_sums"].get(k, 0.0) for k in names]],
-                                    dtype=torch.float64)
+                                    dtype=torch.float64, device=device)  # (NCCL: on the GPU)
                 if distributed:
                     import unsup.distributed as ud
 

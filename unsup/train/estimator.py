@@ -71,6 +71,10 @@ class GradientEstimator(BaseEstimator):
     _noise_generator_name = "noise"
 
     _param_groups = (TRAIN_PARAMS,)
+    #: what ``amp="auto"`` means for the model: mixed precision (bf16, else fp16) on CUDA, or
+    #: off where low-precision arithmetic breaks the objective (a flow's log-determinants, an
+    #: MMD's difference of kernel sums, an inference loop's stopping test)
+    _amp_auto: bool = True
 
     def __init__(self) -> None:  # the training group is composed in (unsup.params)
         pass
@@ -99,6 +103,8 @@ class GradientEstimator(BaseEstimator):
         cfg = TrainConfig(**{**config_kwargs(self), "verbose": int(self.verbose or 0)},
                           seed=self._seed,
                           stage=stage or getattr(self, "_stage_name", type(self).__name__))
+        if cfg.amp == "auto" and not self._amp_auto:
+            cfg.amp = "off"
         for k, v in overrides.items():
             setattr(cfg, k, v)
         return cfg

@@ -118,7 +118,9 @@ def amp_context(amp: bool | str, device: torch.device) -> tuple[Any, torch.dtype
     (and ``None``) on CPU or when off. ``"auto"``/``True``: bf16 where supported, else fp16."""
     if device.type != "cuda" or amp in (False, "off"):
         return contextlib.nullcontext, None
-    if amp == "fp16" or (amp in (True, "auto") and not torch.cuda.is_bf16_supported()):
+    # bf16 only where the GPU computes in it (emulated bf16 on older GPUs is slow): else fp16
+    if amp == "fp16" or (amp in (True, "auto")
+                         and not torch.cuda.is_bf16_supported(including_emulation=False)):
         dtype = torch.float16
     else:
         dtype = torch.bfloat16

@@ -66,7 +66,9 @@ def run_generators(generator: torch.Generator, n_runs: int) -> list[torch.Genera
 @contextlib.contextmanager
 def seeded(seed: int, cuda: bool = False) -> Iterator[None]:
     """Run the block with ``torch.manual_seed(seed)``; the global RNG state is restored after."""
-    devices = list(range(torch.cuda.device_count())) if cuda else []
+    # the current GPU only: forking every visible one would open a context on each (a
+    # torchrun rank per GPU would hold memory on all of them)
+    devices = [torch.cuda.current_device()] if cuda and torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(int(seed))
         yield
