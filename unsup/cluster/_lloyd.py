@@ -72,8 +72,12 @@ def uniforms(generator: torch.Generator | list[torch.Generator], R: int, L: int,
 
 
 KEEP_ELEMS = 2**25  # k-means++: largest R·L·N buffer of candidate distances kept (128 MB f32)
-#: k-means++ in compiled loops (one process on the CPU) up to this many dimensions
+#: k-means++ in compiled loops (one process on the CPU) up to KPP_D dimensions, and up to
+#: 2·KPP_D with at most KPP_SMALL_ROWS rows: against the GEMM path, 3 runs, D = 16 took
+#: 0.42-0.72x the time at 4,096-10,000 rows (2 threads) but 1.05x (2 threads) to 1.45x
+#: (1 thread) at 10^5; D = 32 1.2-2.0x from 10^4 rows (BENCHMARKS.md)
 KPP_D = 8
+KPP_SMALL_ROWS = 2**15
 
 
 def kmeans_plusplus(
@@ -87,8 +91,9 @@ def kmeans_plusplus(
     D(x)², the squared distance to the closest centre chosen so far (scikit-learn's variant).
     Returns an R×K×D tensor. Uniform draws come from a CPU generator (or one per run), so the
     result does not depend on the device or on how the data are sharded. In one process on
-    the CPU at D ≤ KPP_D the same draws run in compiled loops (:mod:`._kpp`; 0.24-0.6x the
-    time at D ≤ 8), whose distances may differ from the GEMM's in the last bits.
+    the CPU at D ≤ KPP_D (or ≤ 2·KPP_D on at most KPP_SMALL_ROWS rows) the same draws run in
+    compiled loops (:mod:`._kpp`; 0.24-0.6x the time at D ≤ 8, 0.4-0.9x at D = 16 on
+    4,096-10,000 rows), whose distances may differ from the GEMM's in the last bits.
     """
     N, D = X.shape
     R, K = n_runs, n_clusters
@@ -97,7 +102,8 @@ def kmeans_plusplus(
     def rand(R: int, L: int) -> torch.Tensor:
         return uniforms(generator, R, L, X.device)
 
-    if X.device.type == "cpu" and HAVE_NUMBA and ud.world_size() == 1 and D <= KPP_D:
+    if (X.device.type == "cpu" and HAVE_NUMBA and ud.world_size() == 1
+            and (D <= KPP_D or (D <= 2 * KPP_D and N <= KPP_SMALL_ROWS))):
         u0 = rand(R, 1)  # the same uniforms in the same order as below
         U = torch.stack([rand(R, L) for _ in range(1, K)]) if K > 1 else torch.empty(0, R, L)
         return kmeans_plusplus_compiled(X, u0, U.to(torch.float64))
