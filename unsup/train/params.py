@@ -78,7 +78,7 @@ TRAIN_PARAMS = ParamGroup("training", [
           "bool"),
     Param("amp", "auto", ["boolean", StrOptions({"auto", "bf16", "fp16", "off"})],
           "Mixed precision on CUDA (auto: bf16 where the GPU has it, else fp16; off for "
-          "flows, GMMN and PSD, whose objectives need full precision); ignored on CPU.",
+          "models whose objective needs full precision, e.g. the flows); ignored on CPU.",
           'bool or {"auto", "bf16", "fp16", "off"}'),
     Param("device", "auto", [str, torch.device],
           "Where to train: auto (CUDA when available), cpu or cuda.",
