@@ -77,4 +77,4 @@ def test_fits_and_answers_on_an_emulated_gpu(spec, tmp_path):
         path = tmp_path / "m.safetensors"
         model.save(path)
         assert unsup.load(path, device="cpu").get_params()["device"] == "cpu"
-        unsup.load(path)
+        assert unsup.load(path).get_params()["device"] == "cuda"

@@ -374,3 +374,5 @@ def test_load_device_falls_back_when_the_stored_gpu_is_missing(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert uio._load_device("cuda:0", None) == "cpu"
     assert uio._load_device("cpu", None) == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert uio._load_device("cuda:x", None) == "cuda:x"  # left for resolve_device to refuse

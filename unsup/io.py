@@ -41,7 +41,11 @@ def _load_device(stored: Any, wanted: str | None) -> Any:
     if isinstance(stored, str) and stored.startswith("cuda"):
         if not torch.cuda.is_available():
             return "cpu"
-        if ":" in stored and int(stored.split(":")[1]) >= torch.cuda.device_count():
+        try:
+            index = torch.device(stored).index
+        except (RuntimeError, TypeError):
+            return stored  # a malformed name: resolve_device says what is wrong with it
+        if index is not None and index >= torch.cuda.device_count():
             return "cuda"  # trained on a GPU this machine lacks: its first one
     return stored
 
@@ -70,6 +74,7 @@ def _jsonable(v: Any, where: str) -> Any:
 def save(estimator: Any, path: str | os.PathLike) -> None:
     """Write ``estimator`` to ``path`` atomically (write to a temporary file, then rename)."""
     import numpy as np
+    import torch
     from safetensors.numpy import save_file
     from sklearn.utils.validation import check_is_fitted
 
@@ -88,7 +93,7 @@ def save(estimator: Any, path: str | os.PathLike) -> None:
     for k, v in estimator.get_params(deep=False).items():
         if isinstance(v, np.ndarray):
             tensors[f"param.{k}"] = v
-        elif type(v).__module__ == "torch" and type(v).__name__ == "device":
+        elif isinstance(v, torch.device):
             params[k] = str(v)  # device=torch.device("cuda", 1) is saved as "cuda:1"
         else:
             params[k] = _jsonable(v, f"parameter {k}")
