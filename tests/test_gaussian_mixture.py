@@ -4,6 +4,7 @@ sampling, information criteria and clear errors."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -451,3 +452,52 @@ def test_second_moment_e_step_gives_the_per_component_fit(wide, monkeypatch):
     for ea, eb in zip(a.history_, b.history_, strict=True):
         for k in ("log_likelihood", "bound", "kl"):
             assert ea[k] == pytest.approx(eb[k], rel=1e-9, abs=1e-9), (k, ea, eb)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_normalise_gives_no_subnormal_responsibilities(dtype):
+    # ln π p(x|k) spread over 0 .. −800 below the row's best: in float32, entries between
+    # about −87 and −103 would give subnormal responsibilities (a GEMM over them is several
+    # times slower on x86); in float64 those from −708 to −745.
+    from unsup.cluster.gaussian_mixture import _normalise
+
+    K, n = 16, 500
+    g = torch.Generator().manual_seed(0)
+    wlp = (-800.0 * torch.rand(K, n, generator=g, dtype=torch.float64)).to(dtype)
+    wlp[0] = 3.0  # each row's best
+    ref_log_norm = torch.logsumexp(wlp.double(), 0)
+    ref_log_resp = wlp.double() - ref_log_norm
+    resp, log_resp, log_norm = _normalise(wlp.clone())
+    tiny = torch.finfo(dtype).tiny
+    rtol = 1e-5 if dtype == torch.float32 else 1e-12  # ln γ of magnitude ~100 in float32
+    assert not ((resp > 0) & (resp < tiny)).any()
+    assert (resp >= tiny).all()
+    assert torch.allclose(resp.double(), ref_log_resp.exp(), rtol=rtol,
+                          atol=1.01 * math.e * K * tiny)
+    torch.testing.assert_close(resp.sum(0).double(), torch.ones(n, dtype=torch.float64),
+                               rtol=1e-6, atol=0)
+    # ln γ and ln p(x) stay exact (the bound uses ln γ of every component)
+    torch.testing.assert_close(log_resp.double(), ref_log_resp, rtol=1e-6, atol=1e-4)
+    torch.testing.assert_close(log_norm.double(), ref_log_norm, rtol=1e-6, atol=1e-5)
+
+
+def test_compiled_e_step_writes_no_subnormal_responsibilities():
+    # float32 rows; components 95 and 100 nats below the best give responsibilities of
+    # ~1e-42 (subnormal in float32): the kernel counts them as 0, the rest stay exact
+    from unsup.cluster._gmm_diag import e_step_rows
+
+    n, w = 9, 6
+    XX2 = np.random.default_rng(0).normal(size=(n, w)).astype(np.float32)
+    Wt = np.zeros((4, w))
+    bias = np.array([0.0, -95.0, -100.0, -3.0])
+    q = np.full((4, n), 0.25, dtype=np.float32)
+    qlogq = np.zeros(n, dtype=np.float32)
+    nk, S, out = np.zeros(4), np.zeros((4, w)), np.zeros(3)
+    e_step_rows(XX2, Wt, bias, q, qlogq, 0, nk, S, out, float(np.finfo(np.float32).tiny))
+    tiny = np.finfo(np.float32).tiny
+    assert not ((q > 0) & (q < tiny)).any()
+    gamma = np.exp(bias - np.logaddexp.reduce(bias))
+    np.testing.assert_allclose(q[[0, 3]], np.repeat(gamma[[0, 3], None], n, 1), rtol=1e-6)
+    assert (q[[1, 2]] == 0).all()
+    np.testing.assert_allclose(nk, n * np.where(gamma < tiny, 0, gamma), rtol=1e-6)
+    np.testing.assert_allclose(out[0], n * np.logaddexp.reduce(bias), rtol=1e-12)

@@ -87,13 +87,14 @@ def _add_rows(X: np.ndarray, i: int, m: int, R: np.ndarray, S: np.ndarray
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def e_step_rows(XX2: np.ndarray, Wt: np.ndarray, bias: np.ndarray, q: np.ndarray,
                 qlogq: np.ndarray, r0: int, nk: np.ndarray, S: np.ndarray,
-                out: np.ndarray) -> None:  # pragma: no cover - compiled
+                out: np.ndarray, tiny: float) -> None:  # pragma: no cover - compiled
     """Rows ``XX2`` (n×2D, ``[x, x²]``) are local rows ``r0 … r0+n-1``.
 
     ``Wt`` (K×2D) and ``bias`` (K) give the log-densities; ``q`` (K×N) holds the previous
     responsibilities and ``qlogq`` (N) their ``Σ_k q ln q``, both replaced by the new ones.
     Adds to ``nk`` (K) and ``S`` (K×2D, float64) and to ``out`` = [Σ ln p(x), Σ q ln γ,
-    Σ q ln q (old)].
+    Σ q ln q (old)]. Responsibilities below ``tiny`` (the smallest normal number of X's
+    dtype) count as 0: each moves by less than ``tiny``; ln γ stays exact.
     """
     n = XX2.shape[0]
     K = Wt.shape[0]
@@ -125,6 +126,8 @@ def e_step_rows(XX2: np.ndarray, Wt: np.ndarray, bias: np.ndarray, q: np.ndarray
             for k in range(K):
                 lr = lp[k, j] - norm
                 r = E[k] * inv
+                if r < tiny:  # a subnormal (in R's dtype) slows every product it enters
+                    r = 0.0
                 R[k, j] = r
                 qlr += q[k, row] * lr
                 rlr += r * lr

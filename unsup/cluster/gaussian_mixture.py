@@ -52,6 +52,7 @@ ROWS_KERNEL_BLOCK = 2**14
 #: of narrow components far from the data's centre would lose digits that (x − μ)P keeps.
 QUAD_MAX_D = 64
 QUAD_MIN_K = 32
+_LOG_TINY = {t: math.log(torch.finfo(t).tiny) + 1.0 for t in (torch.float32, torch.float64)}
 _INITS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
@@ -157,6 +158,24 @@ def _bound_terms(ll: torch.Tensor, q_lr: torch.Tensor, h: torch.Tensor) -> dict[
             "kl": (h - q_lr).reshape(1)}
 
 
+def _normalise(wlp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Responsibilities γ, ln γ and ln Σ_k e^wlp from a K×n block of ln π_k p(x | k),
+    overwriting it (it becomes ln γ, exact).
+
+    One exp: e = exp(wlp − max_k) gives both γ = e / Σ_k e and ln p(x) = max_k + ln Σ_k e.
+    Below ln(tiny) exp returns subnormals, and a GEMM over subnormal responsibilities runs
+    several times slower on x86; held at ln(K·tiny) + 1, every γ stays normal after the
+    division by Σ_k e ≤ K, and moves by at most e·K·tiny (~1e-36 in float32 at K = 10);
+    ln γ keeps its exact value (the bound's Σ q ln γ)."""
+    top = wlp.amax(0)
+    wlp.sub_(top)
+    resp = wlp.clamp(min=_LOG_TINY[wlp.dtype] + math.log(wlp.shape[0])).exp_()
+    total = resp.sum(0)
+    resp.div_(total)
+    log_total = torch.log(total)
+    return resp, wlp.sub_(log_total), top.add_(log_total)
+
+
 def _precision_cholesky(cov: torch.Tensor, cov_type: str) -> torch.Tensor:
     """Upper-triangular factors P with Σ⁻¹ = P Pᵀ (or 1/σ for diag / spherical)."""
     msg = ("Fitting the mixture model failed because some components have ill-defined "
@@ -174,16 +193,17 @@ def _precision_cholesky(cov: torch.Tensor, cov_type: str) -> torch.Tensor:
 
 
 INIT_ROWS = 4_096  # rows the k-means initialisation sees at least (all rows when fewer)
+INIT_ROWS_PER_COMPONENT = 64  # ... and at least this many per component
 
 
 def _init_rows(n_local: int, K: int, gen: torch.Generator, device: torch.device
                ) -> torch.Tensor | None:
-    """This shard's rows of the k-means initialisation's subsample: the ``max(INIT_ROWS,
-    64 K)`` rows with the smallest of one uniform per global row (drawn alike on every rank,
-    so that sharded data pick the rows a one-process fit picks), in their order; None (every
-    row) when there are no more than that."""
+    """This shard's rows of the k-means initialisation's subsample: the
+    ``max(INIT_ROWS, INIT_ROWS_PER_COMPONENT·K)`` rows with the smallest of one uniform per
+    global row (drawn alike on every rank, so that sharded data pick the rows a one-process
+    fit picks), in their order; None (every row) when there are no more than that."""
     off, n_all = ud.row_offset(n_local, device)
-    m = max(INIT_ROWS, 64 * K)
+    m = max(INIT_ROWS, INIT_ROWS_PER_COMPONENT * K)
     if n_all <= m:
         return None
     u = torch.rand(n_all, generator=gen, dtype=torch.float64)
@@ -451,16 +471,7 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
             wlp = torch.addmm(torch.addmm(t["c"], X, t["W1"]), Z, t["Wq"]).T
         else:
             wlp = params.weighted_log_prob(X).T
-        # log-sum-exp over k with one exp: e = exp(wlp − max_k) gives both the
-        # responsibilities e / Σ_k e and the normaliser max_k + ln Σ_k e
-        top = wlp.amax(0)
-        wlp.sub_(top)
-        resp = torch.exp(wlp)
-        total = resp.sum(0)
-        resp.div_(total)
-        log_total = torch.log(total)
-        log_resp = wlp.sub_(log_total)
-        log_norm = top.add_(log_total)
+        resp, log_resp, log_norm = _normalise(wlp)
         # ln p = L(q, θ) + KL(q || p(Z|X, θ)) with q from the previous E-step; with
         # Σ_k q = 1: Σ q·wlp = Σ q·log_resp + Σ ln p(x), so both terms use log_resp
         q, qlogq = self._q[:, rows], self._qlogq[rows]
@@ -483,10 +494,11 @@ class GaussianMixture(EMEngine, DensityMixin, BaseEstimator):
         q, qlogq = self._q.numpy(), self._qlogq.numpy()
         K, w = Wt.shape
         start = rows.start or 0
+        tiny = float(np.finfo(Xn.dtype).tiny)
 
         def run(b: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             nk, S, out = np.zeros(K), np.zeros((K, w)), np.zeros(3)
-            e_step_rows(Xn[b], Wt, bias, q, qlogq, start + b.start, nk, S, out)
+            e_step_rows(Xn[b], Wt, bias, q, qlogq, start + b.start, nk, S, out, tiny)
             return nk, S, out
 
         parts = run_blocks(run, row_blocks(Xn.shape[0], min_rows=ROWS_KERNEL_BLOCK))
