@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from sklearn.datasets import make_moons
 
 import unsup
@@ -259,6 +260,57 @@ def test_glow_step_backward_is_the_gradient_of_its_forward():
     args = (r(n * h * w, c), r(n), r(c, c), r(c), r(hid, c // 2, 3, 3), r(hid), r(hid, hid, 1, 1),
             r(hid), r(c, hid, 3, 3), r(c))
     assert torch.autograd.gradcheck(lambda *a: _Step.apply(*a, (n, h, w)), args)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_im2col_and_col2im_are_unfold_and_fold(dtype):
+    """The compiled 3x3 im2col / col2im on channels-last rows equal torch's unfold / fold
+    (rearranged), on images down to 1 x 1 and 1 x 3, and are each other's adjoint."""
+    from unsup.flows._im2col import available, col2im3x3, im2col3x3
+
+    g = torch.Generator().manual_seed(0)
+    for n, H, W, C in [(3, 5, 4, 2), (2, 3, 2, 4), (2, 1, 1, 3), (1, 1, 3, 8), (2, 4, 1, 1)]:
+        x = torch.randn(n, H, W, C, generator=g, dtype=dtype)
+        assert available(x)
+        cols = im2col3x3(x)  # (n H W) x (tap, channel)
+        ref = F.unfold(x.permute(0, 3, 1, 2), 3, padding=1).view(n, C, 9, H, W)
+        torch.testing.assert_close(cols, ref.permute(0, 3, 4, 2, 1).reshape(-1, 9 * C),
+                                   rtol=0, atol=0)
+        P = torch.randn(n * H * W, 9 * C, generator=g, dtype=dtype)
+        back = col2im3x3(P, (n, H, W))
+        ref = F.fold(P.view(n, H * W, 9, C).permute(0, 3, 2, 1).reshape(n, 9 * C, H * W),
+                     (H, W), 3, padding=1)
+        torch.testing.assert_close(back, ref.permute(0, 2, 3, 1).reshape(-1, C))
+        torch.testing.assert_close((cols * P).sum(), (x.reshape(-1, C) * back).sum())
+
+
+def test_glow_backward_products_equal_onednn(monkeypatch):
+    """The written-out backward with the 3x3 pieces as products over im2col rows (the last
+    convolution's two gradients, the first one's input gradient) gives oneDNN's gradients,
+    and is the path a CPU fit takes."""
+    import unsup.flows._glow_steps as gs
+
+    X = _eight_bit(64)
+    flow = Glow(epochs=1, max_steps=1, random_state=0, n_levels=2, n_steps=2,
+                hidden_channels=8).fit(X).module_
+    _randomise(flow, scale=0.3)
+    calls = []
+    for name in ("im2col3x3", "col2im3x3"):
+        real = getattr(gs, name)
+        monkeypatch.setattr(gs, name, lambda *a, _f=real, _n=name: calls.append(_n) or _f(*a))
+    x = torch.tensor(X[:16]) + torch.rand(16, 64, generator=torch.Generator().manual_seed(1)) / 256
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        flow = flow.to(dtype)
+        out = {}
+        for fast in (True, False):
+            monkeypatch.setattr(gs, "FAST_3X3", fast)
+            calls.clear()
+            flow.zero_grad()
+            flow.log_prob(x.to(dtype) - 0.5).sum().backward()
+            out[fast] = [p.grad.clone() for p in flow.parameters()], len(calls)
+        assert out[True][1] == 8 and out[False][1] == 0  # 4 steps, one of each per step
+        for a, b in zip(out[True][0], out[False][0], strict=True):
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol * float(b.abs().max()))
 
 
 def test_glow_steps_with_another_coupling_network_run_layer_by_layer():

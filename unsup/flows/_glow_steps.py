@@ -50,11 +50,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from ._im2col import available, col2im3x3, im2col3x3
 from ._layers import ActNorm, AffineCoupling, InvConv1x1
 
 __all__ = ["glow_runs", "glow_run"]
 
 Step = tuple[ActNorm, InvConv1x1, AffineCoupling]
+#: the backward's 3x3 pieces as products with :mod:`unsup.flows._im2col` (the last
+#: convolution's two gradients, the first one's input gradient) where the kernels can run;
+#: False: oneDNN's ``convolution_backward`` for all (the tests compare the two)
+FAST_3X3 = True
 
 
 def _is_step(layers: Sequence[torch.nn.Module], i: int) -> bool:
@@ -111,12 +116,28 @@ def _glow_net(net: nn.Module) -> tuple[nn.Conv2d, nn.Conv2d, nn.Conv2d] | None:
     return c1, c2, c3
 
 
-def _conv_grads(g: torch.Tensor, inp: torch.Tensor, w: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(∂/∂input, ∂/∂weight, ∂/∂bias)`` of a stride-1 "same" convolution given ``g``."""
+def _conv_grads(g: torch.Tensor, inp: torch.Tensor, w: torch.Tensor,
+                mask: tuple[bool, bool, bool] = (True, True, True)) -> tuple[Any, Any, Any]:
+    """``(∂/∂input, ∂/∂weight, ∂/∂bias)`` of a stride-1 "same" convolution given ``g`` (the
+    ones ``mask`` asks for; None for the others)."""
     p = w.shape[-1] // 2
     return torch.ops.aten.convolution_backward(g, inp, w, [w.shape[0]], [1, 1], [p, p], [1, 1],
-                                               False, [0, 0], 1, [True, True, True])
+                                               False, [0, 0], 1, list(mask))
+
+
+def _out_conv_grads(g: torch.Tensor, h: torch.Tensor, w: torch.Tensor,
+                    size: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_conv_grads` of the network's last convolution (3x3, hidden → C channels) from
+    the gradient rows ``g`` (R × C) and the activations ``h``, as two products with
+    ``G = im2col(g)``: with ``t̄`` the tap opposite ``t`` (``d_t̄ = -d_t``),
+    ``∂/∂h[p] = Σ_t g[p - d_t] W_t = Σ_t G[p, t̄] W_t`` and
+    ``∂/∂W_t = Σ_p g[p] h[p + d_t]^T = Σ_p G[p, t̄] h[p]^T``."""
+    R, C = g.shape
+    G = im2col3x3(g.view(*size, C))  # R × 9C: rows [g[p + d_t] for t]
+    wf = w.flip(2, 3)  # tap t̄ at position t
+    gh = (G @ wf.permute(2, 3, 0, 1).reshape(9 * C, -1)).view(*size, -1).permute(0, 3, 1, 2)
+    gw = (h.permute(0, 2, 3, 1).reshape(R, -1).T @ G).view(-1, 3, 3, C).flip(1, 2)
+    return gh, gw.permute(3, 0, 1, 2), g.sum(0)
 
 
 def _relu_mask_(g: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -167,7 +188,10 @@ class _Step(torch.autograd.Function):
         u = (g_b * b).view(n, -1).add_(gld[:, None]).view(R, cb)
         torch.mul(u, 1.0 - s, out=g_net[:, :cb])
         g_net[:, cb:] = gy_b
-        gh2, gw3, gb3 = _conv_grads(g_net.view(n, H, Wd, C).permute(0, 3, 1, 2), h2, w3)
+        if FAST_3X3 and available(g_net):
+            gh2, gw3, gb3 = _out_conv_grads(g_net, h2, w3, ctx.size)
+        else:
+            gh2, gw3, gb3 = _conv_grads(g_net.view(n, H, Wd, C).permute(0, 3, 1, 2), h2, w3)
         # the 1x1 convolution as matrix products on the channels-last rows (no copies; faster
         # than the convolution's backward at these sizes)
         g2 = _relu_mask_(gh2, h2).permute(0, 2, 3, 1).reshape(R, -1)
@@ -175,8 +199,15 @@ class _Step(torch.autograd.Function):
         gh1 = (g2 @ w2m).view(n, H, Wd, -1).permute(0, 3, 1, 2)
         gw2 = (g2.T @ h1.permute(0, 2, 3, 1).reshape(R, -1)).view_as(w2)
         gb2 = g2.sum(0)
-        ga4, gw1, gb1 = _conv_grads(_relu_mask_(gh1, h1), a4, w1)
-        torch.add(gy[:, :ca], ga4.permute(0, 2, 3, 1).reshape(R, ca), out=g_mix[:, :ca])
+        g1 = _relu_mask_(gh1, h1)
+        if FAST_3X3 and available(g1):
+            _, gw1, gb1 = _conv_grads(g1, a4, w1, (False, True, True))
+            w1m = w1.permute(0, 2, 3, 1).reshape(w1.shape[0], -1)  # hidden × (tap, channel)
+            ga = col2im3x3(g1.permute(0, 2, 3, 1).reshape(R, -1) @ w1m, ctx.size)
+        else:
+            ga4, gw1, gb1 = _conv_grads(g1, a4, w1)
+            ga = ga4.permute(0, 2, 3, 1).reshape(R, ca)
+        torch.add(gy[:, :ca], ga, out=g_mix[:, :ca])
         return (g_mix @ W, gld, g_mix.T @ x, g_mix.sum(0), gw1, gb1, gw2, gb2, gw3, gb3, None)
 
 
