@@ -311,6 +311,15 @@ def test_glow_backward_products_equal_onednn(monkeypatch):
         assert out[True][1] == 8 and out[False][1] == 0  # 4 steps, one of each per step
         for a, b in zip(out[True][0], out[False][0], strict=True):
             torch.testing.assert_close(a, b, rtol=tol, atol=tol * float(b.abs().max()))
+    # 3 colour channels: 12 per step, past gs.SMALL_CHANNELS on the last convolution's side
+    # (oneDNN's), 6 on the first one's input side (the product)
+    X3 = np.concatenate([_eight_bit(32), _eight_bit(32, seed=1), _eight_bit(32, seed=2)], 1)
+    flow = Glow(epochs=1, max_steps=1, random_state=0, n_levels=1, n_steps=2, hidden_channels=8,
+                image_shape=(3, 8, 8)).fit(X3).module_
+    monkeypatch.setattr(gs, "FAST_3X3", True)
+    calls.clear()
+    flow.log_prob(torch.tensor(X3[:8]) - 0.5).sum().backward()
+    assert calls == ["col2im3x3", "col2im3x3"]
 
 
 def test_glow_steps_with_another_coupling_network_run_layer_by_layer():

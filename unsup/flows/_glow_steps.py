@@ -25,8 +25,10 @@ and ``g_ℓ`` the gradient at the log-determinant,
 
     g_b' = g_b ⊙ s, \qquad g_t = g_b, \qquad g_r = (g_b ⊙ b ⊙ s + g_ℓ) ⊙ (1 - s),
 
-then the network's backward gives ``g_a' = g_a + ∂/∂a`` (the 3x3 convolutions through
-``convolution_backward``; the 1x1 one as two matrix products on the channels-last rows,
+then the network's backward gives ``g_a' = g_a + ∂/∂a`` (on the CPU the last 3x3 convolution's
+two gradients and the first one's input gradient as matrix products over im2col rows,
+:mod:`unsup.flows._im2col`, the first one's weight gradient through ``convolution_backward``,
+which does all four elsewhere; the 1x1 one as two matrix products on the channels-last rows,
 ``g_h = g W_2``, ``g_{W_2} = g^T h``; the ReLUs applied in place in the forward and their masks
 in place in the backward, from the saved rectified activations), and the mixing's
 ``g_x = [g_a', g_b'] W'``, ``g_{W'} = [g_a', g_b']^T x``, ``g_{W' b} = Σ_rows [g_a', g_b']``.
@@ -37,7 +39,8 @@ Glow's sizes on a CPU their fixed costs, not the arithmetic, were about a quarte
 training step (the coupling networks' convolutions are the rest): 2 levels x 8 steps, 64
 hidden channels, batch 64 of 28 x 28 images, 2 threads: the fused maps 5-7 % less time per
 step, 3.5-6.8 % per epoch; the written-out backward a further ~6 % per step
-(``BENCHMARKS.md``).
+(``BENCHMARKS.md``); the 3x3 pieces as products a further ~8 % (oneDNN pads the 2- and
+4-channel sides of those convolutions to a vector's width).
 """
 
 from __future__ import annotations
@@ -57,9 +60,11 @@ __all__ = ["glow_runs", "glow_run"]
 
 Step = tuple[ActNorm, InvConv1x1, AffineCoupling]
 #: the backward's 3x3 pieces as products with :mod:`unsup.flows._im2col` (the last
-#: convolution's two gradients, the first one's input gradient) where the kernels can run;
-#: False: oneDNN's ``convolution_backward`` for all (the tests compare the two)
+#: convolution's two gradients, the first one's input gradient) where the kernels can run and
+#: that side of the convolution has at most SMALL_CHANNELS channels (oneDNN pads it to AVX2's
+#: 8 floats; wider, its own kernels are at speed); False: ``convolution_backward`` for all
 FAST_3X3 = True
+SMALL_CHANNELS = 8
 
 
 def _is_step(layers: Sequence[torch.nn.Module], i: int) -> bool:
@@ -188,7 +193,7 @@ class _Step(torch.autograd.Function):
         u = (g_b * b).view(n, -1).add_(gld[:, None]).view(R, cb)
         torch.mul(u, 1.0 - s, out=g_net[:, :cb])
         g_net[:, cb:] = gy_b
-        if FAST_3X3 and available(g_net):
+        if FAST_3X3 and C <= SMALL_CHANNELS and available(g_net):
             gh2, gw3, gb3 = _out_conv_grads(g_net, h2, w3, ctx.size)
         else:
             gh2, gw3, gb3 = _conv_grads(g_net.view(n, H, Wd, C).permute(0, 3, 1, 2), h2, w3)
@@ -200,7 +205,7 @@ class _Step(torch.autograd.Function):
         gw2 = (g2.T @ h1.permute(0, 2, 3, 1).reshape(R, -1)).view_as(w2)
         gb2 = g2.sum(0)
         g1 = _relu_mask_(gh1, h1)
-        if FAST_3X3 and available(g1):
+        if FAST_3X3 and ca <= SMALL_CHANNELS and available(g1):
             _, gw1, gb1 = _conv_grads(g1, a4, w1, (False, True, True))
             w1m = w1.permute(0, 2, 3, 1).reshape(w1.shape[0], -1)  # hidden × (tap, channel)
             ga = col2im3x3(g1.permute(0, 2, 3, 1).reshape(R, -1) @ w1m, ctx.size)
