@@ -67,6 +67,12 @@ FAST_3X3 = True
 SMALL_CHANNELS = 8
 
 
+def _as_products(t: torch.Tensor, channels: int) -> bool:
+    """Whether a 3x3 convolution's side of ``channels`` channels (tensors like ``t``) takes the
+    product path (see ``FAST_3X3``)."""
+    return FAST_3X3 and channels <= SMALL_CHANNELS and available(t)
+
+
 def _is_step(layers: Sequence[torch.nn.Module], i: int) -> bool:
     if i + 3 > len(layers):
         return False
@@ -193,7 +199,7 @@ class _Step(torch.autograd.Function):
         u = (g_b * b).view(n, -1).add_(gld[:, None]).view(R, cb)
         torch.mul(u, 1.0 - s, out=g_net[:, :cb])
         g_net[:, cb:] = gy_b
-        if FAST_3X3 and C <= SMALL_CHANNELS and available(g_net):
+        if _as_products(g_net, C):
             gh2, gw3, gb3 = _out_conv_grads(g_net, h2, w3, ctx.size)
         else:
             gh2, gw3, gb3 = _conv_grads(g_net.view(n, H, Wd, C).permute(0, 3, 1, 2), h2, w3)
@@ -205,7 +211,7 @@ class _Step(torch.autograd.Function):
         gw2 = (g2.T @ h1.permute(0, 2, 3, 1).reshape(R, -1)).view_as(w2)
         gb2 = g2.sum(0)
         g1 = _relu_mask_(gh1, h1)
-        if FAST_3X3 and ca <= SMALL_CHANNELS and available(g1):
+        if _as_products(g1, ca):
             _, gw1, gb1 = _conv_grads(g1, a4, w1, (False, True, True))
             w1m = w1.permute(0, 2, 3, 1).reshape(w1.shape[0], -1)  # hidden × (tap, channel)
             ga = col2im3x3(g1.permute(0, 2, 3, 1).reshape(R, -1) @ w1m, ctx.size)

@@ -13,7 +13,7 @@ side by side (inner dimension ``9 C``). :mod:`unsup.flows._glow_steps` uses them
 backward pass of Glow's coupling networks, whose 3x3 convolutions have few channels on one side
 (2 → 64 and 64 → 4 on MNIST): there oneDNN pads the small side to a vector's width and runs at
 a third to a half of its speed on the same arithmetic as a product. torch's own ``unfold`` /
-``fold`` take 0.5-0.7 ms at those sizes (strided copies of C-wide rows); these 0.04-0.16 ms.
+``fold`` take 0.4-0.7 ms at those sizes (strided copies of C-wide rows); these 0.04-0.16 ms.
 
 One kernel pair is compiled per channel count (a compile-time constant, so the C-wide loops
 unroll) and cached on disk by numba. :func:`available` says whether they can run: numba
